@@ -1,0 +1,42 @@
+# `make demo` and `make test` work from a fresh clone: they create .venv and install first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-fast lint format bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	@set -e; \
+	run=$$($(BIN)/forecast train configs/univariate.yaml | tee /dev/stderr | tail -n 1); \
+	$(BIN)/forecast predict --run "$$run" --csv data/msft_daily.csv --horizon 10; \
+	$(BIN)/forecast plot --run "$$run"; \
+	echo; echo "Results are in $$run (metrics.json, test_predictions.csv, forecast.csv, *.png)"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check forecast tests benchmarks
+	$(BIN)/ruff format --check forecast tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format forecast tests benchmarks
+	$(BIN)/ruff check --fix forecast tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) runs plots .pytest_cache .ruff_cache *.egg-info

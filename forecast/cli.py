@@ -1,0 +1,215 @@
+"""The `forecast` command: a thin Typer shell over forecast.api.
+
+Each command parses its options, makes one API call and prints. A ForecastError becomes one
+line on stderr and exit code 2; anything else is a bug: exit 1, traceback only with --debug
+or FORECAST_DEBUG=1. TensorFlow is imported only by commands that need it, so --help is fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+
+from forecast.errors import ForecastError
+from forecast.tf_setup import import_tensorflow_quietly
+
+app = typer.Typer(
+    name="forecast",
+    help="Time-series forecasting with recurrent networks (Keras), from one YAML config.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+log = logging.getLogger("forecast")
+_state = {"debug": False}
+
+RunOpt = Annotated[
+    Optional[Path],
+    typer.Option("--run", help="Run directory; default: the most recently finished run under runs/."),
+]
+RunsDirOpt = Annotated[Path, typer.Option("--runs-dir", help="Folder that holds the runs.")]
+
+
+def _setup_logging(quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    log.handlers[:] = [handler]
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.propagate = False
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = "warning: " if record.levelno >= logging.WARNING else ""
+        return prefix + record.getMessage()
+
+
+def _run(call: Callable[[], Any]) -> Any:
+    """Call the API; map user errors to exit 2, Ctrl-C to 130, bugs to 1."""
+    try:
+        return call()
+    except ForecastError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted; nothing was saved", err=True)
+        raise typer.Exit(130) from None
+    except (typer.Exit, SystemExit):
+        raise
+    except Exception as exc:  # a bug: say so, briefly, unless debugging
+        if _state["debug"]:
+            traceback.print_exc()
+        else:
+            typer.echo(
+                f"internal error: {type(exc).__name__}: {exc} "
+                "(rerun with --debug for the traceback, and please report it)",
+                err=True,
+            )
+        raise typer.Exit(1) from None
+
+
+@app.callback()
+def _main(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks of internal errors.")
+    ] = False,
+) -> None:
+    """Train, predict, plot: see `forecast COMMAND --help`."""
+    _state["debug"] = debug or os.environ.get("FORECAST_DEBUG", "") not in ("", "0")
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="The YAML config file.")],
+    runs_dir: RunsDirOpt = Path("runs"),
+    set_: Annotated[
+        Optional[list[str]],
+        typer.Option("--set", help="Override a config value: key.path=value (repeatable)."),
+    ] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Override the config's seed.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+) -> None:
+    """Train a model, evaluate it against baselines on the test split, save a run.
+
+    Prints a metrics table and, as its last line, the run directory.
+    """
+    _setup_logging(quiet)
+    from forecast import api
+
+    _run(import_tensorflow_quietly)
+    result = _run(lambda: api.train(config, runs_dir, overrides=set_, seed=seed, quiet=quiet))
+    typer.echo(format_metrics(result.metrics, result.config.model.describe()))
+    typer.echo(result.verdict)
+    typer.echo(str(result.run_dir))
+
+
+@app.command()
+def predict(
+    csv: Annotated[Path, typer.Option("--csv", help="CSV with recent history (same columns as training).")],
+    run: RunOpt = None,
+    horizon: Annotated[
+        Optional[int], typer.Option("--horizon", help="Steps ahead; default: the config's horizon.")
+    ] = None,
+    output: Annotated[
+        Optional[Path], typer.Option("--output", help="Forecast CSV; default: RUN_DIR/forecast.csv.")
+    ] = None,
+    runs_dir: RunsDirOpt = Path("runs"),
+) -> None:
+    """Forecast the next steps after the last row of a CSV, in original units.
+
+    Prints the forecast and, as its last line, the CSV it wrote.
+    """
+    _setup_logging(False)
+    from forecast import api
+
+    _run(import_tensorflow_quietly)
+    frame, path = _run(lambda: api.predict(run, csv, horizon, output, runs_dir))
+    typer.echo(frame.to_string(index=False))
+    typer.echo(str(path))
+
+
+@app.command()
+def plot(
+    run: RunOpt = None,
+    output: Annotated[
+        Optional[Path], typer.Option("--output", help="Folder for the PNGs; default: the run directory.")
+    ] = None,
+    runs_dir: RunsDirOpt = Path("runs"),
+) -> None:
+    """Draw test_forecast.png, loss.png and (after predict) forecast.png; print their paths."""
+    _setup_logging(False)
+    from forecast import api
+
+    for path in _run(lambda: api.plot(run, output, runs_dir)):
+        typer.echo(str(path))
+
+
+@app.command()
+def validate(
+    config: Annotated[Path, typer.Argument(help="The YAML config file.")],
+    set_: Annotated[
+        Optional[list[str]],
+        typer.Option("--set", help="Override a config value: key.path=value (repeatable)."),
+    ] = None,
+) -> None:
+    """Check a config and its data without training: layout, shapes, splits, parameters."""
+    _setup_logging(False)
+    from forecast import api
+
+    info = _run(lambda: api.validate(config, set_))
+    split = info["split"]
+    shape = "x".join
+    typer.echo(f"layout:          {info['layout']}")
+    typer.echo(f"rows:            {info['rows']} (train {split['train']}, validation "
+               f"{split['validation']}, test {split['test']})")
+    typer.echo(f"train windows:   {shape(map(str, info['train_windows']))} (samples x steps x features)")
+    typer.echo(f"val windows:     {shape(map(str, info['val_windows']))}")
+    typer.echo(f"test origins:    {shape(map(str, info['test_origins']))}")
+    typer.echo(f"output:          {shape(map(str, info['output']))} (horizon x targets)")
+    typer.echo(f"model:           {info['model']} ({info['parameters']:,} parameters)")
+    typer.echo(f"season length:   {info['season_length']}")
+
+
+@app.command()
+def schema() -> None:
+    """Print the config's JSON Schema (for editors)."""
+    from forecast.config import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2))
+
+
+def format_metrics(metrics: dict[str, Any], model_label: str) -> str:
+    """The model vs baselines table printed after training."""
+    rows = [("model", metrics["model"])] + list(metrics["baselines"].items())
+    head = f"{'':16}{'MAE':>12}{'RMSE':>12}{'MAPE%':>10}{'sMAPE%':>10}{'MASE':>8}"
+
+    def cell(value: float | None, width: int, digits: int) -> str:
+        return f"{'n/a':>{width}}" if value is None else f"{value:>{width}.{digits}g}"
+
+    lines = [
+        f"test split: {metrics['test_rows']} rows, {metrics['test_origins']} forecast origins, "
+        f"horizon {metrics['horizon']}, season length {metrics['season_length']}; "
+        f"model {model_label}",
+        head,
+    ]
+    for name, m in rows:
+        lines.append(
+            f"{name:16}{cell(m['mae'], 12, 5)}{cell(m['rmse'], 12, 5)}"
+            f"{cell(m['mape'], 10, 4)}{cell(m['smape'], 10, 4)}{cell(m['mase'], 8, 3)}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

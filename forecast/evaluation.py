@@ -1,0 +1,129 @@
+"""Metrics and baselines, in original units, on exactly the model's forecast origins.
+
+Arrays are (N, H, K): N origins, H steps, K targets. Definitions (DESIGN §3):
+- naive repeats y[o]; seasonal naive gives step s the value y[o - m + 1 + (s-1) mod m];
+  mean repeats the mean of every row before the test split;
+- MASE divides MAE by the mean absolute lag-m difference of every row before the test split;
+- MAPE skips actuals equal to 0; sMAPE is in percent: mean of 200|F-A|/(|F|+|A|).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+METRICS = ("mae", "rmse", "mape", "smape", "mase")
+BASELINES = ("naive", "seasonal_naive", "mean")
+
+
+def _clean(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def mase_scale(history: np.ndarray, season: int) -> np.ndarray:
+    """history (rows, K): rows before the test split -> (K,) mean |y[t] - y[t-m]|."""
+    if len(history) <= season:
+        return np.full(history.shape[1], np.nan)
+    return np.abs(history[season:] - history[:-season]).mean(axis=0)
+
+
+def compute_metrics(actual: np.ndarray, predicted: np.ndarray, scale: np.ndarray) -> dict:
+    """actual, predicted (N, H, K) or any (..., K); scale (K,) -> the five metrics."""
+    error = predicted - actual
+    absolute = np.abs(error)
+    nonzero = actual != 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mape = (100 * absolute[nonzero] / np.abs(actual[nonzero])).mean() if nonzero.any() else np.nan
+        denominator = np.abs(predicted) + np.abs(actual)
+        smape_terms = np.where(denominator > 0, 200 * absolute / denominator, 0.0)
+        scaled = absolute / np.where(scale > 0, scale, np.nan)
+    return {
+        "mae": _clean(absolute.mean()),
+        "rmse": _clean(math.sqrt((error**2).mean())),
+        "mape": _clean(mape),
+        "smape": _clean(smape_terms.mean()),
+        "mase": _clean(scaled.mean()),
+    }
+
+
+def baseline_forecasts(
+    values: np.ndarray,  # (rows, K) original units
+    origins: np.ndarray,  # (N,)
+    horizon: int,
+    season: int,
+    train_end: int,
+) -> dict[str, np.ndarray]:
+    """Each baseline's forecast from every origin: name -> (N, H, K)."""
+    steps = np.arange(1, horizon + 1)  # (H,)
+    naive = np.repeat(values[origins][:, None, :], horizon, axis=1)
+    seasonal_rows = origins[:, None] - season + 1 + (steps[None, :] - 1) % season  # (N, H)
+    seasonal = values[np.clip(seasonal_rows, 0, None)]
+    mean = np.broadcast_to(values[:train_end].mean(axis=0), naive.shape).copy()
+    return {"naive": naive, "seasonal_naive": seasonal, "mean": mean}
+
+
+def actuals(values: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
+    """(rows, K), (N,) -> (N, H, K): rows o+1 .. o+H."""
+    return values[origins[:, None] + np.arange(1, horizon + 1)[None, :]]
+
+
+def evaluate(
+    values: np.ndarray,  # (rows, K) targets, original units
+    origins: np.ndarray,  # (N,)
+    predicted: np.ndarray,  # (N, H, K) original units
+    targets: list[str],
+    season: int,
+    train_end: int,
+) -> dict[str, Any]:
+    """metrics.json's body: model and baselines overall, per target and per step."""
+    horizon = predicted.shape[1]
+    actual = actuals(values, origins, horizon)
+    scale = mase_scale(values[:train_end], season)
+    forecasts = {"model": predicted, **baseline_forecasts(values, origins, horizon, season, train_end)}
+    report: dict[str, Any] = {
+        "model": compute_metrics(actual, predicted, scale),
+        "baselines": {
+            name: compute_metrics(actual, forecasts[name], scale) for name in BASELINES
+        },
+        "per_target": {
+            target: {
+                name: compute_metrics(actual[..., k], f[..., k], scale[k])
+                for name, f in forecasts.items()
+            }
+            for k, target in enumerate(targets)
+        },
+        "per_step": [
+            {
+                "step": s + 1,
+                **{name: compute_metrics(actual[:, s], f[:, s], scale) for name, f in forecasts.items()},
+            }
+            for s in range(horizon)
+        ],
+        "season_length": season,
+        "mase_scale": {t: _clean(scale[k]) for k, t in enumerate(targets)},
+        "mape_excluded_zero_actuals": int((actual == 0).sum()),
+    }
+    return report
+
+
+def verdict(report: dict[str, Any], model_name: str) -> str:
+    """One line: does the model beat the best baseline on MASE (or MAE when MASE is undefined)?"""
+    metric = "mase" if report["model"]["mase"] is not None else "mae"
+    ours = report["model"][metric]
+    scores = {n: b[metric] for n, b in report["baselines"].items() if b[metric] is not None}
+    if ours is None or not scores:
+        return f"{model_name}: no verdict ({metric.upper()} undefined on this test split)"
+    best = min(scores, key=scores.get)
+    label = best.replace("_", " ")
+    if ours < scores[best]:
+        gain = 100 * (1 - ours / scores[best]) if scores[best] > 0 else 0.0
+        return (
+            f"{model_name} beats {label} (the best baseline) by {gain:.0f}% {metric.upper()} "
+            f"on the test split ({ours:.3g} vs {scores[best]:.3g})"
+        )
+    return (
+        f"{model_name} does not beat {label} ({metric.upper()} {ours:.3g} vs {scores[best]:.3g} "
+        "on the test split)"
+    )

@@ -1,0 +1,107 @@
+"""Direct and recursive forecasting, compiled once and batched over many origins.
+
+The tutorials call `model.predict` once per step per origin (~30 ms each here). We run the
+whole recursive loop inside one `tf.function` on a batch of origins: the model emits
+(B, h, K) per call; when more steps are asked than it was trained for, its predictions are
+appended to the window (features taken from the predicted targets) and it is called again.
+
+Shape legend: B origins, L input steps, F features, h trained horizon, K targets, H steps asked.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from forecast.errors import ConfigError
+
+DEFAULT_BATCH = 4096
+
+
+def feedback_index(features: list[str], targets: list[str]) -> list[int] | None:
+    """For each feature, its position among the targets; None if some feature is no target."""
+    if not set(features) <= set(targets):
+        return None
+    return [targets.index(f) for f in features]
+
+
+def recursion_refusal(features: list[str], targets: list[str], trained: int, asked: int) -> str:
+    missing = ", ".join(f for f in features if f not in targets)
+    return (
+        f"cannot forecast {asked} steps: the model was trained for horizon {trained}, and "
+        f"going further feeds predictions back as inputs, which needs every feature to be a "
+        f"target ({missing} is not); ask for --horizon {trained} or less, or train with "
+        f"window.horizon {asked} (multi_step: direct) or with {missing} added to data.targets"
+    )
+
+
+class Forecaster:
+    """Wraps a trained model: `forecaster(windows, steps)` -> (B, steps, K) in scaled units."""
+
+    def __init__(self, model: Any, features: list[str], targets: list[str]) -> None:
+        self.model = model
+        self.features, self.targets = features, targets
+        _, self.input_steps, self.n_features = model.input_shape  # (B, L, F)
+        _, self.horizon, self.n_targets = model.output_shape  # (B, h, K)
+        self.feedback = feedback_index(features, targets)
+        self._compiled: dict[int, Any] = {}
+
+    def __call__(self, windows: np.ndarray, steps: int, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+        """windows (B, L, F) scaled -> (B, steps, K) scaled."""
+        if steps < 1:
+            raise ConfigError(f"--horizon must be >= 1, got {steps}")
+        calls = math.ceil(steps / self.horizon)
+        if calls > 1 and self.feedback is None:
+            raise ConfigError(
+                recursion_refusal(self.features, self.targets, self.horizon, steps)
+            )
+        run = self._loop(calls)
+        windows = np.asarray(windows, dtype=np.float32)
+        out = [
+            run(windows[start : start + batch_size]).numpy()
+            for start in range(0, len(windows), batch_size)
+        ]
+        if not out:
+            return np.empty((0, steps, self.n_targets), dtype=np.float32)
+        return np.concatenate(out)[:, :steps, :]  # (B, steps, K)
+
+    def _loop(self, calls: int) -> Any:
+        if calls not in self._compiled:
+            self._compiled[calls] = _compile_loop(
+                self.model, calls, self.input_steps, self.n_features, self.feedback
+            )
+        return self._compiled[calls]
+
+
+def _compile_loop(
+    model: Any, calls: int, input_steps: int, n_features: int, feedback: list[int] | None
+) -> Any:
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((None, input_steps, n_features), tf.float32)
+    if calls == 1:
+
+        @tf.function(input_signature=[spec])
+        def direct(window: Any) -> Any:  # (B, L, F)
+            return model(window, training=False)  # (B, h, K)
+
+        return direct
+
+    feed = tf.constant(feedback, dtype=tf.int32)
+
+    @tf.function(input_signature=[spec])
+    def recursive(window: Any) -> Any:  # (B, L, F)
+        outputs = tf.TensorArray(tf.float32, size=calls)
+        for call in tf.range(calls):
+            predicted = model(window, training=False)  # (B, h, K)
+            outputs = outputs.write(call, predicted)
+            fed = tf.gather(predicted, feed, axis=2)  # (B, h, F)
+            window = tf.concat([window, fed], axis=1)[:, -input_steps:, :]  # (B, L, F)
+        stacked = outputs.stack()  # (calls, B, h, K)
+        stacked = tf.transpose(stacked, [1, 0, 2, 3])  # (B, calls, h, K)
+        shape = tf.shape(stacked)
+        return tf.reshape(stacked, [shape[0], shape[1] * shape[2], shape[3]])  # (B, calls*h, K)
+
+    return recursive

@@ -1,0 +1,151 @@
+"""Layer specs -> a Keras model `(batch, input_steps, features) -> (batch, horizon, targets)`.
+
+`check_stack` validates a stack without TensorFlow (so `validate` stays fast) and says how to
+fix what is wrong; `build_model` then builds it. The output head (Flatten if needed,
+Dense(horizon * targets), Reshape) is always added here, never written in configs.
+
+Shape legend: B batch, L input steps, F features, H horizon, K targets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from forecast.config import RECURRENT_TYPES, ModelConfig
+from forecast.errors import ConfigError
+
+
+@dataclass
+class StackShape:
+    steps: int | None  # time steps of a sequence output; None once the output is one vector
+    width: int  # channels per step (or vector length)
+    params: int  # trainable + non-trainable parameters so far
+
+
+def _rnn_params(kind: str, units: int, width: int) -> int:
+    gates = {"lstm": 4, "gru": 3, "simple_rnn": 1}[kind]
+    # Keras GRU uses reset_after=True: a second bias per gate
+    bias = 2 * units * gates if kind == "gru" else units * gates
+    return gates * units * (width + units) + bias
+
+
+def check_stack(
+    model: ModelConfig, input_steps: int, features: int, horizon: int, targets: int
+) -> StackShape:
+    """Walk the stack's shapes; raise ConfigError for stacks Keras would reject or misuse."""
+    specs = model.layer_specs()
+    shape = StackShape(steps=input_steps, width=features, params=0)
+    last_recurrent = max(
+        (i for i, s in enumerate(specs) if s.type in RECURRENT_TYPES + ("bidirectional",)),
+        default=None,
+    )
+    flatten_after_last = last_recurrent is not None and any(
+        s.type == "flatten" for s in specs[last_recurrent + 1 :]
+    )
+    vector_from: int | None = None  # index of the layer that made the output a vector
+    for i, spec in enumerate(specs):
+        where = f"model.layers[{i}] ({spec.type})" if model.layers is not None else "model"
+        if spec.type in RECURRENT_TYPES or spec.type in ("bidirectional", "conv1d", "max_pooling1d"):
+            if shape.steps is None:
+                prev = specs[vector_from]
+                fix = (
+                    f"set return_sequences: true on model.layers[{vector_from}]"
+                    if getattr(prev, "return_sequences", None) is False
+                    else f"move model.layers[{vector_from}] ({prev.type}) after it"
+                )
+                raise ConfigError(
+                    f"{where}: needs a sequence input, but model.layers[{vector_from}] "
+                    f"({prev.type}) outputs one vector per sample; {fix}"
+                )
+        if spec.type in RECURRENT_TYPES or spec.type == "bidirectional":
+            kind = spec.layer if spec.type == "bidirectional" else spec.type
+            directions = 2 if spec.type == "bidirectional" else 1
+            shape.params += directions * _rnn_params(kind, spec.units, shape.width)
+            concat = spec.type == "bidirectional" and spec.merge_mode == "concat"
+            shape.width = spec.units * (2 if concat else 1)
+            if spec.return_sequences and i == last_recurrent and not flatten_after_last:
+                raise ConfigError(
+                    f"{where}: the last recurrent layer must not set return_sequences: true "
+                    "(the output head needs one vector per sample); set it to false, "
+                    "or add a flatten layer after it"
+                )
+            if not spec.return_sequences:
+                shape.steps, vector_from = None, i
+        elif spec.type == "conv1d":
+            shape.params += spec.kernel_size * shape.width * spec.filters + spec.filters
+            shape.width = spec.filters
+            if spec.padding == "valid":
+                shape.steps -= spec.kernel_size - 1
+            if shape.steps < 1:
+                raise ConfigError(
+                    f"{where}: kernel_size {spec.kernel_size} is longer than the "
+                    f"{shape.steps + spec.kernel_size - 1} steps it receives; use a smaller "
+                    "kernel_size, padding: same, or a larger window.input_steps"
+                )
+        elif spec.type == "max_pooling1d":
+            if shape.steps // spec.pool_size < 1:
+                raise ConfigError(
+                    f"{where}: pool_size {spec.pool_size} shrinks {shape.steps} step(s) to "
+                    "zero; use a smaller pool_size or a larger window.input_steps"
+                )
+            shape.steps //= spec.pool_size
+        elif spec.type == "dense":
+            shape.params += (shape.width + 1) * spec.units
+            shape.width = spec.units
+        elif spec.type == "flatten" and shape.steps is not None:
+            shape.width *= shape.steps
+            shape.steps, vector_from = None, i
+    head_in = shape.width * (shape.steps or 1)
+    shape.params += (head_in + 1) * horizon * targets
+    return shape
+
+
+def _recurrent(kind: str, spec: Any, return_sequences: bool, name: str | None = None) -> Any:
+    import keras
+
+    cls = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "simple_rnn": keras.layers.SimpleRNN}
+    return cls[kind](
+        spec.units,
+        activation=spec.activation,
+        return_sequences=return_sequences,
+        dropout=spec.dropout,
+        recurrent_dropout=spec.recurrent_dropout,
+        name=name,
+    )
+
+
+def build_model(
+    model: ModelConfig, input_steps: int, features: int, horizon: int, targets: int
+) -> Any:
+    """A functional Keras model: (B, L, F) -> (B, H, K)."""
+    check_stack(model, input_steps, features, horizon, targets)
+    import keras
+
+    inputs = keras.Input(shape=(input_steps, features), name="window")  # (B, L, F)
+    x = inputs
+    for i, spec in enumerate(model.layer_specs()):
+        name = f"{spec.type}_{i}"
+        if spec.type in RECURRENT_TYPES:
+            x = _recurrent(spec.type, spec, spec.return_sequences, name)(x)
+        elif spec.type == "bidirectional":
+            inner = _recurrent(spec.layer, spec, spec.return_sequences)
+            x = keras.layers.Bidirectional(inner, merge_mode=spec.merge_mode, name=name)(x)
+        elif spec.type == "conv1d":
+            x = keras.layers.Conv1D(
+                spec.filters, spec.kernel_size, activation=spec.activation,
+                padding=spec.padding, name=name,
+            )(x)
+        elif spec.type == "max_pooling1d":
+            x = keras.layers.MaxPooling1D(spec.pool_size, name=name)(x)
+        elif spec.type == "dropout":
+            x = keras.layers.Dropout(spec.rate, name=name)(x)
+        elif spec.type == "dense":
+            x = keras.layers.Dense(spec.units, activation=spec.activation, name=name)(x)
+        elif spec.type == "flatten":
+            x = keras.layers.Flatten(name=name)(x)
+    if len(x.shape) == 3:
+        x = keras.layers.Flatten(name="head_flatten")(x)  # (B, steps * width)
+    x = keras.layers.Dense(horizon * targets, name="head_dense")(x)  # (B, H*K)
+    outputs = keras.layers.Reshape((horizon, targets), name="forecast")(x)  # (B, H, K)
+    return keras.Model(inputs, outputs, name="forecast_model")

@@ -1,0 +1,134 @@
+"""The run's figures as PNG files (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from forecast.config import Config
+
+
+def _pyplot():  # noqa: ANN202 - matplotlib's module
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _times(values: pd.Series, config: Config) -> pd.Series:
+    """Dates as datetimes (so the axis shows dates), step numbers as they are."""
+    if config.data.time_column is None or pd.api.types.is_numeric_dtype(values):
+        return values
+    return pd.to_datetime(values)
+
+
+def draw_run(run_dir: Path, config: Config, out_dir: Path) -> list[Path]:
+    written = [_test_forecast(run_dir, config, out_dir), _loss(run_dir, out_dir)]
+    future = _future(run_dir, config, out_dir)
+    if future is not None:
+        written.append(future)
+    return written
+
+
+def _test_forecast(run_dir: Path, config: Config, out_dir: Path) -> Path:
+    plt = _pyplot()
+    frame = pd.read_csv(run_dir / "test_predictions.csv")
+    frame["time"] = _times(frame["time"], config)
+    horizon = int(frame["step"].max())
+    targets = list(config.data.targets)
+    columns = 2 if horizon > 1 else 1
+    fig, axes = plt.subplots(
+        len(targets), columns, figsize=(12 if columns == 1 else 16, 3.6 * len(targets)),
+        squeeze=False,
+    )
+    for row, target in enumerate(targets):
+        rows = frame[frame["target"] == target]
+        ax = axes[row][0]
+        first = rows[rows["step"] == 1]
+        ax.plot(first["time"], first["actual"], color="black", linewidth=1.2, label="actual")
+        ax.plot(first["time"], first["predicted"], color="tab:blue", linewidth=1, label="predicted, step 1")
+        if horizon > 1:
+            last = rows[rows["step"] == horizon]
+            ax.plot(
+                last["time"], last["predicted"], color="tab:orange", linewidth=1,
+                label=f"predicted, step {horizon}",
+            )
+        ax.set_title(f"{target}: test split, actual vs predicted")
+        ax.set_ylabel(target)
+        ax.legend(loc="best")
+        ax.grid(alpha=0.3)
+        if horizon > 1:
+            by_step = rows.assign(err=(rows["predicted"] - rows["actual"]).abs()).groupby("step")["err"].mean()
+            bar = axes[row][1]
+            bar.bar(by_step.index, by_step.to_numpy(), color="tab:blue")
+            bar.set_title(f"{target}: mean absolute error by step")
+            bar.set_xlabel("step ahead")
+            bar.set_ylabel("MAE")
+            bar.set_xticks(np.arange(1, horizon + 1))
+            bar.grid(alpha=0.3, axis="y")
+    axes[-1][0].set_xlabel(config.data.time_column or "step")
+    fig.autofmt_xdate() if config.data.time_column else None
+    fig.tight_layout()
+    path = out_dir / "test_forecast.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _loss(run_dir: Path, out_dir: Path) -> Path:
+    plt = _pyplot()
+    history = pd.read_csv(run_dir / "history.csv")
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.plot(history["epoch"], history["loss"], marker="o", markersize=3, label="train loss")
+    if history["val_loss"].notna().any():
+        ax.plot(history["epoch"], history["val_loss"], marker="o", markersize=3, label="validation loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (scaled units)")
+    ax.set_yscale("log" if (history["loss"] > 0).all() else "linear")
+    ax.set_title("training and validation loss")
+    ax.legend(loc="best")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = out_dir / "loss.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _future(run_dir: Path, config: Config, out_dir: Path) -> Path | None:
+    forecast_csv, history_csv = run_dir / "forecast.csv", run_dir / "forecast_history.csv"
+    if not (forecast_csv.is_file() and history_csv.is_file()):
+        return None
+    plt = _pyplot()
+    future, history = pd.read_csv(forecast_csv), pd.read_csv(history_csv)
+    time_name = future.columns[0]
+    future[time_name] = _times(future[time_name], config)
+    history[time_name] = _times(history[time_name], config)
+    targets = [t for t in config.data.targets if t in future.columns]
+    fig, axes = plt.subplots(len(targets), 1, figsize=(12, 3.6 * len(targets)), squeeze=False)
+    for row, target in enumerate(targets):
+        ax = axes[row][0]
+        if target in history.columns:
+            ax.plot(history[time_name], history[target], color="black", linewidth=1.2, label="history")
+            # join the last observation to the first forecast step
+            joined_t = pd.concat([history[time_name].iloc[-1:], future[time_name]])
+            joined_v = np.concatenate([history[target].to_numpy()[-1:], future[target].to_numpy()])
+            ax.plot(joined_t, joined_v, color="tab:orange", linewidth=1.5, marker="o",
+                    markersize=3, label="forecast")
+        else:
+            ax.plot(future[time_name], future[target], color="tab:orange", marker="o", label="forecast")
+        ax.set_title(f"{target}: next {len(future)} step(s)")
+        ax.set_ylabel(target)
+        ax.legend(loc="best")
+        ax.grid(alpha=0.3)
+    axes[-1][0].set_xlabel(time_name)
+    fig.autofmt_xdate() if config.data.time_column else None
+    fig.tight_layout()
+    path = out_dir / "forecast.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
