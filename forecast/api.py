@@ -11,9 +11,6 @@ Errors the user can fix raise `forecast.errors.ForecastError` subclasses.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 import platform
 import time
@@ -43,6 +40,7 @@ from forecast.runs import (
     write_text_atomic,
 )
 from forecast.scaling import Scaler
+from forecast.tf_setup import import_tensorflow_quietly
 from forecast.windows import Split, input_windows, plan_split
 
 log = logging.getLogger("forecast")
@@ -97,10 +95,14 @@ def prepare(config: Config) -> Prepared:
     """Read, split and scale the data; check the model stack. No TensorFlow here."""
     series = read_series(config.data)
     window = config.window
-    split = plan_split(len(series.frame), config.split, window.input_steps, window.horizon, str(series.path))
+    split = plan_split(
+        len(series.frame), config.split, window.input_steps, window.horizon, str(series.path)
+    )
     data = config.data
     model_horizon = 1 if window.multi_step == "recursive" else window.horizon
-    shape = check_stack(config.model, window.input_steps, len(data.features), model_horizon, len(data.targets))
+    shape = check_stack(
+        config.model, window.input_steps, len(data.features), model_horizon, len(data.targets)
+    )
     values = series.values  # (rows, columns)
     scaler = Scaler.fit(
         values[: split.fit_end], data.columns, config.scaling.method, config.scaling.feature_range
@@ -108,7 +110,9 @@ def prepare(config: Config) -> Prepared:
     season = config.evaluation.season_length
     if season == "auto":
         season = season_length(series.index)
-    return Prepared(config, series, split, scaler, scaler.transform(values), int(season), shape.params)
+    return Prepared(
+        config, series, split, scaler, scaler.transform(values), int(season), shape.params
+    )
 
 
 def validate(config: Config | str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
@@ -168,6 +172,7 @@ def train(
         )
     lap("load")
 
+    import_tensorflow_quietly()
     from forecast.forecasting import Forecaster
     from forecast.models import build_model
     from forecast.training import fit, seed_everything, window_dataset
@@ -200,13 +205,17 @@ def train(
 
     origins = split.test_origins
     forecaster = Forecaster(model, data.features, data.targets)
-    scaled_pred = forecaster(input_windows(prepared.features, origins, window.input_steps), window.horizon)
+    scaled_pred = forecaster(
+        input_windows(prepared.features, origins, window.input_steps), window.horizon
+    )
     predicted = prepared.scaler.subset(data.targets).inverse_transform(scaled_pred)  # (N, H, K)
     lap("forecast")
 
     values = prepared.series.values
     target_values = values[:, [data.columns.index(t) for t in data.targets]]  # (rows, K)
-    report = evaluate(target_values, origins, predicted, data.targets, prepared.season, split.train_end)
+    report = evaluate(
+        target_values, origins, predicted, data.targets, prepared.season, split.train_end
+    )
     metrics = {
         "layout": cfg.layout,
         "horizon": window.horizon,
@@ -230,9 +239,9 @@ def train(
             fitted.history, columns=["epoch", "loss", "val_loss", "learning_rate", "seconds"]
         ).to_csv(partial / "history.csv", index=False)
         write_json(partial / "metrics.json", metrics)
-        _test_predictions(prepared.series.index, origins, target_values, predicted, data.targets).to_csv(
-            partial / "test_predictions.csv", index=False
-        )
+        _test_predictions(
+            prepared.series.index, origins, target_values, predicted, data.targets
+        ).to_csv(partial / "test_predictions.csv", index=False)
         timings["save"] = round(time.perf_counter() - clock, 4)
         write_json(partial / "run.json", _run_info(cfg, prepared, fitted, timings, len(origins)))
         run_dir = finish(partial, runs_path, cfg.name or "run", when)
@@ -243,7 +252,11 @@ def train(
 
 
 def _test_predictions(
-    index: pd.Index, origins: np.ndarray, actual_values: np.ndarray, predicted: np.ndarray, targets: list[str]
+    index: pd.Index,
+    origins: np.ndarray,
+    actual_values: np.ndarray,
+    predicted: np.ndarray,
+    targets: list[str],
 ) -> pd.DataFrame:
     """One row per origin, target and step: time, target, step, actual, predicted."""
     n, horizon, k = predicted.shape
@@ -270,7 +283,9 @@ def _time_strings(times: pd.Index) -> Any:
     return np.asarray(times)
 
 
-def _run_info(cfg: Config, prepared: Prepared, fitted: Any, timings: dict, test_origins: int) -> dict:
+def _run_info(
+    cfg: Config, prepared: Prepared, fitted: Any, timings: dict, test_origins: int
+) -> dict:
     import keras
     import tensorflow as tf
 
@@ -326,9 +341,6 @@ def predict(
     Returns the forecast (time column, then one column per target, original units) and the
     CSV path it was written to (default: RUN_DIR/forecast.csv).
     """
-    from forecast.forecasting import Forecaster
-    from forecast.runs import load_model
-
     run_dir = resolve_run(run, runs_dir)
     opened = open_run(run_dir)
     cfg = opened.config
@@ -346,6 +358,11 @@ def predict(
             f"{input_steps} (window.input_steps)"
         )
     window = scaler.subset(cfg.data.features).transform(series.values[-input_steps:])  # (L, F)
+
+    import_tensorflow_quietly()
+    from forecast.forecasting import Forecaster
+    from forecast.runs import load_model
+
     model = load_model(opened.model_path)
     forecaster = Forecaster(model, cfg.data.features, cfg.data.targets)
     scaled = forecaster(window[None, :, :], steps)[0]  # (H, K)
@@ -383,13 +400,3 @@ def plot(
     out_dir = Path(output) if output is not None else run_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     return plotting.draw_run(run_dir, opened.config, out_dir)
-
-
-def read_metrics(run_dir: Path) -> dict[str, Any]:
-    return json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-
-
-def csv_text(frame: pd.DataFrame) -> str:
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, quoting=csv.QUOTE_MINIMAL)
-    return buffer.getvalue()

@@ -12,13 +12,13 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any
 
 import typer
 
 from forecast.errors import ForecastError
-from forecast.tf_setup import import_tensorflow_quietly
 
 app = typer.Typer(
     name="forecast",
@@ -31,8 +31,10 @@ log = logging.getLogger("forecast")
 _state = {"debug": False}
 
 RunOpt = Annotated[
-    Optional[Path],
-    typer.Option("--run", help="Run directory; default: the most recently finished run under runs/."),
+    Path | None,
+    typer.Option(
+        "--run", help="Run directory; default: the most recently finished run under runs/."
+    ),
 ]
 RunsDirOpt = Annotated[Path, typer.Option("--runs-dir", help="Folder that holds the runs.")]
 
@@ -90,10 +92,10 @@ def train(
     config: Annotated[Path, typer.Argument(help="The YAML config file.")],
     runs_dir: RunsDirOpt = Path("runs"),
     set_: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option("--set", help="Override a config value: key.path=value (repeatable)."),
     ] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Override the config's seed.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Override the config's seed.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
     """Train a model, evaluate it against baselines on the test split, save a run.
@@ -103,7 +105,6 @@ def train(
     _setup_logging(quiet)
     from forecast import api
 
-    _run(import_tensorflow_quietly)
     result = _run(lambda: api.train(config, runs_dir, overrides=set_, seed=seed, quiet=quiet))
     typer.echo(format_metrics(result.metrics, result.config.model.describe()))
     typer.echo(result.verdict)
@@ -112,13 +113,16 @@ def train(
 
 @app.command()
 def predict(
-    csv: Annotated[Path, typer.Option("--csv", help="CSV with recent history (same columns as training).")],
+    csv: Annotated[
+        Path, typer.Option("--csv", help="CSV with recent history (same columns as training).")
+    ],
     run: RunOpt = None,
     horizon: Annotated[
-        Optional[int], typer.Option("--horizon", help="Steps ahead; default: the config's horizon.")
+        int | None, typer.Option("--horizon", help="Steps ahead; default: the config's horizon.")
     ] = None,
     output: Annotated[
-        Optional[Path], typer.Option("--output", help="Forecast CSV; default: RUN_DIR/forecast.csv.")
+        Path | None,
+        typer.Option("--output", help="Forecast CSV; default: RUN_DIR/forecast.csv."),
     ] = None,
     runs_dir: RunsDirOpt = Path("runs"),
 ) -> None:
@@ -129,7 +133,6 @@ def predict(
     _setup_logging(False)
     from forecast import api
 
-    _run(import_tensorflow_quietly)
     frame, path = _run(lambda: api.predict(run, csv, horizon, output, runs_dir))
     typer.echo(frame.to_string(index=False))
     typer.echo(str(path))
@@ -139,7 +142,8 @@ def predict(
 def plot(
     run: RunOpt = None,
     output: Annotated[
-        Optional[Path], typer.Option("--output", help="Folder for the PNGs; default: the run directory.")
+        Path | None,
+        typer.Option("--output", help="Folder for the PNGs; default: the run directory."),
     ] = None,
     runs_dir: RunsDirOpt = Path("runs"),
 ) -> None:
@@ -155,7 +159,7 @@ def plot(
 def validate(
     config: Annotated[Path, typer.Argument(help="The YAML config file.")],
     set_: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option("--set", help="Override a config value: key.path=value (repeatable)."),
     ] = None,
 ) -> None:
@@ -167,9 +171,13 @@ def validate(
     split = info["split"]
     shape = "x".join
     typer.echo(f"layout:          {info['layout']}")
-    typer.echo(f"rows:            {info['rows']} (train {split['train']}, validation "
-               f"{split['validation']}, test {split['test']})")
-    typer.echo(f"train windows:   {shape(map(str, info['train_windows']))} (samples x steps x features)")
+    typer.echo(
+        f"rows:            {info['rows']} (train {split['train']}, validation "
+        f"{split['validation']}, test {split['test']})"
+    )
+    typer.echo(
+        f"train windows:   {shape(map(str, info['train_windows']))} (samples x steps x features)"
+    )
     typer.echo(f"val windows:     {shape(map(str, info['val_windows']))}")
     typer.echo(f"test origins:    {shape(map(str, info['test_origins']))}")
     typer.echo(f"output:          {shape(map(str, info['output']))} (horizon x targets)")

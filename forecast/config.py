@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -106,6 +106,16 @@ class DataConfig(Strict):
             if dupes:
                 raise ValueError(f"lists {', '.join(dupes)} more than once")
         return columns
+
+    @field_validator("transform")
+    @classmethod
+    def _transform_available(cls, value: str) -> str:
+        if value != "none":
+            raise ValueError(
+                f"'{value}' is not available in this version yet; use none "
+                "(metrics are in original units either way)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _default_targets(self) -> DataConfig:
@@ -219,15 +229,13 @@ class FlattenLayer(Strict):
 
 
 LayerSpec = Annotated[
-    Union[
-        RecurrentLayer,
-        BidirectionalLayer,
-        Conv1DLayer,
-        MaxPooling1DLayer,
-        DropoutLayer,
-        DenseLayer,
-        FlattenLayer,
-    ],
+    RecurrentLayer
+    | BidirectionalLayer
+    | Conv1DLayer
+    | MaxPooling1DLayer
+    | DropoutLayer
+    | DenseLayer
+    | FlattenLayer,
     Field(discriminator="type"),
 ]
 # A scalar after the layer name sets this parameter: `- dropout: 0.2`, `- lstm: 64`.
@@ -346,7 +354,9 @@ class ModelConfig(Strict):
         assert self.units is not None and self.architecture is not None
         specs: list[Any] = []
         if self.architecture == "conv1d_lstm":
-            specs.append(Conv1DLayer(type="conv1d", filters=self.filters, kernel_size=self.kernel_size))
+            specs.append(
+                Conv1DLayer(type="conv1d", filters=self.filters, kernel_size=self.kernel_size)
+            )
             if self.pool_size:
                 specs.append(MaxPooling1DLayer(type="max_pooling1d", pool_size=self.pool_size))
         for i, units in enumerate(self.units):
@@ -413,7 +423,9 @@ class EvaluationConfig(Strict):
     @field_validator("season_length", mode="before")
     @classmethod
     def _auto_or_positive(cls, value: Any) -> Any:
-        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        if value == "auto" or (
+            isinstance(value, int) and not isinstance(value, bool) and value >= 1
+        ):
             return value
         raise ValueError(f"must be 'auto' or an integer >= 1, got {value!r}")
 
@@ -649,7 +661,9 @@ def _has(node: Any, key: Any) -> bool:
 
 
 def _dotted(keys: list[Any]) -> str:
-    return "".join(f"[{k}]" if isinstance(k, int) else ("." if i else "") + k for i, k in enumerate(keys))
+    return "".join(
+        f"[{k}]" if isinstance(k, int) else ("." if i else "") + k for i, k in enumerate(keys)
+    )
 
 
 def config_to_yaml(config: Config) -> str:

@@ -29,7 +29,9 @@ AUTO_ENCODINGS = ("utf-8-sig", "gb18030")
 class Series:
     """The columns a config needs, in order (features, then targets that are not features)."""
 
-    frame: pd.DataFrame  # (rows, columns) float64, index: DatetimeIndex, integer steps or RangeIndex
+    frame: (
+        pd.DataFrame
+    )  # (rows, columns) float64, index: DatetimeIndex, integer steps or RangeIndex
     path: Path
     sha256: str
     time_column: str | None
@@ -57,9 +59,7 @@ def read_series(
     needed = config.columns if require_targets else list(config.features)
     _check_columns(frame, needed, config.time_column, path)
     index = _time_index(frame, config.time_column, path)
-    values = pd.DataFrame(
-        {col: _numeric(frame[col], col, path) for col in needed}, index=index
-    )
+    values = pd.DataFrame({col: _numeric(frame[col], col, path) for col in needed}, index=index)
     values = _sorted_unique(values, config.time_column, path)
     values = _handle_missing(values, config.missing, path)
     return Series(
@@ -159,7 +159,8 @@ def _time_index(frame: pd.DataFrame, time_column: str | None, path: Path) -> pd.
 
 def _numeric(column: pd.Series, name: str, path: Path) -> np.ndarray:
     if pd.api.types.is_bool_dtype(column) or not (
-        pd.api.types.is_numeric_dtype(column) or pd.api.types.is_object_dtype(column)
+        pd.api.types.is_numeric_dtype(column)
+        or pd.api.types.is_object_dtype(column)
         or pd.api.types.is_string_dtype(column)
     ):
         raise DataError(f"{path}: column '{name}' is not numeric ({column.dtype})")

@@ -35,7 +35,9 @@ def compute_metrics(actual: np.ndarray, predicted: np.ndarray, scale: np.ndarray
     absolute = np.abs(error)
     nonzero = actual != 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        mape = (100 * absolute[nonzero] / np.abs(actual[nonzero])).mean() if nonzero.any() else np.nan
+        mape = (
+            (100 * absolute[nonzero] / np.abs(actual[nonzero])).mean() if nonzero.any() else np.nan
+        )
         denominator = np.abs(predicted) + np.abs(actual)
         smape_terms = np.where(denominator > 0, 200 * absolute / denominator, 0.0)
         scaled = absolute / np.where(scale > 0, scale, np.nan)
@@ -81,12 +83,13 @@ def evaluate(
     horizon = predicted.shape[1]
     actual = actuals(values, origins, horizon)
     scale = mase_scale(values[:train_end], season)
-    forecasts = {"model": predicted, **baseline_forecasts(values, origins, horizon, season, train_end)}
+    forecasts = {
+        "model": predicted,
+        **baseline_forecasts(values, origins, horizon, season, train_end),
+    }
     report: dict[str, Any] = {
         "model": compute_metrics(actual, predicted, scale),
-        "baselines": {
-            name: compute_metrics(actual, forecasts[name], scale) for name in BASELINES
-        },
+        "baselines": {name: compute_metrics(actual, forecasts[name], scale) for name in BASELINES},
         "per_target": {
             target: {
                 name: compute_metrics(actual[..., k], f[..., k], scale[k])
@@ -97,7 +100,10 @@ def evaluate(
         "per_step": [
             {
                 "step": s + 1,
-                **{name: compute_metrics(actual[:, s], f[:, s], scale) for name, f in forecasts.items()},
+                **{
+                    name: compute_metrics(actual[:, s], f[:, s], scale)
+                    for name, f in forecasts.items()
+                },
             }
             for s in range(horizon)
         ],

@@ -48,15 +48,15 @@ class Forecaster:
         self.feedback = feedback_index(features, targets)
         self._compiled: dict[int, Any] = {}
 
-    def __call__(self, windows: np.ndarray, steps: int, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+    def __call__(
+        self, windows: np.ndarray, steps: int, batch_size: int = DEFAULT_BATCH
+    ) -> np.ndarray:
         """windows (B, L, F) scaled -> (B, steps, K) scaled."""
         if steps < 1:
             raise ConfigError(f"--horizon must be >= 1, got {steps}")
         calls = math.ceil(steps / self.horizon)
         if calls > 1 and self.feedback is None:
-            raise ConfigError(
-                recursion_refusal(self.features, self.targets, self.horizon, steps)
-            )
+            raise ConfigError(recursion_refusal(self.features, self.targets, self.horizon, steps))
         run = self._loop(calls)
         windows = np.asarray(windows, dtype=np.float32)
         out = [

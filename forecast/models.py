@@ -15,6 +15,9 @@ from typing import Any
 from forecast.config import RECURRENT_TYPES, ModelConfig
 from forecast.errors import ConfigError
 
+RNN_TYPES = (*RECURRENT_TYPES, "bidirectional")
+SEQUENCE_INPUT = (*RNN_TYPES, "conv1d", "max_pooling1d")  # layers that need (B, steps, width)
+
 
 @dataclass
 class StackShape:
@@ -37,7 +40,7 @@ def check_stack(
     specs = model.layer_specs()
     shape = StackShape(steps=input_steps, width=features, params=0)
     last_recurrent = max(
-        (i for i, s in enumerate(specs) if s.type in RECURRENT_TYPES + ("bidirectional",)),
+        (i for i, s in enumerate(specs) if s.type in RNN_TYPES),
         default=None,
     )
     flatten_after_last = last_recurrent is not None and any(
@@ -46,19 +49,18 @@ def check_stack(
     vector_from: int | None = None  # index of the layer that made the output a vector
     for i, spec in enumerate(specs):
         where = f"model.layers[{i}] ({spec.type})" if model.layers is not None else "model"
-        if spec.type in RECURRENT_TYPES or spec.type in ("bidirectional", "conv1d", "max_pooling1d"):
-            if shape.steps is None:
-                prev = specs[vector_from]
-                fix = (
-                    f"set return_sequences: true on model.layers[{vector_from}]"
-                    if getattr(prev, "return_sequences", None) is False
-                    else f"move model.layers[{vector_from}] ({prev.type}) after it"
-                )
-                raise ConfigError(
-                    f"{where}: needs a sequence input, but model.layers[{vector_from}] "
-                    f"({prev.type}) outputs one vector per sample; {fix}"
-                )
-        if spec.type in RECURRENT_TYPES or spec.type == "bidirectional":
+        if spec.type in SEQUENCE_INPUT and shape.steps is None:
+            prev = specs[vector_from]
+            fix = (
+                f"set return_sequences: true on model.layers[{vector_from}]"
+                if getattr(prev, "return_sequences", None) is False
+                else f"move model.layers[{vector_from}] ({prev.type}) after it"
+            )
+            raise ConfigError(
+                f"{where}: needs a sequence input, but model.layers[{vector_from}] "
+                f"({prev.type}) outputs one vector per sample; {fix}"
+            )
+        if spec.type in RNN_TYPES:
             kind = spec.layer if spec.type == "bidirectional" else spec.type
             directions = 2 if spec.type == "bidirectional" else 1
             shape.params += directions * _rnn_params(kind, spec.units, shape.width)
@@ -133,8 +135,11 @@ def build_model(
             x = keras.layers.Bidirectional(inner, merge_mode=spec.merge_mode, name=name)(x)
         elif spec.type == "conv1d":
             x = keras.layers.Conv1D(
-                spec.filters, spec.kernel_size, activation=spec.activation,
-                padding=spec.padding, name=name,
+                spec.filters,
+                spec.kernel_size,
+                activation=spec.activation,
+                padding=spec.padding,
+                name=name,
             )(x)
         elif spec.type == "max_pooling1d":
             x = keras.layers.MaxPooling1D(spec.pool_size, name=name)(x)

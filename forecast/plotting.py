@@ -42,7 +42,9 @@ def _test_forecast(run_dir: Path, config: Config, out_dir: Path) -> Path:
     targets = list(config.data.targets)
     columns = 2 if horizon > 1 else 1
     fig, axes = plt.subplots(
-        len(targets), columns, figsize=(12 if columns == 1 else 16, 3.6 * len(targets)),
+        len(targets),
+        columns,
+        figsize=(12 if columns == 1 else 16, 3.6 * len(targets)),
         squeeze=False,
     )
     for row, target in enumerate(targets):
@@ -50,11 +52,20 @@ def _test_forecast(run_dir: Path, config: Config, out_dir: Path) -> Path:
         ax = axes[row][0]
         first = rows[rows["step"] == 1]
         ax.plot(first["time"], first["actual"], color="black", linewidth=1.2, label="actual")
-        ax.plot(first["time"], first["predicted"], color="tab:blue", linewidth=1, label="predicted, step 1")
+        ax.plot(
+            first["time"],
+            first["predicted"],
+            color="tab:blue",
+            linewidth=1,
+            label="predicted, step 1",
+        )
         if horizon > 1:
             last = rows[rows["step"] == horizon]
             ax.plot(
-                last["time"], last["predicted"], color="tab:orange", linewidth=1,
+                last["time"],
+                last["predicted"],
+                color="tab:orange",
+                linewidth=1,
                 label=f"predicted, step {horizon}",
             )
         ax.set_title(f"{target}: test split, actual vs predicted")
@@ -62,7 +73,11 @@ def _test_forecast(run_dir: Path, config: Config, out_dir: Path) -> Path:
         ax.legend(loc="best")
         ax.grid(alpha=0.3)
         if horizon > 1:
-            by_step = rows.assign(err=(rows["predicted"] - rows["actual"]).abs()).groupby("step")["err"].mean()
+            by_step = (
+                rows.assign(err=(rows["predicted"] - rows["actual"]).abs())
+                .groupby("step")["err"]
+                .mean()
+            )
             bar = axes[row][1]
             bar.bar(by_step.index, by_step.to_numpy(), color="tab:blue")
             bar.set_title(f"{target}: mean absolute error by step")
@@ -85,7 +100,9 @@ def _loss(run_dir: Path, out_dir: Path) -> Path:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     ax.plot(history["epoch"], history["loss"], marker="o", markersize=3, label="train loss")
     if history["val_loss"].notna().any():
-        ax.plot(history["epoch"], history["val_loss"], marker="o", markersize=3, label="validation loss")
+        ax.plot(
+            history["epoch"], history["val_loss"], marker="o", markersize=3, label="validation loss"
+        )
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (scaled units)")
     ax.set_yscale("log" if (history["loss"] > 0).all() else "linear")
@@ -113,14 +130,25 @@ def _future(run_dir: Path, config: Config, out_dir: Path) -> Path | None:
     for row, target in enumerate(targets):
         ax = axes[row][0]
         if target in history.columns:
-            ax.plot(history[time_name], history[target], color="black", linewidth=1.2, label="history")
+            ax.plot(
+                history[time_name], history[target], color="black", linewidth=1.2, label="history"
+            )
             # join the last observation to the first forecast step
             joined_t = pd.concat([history[time_name].iloc[-1:], future[time_name]])
             joined_v = np.concatenate([history[target].to_numpy()[-1:], future[target].to_numpy()])
-            ax.plot(joined_t, joined_v, color="tab:orange", linewidth=1.5, marker="o",
-                    markersize=3, label="forecast")
+            ax.plot(
+                joined_t,
+                joined_v,
+                color="tab:orange",
+                linewidth=1.5,
+                marker="o",
+                markersize=3,
+                label="forecast",
+            )
         else:
-            ax.plot(future[time_name], future[target], color="tab:orange", marker="o", label="forecast")
+            ax.plot(
+                future[time_name], future[target], color="tab:orange", marker="o", label="forecast"
+            )
         ax.set_title(f"{target}: next {len(future)} step(s)")
         ax.set_ylabel(target)
         ax.legend(loc="best")

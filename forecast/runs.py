@@ -1,7 +1,7 @@
 """Run directories: written in a hidden partial folder, renamed into place when complete.
 
-    runs/.<name>-<stamp>.partial/   while training (never picked up as a run)
-    runs/<name>-<stamp>[-N]/        when complete; never overwritten
+runs/.<name>-<stamp>.partial/   while training (never picked up as a run)
+runs/<name>-<stamp>[-N]/        when complete; never overwritten
 """
 
 from __future__ import annotations
@@ -133,7 +133,11 @@ class Run:
 
 def open_run(path: Path) -> Run:
     """Check the files and read config.yaml and run.json (the model is loaded separately)."""
-    missing = [f for f in ("config.yaml", "model.keras", "scaler.json", "run.json") if not (path / f).is_file()]
+    missing = [
+        f
+        for f in ("config.yaml", "model.keras", "scaler.json", "run.json")
+        if not (path / f).is_file()
+    ]
     if missing:
         raise RunError(f"{path}: incomplete run (no {missing[0]}); train it again")
     try:

@@ -52,9 +52,7 @@ class Scaler:
             scale, offset = np.ones(values.shape[1]), np.zeros(values.shape[1])
         else:
             raise ValueError(f"unknown scaling method {method!r}")
-        return cls(
-            method, list(columns), scale, offset, tuple(feature_range), data_min, data_max
-        )
+        return cls(method, list(columns), scale, offset, tuple(feature_range), data_min, data_max)
 
     def transform(self, values: np.ndarray) -> np.ndarray:
         """(..., columns) -> same shape, scaled."""
@@ -105,7 +103,9 @@ class Scaler:
             method = str(data["method"])
             feature_range = tuple(float(v) for v in data.get("feature_range", (0.0, 1.0)))
         except (KeyError, TypeError, ValueError) as exc:
-            raise RunError(f"{source}: corrupt scaler file ({exc!r}); train the run again") from None
+            raise RunError(
+                f"{source}: corrupt scaler file ({exc!r}); train the run again"
+            ) from None
         if not all(math.isfinite(v) for v in [*scale, *offset]) or np.any(scale == 0):
             raise RunError(f"{source}: corrupt scaler file (bad scale); train the run again")
         return cls(method, columns, scale, offset, feature_range)

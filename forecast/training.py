@@ -164,4 +164,3 @@ def _recorder_class() -> type:
                 )
 
     return Recorder
-

@@ -33,7 +33,9 @@ class Split:
 
     def _origins(self, first: int, last: int) -> np.ndarray:
         first = max(first, self.input_steps - 1)
-        return np.arange(first, last + 1, dtype=np.int64) if last >= first else np.empty(0, np.int64)
+        return (
+            np.arange(first, last + 1, dtype=np.int64) if last >= first else np.empty(0, np.int64)
+        )
 
     @property
     def train_origins(self) -> np.ndarray:

@@ -1,0 +1,157 @@
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecast.config import DataConfig
+from forecast.data import future_index, read_series, season_length
+from forecast.errors import DataError
+
+from .conftest import ROOT, monthly_frame, write_csv
+
+
+def read(path: Path, **kwargs):
+    kwargs.setdefault("features", ["sales"])
+    return read_series(DataConfig(path=str(path), **kwargs))
+
+
+def test_reads_columns_with_time_index(monthly_csv: Path):
+    series = read(monthly_csv, time_column="date", features=["sales"], targets=["price"])
+    assert list(series.frame.columns) == ["sales", "price"]
+    assert isinstance(series.index, pd.DatetimeIndex)
+    assert series.index[0] == pd.Timestamp("2000-01-01")
+    expected = pd.read_csv(monthly_csv)["sales"].to_numpy()
+    np.testing.assert_array_equal(series.values[:, 0], expected)
+
+
+def test_without_time_column_rows_are_steps(monthly_csv: Path):
+    series = read(monthly_csv)
+    assert list(series.index[:3]) == [0, 1, 2]
+
+
+def test_gb18030_chinese_headers_are_read_automatically():
+    series = read(ROOT / "data/msft_gb18030.csv", time_column="日期", features=["收盘价(元)"])
+    reference = pd.read_csv(ROOT / "data/msft_daily.csv")
+    np.testing.assert_array_equal(series.values[:, 0], reference["Close"].to_numpy())
+
+
+def test_utf8_bom_and_semicolons(tmp_path: Path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("\ufeffdate;sales\n2020-01-01;1.5\n2020-01-02;2.5\n".encode())
+    series = read(path, time_column="date")
+    assert series.values[:, 0].tolist() == [1.5, 2.5]
+
+
+def test_missing_column_lists_the_columns(monthly_csv: Path):
+    with pytest.raises(DataError, match=r"no column 'Close' .*the columns are: date, sales, price"):
+        read(monthly_csv, features=["Close"])
+
+
+def test_non_numeric_cell_names_column_and_row(tmp_path: Path):
+    frame = monthly_frame(10)
+    frame["sales"] = frame["sales"].astype(str)
+    frame.loc[4, "sales"] = "n/a?"
+    path = write_csv(tmp_path / "bad.csv", frame)
+    with pytest.raises(DataError, match=r"column 'sales' row 6: 'n/a\?' is not a number"):
+        read(path)
+
+
+def test_bad_time_value_names_row(tmp_path: Path):
+    frame = monthly_frame(10)
+    frame.loc[2, "date"] = "someday"
+    path = write_csv(tmp_path / "bad.csv", frame)
+    with pytest.raises(DataError, match=r"column 'date' row 4: 'someday' is not a date"):
+        read(path, time_column="date")
+
+
+def test_unsorted_rows_are_sorted_with_a_warning(tmp_path: Path, caplog):
+    frame = monthly_frame(10).iloc[::-1]
+    path = write_csv(tmp_path / "rev.csv", frame)
+    with caplog.at_level(logging.WARNING, logger="forecast"):
+        series = read(path, time_column="date")
+    assert series.index.is_monotonic_increasing
+    assert series.values[0, 0] == frame["sales"].iloc[-1]
+    assert "not in time order" in caplog.text
+
+
+def test_duplicate_timestamps_are_an_error(tmp_path: Path):
+    frame = monthly_frame(10)
+    frame.loc[5, "date"] = frame.loc[4, "date"]
+    with pytest.raises(DataError, match="duplicate time"):
+        read(write_csv(tmp_path / "dup.csv", frame), time_column="date")
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [("drop", [1.0, 3.0]), ("ffill", [1.0, 1.0, 3.0]), ("interpolate", [1.0, 2.0, 3.0])],
+)
+def test_missing_value_policies(tmp_path: Path, policy, expected):
+    path = tmp_path / "gap.csv"
+    path.write_text("t,sales\n0,1\n1,\n2,3\n", encoding="utf-8")
+    series = read(path, time_column="t", missing=policy)
+    assert series.values[:, 0].tolist() == expected
+
+
+def test_missing_value_is_an_error_by_default(tmp_path: Path):
+    path = tmp_path / "gap.csv"
+    path.write_text("t,sales\n0,1\n1,\n2,3\n", encoding="utf-8")
+    with pytest.raises(DataError, match="set data.missing to drop, ffill or interpolate"):
+        read(path, time_column="t")
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"", "the file is empty"),
+        (b"date,sales\n", "no data rows"),
+        (b"\x00\x01\x02\xff\xfe", "cannot be read as text"),
+    ],
+)
+def test_unreadable_files(tmp_path: Path, content, expected):
+    path = tmp_path / "x.csv"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=expected):
+        read(path)
+
+
+def test_missing_file(tmp_path: Path):
+    with pytest.raises(DataError, match="data file not found"):
+        read(tmp_path / "nope.csv")
+
+
+def test_future_dates_continue_trading_days():
+    index = pd.bdate_range("2017-10-02", "2017-11-10").delete(5)  # one holiday gap
+    assert list(future_index(index, 3).strftime("%Y-%m-%d")) == [
+        "2017-11-13",
+        "2017-11-14",
+        "2017-11-15",
+    ]
+
+
+def test_future_dates_continue_months_and_quarters():
+    months = pd.date_range("2000-01-01", periods=24, freq="MS")
+    assert list(future_index(months, 2).strftime("%Y-%m-%d")) == ["2002-01-01", "2002-02-01"]
+    quarters = pd.date_range("1959-01-01", periods=12, freq="QS")
+    assert list(future_index(quarters, 2).strftime("%Y-%m-%d")) == ["1962-01-01", "1962-04-01"]
+
+
+def test_integer_time_steps_continue_by_their_increment():
+    assert list(future_index(pd.Index([2004, 2006, 2008], name="year"), 3)) == [2010, 2012, 2014]
+
+
+@pytest.mark.parametrize(
+    ("index", "season"),
+    [
+        (pd.date_range("2000-01-01", periods=40, freq="MS"), 12),
+        (pd.date_range("2000-01-01", periods=40, freq="QS"), 4),
+        (pd.date_range("2000-01-01", periods=40, freq="D"), 7),
+        (pd.date_range("2000-01-01", periods=40, freq="W"), 52),
+        (pd.date_range("2000-01-01", periods=60, freq="h"), 24),
+        (pd.bdate_range("2000-01-03", periods=40), 5),
+        (pd.RangeIndex(40), 1),
+    ],
+)
+def test_season_length_from_frequency(index, season):
+    assert season_length(index) == season

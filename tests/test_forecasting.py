@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+
+from forecast.config import validate_config
+from forecast.errors import ConfigError
+from forecast.forecasting import Forecaster
+from forecast.models import build_model
+
+
+def small_model(features, targets, horizon, seed=3):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    config = validate_config(
+        {
+            "data": {"path": "x.csv", "features": ["a"]},
+            "model": {"architecture": "gru", "units": [4]},
+        }
+    )
+    return build_model(
+        config.model, input_steps=5, features=features, horizon=horizon, targets=targets
+    )
+
+
+def by_hand(model, window, steps, feed):
+    """The tutorial way: one call per step, prediction appended to the window."""
+    window = window.copy()
+    outputs = []
+    while sum(o.shape[1] for o in outputs) < steps:
+        predicted = model.predict_on_batch(window)  # (B, h, K)
+        outputs.append(predicted)
+        window = np.concatenate([window, predicted[:, :, feed]], axis=1)[:, -window.shape[1] :, :]
+    return np.concatenate(outputs, axis=1)[:, :steps]
+
+
+def test_recursive_equals_one_step_calls_fed_back_by_hand():
+    model = small_model(features=1, targets=1, horizon=1)
+    windows = np.random.default_rng(0).random((7, 5, 1)).astype("float32")
+    ours = Forecaster(model, ["a"], ["a"])(windows, steps=9)
+    assert ours.shape == (7, 9, 1)
+    np.testing.assert_allclose(ours, by_hand(model, windows, 9, [0]), rtol=1e-5, atol=1e-6)
+
+
+def test_recursive_with_two_columns_in_a_different_target_order():
+    # features [a, b]; the model predicts [b, a]: the fed-back columns must be reordered
+    model = small_model(features=2, targets=2, horizon=2)
+    windows = np.random.default_rng(1).random((4, 5, 2)).astype("float32")
+    ours = Forecaster(model, ["a", "b"], ["b", "a"])(windows, steps=5)
+    np.testing.assert_allclose(ours, by_hand(model, windows, 5, [1, 0]), rtol=1e-5, atol=1e-6)
+
+
+def test_direct_within_the_trained_horizon_is_one_call():
+    model = small_model(features=2, targets=1, horizon=3)
+    windows = np.random.default_rng(2).random((3, 5, 2)).astype("float32")
+    ours = Forecaster(model, ["a", "b"], ["a"])(windows, steps=2)
+    np.testing.assert_allclose(ours, model.predict_on_batch(windows)[:, :2], rtol=1e-5, atol=1e-6)
+
+
+def test_beyond_the_horizon_without_every_feature_as_target_is_refused():
+    model = small_model(features=2, targets=1, horizon=3)
+    windows = np.zeros((1, 5, 2), dtype="float32")
+    with pytest.raises(
+        ConfigError,
+        match=r"needs every feature to be a target \(b is not\); ask for --horizon 3 or less",
+    ):
+        Forecaster(model, ["a", "b"], ["a"])(windows, steps=4)
+
+
+def test_batches_give_the_same_numbers_as_one_batch():
+    model = small_model(features=1, targets=1, horizon=1)
+    windows = np.random.default_rng(4).random((10, 5, 1)).astype("float32")
+    forecaster = Forecaster(model, ["a"], ["a"])
+    np.testing.assert_allclose(
+        forecaster(windows, 4, batch_size=3), forecaster(windows, 4), rtol=1e-6
+    )

@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+from forecast.config import validate_config
+from forecast.errors import ConfigError
+from forecast.models import build_model, check_stack
+
+STACKS = {
+    "simple_rnn": {"architecture": "simple_rnn", "units": [6, 4]},
+    "lstm": {"architecture": "lstm", "units": [6, 4], "dropout": 0.1},
+    "gru": {"architecture": "gru", "units": [5]},
+    "bidirectional": {"architecture": "bidirectional", "units": [4], "layer": "gru"},
+    "conv1d_lstm": {"architecture": "conv1d_lstm", "units": [4], "filters": 3, "kernel_size": 2},
+    "explicit": {
+        "layers": [
+            {"conv1d": {"filters": 4, "kernel_size": 3}},
+            {"max_pooling1d": 2},
+            {"lstm": {"units": 5, "return_sequences": True}},
+            "flatten",
+            {"dense": 3},
+        ]
+    },
+}
+
+
+def model_config(model):
+    return validate_config({"data": {"path": "x.csv", "features": ["a"]}, "model": model}).model
+
+
+@pytest.mark.parametrize("name", sorted(STACKS))
+def test_output_shape_and_parameter_count(name):
+    config = model_config(STACKS[name])
+    model = build_model(config, input_steps=12, features=3, horizon=4, targets=2)
+    out = model(np.zeros((5, 12, 3), dtype="float32"))
+    assert tuple(out.shape) == (5, 4, 2)  # (batch, horizon, targets)
+    # the analytic count (used by `validate` without TensorFlow) matches Keras
+    assert check_stack(config, 12, 3, 4, 2).params == model.count_params()
+
+
+def test_recurrent_after_a_vector_output_is_a_config_error():
+    config = model_config({"layers": [{"lstm": {"units": 4}}, {"gru": {"units": 4}}]})
+    with pytest.raises(
+        ConfigError,
+        match=r"model.layers\[1\] \(gru\): needs a sequence input.*"
+        r"set return_sequences: true on model.layers\[0\]",
+    ):
+        check_stack(config, 10, 1, 1, 1)
+
+
+def test_pooling_to_zero_steps_is_a_config_error():
+    config = model_config({"layers": [{"max_pooling1d": 8}, {"lstm": {"units": 4}}]})
+    with pytest.raises(ConfigError, match="shrinks 5 step"):
+        check_stack(config, 5, 1, 1, 1)
+
+
+def test_return_sequences_on_the_last_recurrent_layer_is_a_config_error():
+    config = model_config({"layers": [{"lstm": {"units": 4, "return_sequences": True}}]})
+    with pytest.raises(ConfigError, match="set it to false, or add a flatten layer"):
+        check_stack(config, 10, 1, 1, 1)

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from forecast import api
+from forecast.errors import RunError
+from forecast.runs import finish, open_run, resolve_run, start_partial
+
+from .conftest import ROOT
+
+
+def test_partial_is_hidden_and_finished_runs_are_never_overwritten(tmp_path: Path):
+    runs = tmp_path / "runs"
+    first = start_partial(runs, "m", "20260101-000000")
+    second = start_partial(runs, "m", "20260101-000000")  # same second: a distinct folder
+    assert first.name == ".m-20260101-000000.partial" and first != second
+    (first / "a").write_text("1")
+    (second / "b").write_text("2")
+    done_1 = finish(first, runs, "m", "20260101-000000")
+    done_2 = finish(second, runs, "m", "20260101-000000")
+    assert done_1.name == "m-20260101-000000" and done_2.name == "m-20260101-000000-2"
+    assert (done_1 / "a").read_text() == "1" and (done_2 / "b").read_text() == "2"
+
+
+def test_a_partial_run_is_never_the_latest(tmp_path: Path):
+    runs = tmp_path / "runs"
+    start_partial(runs, "m", "20260101-000000")
+    with pytest.raises(RunError, match="no finished run found"):
+        resolve_run(None, runs)
+
+
+def test_incomplete_run_is_refused(tmp_path: Path):
+    (tmp_path / "config.yaml").write_text("{}")
+    with pytest.raises(RunError, match=r"incomplete run \(no model.keras\)"):
+        open_run(tmp_path)
+
+
+def test_two_trainings_in_the_same_second_give_two_runs(tiny_config: Path, monkeypatch):
+    monkeypatch.setattr(api, "stamp", lambda: "20260101-120000")
+    runs = tiny_config.parent / "runs"
+    one = api.train(tiny_config, runs_dir=runs, overrides=["training.epochs=1"], quiet=True)
+    two = api.train(tiny_config, runs_dir=runs, overrides=["training.epochs=1"], quiet=True)
+    assert one.run_dir.name == "tiny-20260101-120000"
+    assert two.run_dir.name == "tiny-20260101-120000-2"
+    # the same config and seed on the same machine give the same metrics
+    assert one.metrics["model"] == two.metrics["model"]
+
+
+@pytest.mark.slow
+def test_shipped_univariate_config_on_real_data(tmp_path: Path):
+    result = api.train(
+        ROOT / "configs/univariate.yaml",
+        runs_dir=tmp_path / "runs",
+        overrides=["training.epochs=1"],
+        quiet=True,
+    )
+    metrics = result.metrics
+    assert metrics["layout"] == "univariate" and metrics["test_rows"] == 1597
+    info = json.loads((result.run_dir / "run.json").read_text())
+    assert info["rows"] == {"train_windows": 5687, "val_windows": 639, "test_origins": 1597}
+    assert set(info["timings"]) >= {"load", "window", "fit", "forecast", "evaluate", "save"}
+    frame, path = api.predict(result.run_dir, ROOT / "data/msft_daily.csv", horizon=5)
+    # 2017-11-10 is a Friday: trading days continue on Monday
+    assert frame["Date"].tolist() == [
+        "2017-11-13",
+        "2017-11-14",
+        "2017-11-15",
+        "2017-11-16",
+        "2017-11-17",
+    ]
+    last_close = pd.read_csv(ROOT / "data/msft_daily.csv")["Close"].iloc[-1]
+    assert frame["Close"].between(0.2 * last_close, 5 * last_close).all()
+    assert {p.name for p in api.plot(result.run_dir)} == {
+        "test_forecast.png",
+        "loss.png",
+        "forecast.png",
+    }

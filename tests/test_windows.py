@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+from forecast.config import SplitConfig
+from forecast.errors import DataError
+from forecast.windows import input_windows, plan_split, target_windows
+
+
+def test_input_windows_on_arange():
+    values = np.arange(10.0).reshape(-1, 1)  # rows 0..9, one feature
+    windows = input_windows(values, np.array([2, 3, 9]), input_steps=3)
+    assert windows.shape == (3, 3, 1)
+    assert windows[:, :, 0].tolist() == [[0, 1, 2], [1, 2, 3], [7, 8, 9]]
+
+
+def test_target_windows_on_arange():
+    values = np.arange(10.0).reshape(-1, 1)
+    targets = target_windows(values, np.array([2, 7]), horizon=2)
+    assert targets[:, :, 0].tolist() == [[3, 4], [8, 9]]
+
+
+def test_two_columns_keep_their_order():
+    # the seed's two-column sequence: [10, 11], [20, 21], ...
+    values = np.stack([np.arange(10, 100, 10), np.arange(11, 101, 10)], axis=1).astype(float)
+    windows = input_windows(values, np.array([4]), input_steps=5)
+    assert windows[0].tolist() == [[10, 11], [20, 21], [30, 31], [40, 41], [50, 51]]
+    assert target_windows(values, np.array([4]), 1)[0].tolist() == [[60, 61]]
+
+
+def test_split_origins_follow_the_design():
+    split = plan_split(
+        100, SplitConfig(test=0.2, validation=0.1), input_steps=5, horizon=2, source="x"
+    )
+    assert (split.fit_end, split.train_end) == (72, 80)
+    # train: every target row (o+1..o+2) before fit_end
+    assert split.train_origins[0] == 4 and split.train_origins[-1] == 69
+    # validation: targets inside rows 72..79
+    assert split.val_origins[0] == 71 and split.val_origins[-1] == 77
+    # test: from the last row before the test split to rows-1-horizon
+    assert split.test_origins[0] == 79 and split.test_origins[-1] == 97
+    assert len(split.test_origins) == 20 - 2 + 1
+
+
+def test_row_counts_are_accepted():
+    split = plan_split(50, SplitConfig(test=10, validation=5), input_steps=3, horizon=1, source="x")
+    assert (split.fit_end, split.train_end) == (35, 40)
+
+
+def test_no_validation():
+    split = plan_split(50, SplitConfig(test=10, validation=0), input_steps=3, horizon=1, source="x")
+    assert split.fit_end == split.train_end == 40 and len(split.val_origins) == 0
+
+
+def test_too_few_rows_says_how_many_are_needed():
+    with pytest.raises(DataError, match=r"one window needs input_steps \+ horizon = 61"):
+        plan_split(40, SplitConfig(), input_steps=60, horizon=1, source="x.csv")
+
+
+def test_test_split_shorter_than_horizon():
+    with pytest.raises(DataError, match="the test split has 2 row"):
+        plan_split(100, SplitConfig(test=2, validation=0), input_steps=3, horizon=5, source="x")
