@@ -95,11 +95,16 @@ def prepare(config: Config) -> Prepared:
     """Read, split and scale the data; check the model stack. No TensorFlow here."""
     series = read_series(config.data)
     window = config.window
-    split = plan_split(
-        len(series.frame), config.split, window.input_steps, window.horizon, str(series.path)
-    )
     data = config.data
     model_horizon = 1 if window.multi_step == "recursive" else window.horizon
+    split = plan_split(
+        len(series.frame),
+        config.split,
+        window.input_steps,
+        window.horizon,
+        str(series.path),
+        fit_horizon=model_horizon,
+    )
     shape = check_stack(
         config.model, window.input_steps, len(data.features), model_horizon, len(data.targets)
     )

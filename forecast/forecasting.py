@@ -10,6 +10,7 @@ Shape legend: B origins, L input steps, F features, h trained horizon, K targets
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -75,10 +76,22 @@ class Forecaster:
         return self._compiled[calls]
 
 
+class _NoRetracingNotice(logging.Filter):
+    """Each trained or loaded model gets its own compiled loop, by design; TensorFlow's
+    "triggered tf.function retracing" notice counts them together and would mislead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
 def _compile_loop(
     model: Any, calls: int, input_steps: int, n_features: int, feedback: list[int] | None
 ) -> Any:
     import tensorflow as tf
+
+    tf_log = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _NoRetracingNotice) for f in tf_log.filters):
+        tf_log.addFilter(_NoRetracingNotice())
 
     spec = tf.TensorSpec((None, input_steps, n_features), tf.float32)
     if calls == 1:

@@ -96,6 +96,8 @@ def _test_forecast(run_dir: Path, config: Config, out_dir: Path) -> Path:
 
 def _loss(run_dir: Path, out_dir: Path) -> Path:
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     history = pd.read_csv(run_dir / "history.csv")
     fig, ax = plt.subplots(figsize=(8, 4.5))
     ax.plot(history["epoch"], history["loss"], marker="o", markersize=3, label="train loss")
@@ -104,6 +106,7 @@ def _loss(run_dir: Path, out_dir: Path) -> Path:
             history["epoch"], history["val_loss"], marker="o", markersize=3, label="validation loss"
         )
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("loss (scaled units)")
     ax.set_yscale("log" if (history["loss"] > 0).all() else "linear")
     ax.set_title("training and validation loss")

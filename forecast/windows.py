@@ -29,7 +29,8 @@ class Split:
     fit_end: int
     train_end: int
     input_steps: int
-    horizon: int
+    horizon: int  # steps scored from each test origin
+    fit_horizon: int  # steps the model emits per call: 1 for recursive multi-step
 
     def _origins(self, first: int, last: int) -> np.ndarray:
         first = max(first, self.input_steps - 1)
@@ -39,13 +40,13 @@ class Split:
 
     @property
     def train_origins(self) -> np.ndarray:
-        return self._origins(self.input_steps - 1, self.fit_end - 1 - self.horizon)
+        return self._origins(self.input_steps - 1, self.fit_end - 1 - self.fit_horizon)
 
     @property
     def val_origins(self) -> np.ndarray:
         if self.train_end == self.fit_end:
             return np.empty(0, np.int64)
-        return self._origins(self.fit_end - 1, self.train_end - 1 - self.horizon)
+        return self._origins(self.fit_end - 1, self.train_end - 1 - self.fit_horizon)
 
     @property
     def test_origins(self) -> np.ndarray:
@@ -56,22 +57,35 @@ def _count(part: float | int, of_rows: int) -> int:
     return int(part) if isinstance(part, int) else int(round(of_rows * part))
 
 
-def plan_split(rows: int, split: SplitConfig, input_steps: int, horizon: int, source: str) -> Split:
-    """Row boundaries for train/validation/test, or a DataError saying how many rows it needs."""
+def plan_split(
+    rows: int,
+    split: SplitConfig,
+    input_steps: int,
+    horizon: int,
+    source: str,
+    fit_horizon: int | None = None,
+) -> Split:
+    """Row boundaries for train/validation/test, or a DataError saying how many rows it needs.
+
+    `fit_horizon` is the number of steps the model is trained to emit (default `horizon`).
+    """
+    fit_horizon = horizon if fit_horizon is None else fit_horizon
     test_rows = _count(split.test, rows)
     train_end = rows - test_rows
     val_rows = _count(split.validation, train_end) if train_end > 0 else 0
     fit_end = train_end - val_rows
-    plan = Split(rows, fit_end, train_end, input_steps, horizon)
+    plan = Split(rows, fit_end, train_end, input_steps, horizon, fit_horizon)
     problems = []
     if test_rows < horizon:
         problems.append(f"the test split has {test_rows} row(s), fewer than horizon {horizon}")
-    if val_rows and val_rows < horizon:
-        problems.append(f"the validation split has {val_rows} row(s), fewer than horizon {horizon}")
-    if fit_end < input_steps + horizon:
+    if val_rows and val_rows < fit_horizon:
+        problems.append(
+            f"the validation split has {val_rows} row(s), fewer than horizon {fit_horizon}"
+        )
+    if fit_end < input_steps + fit_horizon:
         problems.append(
             f"the training part has {max(fit_end, 0)} row(s); one window needs "
-            f"input_steps + horizon = {input_steps + horizon}"
+            f"input_steps + horizon = {input_steps + fit_horizon}"
         )
     if problems:
         raise DataError(

@@ -59,3 +59,16 @@ def test_too_few_rows_says_how_many_are_needed():
 def test_test_split_shorter_than_horizon():
     with pytest.raises(DataError, match="the test split has 2 row"):
         plan_split(100, SplitConfig(test=2, validation=0), input_steps=3, horizon=5, source="x")
+
+
+def test_recursive_training_windows_need_one_target_step_only():
+    split = plan_split(
+        100,
+        SplitConfig(test=0.2, validation=0.1),
+        input_steps=5,
+        horizon=4,
+        source="x",
+        fit_horizon=1,
+    )
+    assert split.train_origins[-1] == 72 - 1 - 1  # the target row 71 is the last train row
+    assert split.test_origins[-1] == 100 - 1 - 4  # scored over 4 steps
