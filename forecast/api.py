@@ -3,14 +3,16 @@
     from forecast import api
     result = api.train("configs/univariate.yaml", runs_dir="runs")
     print(result.verdict, result.run_dir)
-    future = api.predict(result.run_dir, "data/msft_daily.csv", horizon=5)   # a DataFrame
-    api.plot(result.run_dir)                                                  # PNG paths
+    future, path = api.predict(result.run_dir, "data/msft_daily.csv", horizon=5)
+    api.plot(result.run_dir)                     # PNG paths
+    report = api.backtest("configs/univariate.yaml", folds=3)
 
 Errors the user can fix raise `forecast.errors.ForecastError` subclasses.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import time
@@ -24,14 +26,15 @@ import pandas as pd
 
 from forecast import __version__
 from forecast.config import Config, config_to_yaml, load_config
-from forecast.data import Series, future_index, read_series, season_length
+from forecast.data import apply_transform, future_index, read_series, transform_lag
 from forecast.errors import ConfigError, DataError
-from forecast.evaluation import evaluate, verdict
-from forecast.models import check_stack
+from forecast.evaluation import BASELINES, METRICS, evaluate, verdict
+from forecast.pipeline import Prepared, fit, forecast_levels, prepare
 from forecast.runs import (
     FORMAT_VERSION,
     discard,
     finish,
+    finished_runs,
     open_run,
     resolve_run,
     stamp,
@@ -41,7 +44,6 @@ from forecast.runs import (
 )
 from forecast.scaling import Scaler
 from forecast.tf_setup import import_tensorflow_quietly
-from forecast.windows import Split, input_windows, plan_split
 
 log = logging.getLogger("forecast")
 
@@ -56,80 +58,40 @@ class TrainResult:
 
 
 @dataclass
-class Prepared:
-    """A config with its data read, split and scaled: everything before TensorFlow."""
-
-    config: Config
-    series: Series
-    split: Split
-    scaler: Scaler
-    scaled: np.ndarray  # (rows, columns) in config.data.columns order
-    season: int
-    params: int
-
-    @property
-    def features(self) -> np.ndarray:  # (rows, F)
-        return self.scaled[:, : len(self.config.data.features)]
-
-    @property
-    def targets(self) -> np.ndarray:  # (rows, K)
-        columns = self.config.data.columns
-        return self.scaled[:, [columns.index(t) for t in self.config.data.targets]]
-
-    @property
-    def model_horizon(self) -> int:
-        """Steps one model call emits: 1 for recursive multi-step, else the horizon."""
-        window = self.config.window
-        return 1 if window.multi_step == "recursive" else window.horizon
+class BacktestResult:
+    run_dir: Path
+    path: Path  # backtest.json
+    report: dict[str, Any]
 
 
-def _as_config(config: Config | str | Path, overrides: list[str] | None) -> Config:
+def _as_config(
+    config: Config | str | Path, overrides: list[str] | None, seed: int | None
+) -> Config:
     if isinstance(config, Config):
         if overrides:
             raise ConfigError("overrides apply to a config file; edit the Config object instead")
-        return config
-    return load_config(config, overrides)
+    else:
+        config = load_config(config, overrides)
+    return config if seed is None else config.model_copy(update={"seed": seed})
 
 
-def prepare(config: Config) -> Prepared:
-    """Read, split and scale the data; check the model stack. No TensorFlow here."""
-    series = read_series(config.data)
-    window = config.window
-    data = config.data
-    model_horizon = 1 if window.multi_step == "recursive" else window.horizon
-    split = plan_split(
-        len(series.frame),
-        config.split,
-        window.input_steps,
-        window.horizon,
-        str(series.path),
-        fit_horizon=model_horizon,
-    )
-    shape = check_stack(
-        config.model, window.input_steps, len(data.features), model_horizon, len(data.targets)
-    )
-    values = series.values  # (rows, columns)
-    scaler = Scaler.fit(
-        values[: split.fit_end], data.columns, config.scaling.method, config.scaling.feature_range
-    )
-    season = config.evaluation.season_length
-    if season == "auto":
-        season = season_length(series.index)
-    return Prepared(
-        config, series, split, scaler, scaler.transform(values), int(season), shape.params
-    )
+def model_label(config: Config) -> str:
+    """'GRU' for the shorthand, else the stack, e.g. 'lstm(50)-dropout-lstm(50)'."""
+    if config.model.architecture is not None:
+        return config.model.architecture.upper()
+    return config.model.describe()
 
 
 def validate(config: Config | str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """Check config and data without training: layout, shapes, split sizes, parameter count."""
-    prepared = prepare(_as_config(config, overrides))
+    prepared = prepare(_as_config(config, overrides, None))
     cfg, split = prepared.config, prepared.split
     steps, feats, targs = cfg.window.input_steps, len(cfg.data.features), len(cfg.data.targets)
     return {
         "layout": cfg.layout,
-        "rows": split.rows,
+        "rows": len(prepared.values),
         "split": {
-            "train": split.fit_end,
+            "train": split.fit_end + prepared.lag,
             "validation": split.train_end - split.fit_end,
             "test": split.rows - split.train_end,
         },
@@ -143,6 +105,19 @@ def validate(config: Config | str | Path, overrides: list[str] | None = None) ->
     }
 
 
+def _log_layout(cfg: Config) -> None:
+    data, window = cfg.data, cfg.window
+    log.info(
+        "layout %s: %s -> %s, input_steps %d, horizon %d (%s)",
+        cfg.layout,
+        ", ".join(data.features),
+        ", ".join(data.targets),
+        window.input_steps,
+        window.horizon,
+        window.multi_step,
+    )
+
+
 def train(
     config: Config | str | Path,
     runs_dir: str | Path = "runs",
@@ -151,88 +126,50 @@ def train(
     quiet: bool = False,
 ) -> TrainResult:
     """Train, evaluate against baselines on the test split, and save a new run directory."""
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[stage] = round(now - clock, 4)
-        clock = now
-
-    cfg = _as_config(config, overrides)
-    if seed is not None:
-        cfg = cfg.model_copy(update={"seed": seed})
+    start = time.perf_counter()
+    cfg = _as_config(config, overrides, seed)
     prepared = prepare(cfg)
-    data, window, split = cfg.data, cfg.window, prepared.split
+    timings = {"load": round(time.perf_counter() - start, 4)}
     if not quiet:
-        log.info(
-            "layout %s: %s -> %s, input_steps %d, horizon %d (%s)",
-            cfg.layout,
-            ", ".join(data.features),
-            ", ".join(data.targets),
-            window.input_steps,
-            window.horizon,
-            window.multi_step,
-        )
-    lap("load")
+        _log_layout(cfg)
 
     import_tensorflow_quietly()
     from forecast.forecasting import Forecaster
-    from forecast.models import build_model
-    from forecast.training import fit, seed_everything, window_dataset
 
-    seed_everything(cfg.seed)
+    model, fitted, fit_timings = fit(prepared, quiet)
+    timings |= fit_timings
 
-    def dataset(origins: np.ndarray, shuffle: bool) -> Any:
-        return window_dataset(
-            prepared.features,
-            prepared.targets,
-            origins,
-            window.input_steps,
-            prepared.model_horizon,
-            cfg.training.batch_size,
-            shuffle=shuffle,
-            seed=cfg.seed,
-        )
-
-    train_ds = dataset(split.train_origins, shuffle=True)
-    val_ds = dataset(split.val_origins, shuffle=False) if len(split.val_origins) else None
-    lap("window")
-
-    model = build_model(
-        cfg.model, window.input_steps, len(data.features), prepared.model_horizon, len(data.targets)
-    )
-    lap("build")
-    fitted = fit(model, cfg.training, train_ds, val_ds, quiet=quiet)
-    timings["fit"] = round(fitted.seconds, 4)
     clock = time.perf_counter()
+    data, split = cfg.data, prepared.split
+    work_origins = split.test_origins
+    predicted = forecast_levels(
+        Forecaster(model, data.features, data.targets),
+        prepared.scaler,
+        cfg,
+        prepared.features,
+        prepared.target_values,
+        work_origins,
+        cfg.window.horizon,
+    )  # (N, H, K) original units
+    timings["forecast"] = round(time.perf_counter() - clock, 4)
 
-    origins = split.test_origins
-    forecaster = Forecaster(model, data.features, data.targets)
-    scaled_pred = forecaster(
-        input_windows(prepared.features, origins, window.input_steps), window.horizon
-    )
-    predicted = prepared.scaler.subset(data.targets).inverse_transform(scaled_pred)  # (N, H, K)
-    lap("forecast")
-
-    values = prepared.series.values
-    target_values = values[:, [data.columns.index(t) for t in data.targets]]  # (rows, K)
+    clock = time.perf_counter()
+    origins = work_origins + prepared.lag  # original rows
+    train_end = split.train_end + prepared.lag
     report = evaluate(
-        target_values, origins, predicted, data.targets, prepared.season, split.train_end
+        prepared.target_values, origins, predicted, data.targets, prepared.season, train_end
     )
     metrics = {
         "layout": cfg.layout,
-        "horizon": window.horizon,
-        "test_rows": split.rows - split.train_end,
+        "horizon": cfg.window.horizon,
+        "test_rows": len(prepared.values) - train_end,
         "test_origins": len(origins),
         **report,
     }
-    model_name = cfg.model.architecture or cfg.model.describe()
-    line = verdict(metrics, model_name.upper() if cfg.model.architecture else model_name)
-    metrics["verdict"] = line
-    lap("evaluate")
+    metrics["verdict"] = verdict(metrics, model_label(cfg))
+    timings["evaluate"] = round(time.perf_counter() - clock, 4)
 
+    clock = time.perf_counter()
     runs_path = Path(runs_dir)
     when = stamp()
     partial = start_partial(runs_path, cfg.name or "run", when)
@@ -244,53 +181,52 @@ def train(
             fitted.history, columns=["epoch", "loss", "val_loss", "learning_rate", "seconds"]
         ).to_csv(partial / "history.csv", index=False)
         write_json(partial / "metrics.json", metrics)
-        _test_predictions(
-            prepared.series.index, origins, target_values, predicted, data.targets
+        prediction_table(
+            prepared.series.index, origins, prepared.target_values, predicted, data.targets
         ).to_csv(partial / "test_predictions.csv", index=False)
         timings["save"] = round(time.perf_counter() - clock, 4)
-        write_json(partial / "run.json", _run_info(cfg, prepared, fitted, timings, len(origins)))
+        info = _run_info(cfg, prepared, timings)
+        info |= {"epochs_run": len(fitted.history), "best_epoch": fitted.best_epoch}
+        write_json(partial / "run.json", info)
         run_dir = finish(partial, runs_path, cfg.name or "run", when)
     except BaseException:
         discard(partial)
         raise
-    return TrainResult(run_dir, cfg, metrics, line, fitted.history)
+    return TrainResult(run_dir, cfg, metrics, metrics["verdict"], fitted.history)
 
 
-def _test_predictions(
+def prediction_table(
     index: pd.Index,
-    origins: np.ndarray,
-    actual_values: np.ndarray,
-    predicted: np.ndarray,
+    origins: np.ndarray,  # (N,) original rows
+    actual_values: np.ndarray,  # (rows, K)
+    predicted: np.ndarray,  # (N, H, K)
     targets: list[str],
 ) -> pd.DataFrame:
     """One row per origin, target and step: time, target, step, actual, predicted."""
     n, horizon, k = predicted.shape
     steps = np.arange(1, horizon + 1)
-    rows = origins[:, None, None] + steps[None, None, :]  # (N, 1, H)
-    rows = np.broadcast_to(rows, (n, k, horizon))  # (N, K, H)
+    rows = np.broadcast_to(origins[:, None, None] + steps[None, None, :], (n, k, horizon))
     target_idx = np.broadcast_to(np.arange(k)[None, :, None], (n, k, horizon))
-    times = index[rows.ravel()]
     return pd.DataFrame(
         {
-            "time": _time_strings(times),
+            "time": time_strings(index[rows.ravel()]),
             "target": np.asarray(targets, dtype=object)[target_idx.ravel()],
             "step": np.broadcast_to(steps, (n, k, horizon)).ravel(),
             "actual": actual_values[rows.ravel(), target_idx.ravel()],
-            "predicted": predicted.transpose(0, 2, 1).ravel(),
+            "predicted": predicted.transpose(0, 2, 1).ravel(),  # (N, K, H) order
         }
     )
 
 
-def _time_strings(times: pd.Index) -> Any:
+def time_strings(times: pd.Index) -> Any:
+    """Dates as ISO strings (date only when there is no time of day), steps as integers."""
     if isinstance(times, pd.DatetimeIndex):
         dates_only = (times.normalize() == times).all()
         return times.strftime("%Y-%m-%d" if dates_only else "%Y-%m-%dT%H:%M:%S")
     return np.asarray(times)
 
 
-def _run_info(
-    cfg: Config, prepared: Prepared, fitted: Any, timings: dict, test_origins: int
-) -> dict:
+def _run_info(cfg: Config, prepared: Prepared, timings: dict) -> dict:
     import keras
     import tensorflow as tf
 
@@ -310,9 +246,9 @@ def _run_info(
         "data": {
             "path": str(prepared.series.path),
             "sha256": prepared.series.sha256,
-            "rows": split.rows,
+            "rows": len(prepared.values),
             "first": str(prepared.series.index[0]),
-            "last": str(prepared.series.index[-1]),
+            "last": str(prepared.series.index[len(prepared.values) - 1]),
         },
         "seed": cfg.seed,
         "layout": cfg.layout,
@@ -321,14 +257,160 @@ def _run_info(
         "rows": {
             "train_windows": len(split.train_origins),
             "val_windows": len(split.val_origins),
-            "test_origins": test_origins,
+            "test_origins": len(split.test_origins),
         },
-        "split": {"fit_end": split.fit_end, "train_end": split.train_end, "rows": split.rows},
-        "epochs_run": len(fitted.history),
-        "best_epoch": fitted.best_epoch,
+        "split": {
+            "transform_lag": prepared.lag,
+            "fit_end": split.fit_end + prepared.lag,
+            "train_end": split.train_end + prepared.lag,
+            "rows": len(prepared.values),
+        },
         "timings": timings,
         "strategy": {"name": "default", "replicas": 1},
     }
+
+
+# --------------------------------------------------------------------------- backtest
+
+
+def backtest_origins(rows: int, folds: int, horizon: int) -> np.ndarray:
+    """K origins `horizon` rows apart; the last fold's forecast ends at the last row."""
+    last = rows - 1 - horizon
+    return last - horizon * np.arange(folds - 1, -1, -1)
+
+
+def backtest(
+    config: Config | str | Path,
+    folds: int = 3,
+    runs_dir: str | Path = "runs",
+    overrides: list[str] | None = None,
+    seed: int | None = None,
+    quiet: bool = False,
+) -> BacktestResult:
+    """Rolling-origin evaluation: for each of `folds` origins, refit the scaler, transforms
+    and model on the rows up to and including the origin and forecast the next horizon."""
+    if folds < 1:
+        raise ConfigError(f"--folds must be >= 1, got {folds}")
+    cfg = _as_config(config, overrides, seed)
+    series = read_series(cfg.data)
+    horizon = cfg.window.horizon
+    origins = backtest_origins(len(series.frame), folds, horizon)
+    if origins[0] < 0:
+        raise DataError(
+            f"{series.path}: {len(series.frame)} rows cannot hold {folds} folds of horizon "
+            f"{horizon}; use fewer --folds"
+        )
+    first = prepare(cfg, series, rows=int(origins[0]) + 1)  # fails early if too few rows
+    if not quiet:
+        _log_layout(cfg)
+    import_tensorflow_quietly()
+    from forecast.forecasting import Forecaster
+
+    data = cfg.data
+    index = series.index
+    all_targets = series.values[:, [data.columns.index(t) for t in data.targets]]  # (rows, K)
+    fold_reports, forecasts = [], []
+    for k, origin in enumerate(origins, start=1):
+        started = time.perf_counter()
+        prepared = first if k == 1 else prepare(cfg, series, rows=int(origin) + 1)
+        if not quiet:
+            log.info(
+                "fold %d/%d: origin %s, fitting on %d rows, forecasting %s .. %s",
+                k,
+                folds,
+                _time_value(index[origin]),
+                origin + 1,
+                _time_value(index[origin + 1]),
+                _time_value(index[origin + horizon]),
+            )
+        model, _, _ = fit(prepared, quiet=True)
+        work_origin = np.array([len(prepared.scaled) - 1])
+        predicted = forecast_levels(
+            Forecaster(model, data.features, data.targets),
+            prepared.scaler,
+            cfg,
+            prepared.features,
+            prepared.target_values,
+            work_origin,
+            horizon,
+        )  # (1, H, K)
+        report = evaluate(
+            all_targets, np.array([origin]), predicted, data.targets, prepared.season, origin + 1
+        )
+        fold_reports.append(
+            {
+                "fold": k,
+                "origin": _time_value(index[origin]),
+                "test_start": _time_value(index[origin + 1]),
+                "test_end": _time_value(index[origin + horizon]),
+                "model": report["model"],
+                "baselines": report["baselines"],
+                "per_target": report["per_target"],
+                "seconds": round(time.perf_counter() - started, 3),
+            }
+        )
+        forecasts.append(predicted[0])
+        if not quiet:
+            mase = report["model"]["mase"]
+            log.info(
+                "fold %d/%d: model MASE %s", k, folds, "n/a" if mase is None else f"{mase:.3g}"
+            )
+    result = {
+        "layout": cfg.layout,
+        "horizon": horizon,
+        "folds": fold_reports,
+        "mean": _mean_of_folds(fold_reports),
+        "season_length": first.season,
+    }
+    result["verdict"] = verdict(result["mean"], model_label(cfg)).replace(
+        "on the test split", f"averaged over {folds} backtest folds"
+    )
+    run_dir = _save_backtest(cfg, series, origins, forecasts, result, Path(runs_dir))
+    return BacktestResult(run_dir, run_dir / "backtest.json", result)
+
+
+def _time_value(value: Any) -> Any:
+    """ISO date (or date and time) for timestamps, an integer for steps."""
+    if isinstance(value, pd.Timestamp):
+        return value.date().isoformat() if value == value.normalize() else value.isoformat()
+    return int(value)
+
+
+def _mean_of_folds(folds: list[dict[str, Any]]) -> dict[str, Any]:
+    def mean(key: str, name: str | None, metric: str) -> float | None:
+        values = [(f[key] if name is None else f[key][name])[metric] for f in folds]
+        values = [v for v in values if v is not None]
+        return float(np.mean(values)) if values else None
+
+    return {
+        "model": {m: mean("model", None, m) for m in METRICS},
+        "baselines": {b: {m: mean("baselines", b, m) for m in METRICS} for b in BASELINES},
+    }
+
+
+def _save_backtest(
+    cfg: Config,
+    series: Any,
+    origins: np.ndarray,
+    forecasts: list[np.ndarray],
+    result: dict[str, Any],
+    runs_path: Path,
+) -> Path:
+    from forecast import plotting
+
+    name = f"{cfg.name or 'run'}-backtest"
+    when = stamp()
+    partial = start_partial(runs_path, name, when)
+    try:
+        (partial / "config.yaml").write_text(config_to_yaml(cfg), encoding="utf-8")
+        write_json(partial / "backtest.json", result)
+        plotting.backtest_figure(
+            series.frame, cfg, origins, np.stack(forecasts), partial / "backtest.png"
+        )
+        return finish(partial, runs_path, name, when)
+    except BaseException:
+        discard(partial)
+        raise
 
 
 # --------------------------------------------------------------------------- predict
@@ -349,49 +431,58 @@ def predict(
     run_dir = resolve_run(run, runs_dir)
     opened = open_run(run_dir)
     cfg = opened.config
+    data = cfg.data
     steps = cfg.window.horizon if horizon is None else horizon
     if steps < 1:
         raise ConfigError(f"--horizon must be >= 1, got {steps}")
     scaler = Scaler.load(run_dir / "scaler.json")
-    if scaler.columns != cfg.data.columns:
+    if scaler.columns != data.columns:
         raise DataError(f"{run_dir}: scaler.json columns do not match config.yaml; train again")
-    series = read_series(cfg.data, path=csv_path, require_targets=False)
-    input_steps = cfg.window.input_steps
-    if len(series.frame) < input_steps:
+    lag = transform_lag(data.transform)
+    # differences are summed onto the targets' last values, so they must be in the CSV too
+    series = read_series(data, path=csv_path, require_targets=lag > 0)
+    needed = cfg.window.input_steps + lag
+    if len(series.frame) < needed:
         raise DataError(
             f"{series.path}: has {len(series.frame)} usable row(s); the model needs the last "
-            f"{input_steps} (window.input_steps)"
+            f"{needed} (window.input_steps{' + 1 for the differences' if lag else ''})"
         )
-    window = scaler.subset(cfg.data.features).transform(series.values[-input_steps:])  # (L, F)
+    values = series.values[-needed:]  # (L + lag, columns read)
+    columns = list(series.frame.columns)
+    work = apply_transform(
+        values, data.transform, columns, series.index[-needed:], str(series.path)
+    )
+    features = scaler.subset(data.features).transform(work[:, : len(data.features)])  # (L, F)
+    target_levels = values[:, [columns.index(t) for t in data.targets]] if lag else None
 
     import_tensorflow_quietly()
     from forecast.forecasting import Forecaster
     from forecast.runs import load_model
 
     model = load_model(opened.model_path)
-    forecaster = Forecaster(model, cfg.data.features, cfg.data.targets)
-    scaled = forecaster(window[None, :, :], steps)[0]  # (H, K)
-    values = scaler.subset(cfg.data.targets).inverse_transform(scaled)  # (H, K)
-    time_name = cfg.data.time_column or "step"
-    times = future_index(series.index, steps)
-    result = pd.DataFrame({time_name: _time_strings(times)})
-    for k, target in enumerate(cfg.data.targets):
-        result[target] = values[:, k]
+    forecaster = Forecaster(model, data.features, data.targets)
+    future = forecast_levels(
+        forecaster, scaler, cfg, features, target_levels, np.array([len(features) - 1]), steps
+    )[0]  # (H, K)
+    time_name = data.time_column or "step"
+    result = pd.DataFrame({time_name: time_strings(future_index(series.index, steps))})
+    for k, target in enumerate(data.targets):
+        result[target] = future[:, k]
     out_path = Path(output) if output is not None else run_dir / "forecast.csv"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out_path, result.to_csv(index=False))
     if output is None:
         # the history tail that forecast.png draws before the forecast
-        tail = series.frame.iloc[-max(4 * steps, 3 * input_steps, 50) :]
-        history = pd.DataFrame({time_name: _time_strings(tail.index)})
-        for target in cfg.data.targets:
+        tail = series.frame.iloc[-max(4 * steps, 3 * cfg.window.input_steps, 50) :]
+        history = pd.DataFrame({time_name: time_strings(tail.index)})
+        for target in data.targets:
             if target in tail.columns:
                 history[target] = tail[target].to_numpy()
         write_text_atomic(run_dir / "forecast_history.csv", history.to_csv(index=False))
     return result, out_path
 
 
-# --------------------------------------------------------------------------- plot
+# --------------------------------------------------------------------------- plot, runs
 
 
 def plot(
@@ -405,3 +496,28 @@ def plot(
     out_dir = Path(output) if output is not None else run_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     return plotting.draw_run(run_dir, opened.config, out_dir)
+
+
+def list_runs(runs_dir: str | Path = "runs") -> pd.DataFrame:
+    """Finished runs, oldest first: name, finished, layout, model, MASE, seasonal naive MASE."""
+    rows = []
+    for path in finished_runs(Path(runs_dir)):
+        try:
+            info = json.loads((path / "run.json").read_text(encoding="utf-8"))
+            metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        rows.append(
+            {
+                "run": path.name,
+                "finished": str(info.get("finished", ""))[:19].replace("T", " "),
+                "layout": metrics.get("layout"),
+                "model": info.get("model"),
+                "mase": metrics.get("model", {}).get("mase"),
+                "seasonal_naive_mase": metrics.get("baselines", {})
+                .get("seasonal_naive", {})
+                .get("mase"),
+            }
+        )
+    columns = ["run", "finished", "layout", "model", "mase", "seasonal_naive_mase"]
+    return pd.DataFrame(rows, columns=columns)

@@ -112,6 +112,46 @@ def train(
 
 
 @app.command()
+def backtest(
+    config: Annotated[Path, typer.Argument(help="The YAML config file.")],
+    folds: Annotated[int, typer.Option("--folds", "-k", help="Number of forecast origins.")] = 3,
+    runs_dir: RunsDirOpt = Path("runs"),
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config value: key.path=value (repeatable)."),
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Override the config's seed.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+) -> None:
+    """Rolling-origin evaluation: refit on the rows up to each origin, forecast the horizon.
+
+    Origins are `horizon` rows apart, the last fold ending at the last row. Prints a table per
+    fold and the mean; the last line is the path of backtest.json.
+    """
+    _setup_logging(quiet)
+    from forecast import api
+
+    result = _run(
+        lambda: api.backtest(config, folds, runs_dir, overrides=set_, seed=seed, quiet=quiet)
+    )
+    typer.echo(format_backtest(result.report))
+    typer.echo(result.report["verdict"])
+    typer.echo(str(result.path))
+
+
+@app.command("runs")
+def list_runs(runs_dir: RunsDirOpt = Path("runs")) -> None:
+    """List finished runs: name, date, layout, model, MASE and seasonal naive MASE."""
+    from forecast import api
+
+    frame = _run(lambda: api.list_runs(runs_dir))
+    if frame.empty:
+        typer.echo(f"no finished runs under {runs_dir}", err=True)
+        return
+    typer.echo(frame.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+
+
+@app.command()
 def predict(
     csv: Annotated[
         Path, typer.Option("--csv", help="CSV with recent history (same columns as training).")
@@ -212,6 +252,27 @@ def format_metrics(metrics: dict[str, Any], model_label: str) -> str:
             f"{name:16}{cell(m['mae'], 12, 5)}{cell(m['rmse'], 12, 5)}"
             f"{cell(m['mape'], 10, 4)}{cell(m['smape'], 10, 4)}{cell(m['mase'], 8, 3)}"
         )
+    if metrics.get("mape_excluded_zero_actuals"):
+        lines.append(
+            f"MAPE leaves out {metrics['mape_excluded_zero_actuals']} forecast(s) whose actual is 0"
+        )
+    return "\n".join(lines)
+
+
+def format_backtest(report: dict[str, Any]) -> str:
+    """One line per fold and the mean: MAE and MASE of the model and each baseline."""
+    names = ["model", "naive", "seasonal_naive", "mean"]
+    head = f"{'fold':>5} {'origin':>20}" + "".join(f"{n + ' MASE':>21}" for n in names)
+
+    def mase(block: dict[str, Any], name: str) -> str:
+        value = block["model"]["mase"] if name == "model" else block["baselines"][name]["mase"]
+        return f"{'n/a':>21}" if value is None else f"{value:>21.3f}"
+
+    lines = [head]
+    for fold in report["folds"]:
+        origin = str(fold["origin"])[:19].replace("T00:00:00", "")
+        lines.append(f"{fold['fold']:>5} {origin:>20}" + "".join(mase(fold, n) for n in names))
+    lines.append(f"{'mean':>5} {'':>20}" + "".join(mase(report["mean"], n) for n in names))
     return "\n".join(lines)
 
 

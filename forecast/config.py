@@ -107,16 +107,6 @@ class DataConfig(Strict):
                 raise ValueError(f"lists {', '.join(dupes)} more than once")
         return columns
 
-    @field_validator("transform")
-    @classmethod
-    def _transform_available(cls, value: str) -> str:
-        if value != "none":
-            raise ValueError(
-                f"'{value}' is not available in this version yet; use none "
-                "(metrics are in original units either way)"
-            )
-        return value
-
     @model_validator(mode="after")
     def _default_targets(self) -> DataConfig:
         if self.targets is None:

@@ -86,7 +86,8 @@ def _test_forecast(run_dir: Path, config: Config, out_dir: Path) -> Path:
             bar.set_xticks(np.arange(1, horizon + 1))
             bar.grid(alpha=0.3, axis="y")
     axes[-1][0].set_xlabel(config.data.time_column or "step")
-    fig.autofmt_xdate() if config.data.time_column else None
+    if config.data.time_column:
+        fig.autofmt_xdate()
     fig.tight_layout()
     path = out_dir / "test_forecast.png"
     fig.savefig(path, dpi=100)
@@ -157,9 +158,54 @@ def _future(run_dir: Path, config: Config, out_dir: Path) -> Path | None:
         ax.legend(loc="best")
         ax.grid(alpha=0.3)
     axes[-1][0].set_xlabel(time_name)
-    fig.autofmt_xdate() if config.data.time_column else None
+    if config.data.time_column:
+        fig.autofmt_xdate()
     fig.tight_layout()
     path = out_dir / "forecast.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def backtest_figure(
+    frame: pd.DataFrame,  # (rows, columns) original units, indexed by time
+    config: Config,
+    origins: np.ndarray,  # (K,) rows
+    forecasts: np.ndarray,  # (K, H, targets)
+    path: Path,
+) -> Path:
+    """The actual series around the folds, with each fold's forecast drawn from its origin."""
+    plt = _pyplot()
+    horizon = forecasts.shape[1]
+    start = max(0, int(origins[0]) - max(3 * horizon, 2 * config.window.input_steps, 30))
+    shown = frame.iloc[start:]
+    targets = list(config.data.targets)
+    fig, axes = plt.subplots(len(targets), 1, figsize=(12, 3.6 * len(targets)), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for row, target in enumerate(targets):
+        ax = axes[row][0]
+        ax.plot(shown.index, shown[target], color="black", linewidth=1.2, label="actual")
+        for k, origin in enumerate(origins):
+            times = frame.index[origin : origin + horizon + 1]
+            values = np.concatenate([[frame[target].iloc[origin]], forecasts[k, :, row]])
+            ax.plot(
+                times,
+                values,
+                color=colors[k % len(colors)],
+                marker="o",
+                markersize=3,
+                linewidth=1.5,
+                label=f"fold {k + 1}",
+            )
+            ax.axvline(frame.index[origin], color=colors[k % len(colors)], alpha=0.3, linewidth=0.8)
+        ax.set_title(f"{target}: backtest, {len(origins)} fold(s) of {horizon} step(s)")
+        ax.set_ylabel(target)
+        ax.legend(loc="best", fontsize="small")
+        ax.grid(alpha=0.3)
+    axes[-1][0].set_xlabel(config.data.time_column or "step")
+    if config.data.time_column:
+        fig.autofmt_xdate()
+    fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

@@ -53,7 +53,7 @@ class Split:
         return self._origins(self.train_end - 1, self.rows - 1 - self.horizon)
 
 
-def _count(part: float | int, of_rows: int) -> int:
+def row_count(part: float | int, of_rows: int) -> int:
     return int(part) if isinstance(part, int) else int(round(of_rows * part))
 
 
@@ -70,9 +70,9 @@ def plan_split(
     `fit_horizon` is the number of steps the model is trained to emit (default `horizon`).
     """
     fit_horizon = horizon if fit_horizon is None else fit_horizon
-    test_rows = _count(split.test, rows)
+    test_rows = row_count(split.test, rows)
     train_end = rows - test_rows
-    val_rows = _count(split.validation, train_end) if train_end > 0 else 0
+    val_rows = row_count(split.validation, train_end) if train_end > 0 else 0
     fit_end = train_end - val_rows
     plan = Split(rows, fit_end, train_end, input_steps, horizon, fit_horizon)
     problems = []

@@ -199,7 +199,3 @@ def test_resolved_config_round_trips(model):
     again = validate_config(yaml.safe_load(config_to_yaml(config)))
     assert again == config
 
-
-def test_transforms_not_yet_available_are_refused_not_ignored():
-    raw = {"data": {"path": "x.csv", "features": ["a"], "transform": "diff"}}
-    assert "data.transform: 'diff' is not available in this version yet; use none" in error_of(raw)
