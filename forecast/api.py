@@ -29,6 +29,7 @@ from forecast.config import Config, config_to_yaml, load_config
 from forecast.data import apply_transform, future_index, read_series, transform_lag
 from forecast.errors import ConfigError, DataError
 from forecast.evaluation import BASELINES, METRICS, evaluate, verdict
+from forecast.models import cudnn_warnings
 from forecast.pipeline import Prepared, fit, forecast_levels, prepare
 from forecast.runs import (
     FORMAT_VERSION,
@@ -106,6 +107,8 @@ def validate(config: Config | str | Path, overrides: list[str] | None = None) ->
 
 
 def _log_layout(cfg: Config) -> None:
+    for warning in cudnn_warnings(cfg.model):
+        log.warning(warning)
     data, window = cfg.data, cfg.window
     log.info(
         "layout %s: %s -> %s, input_steps %d, horizon %d (%s)",

@@ -154,3 +154,26 @@ def build_model(
     x = keras.layers.Dense(horizon * targets, name="head_dense")(x)  # (B, H*K)
     outputs = keras.layers.Reshape((horizon, targets), name="forecast")(x)  # (B, H, K)
     return keras.Model(inputs, outputs, name="forecast_model")
+
+
+def cudnn_warnings(model: ModelConfig) -> list[str]:
+    """Layers that lose the fast cuDNN kernel on GPUs (Keras uses it only for LSTM/GRU with
+    tanh activation and no recurrent dropout)."""
+    found = []
+    for i, spec in enumerate(model.layer_specs()):
+        kind = spec.layer if spec.type == "bidirectional" else spec.type
+        if kind not in ("lstm", "gru"):
+            continue
+        reasons = []
+        if spec.activation != "tanh":
+            reasons.append(f"activation {spec.activation}")
+        if spec.recurrent_dropout > 0:
+            reasons.append(f"recurrent_dropout {spec.recurrent_dropout:g}")
+        if reasons:
+            where = f"model.layers[{i}]" if model.layers is not None else "model"
+            found.append(
+                f"{where} ({spec.type}): {' and '.join(reasons)} rules out the cuDNN kernel, "
+                "so training on a GPU is several times slower; use activation tanh and "
+                "recurrent_dropout 0 (dropout between layers is fine)"
+            )
+    return found

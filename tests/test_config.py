@@ -198,4 +198,3 @@ def test_resolved_config_round_trips(model):
     config = validate_config(with_(model=model))
     again = validate_config(yaml.safe_load(config_to_yaml(config)))
     assert again == config
-

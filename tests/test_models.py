@@ -57,3 +57,14 @@ def test_return_sequences_on_the_last_recurrent_layer_is_a_config_error():
     config = model_config({"layers": [{"lstm": {"units": 4, "return_sequences": True}}]})
     with pytest.raises(ConfigError, match="set it to false, or add a flatten layer"):
         check_stack(config, 10, 1, 1, 1)
+
+
+def test_configs_that_forfeit_cudnn_are_named():
+    from forecast.models import cudnn_warnings
+
+    relu = model_config({"layers": [{"lstm": {"units": 4, "activation": "relu"}}]})
+    (message,) = cudnn_warnings(relu)
+    assert message.startswith("model.layers[0] (lstm): activation relu rules out the cuDNN kernel")
+    assert cudnn_warnings(model_config({"architecture": "gru", "units": [4], "dropout": 0.2})) == []
+    rnn = model_config({"layers": [{"simple_rnn": {"units": 4, "activation": "relu"}}]})
+    assert cudnn_warnings(rnn) == []  # SimpleRNN has no cuDNN kernel to lose

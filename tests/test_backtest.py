@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from forecast.api import backtest_origins
+from forecast.cli import app
+from forecast.config import load_config
+from forecast.data import read_series
+from forecast.pipeline import prepare
+
+from .conftest import monthly_frame, write_config, write_csv
+
+
+def test_origins_are_horizon_apart_and_end_at_the_last_row():
+    assert backtest_origins(rows=100, folds=3, horizon=5).tolist() == [84, 89, 94]
+    # the last fold forecasts rows 95..99: the last row is 99
+    assert backtest_origins(rows=10, folds=1, horizon=1).tolist() == [8]
+
+
+def fold_config(tmp_path: Path) -> Path:
+    write_csv(tmp_path / "s.csv", monthly_frame(60))
+    return write_config(
+        tmp_path / "bt.yaml",
+        name="bt",
+        seed=3,
+        data={"path": "s.csv", "time_column": "date", "features": ["sales"]},
+        window={"input_steps": 6, "horizon": 2},
+        split={"test": 0.2, "validation": 0.1},
+        model={"architecture": "gru", "units": [4]},
+        training={"epochs": 1, "batch_size": 16},
+        evaluation={"season_length": 12},
+    )
+
+
+def test_a_fold_fits_on_rows_up_to_its_origin_only(tmp_path):
+    config = load_config(fold_config(tmp_path))
+    series = read_series(config.data)
+    prepared = prepare(config, series, rows=50)  # origin = row 49
+    assert len(prepared.values) == 50
+    assert prepared.scaler.data_max[0] == series.values[: prepared.split.fit_end, 0].max()
+    # every training target row is before the fold's validation rows, all before row 50
+    assert prepared.split.train_origins[-1] + 2 < prepared.split.fit_end <= 50
+
+
+def test_backtest_cli_three_folds(tmp_path):
+    config = fold_config(tmp_path)
+    result = CliRunner().invoke(
+        app, ["backtest", str(config), "--folds", "3", "--runs-dir", str(tmp_path / "runs")]
+    )
+    assert result.exit_code == 0, result.output
+    path = Path(result.stdout.strip().splitlines()[-1])
+    assert path.name == "backtest.json" and (path.parent / "backtest.png").is_file()
+    assert "fold 3/3" in result.stderr  # progress
+    report = json.loads(path.read_text())
+    frame = pd.read_csv(tmp_path / "s.csv")
+    # 60 rows, horizon 2: origins 53, 55, 57; the last fold forecasts rows 58 and 59
+    assert [f["origin"] for f in report["folds"]] == frame["date"].iloc[[53, 55, 57]].tolist()
+    assert [f["test_start"] for f in report["folds"]] == frame["date"].iloc[[54, 56, 58]].tolist()
+    assert [f["test_end"] for f in report["folds"]] == frame["date"].iloc[[55, 57, 59]].tolist()
+    sales = frame["sales"].to_numpy()
+    for fold, origin in zip(report["folds"], [53, 55, 57], strict=True):
+        naive = np.abs(sales[origin + 1 : origin + 3] - sales[origin]).mean()
+        assert fold["baselines"]["naive"]["mae"] == pytest.approx(naive)
+        scale = np.abs(sales[12 : origin + 1] - sales[: origin + 1 - 12]).mean()
+        assert fold["baselines"]["naive"]["mase"] == pytest.approx(naive / scale)
+    maes = [f["model"]["mae"] for f in report["folds"]]
+    assert report["mean"]["model"]["mae"] == pytest.approx(np.mean(maes))
+    assert "averaged over 3 backtest folds" in result.stdout
+
+
+def test_too_many_folds_is_a_user_error(tmp_path):
+    config = fold_config(tmp_path)
+    result = CliRunner().invoke(app, ["backtest", str(config), "--folds", "40"])
+    assert result.exit_code == 2
+    assert "too few to train on" in result.stderr or "use fewer --folds" in result.stderr
