@@ -139,8 +139,8 @@ def train(
     import_tensorflow_quietly()
     from forecast.forecasting import Forecaster
 
-    model, fitted, fit_timings = fit(prepared, quiet)
-    timings |= fit_timings
+    model, fitted, fit_info = fit(prepared, quiet)
+    timings |= fit_info["timings"]
 
     clock = time.perf_counter()
     data, split = cfg.data, prepared.split
@@ -189,7 +189,12 @@ def train(
         ).to_csv(partial / "test_predictions.csv", index=False)
         timings["save"] = round(time.perf_counter() - clock, 4)
         info = _run_info(cfg, prepared, timings)
-        info |= {"epochs_run": len(fitted.history), "best_epoch": fitted.best_epoch}
+        info |= {
+            "strategy": fit_info["strategy"],
+            "unroll": fit_info["unroll"],
+            "epochs_run": len(fitted.history),
+            "best_epoch": fitted.best_epoch,
+        }
         write_json(partial / "run.json", info)
         run_dir = finish(partial, runs_path, cfg.name or "run", when)
     except BaseException:
@@ -269,7 +274,6 @@ def _run_info(cfg: Config, prepared: Prepared, timings: dict) -> dict:
             "rows": len(prepared.values),
         },
         "timings": timings,
-        "strategy": {"name": "default", "replicas": 1},
     }
 
 

@@ -397,7 +397,24 @@ class TrainingConfig(Strict):
     early_stopping: EarlyStoppingConfig | Literal[False] = Field(
         default_factory=EarlyStoppingConfig
     )
-    distribute: Literal["none", "mirrored", "multi_worker"] = "none"
+    distribute: Literal["none", "mirrored", "multi_worker"] = Field(
+        "none", description="none | mirrored (all local GPUs)"
+    )
+    jit_compile: bool = Field(False, description="compile training steps with XLA")
+    unroll: Literal["auto"] | bool = Field(
+        "auto",
+        description="unroll recurrent layers: auto = on CPU-only machines for input_steps <= 100 "
+        "(about 2x faster training at batch 32 there); never on GPUs, where it would lose cuDNN",
+    )
+
+    @field_validator("distribute")
+    @classmethod
+    def _distribute_available(cls, value: str) -> str:
+        if value == "multi_worker":
+            raise ValueError(
+                "'multi_worker' is not available in this version yet; use none or mirrored"
+            )
+        return value
 
     @field_validator("early_stopping", mode="before")
     @classmethod

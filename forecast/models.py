@@ -103,7 +103,9 @@ def check_stack(
     return shape
 
 
-def _recurrent(kind: str, spec: Any, return_sequences: bool, name: str | None = None) -> Any:
+def _recurrent(
+    kind: str, spec: Any, return_sequences: bool, unroll: bool, name: str | None = None
+) -> Any:
     import keras
 
     cls = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "simple_rnn": keras.layers.SimpleRNN}
@@ -113,12 +115,31 @@ def _recurrent(kind: str, spec: Any, return_sequences: bool, name: str | None = 
         return_sequences=return_sequences,
         dropout=spec.dropout,
         recurrent_dropout=spec.recurrent_dropout,
+        unroll=unroll,
         name=name,
     )
 
 
+UNROLL_MAX_STEPS = 100  # longer windows make unrolled graphs slow to build
+
+
+def resolve_unroll(setting: str | bool, input_steps: int) -> bool:
+    """training.unroll: auto unrolls on CPU-only machines for short windows. An unrolled
+    LSTM/GRU cannot use cuDNN, so auto never unrolls where a GPU is visible."""
+    if setting != "auto":
+        return bool(setting)
+    import tensorflow as tf
+
+    return input_steps <= UNROLL_MAX_STEPS and not tf.config.list_physical_devices("GPU")
+
+
 def build_model(
-    model: ModelConfig, input_steps: int, features: int, horizon: int, targets: int
+    model: ModelConfig,
+    input_steps: int,
+    features: int,
+    horizon: int,
+    targets: int,
+    unroll: bool = False,
 ) -> Any:
     """A functional Keras model: (B, L, F) -> (B, H, K)."""
     check_stack(model, input_steps, features, horizon, targets)
@@ -129,9 +150,9 @@ def build_model(
     for i, spec in enumerate(model.layer_specs()):
         name = f"{spec.type}_{i}"
         if spec.type in RECURRENT_TYPES:
-            x = _recurrent(spec.type, spec, spec.return_sequences, name)(x)
+            x = _recurrent(spec.type, spec, spec.return_sequences, unroll, name)(x)
         elif spec.type == "bidirectional":
-            inner = _recurrent(spec.layer, spec, spec.return_sequences)
+            inner = _recurrent(spec.layer, spec, spec.return_sequences, unroll)
             x = keras.layers.Bidirectional(inner, merge_mode=spec.merge_mode, name=name)(x)
         elif spec.type == "conv1d":
             x = keras.layers.Conv1D(

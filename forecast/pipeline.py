@@ -25,7 +25,7 @@ from forecast.data import (
 from forecast.errors import DataError
 from forecast.models import check_stack
 from forecast.scaling import Scaler
-from forecast.windows import Split, input_windows, plan_split, row_count
+from forecast.windows import Split, plan_split, row_count
 
 
 @dataclass
@@ -131,13 +131,13 @@ def fit_only_split(rows: int, config: Config, source: str) -> Split:
     return Split(rows, fit_end, rows, window.input_steps, window.horizon, fit_horizon)
 
 
-def fit(prepared: Prepared, quiet: bool) -> tuple[Any, Any, dict[str, float]]:
-    """Seed, build and fit the model: (model, FitResult, timings of window/build/fit)."""
+def fit(prepared: Prepared, quiet: bool) -> tuple[Any, Any, dict[str, Any]]:
+    """Seed, build and fit the model: (model, FitResult, {timings, strategy, unroll})."""
     import time
 
-    from forecast.models import build_model
+    from forecast.models import build_model, resolve_unroll
+    from forecast.training import compile_model, seed_everything, strategy_scope, window_dataset
     from forecast.training import fit as fit_model
-    from forecast.training import seed_everything, window_dataset
 
     cfg, split = prepared.config, prepared.split
     clock = time.perf_counter()
@@ -158,15 +158,21 @@ def fit(prepared: Prepared, quiet: bool) -> tuple[Any, Any, dict[str, float]]:
     train_ds = dataset(split.train_origins, shuffle=True)
     val_ds = dataset(split.val_origins, shuffle=False) if len(split.val_origins) else None
     window_seconds = time.perf_counter() - clock
-    model = build_model(
-        cfg.model,
-        cfg.window.input_steps,
-        len(cfg.data.features),
-        prepared.model_horizon,
-        len(cfg.data.targets),
-    )
+    unroll = resolve_unroll(cfg.training.unroll, cfg.window.input_steps)
+    scope, strategy = strategy_scope(cfg.training.distribute)
+    with scope:
+        model = build_model(
+            cfg.model,
+            cfg.window.input_steps,
+            len(cfg.data.features),
+            prepared.model_horizon,
+            len(cfg.data.targets),
+            unroll=unroll,
+        )
+        compile_model(model, cfg.training)
     fitted = fit_model(model, cfg.training, train_ds, val_ds, quiet=quiet)
-    return model, fitted, {"window": round(window_seconds, 4), "fit": round(fitted.seconds, 4)}
+    timings = {"window": round(window_seconds, 4), "fit": round(fitted.seconds, 4)}
+    return model, fitted, {"timings": timings, "strategy": strategy, "unroll": unroll}
 
 
 def forecast_levels(
@@ -180,8 +186,7 @@ def forecast_levels(
 ) -> np.ndarray:
     """Forecast `steps` from each origin and return them in original units: (N, steps, K)."""
     data = config.data
-    windows = input_windows(scaled_features, work_origins, config.window.input_steps)
-    scaled = forecaster(windows, steps)  # (N, steps, K)
+    scaled = forecaster.from_origins(scaled_features, work_origins, steps)  # (N, steps, K)
     transformed = scaler.subset(data.targets).inverse_transform(scaled)
     lag = transform_lag(data.transform)
     last = target_levels[work_origins + lag] if lag else None  # (N, K) at each origin

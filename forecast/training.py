@@ -7,6 +7,7 @@ not grow with rows x input_steps and nothing is re-windowed per epoch.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import time
@@ -83,6 +84,24 @@ def make_loss(name: str) -> Any:
     return {"mse": "mse", "mae": "mae", "huber": keras.losses.Huber()}[name]
 
 
+def compile_model(model: Any, training: TrainingConfig) -> None:
+    model.compile(
+        optimizer=make_optimizer(training),
+        loss=make_loss(training.loss),
+        jit_compile=training.jit_compile,
+    )
+
+
+def strategy_scope(distribute: str) -> tuple[Any, dict[str, Any]]:
+    """A context to build and compile the model in, and run.json's `strategy` entry."""
+    if distribute == "mirrored":
+        import tensorflow as tf
+
+        strategy = tf.distribute.MirroredStrategy()
+        return strategy.scope(), {"name": "mirrored", "replicas": strategy.num_replicas_in_sync}
+    return contextlib.nullcontext(), {"name": "default", "replicas": 1}
+
+
 @dataclass
 class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)  # one row per epoch
@@ -98,10 +117,11 @@ def fit(
     val_ds: Any | None,
     quiet: bool = False,
 ) -> FitResult:
-    """Compile and fit with early stopping; history rows: epoch, loss, val_loss, lr, seconds."""
+    """Fit a compiled model with early stopping.
+
+    History rows: epoch, loss, val_loss, learning_rate, seconds."""
     import keras
 
-    model.compile(optimizer=make_optimizer(training), loss=make_loss(training.loss))
     result = FitResult()
     callbacks: list[Any] = [_recorder_class()(result, training.epochs, quiet)]
     stopper = None

@@ -73,3 +73,46 @@ def test_batches_give_the_same_numbers_as_one_batch():
     np.testing.assert_allclose(
         forecaster(windows, 4, batch_size=3), forecaster(windows, 4), rtol=1e-6
     )
+
+
+def test_xla_loop_gives_the_same_numbers():
+    model = small_model(features=1, targets=1, horizon=1)
+    windows = np.random.default_rng(5).random((6, 5, 1)).astype("float32")
+    forecaster = Forecaster(model, ["a"], ["a"])
+    np.testing.assert_allclose(
+        forecaster(windows, 7, jit=True), forecaster(windows, 7, jit=False), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_windows_cut_per_batch_of_origins_match_whole_windows():
+    from forecast.windows import input_windows
+
+    model = small_model(features=1, targets=1, horizon=1)
+    series = np.random.default_rng(6).random((40, 1))
+    origins = np.arange(4, 40)
+    forecaster = Forecaster(model, ["a"], ["a"])
+    whole = forecaster(input_windows(series, origins, 5), 3)
+    cut = forecaster.from_origins(series, origins, 3, batch_size=7)
+    np.testing.assert_allclose(cut, whole, rtol=1e-5, atol=1e-6)  # batch shapes vary rounding
+
+
+def test_unrolled_layers_give_the_same_numbers():
+    import keras
+
+    from forecast.config import validate_config
+    from forecast.models import build_model
+
+    config = validate_config(
+        {
+            "data": {"path": "x.csv", "features": ["a"]},
+            "model": {"architecture": "lstm", "units": [6, 4]},
+        }
+    )
+    looped = build_model(config.model, 12, 2, 3, 1, unroll=False)
+    unrolled = build_model(config.model, 12, 2, 3, 1, unroll=True)
+    unrolled.set_weights(looped.get_weights())
+    x = np.random.default_rng(7).random((9, 12, 2)).astype("float32")
+    np.testing.assert_allclose(
+        unrolled.predict_on_batch(x), looped.predict_on_batch(x), rtol=1e-5, atol=1e-6
+    )
+    assert keras.saving.load_model  # the unrolled model is a plain Keras model
