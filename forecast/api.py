@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import platform
+import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -38,6 +39,7 @@ from forecast.runs import (
     finished_runs,
     open_run,
     resolve_run,
+    resumable_partial,
     stamp,
     start_partial,
     write_json,
@@ -127,19 +129,52 @@ def train(
     overrides: list[str] | None = None,
     seed: int | None = None,
     quiet: bool = False,
+    resume: bool = False,
 ) -> TrainResult:
-    """Train, evaluate against baselines on the test split, and save a new run directory."""
+    """Train, evaluate against baselines on the test split, and save a new run directory.
+
+    While training, the run lives in a hidden `runs/.<name>-<stamp>.partial/` with a backup
+    after every epoch. If training is interrupted (Ctrl-C, SIGTERM, a kill), that folder
+    stays, and `resume=True` continues it from its last finished epoch.
+    """
     start = time.perf_counter()
     cfg = _as_config(config, overrides, seed)
     prepared = prepare(cfg)
     timings = {"load": round(time.perf_counter() - start, 4)}
     if not quiet:
         _log_layout(cfg)
+    runs_path = Path(runs_dir)
+    name, config_text = cfg.name or "run", config_to_yaml(cfg)
+    if resume:
+        partial, when = resumable_partial(runs_path, name, config_text)
+        log.info("resuming %s", partial)
+    else:
+        when = stamp()
+        partial = start_partial(runs_path, name, when)
+        (partial / "config.yaml").write_text(config_text, encoding="utf-8")
+    try:
+        import_tensorflow_quietly()
+        run_dir, metrics, history = _train_in(partial, prepared, timings, quiet, when)
+    except KeyboardInterrupt:
+        log.warning(
+            "training interrupted; the finished epochs are kept in %s: continue with "
+            "`forecast train CONFIG --resume`",
+            partial,
+        )
+        raise
+    except BaseException:
+        discard(partial)
+        raise
+    return TrainResult(run_dir, cfg, metrics, metrics["verdict"], history)
 
-    import_tensorflow_quietly()
+
+def _train_in(
+    partial: Path, prepared: Prepared, timings: dict[str, Any], quiet: bool, when: str
+) -> tuple[Path, dict[str, Any], list[dict[str, float]]]:
     from forecast.forecasting import Forecaster
 
-    model, fitted, fit_info = fit(prepared, quiet)
+    cfg = prepared.config
+    model, fitted, fit_info = fit(prepared, quiet, backup_dir=partial / "backup")
     timings |= fit_info["timings"]
 
     clock = time.perf_counter()
@@ -173,34 +208,27 @@ def train(
     timings["evaluate"] = round(time.perf_counter() - clock, 4)
 
     clock = time.perf_counter()
-    runs_path = Path(runs_dir)
-    when = stamp()
-    partial = start_partial(runs_path, cfg.name or "run", when)
-    try:
-        (partial / "config.yaml").write_text(config_to_yaml(cfg), encoding="utf-8")
-        model.save(partial / "model.keras")
-        prepared.scaler.save(partial / "scaler.json")
-        pd.DataFrame(
-            fitted.history, columns=["epoch", "loss", "val_loss", "learning_rate", "seconds"]
-        ).to_csv(partial / "history.csv", index=False)
-        write_json(partial / "metrics.json", metrics)
-        prediction_table(
-            prepared.series.index, origins, prepared.target_values, predicted, data.targets
-        ).to_csv(partial / "test_predictions.csv", index=False)
-        timings["save"] = round(time.perf_counter() - clock, 4)
-        info = _run_info(cfg, prepared, timings)
-        info |= {
-            "strategy": fit_info["strategy"],
-            "unroll": fit_info["unroll"],
-            "epochs_run": len(fitted.history),
-            "best_epoch": fitted.best_epoch,
-        }
-        write_json(partial / "run.json", info)
-        run_dir = finish(partial, runs_path, cfg.name or "run", when)
-    except BaseException:
-        discard(partial)
-        raise
-    return TrainResult(run_dir, cfg, metrics, metrics["verdict"], fitted.history)
+    model.save(partial / "model.keras")
+    prepared.scaler.save(partial / "scaler.json")
+    pd.DataFrame(
+        fitted.history, columns=["epoch", "loss", "val_loss", "learning_rate", "seconds"]
+    ).to_csv(partial / "history.csv", index=False)
+    write_json(partial / "metrics.json", metrics)
+    prediction_table(
+        prepared.series.index, origins, prepared.target_values, predicted, data.targets
+    ).to_csv(partial / "test_predictions.csv", index=False)
+    timings["save"] = round(time.perf_counter() - clock, 4)
+    info = _run_info(cfg, prepared, timings)
+    info |= {
+        "strategy": fit_info["strategy"],
+        "unroll": fit_info["unroll"],
+        "epochs_run": len(fitted.history),
+        "best_epoch": fitted.best_epoch,
+    }
+    write_json(partial / "run.json", info)
+    shutil.rmtree(partial / "backup", ignore_errors=True)
+    run_dir = finish(partial, partial.parent, cfg.name or "run", when)
+    return run_dir, metrics, fitted.history
 
 
 def prediction_table(

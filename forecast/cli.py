@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from forecast.errors import ForecastError
+from forecast.errors import ForecastError, Terminated
 
 app = typer.Typer(
     name="forecast",
@@ -60,8 +61,11 @@ def _run(call: Callable[[], Any]) -> Any:
     except ForecastError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    except Terminated:
+        typer.echo("terminated; no run directory was written", err=True)
+        raise typer.Exit(143) from None
     except KeyboardInterrupt:
-        typer.echo("interrupted; nothing was saved", err=True)
+        typer.echo("interrupted; no run directory was written", err=True)
         raise typer.Exit(130) from None
     except (typer.Exit, SystemExit):
         raise
@@ -97,15 +101,22 @@ def train(
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Override the config's seed.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue the newest interrupted run of this config."),
+    ] = False,
 ) -> None:
     """Train a model, evaluate it against baselines on the test split, save a run.
 
-    Prints a metrics table and, as its last line, the run directory.
+    Prints a metrics table and, as its last line, the run directory. Ctrl-C or SIGTERM keep
+    the finished epochs in a hidden partial run; --resume continues from there.
     """
     _setup_logging(quiet)
     from forecast import api
 
-    result = _run(lambda: api.train(config, runs_dir, overrides=set_, seed=seed, quiet=quiet))
+    result = _run(
+        lambda: api.train(config, runs_dir, overrides=set_, seed=seed, quiet=quiet, resume=resume)
+    )
     typer.echo(format_metrics(result.metrics, result.config.model.describe()))
     typer.echo(result.verdict)
     typer.echo(str(result.run_dir))
@@ -276,7 +287,12 @@ def format_backtest(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)  # clean up like Ctrl-C, exit 143
     app()
 
 

@@ -19,3 +19,7 @@ class DataError(ForecastError):
 
 class RunError(ForecastError):
     """A run directory is missing, incomplete or incompatible."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that the same clean-up runs (exit code 143)."""

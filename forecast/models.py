@@ -123,14 +123,47 @@ def _recurrent(
 UNROLL_MAX_STEPS = 100  # longer windows make unrolled graphs slow to build
 
 
-def resolve_unroll(setting: str | bool, input_steps: int) -> bool:
+def resolve_unroll(setting: str | bool, input_steps: int, jit_compile: bool = False) -> bool:
     """training.unroll: auto unrolls on CPU-only machines for short windows. An unrolled
-    LSTM/GRU cannot use cuDNN, so auto never unrolls where a GPU is visible."""
+    LSTM/GRU cannot use cuDNN, so auto never unrolls where a GPU is visible; nor with XLA,
+    which takes minutes to compile an unrolled training step."""
     if setting != "auto":
         return bool(setting)
+    if jit_compile or input_steps > UNROLL_MAX_STEPS:
+        return False
     import tensorflow as tf
 
-    return input_steps <= UNROLL_MAX_STEPS and not tf.config.list_physical_devices("GPU")
+    return not tf.config.list_physical_devices("GPU")
+
+
+def without_unroll(model: Any) -> Any:
+    """The same model with looped recurrent layers (same weights, same numbers).
+
+    Unrolling speeds up training on CPUs, but a looped model traces and compiles much faster
+    for forecasting, and keeps cuDNN eligibility wherever the saved model is loaded later.
+    """
+    config = model.get_config()
+    if not _set_unroll_false(config):
+        return model
+    import keras
+
+    plain = keras.Model.from_config(config)
+    plain.set_weights(model.get_weights())
+    return plain
+
+
+def _set_unroll_false(node: Any) -> bool:
+    changed = False
+    if isinstance(node, dict):
+        if node.get("unroll") is True:
+            node["unroll"] = False
+            changed = True
+        for value in node.values():
+            changed = _set_unroll_false(value) or changed
+    elif isinstance(node, list):
+        for value in node:
+            changed = _set_unroll_false(value) or changed
+    return changed
 
 
 def build_model(

@@ -9,6 +9,7 @@ turned back into original units before anything is scored or saved.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -131,11 +132,13 @@ def fit_only_split(rows: int, config: Config, source: str) -> Split:
     return Split(rows, fit_end, rows, window.input_steps, window.horizon, fit_horizon)
 
 
-def fit(prepared: Prepared, quiet: bool) -> tuple[Any, Any, dict[str, Any]]:
+def fit(
+    prepared: Prepared, quiet: bool, backup_dir: Path | None = None
+) -> tuple[Any, Any, dict[str, Any]]:
     """Seed, build and fit the model: (model, FitResult, {timings, strategy, unroll})."""
     import time
 
-    from forecast.models import build_model, resolve_unroll
+    from forecast.models import build_model, resolve_unroll, without_unroll
     from forecast.training import compile_model, seed_everything, strategy_scope, window_dataset
     from forecast.training import fit as fit_model
 
@@ -158,7 +161,7 @@ def fit(prepared: Prepared, quiet: bool) -> tuple[Any, Any, dict[str, Any]]:
     train_ds = dataset(split.train_origins, shuffle=True)
     val_ds = dataset(split.val_origins, shuffle=False) if len(split.val_origins) else None
     window_seconds = time.perf_counter() - clock
-    unroll = resolve_unroll(cfg.training.unroll, cfg.window.input_steps)
+    unroll = resolve_unroll(cfg.training.unroll, cfg.window.input_steps, cfg.training.jit_compile)
     scope, strategy = strategy_scope(cfg.training.distribute)
     with scope:
         model = build_model(
@@ -170,7 +173,8 @@ def fit(prepared: Prepared, quiet: bool) -> tuple[Any, Any, dict[str, Any]]:
             unroll=unroll,
         )
         compile_model(model, cfg.training)
-    fitted = fit_model(model, cfg.training, train_ds, val_ds, quiet=quiet)
+    fitted = fit_model(model, cfg.training, train_ds, val_ds, quiet=quiet, backup_dir=backup_dir)
+    model = without_unroll(model)  # forecasts and the saved model use the looped layers
     timings = {"window": round(window_seconds, 4), "fit": round(fitted.seconds, 4)}
     return model, fitted, {"timings": timings, "strategy": strategy, "unroll": unroll}
 

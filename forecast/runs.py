@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -49,6 +50,27 @@ def start_partial(runs_dir: Path, name: str, when: str) -> Path:
         except FileExistsError:
             continue
     raise RunError(f"{runs_dir}: cannot create a partial run directory for {name}")
+
+
+def resumable_partial(runs_dir: Path, name: str, config_text: str) -> tuple[Path, str]:
+    """The newest interrupted run of `name` (and its stamp), whose config is `config_text`."""
+    pattern = re.compile(rf"^\.{re.escape(name)}-(\d{{8}}-\d{{6}})(?:-\d+)?\.partial$")
+    found = sorted(
+        (p for p in runs_dir.glob(f".{name}-*.partial") if pattern.match(p.name)),
+        key=lambda p: p.stat().st_mtime,
+    )
+    if not found:
+        raise RunError(
+            f"{runs_dir}: no interrupted run of '{name}' to resume; train without --resume"
+        )
+    partial = found[-1]
+    saved = partial / "config.yaml"
+    if saved.is_file() and saved.read_text(encoding="utf-8") != config_text:
+        raise RunError(
+            f"{partial}: the interrupted run was started with a different config; "
+            "resume with the same config and --set options, or train without --resume"
+        )
+    return partial, pattern.match(partial.name).group(1)
 
 
 def finish(partial: Path, runs_dir: Path, name: str, when: str) -> Path:

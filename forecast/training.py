@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -116,14 +118,22 @@ def fit(
     train_ds: Any,
     val_ds: Any | None,
     quiet: bool = False,
+    backup_dir: Path | None = None,
 ) -> FitResult:
     """Fit a compiled model with early stopping.
 
-    History rows: epoch, loss, val_loss, learning_rate, seconds."""
+    History rows: epoch, loss, val_loss, learning_rate, seconds. With `backup_dir`, weights,
+    optimizer state and history are saved there after every epoch, and a later call with the
+    same folder continues from the last finished epoch (Keras BackupAndRestore).
+    """
     import keras
 
     result = FitResult()
-    callbacks: list[Any] = [_recorder_class()(result, training.epochs, quiet)]
+    history_file = None
+    if backup_dir is not None:
+        history_file = backup_dir / "history.jsonl"
+        result.history = _finished_history(backup_dir)
+    callbacks: list[Any] = [_recorder_class()(result, training.epochs, quiet, history_file)]
     stopper = None
     if training.early_stopping is not False:
         stopper = keras.callbacks.EarlyStopping(
@@ -132,6 +142,8 @@ def fit(
             restore_best_weights=training.early_stopping.restore_best_weights,
         )
         callbacks.append(stopper)
+    if backup_dir is not None:
+        callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True))
     start = time.perf_counter()
     model.fit(
         train_ds,
@@ -148,6 +160,18 @@ def fit(
     return result
 
 
+def _finished_history(backup_dir: Path) -> list[dict[str, float]]:
+    """History rows of the epochs the backup holds (a row written just before a kill, whose
+    weights were not saved, is dropped: that epoch runs again)."""
+    try:
+        done = json.loads((backup_dir / "training_metadata.json").read_text())["epoch"]
+        lines = (backup_dir / "history.jsonl").read_text().splitlines()
+    except (OSError, ValueError, KeyError):
+        return []
+    rows = [json.loads(line) for line in lines if line.strip()]
+    return [row for row in rows if row["epoch"] <= done]
+
+
 @functools.cache
 def _recorder_class() -> type:
     """A Keras callback that records one history row per epoch and prints it to stderr
@@ -155,9 +179,12 @@ def _recorder_class() -> type:
     import keras
 
     class Recorder(keras.callbacks.Callback):
-        def __init__(self, result: FitResult, epochs: int, quiet: bool) -> None:
+        def __init__(
+            self, result: FitResult, epochs: int, quiet: bool, history_file: Path | None
+        ) -> None:
             super().__init__()
             self.result, self.epochs, self.quiet = result, epochs, quiet
+            self.history_file = history_file
             self._start = 0.0
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
@@ -174,6 +201,10 @@ def _recorder_class() -> type:
                 "seconds": round(time.perf_counter() - self._start, 4),
             }
             self.result.history.append(row)
+            if self.history_file is not None:
+                self.history_file.parent.mkdir(parents=True, exist_ok=True)
+                with self.history_file.open("a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(row) + "\n")
             if not self.quiet:
                 val = f"  val_loss {row['val_loss']:.6g}" if "val_loss" in logs else ""
                 print(

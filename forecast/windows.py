@@ -97,11 +97,12 @@ def plan_split(
 
 def input_windows(values: np.ndarray, origins: np.ndarray, input_steps: int) -> np.ndarray:
     """values (rows, F), origins (N,) -> (N, input_steps, F): rows o-input_steps+1 .. o."""
-    view = sliding_window_view(values, input_steps, axis=0)  # (rows-L+1, F, L), no copy
-    return np.ascontiguousarray(view[origins - input_steps + 1].transpose(0, 2, 1))
+    # windows over both axes keep the (L, F) layout, so the gather is one contiguous copy
+    view = sliding_window_view(values, (input_steps, values.shape[1]))  # (rows-L+1, 1, L, F)
+    return view[origins - input_steps + 1, 0]
 
 
 def target_windows(values: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
     """values (rows, K), origins (N,) -> (N, horizon, K): rows o+1 .. o+horizon."""
-    view = sliding_window_view(values, horizon, axis=0)  # (rows-H+1, K, H), no copy
-    return np.ascontiguousarray(view[origins + 1].transpose(0, 2, 1))
+    view = sliding_window_view(values, (horizon, values.shape[1]))  # (rows-H+1, 1, H, K)
+    return view[origins + 1, 0]

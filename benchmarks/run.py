@@ -1,0 +1,332 @@
+"""`make bench`: the tutorial way and ours, measured in one run on the same data and models.
+
+The tutorial way is written from the seeds' recipes: a Python loop that appends windows
+(seed 001/002), and recursive forecasting with one `model.predict` per step per origin
+(seed 000). Where the tutorial way would take tens of minutes, it is timed on a sample of
+origins and scaled by the number of origins (each origin is an independent loop of calls);
+the table says so. Writes benchmarks/results.json and prints a Markdown table.
+
+    python benchmarks/run.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+RESULTS: list[dict] = []
+
+
+def record(name: str, tutorial: float | None, ours: float, unit: str, note: str = "") -> None:
+    """tutorial/ours are costs (seconds or MB) unless unit says samples/s (higher is better)."""
+    if tutorial is None:
+        ratio = None
+    elif unit == "samples/s":
+        ratio = ours / tutorial
+    else:
+        ratio = tutorial / ours if ours > 0 else float("inf")
+    RESULTS.append(
+        {
+            "case": name,
+            "tutorial": tutorial,
+            "ours": ours,
+            "unit": unit,
+            "ratio": ratio,
+            "note": note,
+        }
+    )
+    shown = "" if ratio is None else f"  ratio {ratio:,.1f}x"
+    print(f"{name}: tutorial {tutorial} ours {ours:.4g} {unit}{shown} {note}", flush=True)
+
+
+def timed(fn, repeat: int = 3) -> float:
+    """Median wall time of `repeat` calls."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+# --------------------------------------------------------------------------- windowing
+
+
+def tutorial_windows(data: np.ndarray, time_step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seed 001's create_dataset."""
+    xs, ys = [], []
+    for i in range(len(data) - time_step - 1):
+        xs.append(data[i : (i + time_step), 0])
+        ys.append(data[i + time_step, 0])
+    return np.array(xs), np.array(ys)
+
+
+def bench_windowing(rows: int, window: int) -> None:
+    from forecast.windows import input_windows, target_windows
+
+    series = np.sin(np.linspace(0, 1000, rows)).reshape(-1, 1)
+    origins = np.arange(window - 1, rows - 2)
+
+    def ours() -> None:
+        input_windows(series, origins, window)
+        target_windows(series, origins, 1)
+
+    tutorial = timed(lambda: tutorial_windows(series, window), repeat=1)
+    record(f"windowing {rows:,} rows x {window} (materialised)", tutorial, timed(ours), "s")
+
+
+# --------------------------------------------------------------------------- forecasting
+
+
+def lstm_model(units: list[int], input_steps: int, unroll: bool):
+    from forecast.config import validate_config
+    from forecast.models import build_model
+
+    config = validate_config(
+        {
+            "data": {"path": "x.csv", "features": ["a"]},
+            "model": {"architecture": "lstm", "units": units},
+        }
+    )
+    import keras
+
+    keras.utils.set_random_seed(0)
+    return build_model(config.model, input_steps, 1, 1, 1, unroll=unroll)
+
+
+def tutorial_recursive(model, window: np.ndarray, steps: int) -> list[float]:
+    """Seed 000: one model.predict per step, the prediction appended to the window."""
+    x_input = window.copy()
+    out = []
+    for _ in range(steps):
+        yhat = model.predict(x_input.reshape(1, -1, 1), verbose=0)
+        x_input = np.append(x_input, yhat)[1:]
+        out.append(float(yhat[0, 0, 0]))
+    return out
+
+
+def bench_forecasting(
+    origins: int, steps: int, input_steps: int, units: list[int], sample: int
+) -> None:
+    from forecast.forecasting import Forecaster
+
+    # the same looped model both ways (`train` hands forecasting a looped twin of what it
+    # trained unrolled)
+    model = lstm_model(units, input_steps, unroll=False)
+    rng = np.random.default_rng(0)
+    windows = rng.random((origins, input_steps, 1)).astype("float32")
+    # the tutorial way on `sample` origins, scaled to all of them
+    sample = min(sample, origins)
+    start = time.perf_counter()
+    for i in range(sample):
+        tutorial_recursive(model, windows[i, :, 0], steps)
+    tutorial = (time.perf_counter() - start) * origins / sample
+    forecaster = Forecaster(model, ["a"], ["a"])
+    start = time.perf_counter()
+    forecaster(windows, steps)  # traces (and compiles) the loop
+    first = time.perf_counter() - start
+    ours = timed(lambda: forecaster(windows, steps))
+    # same numbers as the tutorial loop on the sampled origins
+    check = np.array([tutorial_recursive(model, windows[i, :, 0], steps) for i in range(1)])
+    np.testing.assert_allclose(forecaster(windows[:1], steps)[:, :, 0], check, rtol=1e-4, atol=1e-5)
+    note = f"tutorial timed on {sample} origin(s) x {steps} calls, scaled x{origins / sample:g}"
+    note += f"; ours first call (tracing/XLA) {first:.2f} s"
+    record(
+        f"recursive forecast {origins:,} origin(s) x {steps} steps, window {input_steps}, "
+        f"LSTM{tuple(units)}",
+        tutorial,
+        ours,
+        "s",
+        note,
+    )
+
+
+# --------------------------------------------------------------------------- training
+
+
+def bench_training(windows: int, input_steps: int, batch: int) -> None:
+    from forecast.config import TrainingConfig
+    from forecast.models import resolve_unroll
+    from forecast.training import compile_model, window_dataset
+    from forecast.windows import input_windows, target_windows
+
+    rows = windows + input_steps + 1
+    series = np.sin(np.linspace(0, 300, rows)).reshape(-1, 1).astype("float32")
+    origins = np.arange(input_steps - 1, rows - 1)
+    x = input_windows(series, origins, input_steps).astype("float32")
+    y = target_windows(series, origins, 1).astype("float32")
+    training = TrainingConfig(batch_size=batch)
+    epochs = 2
+
+    def fit_numpy(model) -> float:  # the tutorial: model.fit on materialised NumPy windows
+        model.compile(optimizer="adam", loss="mse")
+        model.fit(x[: batch * 4], y[: batch * 4], batch_size=batch, epochs=1, verbose=0)
+        start = time.perf_counter()
+        model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0)
+        return len(x) * epochs / (time.perf_counter() - start)
+
+    def fit_ours(model) -> float:
+        compile_model(model, training)
+        ds = window_dataset(series, series, origins, input_steps, 1, batch, True, 0)
+        model.fit(ds.take(4), epochs=1, verbose=0)
+        start = time.perf_counter()
+        model.fit(ds, epochs=epochs, verbose=0, shuffle=False)
+        return len(x) * epochs / (time.perf_counter() - start)
+
+    tutorial = fit_numpy(lstm_model([50, 50], input_steps, unroll=False))
+    unroll = resolve_unroll("auto", input_steps)
+    same_model_numpy = fit_numpy(lstm_model([50, 50], input_steps, unroll=unroll))
+    ours = fit_ours(lstm_model([50, 50], input_steps, unroll=unroll))
+    record(
+        f"training 2xLSTM(50), window {input_steps}, batch {batch}",
+        tutorial,
+        ours,
+        "samples/s",
+        f"unroll={unroll}",
+    )
+    record(
+        f"  pipeline overhead, same model, batch {batch} (fit time ours/plain Keras)",
+        None,
+        same_model_numpy / ours,
+        "ratio",
+        "target <= 1.1",
+    )
+    if batch == 32:
+        xla = TrainingConfig(batch_size=batch, jit_compile=True)
+        model = lstm_model([50, 50], input_steps, unroll=resolve_unroll("auto", input_steps, True))
+        compile_model(model, xla)
+        ds = window_dataset(series, series, origins, input_steps, 1, batch, True, 0)
+        model.fit(ds.take(4), epochs=1, verbose=0)
+        start = time.perf_counter()
+        model.fit(ds, epochs=epochs, verbose=0, shuffle=False)
+        record(
+            f"training with training.jit_compile, batch {batch}",
+            None,
+            len(x) * epochs / (time.perf_counter() - start),
+            "samples/s",
+        )
+
+
+# --------------------------------------------------------------------------- memory, CLI
+
+
+def peak_rss_mb(args: list[str], cwd: Path) -> float:
+    """Peak RSS of a child process, in MB (ru_maxrss of the waited-for child)."""
+    code = (
+        "import resource, subprocess, sys\n"
+        "r = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+        "assert r.returncode == 0, r.stderr[-2000:]\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, check=True
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def bench_memory(rows: int) -> None:
+    forecast = str(Path(sys.executable).parent / "forecast")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        t = np.arange(rows)
+        values = np.sin(t / 50) + 0.1 * np.sin(t / 7)
+        np.savetxt(
+            folder / "big.csv", values, delimiter=",", header="value", comments="", fmt="%.6f"
+        )
+        peaks = {}
+        for window in (10, 120):
+            (folder / f"w{window}.yaml").write_text(
+                "data: {path: big.csv, features: [value]}\n"
+                f"window: {{input_steps: {window}, horizon: 1}}\n"
+                "split: {test: 0.2, validation: 0.05}\n"
+                "model: {architecture: simple_rnn, units: [4]}\n"
+                "training: {epochs: 1, batch_size: 4096, early_stopping: false}\n",
+                encoding="utf-8",
+            )
+            start = time.perf_counter()
+            peaks[window] = peak_rss_mb([forecast, "train", f"w{window}.yaml", "--quiet"], folder)
+            print(
+                f"  train {rows:,} rows window {window}: {time.perf_counter() - start:.0f} s, "
+                f"peak RSS {peaks[window]:.0f} MB",
+                flush=True,
+            )
+        materialised = rows * 120 * 4 / 2**20
+        record(
+            f"peak RSS of `forecast train`, {rows:,} rows: window 120 minus window 10",
+            None,
+            peaks[120] - peaks[10],
+            "MB",
+            f"target <= 220; window 10: {peaks[10]:.0f} MB, window 120: {peaks[120]:.0f} MB; "
+            f"materialising float32 windows alone would take {materialised:.0f} MB",
+        )
+
+
+def bench_cli() -> None:
+    forecast = str(Path(sys.executable).parent / "forecast")
+
+    def run(args: list[str]) -> float:
+        return timed(lambda: subprocess.run(args, capture_output=True, check=True), repeat=3)
+
+    import_tf = run([sys.executable, "-c", "import tensorflow"])
+    for command in (["--help"], ["schema"], ["runs", "--runs-dir", "/nonexistent"]):
+        ours = run([forecast, *command])
+        record(
+            f"`forecast {' '.join(command[:1])}` vs `python -c 'import tensorflow'`",
+            import_tf,
+            ours,
+            "s",
+            "target: ours < 0.3x import",
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    args = parser.parse_args()
+    quick = args.quick
+    import tensorflow as tf
+
+    started = time.perf_counter()
+    bench_cli()
+    bench_windowing(100_000 if quick else 1_000_000, 60)
+    bench_forecasting(1, 100, 60, [50, 50], sample=1)
+    bench_forecasting(100 if quick else 1000, 100, 60, [50, 50], sample=2)
+    bench_forecasting(400 if quick else 4000, 24, 48, [32, 32], sample=4)
+    for batch in (32, 256):
+        bench_training(2000 if quick else 8000, 60, batch)
+    bench_memory(100_000 if quick else 1_000_000)
+    machine = {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "cpus": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "gpus": len(tf.config.list_physical_devices("GPU")),
+        "date": time.strftime("%Y-%m-%d"),
+        "seconds": round(time.perf_counter() - started),
+    }
+    out = ROOT / "benchmarks" / ("results-quick.json" if quick else "results.json")
+    out.write_text(json.dumps({"machine": machine, "results": RESULTS}, indent=2) + "\n")
+    print("\n| case | tutorial way | ours | ratio | note |\n|---|---|---|---|---|")
+    for r in RESULTS:
+        tut = "" if r["tutorial"] is None else f"{r['tutorial']:.4g} {r['unit']}"
+        ratio = "" if r["ratio"] is None else f"{r['ratio']:,.1f}x"
+        print(f"| {r['case']} | {tut} | {r['ours']:.4g} {r['unit']} | {ratio} | {r['note']} |")
+    print(f"\nmachine: {machine}")
+
+
+if __name__ == "__main__":
+    main()
