@@ -23,6 +23,7 @@ from forecast.errors import DataError
 log = logging.getLogger("forecast")
 
 AUTO_ENCODINGS = ("utf-8-sig", "gb18030")
+THOUSANDS = r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?"  # 1,234,567.89 (as Excel exports it)
 
 
 @dataclass
@@ -62,6 +63,7 @@ def read_series(
     values = pd.DataFrame({col: _numeric(frame[col], col, path) for col in needed}, index=index)
     values = _sorted_unique(values, config.time_column, path)
     values = _handle_missing(values, config.missing, path)
+    _warn_irregular_gaps(values.index, path)
     return Series(
         frame=values,
         path=path,
@@ -167,7 +169,10 @@ def _numeric(column: pd.Series, name: str, path: Path) -> np.ndarray:
     if pd.api.types.is_numeric_dtype(column):
         values = column.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
-        values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        text = column.astype("string").str.strip()
+        grouped = text.str.fullmatch(THOUSANDS).fillna(False).astype(bool)
+        text = text.where(~grouped, text.str.replace(",", "", regex=False))  # "1,234.5"
+        values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         bad = np.isnan(values) & column.notna().to_numpy()
         if bad.any():
             row = int(np.argmax(bad))
@@ -196,6 +201,29 @@ def _sorted_unique(values: pd.DataFrame, time_column: str | None, path: Path) ->
         log.warning("%s: rows are not in time order; sorted by '%s'", path, time_column)
         values = values.sort_index(kind="stable")
     return values
+
+
+def _warn_irregular_gaps(index: pd.Index, path: Path) -> None:
+    """Windows assume evenly spaced rows; say so when the dates are not (holidays in
+    trading-day data are normal and not reported)."""
+    if not isinstance(index, pd.DatetimeIndex) or len(index) < 3:
+        return
+    if pd.infer_freq(index) is not None or not isinstance(date_offset(index), pd.Timedelta):
+        return
+    gaps = np.diff(_nanoseconds(index))
+    usual = np.median(gaps)
+    wide = gaps > 1.5 * usual
+    if wide.any():
+        at = int(np.argmax(gaps))
+        log.warning(
+            "%s: %d irregular gap(s) in the time column (the largest: %s to %s, usual step %s); "
+            "windows treat rows as evenly spaced, so resample or fill the gaps if they matter",
+            path,
+            int(wide.sum()),
+            index[at].date() if index[at] == index[at].normalize() else index[at],
+            index[at + 1].date() if index[at + 1] == index[at + 1].normalize() else index[at + 1],
+            pd.Timedelta(int(usual), unit="ns"),
+        )
 
 
 def _handle_missing(values: pd.DataFrame, policy: str, path: Path) -> pd.DataFrame:
@@ -251,12 +279,12 @@ def date_offset(index: pd.DatetimeIndex) -> pd.DateOffset | pd.Timedelta:
         if freq is not None:
             return pd.tseries.frequencies.to_offset(freq)
     if len(tail) >= 2 and not (tail.dayofweek >= 5).any() and (tail.normalize() == tail).all():
-        gaps = np.diff(tail.asi8) // 86_400_000_000_000
+        gaps = np.diff(_nanoseconds(tail)) // 86_400_000_000_000
         if len(gaps) and np.median(gaps) <= 1:
             return pd.offsets.BDay()
     if len(tail) < 2:
         return pd.Timedelta(days=1)
-    return pd.Timedelta(pd.Series(np.diff(tail.asi8)).mode().iloc[0], unit="ns")
+    return pd.Timedelta(pd.Series(np.diff(_nanoseconds(tail))).mode().iloc[0], unit="ns")
 
 
 def season_length(index: pd.Index) -> int:
@@ -338,3 +366,8 @@ def invert_transform(
     if kind in ("log", "log_diff"):
         predicted = np.exp(predicted)
     return predicted
+
+
+def _nanoseconds(index: pd.DatetimeIndex) -> np.ndarray:
+    """Integer nanoseconds whatever the index's resolution (pandas 3 parses to 's' or 'us')."""
+    return index.as_unit("ns").asi8

@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import logging
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from forecast.config import Config
+
+log = logging.getLogger("forecast")
+
+
+# Fonts with Chinese glyphs, in order of preference; DejaVu Sans (matplotlib's default) has none.
+CJK_FONTS = (
+    "Noto Sans CJK SC",
+    "Noto Sans CJK JP",
+    "Source Han Sans SC",
+    "WenQuanYi Micro Hei",
+    "WenQuanYi Zen Hei",
+    "SimHei",
+    "Microsoft YaHei",
+    "PingFang SC",
+    "Heiti SC",
+    "AR PL UMing CN",
+)
+_CJK = re.compile(r"[\u3000-\u9fff\uf900-\ufaff\uff00-\uffef]")
 
 
 def _pyplot():  # noqa: ANN202 - matplotlib's module
@@ -19,6 +40,26 @@ def _pyplot():  # noqa: ANN202 - matplotlib's module
     return plt
 
 
+def _use_fonts_for(labels: list[str]) -> None:
+    """Chinese column names (GB18030 files) need a CJK font; use one if installed."""
+    if not any(_CJK.search(label) for label in labels):
+        return
+    from matplotlib import font_manager, rcParams
+
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    found = [name for name in CJK_FONTS if name in installed]
+    if found:
+        rcParams["font.sans-serif"] = [*found, *rcParams["font.sans-serif"]]
+        rcParams["font.family"] = "sans-serif"
+        rcParams["axes.unicode_minus"] = False
+    else:
+        log.warning(
+            "no font with Chinese characters is installed, so Chinese labels show as boxes; "
+            "install one (e.g. Debian/Ubuntu: apt-get install fonts-noto-cjk) and plot again"
+        )
+    warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
+
+
 def _times(values: pd.Series, config: Config) -> pd.Series:
     """Dates as datetimes (so the axis shows dates), step numbers as they are."""
     if config.data.time_column is None or pd.api.types.is_numeric_dtype(values):
@@ -27,6 +68,7 @@ def _times(values: pd.Series, config: Config) -> pd.Series:
 
 
 def draw_run(run_dir: Path, config: Config, out_dir: Path) -> list[Path]:
+    _use_fonts_for(config.data.columns + [config.data.time_column or ""])
     written = [_test_forecast(run_dir, config, out_dir), _loss(run_dir, out_dir)]
     future = _future(run_dir, config, out_dir)
     if future is not None:
@@ -176,6 +218,7 @@ def backtest_figure(
 ) -> Path:
     """The actual series around the folds, with each fold's forecast drawn from its origin."""
     plt = _pyplot()
+    _use_fonts_for(config.data.columns + [config.data.time_column or ""])
     horizon = forecasts.shape[1]
     start = max(0, int(origins[0]) - max(3 * horizon, 2 * config.window.input_steps, 30))
     shown = frame.iloc[start:]

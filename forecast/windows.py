@@ -97,6 +97,8 @@ def plan_split(
 
 def input_windows(values: np.ndarray, origins: np.ndarray, input_steps: int) -> np.ndarray:
     """values (rows, F), origins (N,) -> (N, input_steps, F): rows o-input_steps+1 .. o."""
+    if len(origins) == 0:
+        return np.empty((0, input_steps, values.shape[1]), dtype=values.dtype)
     # windows over both axes keep the (L, F) layout, so the gather is one contiguous copy
     view = sliding_window_view(values, (input_steps, values.shape[1]))  # (rows-L+1, 1, L, F)
     return view[origins - input_steps + 1, 0]
@@ -104,5 +106,7 @@ def input_windows(values: np.ndarray, origins: np.ndarray, input_steps: int) -> 
 
 def target_windows(values: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
     """values (rows, K), origins (N,) -> (N, horizon, K): rows o+1 .. o+horizon."""
+    if len(origins) == 0:
+        return np.empty((0, horizon, values.shape[1]), dtype=values.dtype)
     view = sliding_window_view(values, (horizon, values.shape[1]))  # (rows-H+1, 1, H, K)
     return view[origins + 1, 0]

@@ -2,6 +2,9 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from forecast.errors import RunError
@@ -59,3 +62,20 @@ def test_corrupt_json_is_a_run_error(tmp_path):
     path.write_text('{"method": "minmax", "columns": {"a": {"scale": 0}}}')
     with pytest.raises(RunError, match="corrupt scaler file"):
         Scaler.load(path)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=arrays(
+        np.float64, st.tuples(st.integers(1, 30), st.integers(1, 3)), elements=st.floats(-1e6, 1e6)
+    ),
+    method=st.sampled_from(["minmax", "standard", "none"]),
+)
+def test_round_trip_property(values, method):
+    columns = [f"c{i}" for i in range(values.shape[1])]
+    scaler = Scaler.from_dict(Scaler.fit(values, columns, method).to_dict())  # via JSON form
+    restored = scaler.inverse_transform(scaler.transform(values))
+    np.testing.assert_allclose(restored, values, rtol=1e-9, atol=1e-9 * (1 + np.abs(values).max()))
+    if method == "minmax":
+        scaled = scaler.transform(values)
+        assert scaled.min() >= -1e-9 and scaled.max() <= 1 + 1e-9

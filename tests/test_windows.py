@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from forecast.config import SplitConfig
 from forecast.errors import DataError
@@ -72,3 +74,22 @@ def test_recursive_training_windows_need_one_target_step_only():
     )
     assert split.train_origins[-1] == 72 - 1 - 1  # the target row 71 is the last train row
     assert split.test_origins[-1] == 100 - 1 - 4  # scored over 4 steps
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.integers(3, 60),
+    features=st.integers(1, 3),
+    input_steps=st.integers(1, 10),
+    horizon=st.integers(1, 5),
+)
+def test_windows_match_plain_slicing(rows, features, input_steps, horizon):
+    values = np.arange(rows * features, dtype=float).reshape(rows, features)
+    origins = np.arange(input_steps - 1, rows - horizon)
+    windows = input_windows(values, origins, input_steps)
+    targets = target_windows(values, origins, horizon)
+    assert windows.shape == (len(origins), input_steps, features)
+    assert targets.shape == (len(origins), horizon, features)
+    for i, o in enumerate(origins):
+        np.testing.assert_array_equal(windows[i], values[o - input_steps + 1 : o + 1])
+        np.testing.assert_array_equal(targets[i], values[o + 1 : o + 1 + horizon])
