@@ -237,6 +237,22 @@ def validate(
 
 
 @app.command()
+def init(
+    layout: Annotated[str, typer.Option("--layout", help="One of the six layouts.")] = "univariate",
+    csv: Annotated[
+        Path | None, typer.Option("--csv", help="Fill columns, time and season from this CSV.")
+    ] = None,
+    target: Annotated[str | None, typer.Option("--target", help="The column to forecast.")] = None,
+    horizon: Annotated[int | None, typer.Option("--horizon", help="Steps ahead.")] = None,
+) -> None:
+    """Print a commented starter config (save it with `> my.yaml`)."""
+    _setup_logging(True)
+    from forecast.starter import starter_config
+
+    typer.echo(_run(lambda: starter_config(layout, csv, target, horizon)), nl=False)
+
+
+@app.command()
 def schema() -> None:
     """Print the config's JSON Schema (for editors)."""
     from forecast.config import json_schema

@@ -208,3 +208,41 @@ def test_every_command_has_help():
     for command in ("train", "predict", "plot", "validate", "schema"):
         result = invoke(command, "--help")
         assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_chinese_gb18030_csv_end_to_end(tmp_path):
+    """The seed's workflow: a GB18030 export with Chinese headers, through train/predict/plot."""
+    from .conftest import ROOT
+
+    text = (ROOT / "data/msft_gb18030.csv").read_bytes().decode("gb18030").splitlines()
+    (tmp_path / "平安.csv").write_bytes(("\n".join(text[:301]) + "\n").encode("gb18030"))
+    config = write_config(
+        tmp_path / "cn.yaml",
+        data={
+            "path": "平安.csv",
+            "time_column": "日期",
+            "features": ["开盘价(元)", "收盘价(元)"],
+            "targets": ["收盘价(元)"],
+        },
+        window={"input_steps": 10, "horizon": 2},
+        model={"architecture": "lstm", "units": [4]},
+        training={"epochs": 1},
+    )
+    result = invoke("train", config, "--runs-dir", tmp_path / "runs", "--quiet")
+    assert result.exit_code == 0, result.output
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    assert (
+        "收盘价(元)"
+        in json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))["per_target"]
+    )
+    result = invoke("predict", "--run", run_dir, "--csv", tmp_path / "平安.csv")
+    assert result.exit_code == 0, result.output
+    forecast = pd.read_csv(run_dir / "forecast.csv")
+    assert list(forecast.columns) == ["日期", "收盘价(元)"] and len(forecast) == 2
+    result = invoke("plot", "--run", run_dir)
+    assert result.exit_code == 0, result.output
+    assert {Path(p).name for p in result.stdout.split()} == {
+        "test_forecast.png",
+        "loss.png",
+        "forecast.png",
+    }

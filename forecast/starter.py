@@ -1,0 +1,141 @@
+"""`forecast init`: a commented starter config, filled in from a CSV when one is given."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from forecast.config import LAYOUTS, DataConfig, validate_config
+from forecast.data import read_series, season_length
+from forecast.errors import ConfigError, DataError
+
+TIME_NAMES = ("date", "datetime", "time", "timestamp", "day", "month", "year", "日期", "时间")
+
+
+def _columns(csv: Path) -> tuple[str | None, list[str], int]:
+    """(time column, numeric columns, rows) of a CSV, read as `forecast` reads it."""
+    from forecast.data import _decode, _parse_csv, _read_bytes
+
+    frame = _parse_csv(_decode(_read_bytes(csv), csv, "auto"), csv)
+    time_column = None
+    for name in frame.columns:
+        if name.strip().lower() in TIME_NAMES or not pd.api.types.is_numeric_dtype(frame[name]):
+            parsed = pd.to_datetime(frame[name], errors="coerce", format="mixed")
+            if parsed.notna().mean() > 0.95:
+                time_column = name
+                break
+    numeric = [
+        c
+        for c in frame.columns
+        if c != time_column and pd.api.types.is_numeric_dtype(frame[c]) and frame[c].nunique() > 1
+    ]
+    if not numeric:
+        raise DataError(f"{csv}: no numeric column with changing values to forecast")
+    return time_column, numeric, len(frame)
+
+
+def starter_config(
+    layout: str = "univariate",
+    csv: str | Path | None = None,
+    target: str | None = None,
+    horizon: int | None = None,
+) -> str:
+    """YAML text with comments; valid for `forecast train` once the data path is right."""
+    if layout not in LAYOUTS:
+        raise ConfigError(
+            f"--layout: unknown layout '{layout}'; valid layouts: {', '.join(LAYOUTS)}"
+        )
+    multi_step = layout.endswith("_multi_step")
+    base = layout.removesuffix("_multi_step")
+    if horizon is not None and horizon < 1:
+        raise ConfigError(f"--horizon must be >= 1, got {horizon}")
+    if csv is None:
+        time_column, numeric, rows, season, path = "date", ["value", "other"], None, 1, "data.csv"
+    else:
+        csv = Path(csv)
+        time_column, numeric, rows = _columns(csv)
+        path = str(csv)
+    if target is not None and csv is not None and target not in numeric:
+        raise DataError(
+            f"{csv}: --target '{target}' is not a numeric column; "
+            f"numeric columns: {', '.join(numeric)}"
+        )
+    target = target or next(
+        (c for c in numeric if c.lower() in ("close", "收盘价(元)")),
+        numeric[-1] if csv else "value",
+    )
+    if base != "univariate" and len(numeric) < 2:
+        raise DataError(f"{csv}: layout '{layout}' needs two or more numeric columns")
+    others = [c for c in numeric if c != target]
+    features = [target] if base == "univariate" else [target, *others]
+    targets = [target] if base != "multi_output" else [target, others[0]]
+    transform = "none"
+    if csv is not None:
+        series = read_series(
+            DataConfig(path=path, time_column=time_column, features=features, missing="interpolate")
+        )
+        season = season_length(series.index)
+        values = series.frame.to_numpy()  # every column is transformed, features too
+        growth = series.frame[targets].max() / series.frame[targets].min()
+        if (values > 0).all() and (growth > 3).all():
+            transform = "log_diff"  # strong growth: model relative changes, not levels
+    horizon = horizon or (max(2, min(season, 12)) if multi_step else 1)
+    if multi_step and horizon < 2:
+        raise ConfigError(f"layout '{layout}' needs --horizon 2 or more")
+    if not multi_step and horizon != 1:
+        layout = f"{base}_multi_step"
+    input_steps = max(12, 2 * season) if season > 1 else 30
+    if rows is not None:
+        input_steps = max(2, min(input_steps, rows // 10))
+    test, validation = 0.2, 0.1
+    if rows is not None:  # both parts must hold at least two horizons of rows
+        if round(rows * test) < 2 * horizon:
+            test = 2 * horizon
+        rest = rows - (test if isinstance(test, int) else round(rows * test))
+        if round(rest * validation) < 2 * horizon:
+            validation = 2 * horizon
+    q = lambda items: "[" + ", ".join(_yaml_str(i) for i in items) + "]"  # noqa: E731
+    growing = "          # models relative changes of a growing series"
+    text = f"""# forecast config ({layout}). Paths are relative to this file: adjust data.path
+# if you save it elsewhere. Check it with `forecast validate FILE`, then `forecast train FILE`.
+name: {_yaml_str(Path(path).stem)}
+seed: 42
+data:
+  path: {_yaml_str(path)}
+  encoding: auto             # utf-8, utf-8 with BOM or gb18030
+  time_column: {_yaml_str(time_column) if time_column else "null"}
+  features: {q(features)}
+  targets: {q(targets)}
+  missing: error             # error | drop | ffill | interpolate
+  transform: {transform}{growing if transform != "none" else ""}
+layout: {layout}
+window:
+  input_steps: {input_steps}            # rows the model sees
+  horizon: {horizon}
+  multi_step: direct         # direct | recursive (needs every feature to be a target)
+split:
+  test: {test}                  # fraction or row count
+  validation: {validation}
+model:
+  architecture: lstm         # lstm | gru | simple_rnn | bidirectional | conv1d_lstm
+  units: [32]
+  dropout: 0.1
+training:
+  epochs: 50
+  batch_size: 32
+  learning_rate: 0.001
+  early_stopping: {{patience: 10, restore_best_weights: true}}
+evaluation:
+  season_length: {season if csv is not None else "auto"}          # seasonal naive and MASE
+"""
+    import yaml
+
+    validate_config(yaml.safe_load(text), source="starter config")  # never print a bad one
+    return text
+
+
+def _yaml_str(value: str) -> str:
+    import yaml
+
+    return yaml.safe_dump(value, allow_unicode=True).strip().removesuffix("\n...").strip()
