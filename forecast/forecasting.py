@@ -84,10 +84,11 @@ class Forecaster:
         many origins there are.
         """
         run = self._loop(steps, len(origins), jit)
+        series = np.asarray(series, dtype=np.float32)  # the model's dtype, cast once
         out = []
         for start in range(0, len(origins), batch_size):
             windows = input_windows(series, origins[start : start + batch_size], self.input_steps)
-            out.append(run(windows.astype(np.float32)).numpy())
+            out.append(run(windows).numpy())
         return self._join(out, steps)
 
     def _join(self, out: list[np.ndarray], steps: int) -> np.ndarray:
