@@ -31,7 +31,7 @@ from forecast.data import apply_transform, future_index, read_series, transform_
 from forecast.errors import ConfigError, DataError
 from forecast.evaluation import BASELINES, METRICS, evaluate, verdict
 from forecast.models import cudnn_warnings
-from forecast.pipeline import Prepared, fit, forecast_levels, prepare
+from forecast.pipeline import Prepared, fit, forecast_levels, forecast_prepared, prepare
 from forecast.runs import (
     FORMAT_VERSION,
     discard,
@@ -171,7 +171,6 @@ def train(
 def _train_in(
     partial: Path, prepared: Prepared, timings: dict[str, Any], quiet: bool, when: str
 ) -> tuple[Path, dict[str, Any], list[dict[str, float]]]:
-    from forecast.forecasting import Forecaster
 
     cfg = prepared.config
     model, fitted, fit_info = fit(prepared, quiet, backup_dir=partial / "backup")
@@ -180,15 +179,7 @@ def _train_in(
     clock = time.perf_counter()
     data, split = cfg.data, prepared.split
     work_origins = split.test_origins
-    predicted = forecast_levels(
-        Forecaster(model, data.features, data.targets),
-        prepared.scaler,
-        cfg,
-        prepared.features,
-        prepared.target_values,
-        work_origins,
-        cfg.window.horizon,
-    )  # (N, H, K) original units
+    predicted = forecast_prepared(prepared, model, work_origins, cfg.window.horizon)  # (N, H, K)
     timings["forecast"] = round(time.perf_counter() - clock, 4)
 
     clock = time.perf_counter()
@@ -339,7 +330,6 @@ def backtest(
     if not quiet:
         _log_layout(cfg)
     import_tensorflow_quietly()
-    from forecast.forecasting import Forecaster
 
     data = cfg.data
     index = series.index
@@ -359,16 +349,8 @@ def backtest(
                 _time_value(index[origin + horizon]),
             )
         model, _, _ = fit(prepared, quiet=True)
-        work_origin = np.array([len(prepared.scaled) - 1])
-        predicted = forecast_levels(
-            Forecaster(model, data.features, data.targets),
-            prepared.scaler,
-            cfg,
-            prepared.features,
-            prepared.target_values,
-            work_origin,
-            horizon,
-        )  # (1, H, K)
+        work_origin = np.array([len(prepared.scaled) - 1])  # the fold's last row
+        predicted = forecast_prepared(prepared, model, work_origin, horizon)  # (1, H, K)
         report = evaluate(
             all_targets, np.array([origin]), predicted, data.targets, prepared.season, origin + 1
         )

@@ -38,6 +38,12 @@ RunOpt = Annotated[
     ),
 ]
 RunsDirOpt = Annotated[Path, typer.Option("--runs-dir", help="Folder that holds the runs.")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a config value: key.path=value (repeatable)."),
+]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Override the config's seed.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
 
 
 def _setup_logging(quiet: bool) -> None:
@@ -95,12 +101,9 @@ def _main(
 def train(
     config: Annotated[Path, typer.Argument(help="The YAML config file.")],
     runs_dir: RunsDirOpt = Path("runs"),
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a config value: key.path=value (repeatable)."),
-    ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Override the config's seed.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+    set_: SetOpt = None,
+    seed: SeedOpt = None,
+    quiet: QuietOpt = False,
     resume: Annotated[
         bool,
         typer.Option("--resume", help="Continue the newest interrupted run of this config."),
@@ -127,12 +130,9 @@ def backtest(
     config: Annotated[Path, typer.Argument(help="The YAML config file.")],
     folds: Annotated[int, typer.Option("--folds", "-k", help="Number of forecast origins.")] = 3,
     runs_dir: RunsDirOpt = Path("runs"),
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a config value: key.path=value (repeatable)."),
-    ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Override the config's seed.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+    set_: SetOpt = None,
+    seed: SeedOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Rolling-origin evaluation: refit on the rows up to each origin, forecast the horizon.
 
@@ -209,10 +209,7 @@ def plot(
 @app.command()
 def validate(
     config: Annotated[Path, typer.Argument(help="The YAML config file.")],
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a config value: key.path=value (repeatable)."),
-    ] = None,
+    set_: SetOpt = None,
 ) -> None:
     """Check a config and its data without training: layout, shapes, splits, parameters."""
     _setup_logging(False)

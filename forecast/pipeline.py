@@ -195,3 +195,21 @@ def forecast_levels(
     lag = transform_lag(data.transform)
     last = target_levels[work_origins + lag] if lag else None  # (N, K) at each origin
     return invert_transform(transformed, last, data.transform)
+
+
+def forecast_prepared(
+    prepared: Prepared, model: Any, work_origins: np.ndarray, steps: int
+) -> np.ndarray:
+    """Forecasts of a freshly fitted model from `work_origins`: (N, steps, K) original units."""
+    from forecast.forecasting import Forecaster
+
+    data = prepared.config.data
+    return forecast_levels(
+        Forecaster(model, data.features, data.targets),
+        prepared.scaler,
+        prepared.config,
+        prepared.features,
+        prepared.target_values,
+        work_origins,
+        steps,
+    )
