@@ -93,3 +93,18 @@ def test_windows_match_plain_slicing(rows, features, input_steps, horizon):
     for i, o in enumerate(origins):
         np.testing.assert_array_equal(windows[i], values[o - input_steps + 1 : o + 1])
         np.testing.assert_array_equal(targets[i], values[o + 1 : o + 1 + horizon])
+
+
+def test_training_batches_gathered_per_batch_equal_numpy_windows():
+    """The tf.data pipeline train uses gives exactly the windows of the NumPy path."""
+    from forecast.training import window_dataset
+
+    series = np.arange(40, dtype="float32").reshape(20, 2)
+    targets = series[:, :1] * 10
+    origins = np.arange(3, 17)
+    batches = list(window_dataset(series, targets, origins, 4, 3, 5, shuffle=False, seed=0))
+    x = np.concatenate([b[0].numpy() for b in batches])
+    y = np.concatenate([b[1].numpy() for b in batches])
+    np.testing.assert_array_equal(x, input_windows(series, origins, 4))
+    np.testing.assert_array_equal(y, target_windows(targets, origins, 3))
+    assert [len(b[0]) for b in batches] == [5, 5, 4]
