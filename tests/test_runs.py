@@ -79,3 +79,15 @@ def test_shipped_univariate_config_on_real_data(tmp_path: Path):
         "loss.png",
         "forecast.png",
     }
+
+
+def test_mirrored_strategy_trains_and_is_recorded(tiny_config: Path):
+    result = api.train(
+        tiny_config,
+        runs_dir=tiny_config.parent / "runs",
+        quiet=True,
+        overrides=["training.epochs=1", "training.distribute=mirrored"],
+    )
+    info = json.loads((result.run_dir / "run.json").read_text())
+    assert info["strategy"]["name"] == "mirrored" and info["strategy"]["replicas"] >= 1
+    assert result.metrics["model"]["mae"] is not None
