@@ -23,15 +23,6 @@ from forecast.config import Config, validate_config
 from forecast.errors import ConfigError, RunError
 
 FORMAT_VERSION = 1
-RUN_FILES = (
-    "config.yaml",
-    "model.keras",
-    "scaler.json",
-    "history.csv",
-    "metrics.json",
-    "test_predictions.csv",
-    "run.json",
-)
 
 
 def stamp() -> str:
