@@ -155,15 +155,20 @@ def train(
     try:
         import_tensorflow_quietly()
         run_dir, metrics, history = _train_in(partial, prepared, timings, quiet, when)
-    except KeyboardInterrupt:
-        log.warning(
-            "training interrupted; the finished epochs are kept in %s: continue with "
-            "`forecast train CONFIG --resume`",
-            partial,
-        )
-        raise
-    except BaseException:
-        discard(partial)
+    except BaseException as exc:
+        finished = (partial / "backup" / "training_metadata.json").is_file()
+        if resume or finished:
+            log.warning(
+                "training %s; the finished epochs are kept in %s: continue with "
+                "`forecast train CONFIG --resume`",
+                "interrupted" if isinstance(exc, KeyboardInterrupt) else "stopped by an error",
+                partial,
+            )
+        elif isinstance(exc, KeyboardInterrupt):
+            log.warning("training interrupted before its first epoch finished; nothing kept")
+            discard(partial)
+        else:
+            discard(partial)
         raise
     return TrainResult(run_dir, cfg, metrics, metrics["verdict"], history)
 

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
+from forecast import errors
 from forecast.errors import ForecastError, Terminated
 
 app = typer.Typer(
@@ -87,10 +88,24 @@ def _run(call: Callable[[], Any]) -> Any:
         raise typer.Exit(1) from None
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from forecast import __version__
+
+        typer.echo(f"forecast {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(
     debug: Annotated[
         bool, typer.Option("--debug", help="Show tracebacks of internal errors.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", is_eager=True, callback=_show_version
+        ),
     ] = False,
 ) -> None:
     """Train, predict, plot: see `forecast COMMAND --help`."""
@@ -301,6 +316,7 @@ def format_backtest(report: dict[str, Any]) -> str:
 
 
 def _terminate(signum: int, frame: Any) -> None:
+    errors.stop_requested.append(Terminated)
     raise Terminated()
 
 

@@ -469,10 +469,10 @@ class Config(Strict):
         inferred = infer_layout(self.data.features, self.data.targets, self.window.horizon)
         if self.layout is not None and self.layout != inferred:
             raise ValueError(
-                f"layout '{self.layout}' disagrees with the data and window: "
-                f"{len(self.data.features)} feature(s) -> {len(self.data.targets)} target(s), "
-                f"horizon {self.window.horizon} is '{inferred}'; "
-                "fix features/targets/horizon or drop 'layout'"
+                f"layout '{self.layout}' disagrees with the data and window: features "
+                f"{self.data.features} -> targets {self.data.targets}, horizon "
+                f"{self.window.horizon} is '{inferred}'; "
+                "fix features/targets/horizon (names must match exactly) or drop 'layout'"
             )
         self.layout = inferred
         if self.window.multi_step == "recursive" and not self.recursive_ok:

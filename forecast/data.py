@@ -74,7 +74,10 @@ def read_series(
 
 def _read_bytes(path: Path) -> bytes:
     if not path.exists():
-        raise DataError(f"{path}: data file not found; check data.path (relative to the config)")
+        raise DataError(
+            f"{path}: data file not found; check the path (data.path in a config is relative "
+            "to the config file)"
+        )
     if path.is_dir():
         raise DataError(f"{path}: is a directory, not a CSV file")
     try:

@@ -55,7 +55,7 @@ def starter_config(
     else:
         csv = Path(csv)
         time_column, numeric, rows = _columns(csv)
-        path = str(csv)
+        path = str(csv.resolve())  # stdout may be saved anywhere: make the path not depend on it
     if target is not None and csv is not None and target not in numeric:
         raise DataError(
             f"{csv}: --target '{target}' is not a numeric column; "
@@ -97,8 +97,8 @@ def starter_config(
             validation = 2 * horizon
     q = lambda items: "[" + ", ".join(_yaml_str(i) for i in items) + "]"  # noqa: E731
     growing = "          # models relative changes of a growing series"
-    text = f"""# forecast config ({layout}). Paths are relative to this file: adjust data.path
-# if you save it elsewhere. Check it with `forecast validate FILE`, then `forecast train FILE`.
+    text = f"""# forecast config ({layout}). A relative data.path is read from this file's folder.
+# Check it with `forecast validate FILE`, then `forecast train FILE`.
 name: {_yaml_str(Path(path).stem)}
 seed: 42
 data:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from forecast.config import TrainingConfig
+from forecast.errors import stop_requested
 
 
 def seed_everything(seed: int) -> None:
@@ -189,6 +190,14 @@ def _recorder_class() -> type:
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             self._start = time.perf_counter()
+            self._check_stop()
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            self._check_stop()
+
+        def _check_stop(self) -> None:
+            if stop_requested:
+                raise stop_requested[-1]()
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             logs = logs or {}

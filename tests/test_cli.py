@@ -246,3 +246,10 @@ def test_chinese_gb18030_csv_end_to_end(tmp_path):
         "loss.png",
         "forecast.png",
     }
+
+
+def test_version():
+    from forecast import __version__
+
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"forecast {__version__}"
