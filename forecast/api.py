@@ -384,8 +384,8 @@ def backtest(
         "mean": _mean_of_folds(fold_reports),
         "season_length": first.season,
     }
-    result["verdict"] = verdict(result["mean"], model_label(cfg)).replace(
-        "on the test split", f"averaged over {folds} backtest folds"
+    result["verdict"] = verdict(
+        result["mean"], model_label(cfg), where=f"averaged over {folds} backtest folds"
     )
     run_dir = _save_backtest(cfg, series, origins, forecasts, result, Path(runs_dir))
     return BacktestResult(run_dir, run_dir / "backtest.json", result)

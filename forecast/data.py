@@ -54,9 +54,7 @@ def read_series(
     `require_targets=False` is for forecasting, where only the features are needed.
     """
     path = Path(path if path is not None else config.path)
-    raw = _read_bytes(path)
-    text = _decode(raw, path, config.encoding)
-    frame = _parse_csv(text, path)
+    frame, raw = read_table(path, config.encoding)
     needed = config.columns if require_targets else list(config.features)
     _check_columns(frame, needed, config.time_column, path)
     index = _time_index(frame, config.time_column, path)
@@ -70,6 +68,12 @@ def read_series(
         sha256=hashlib.sha256(raw).hexdigest(),
         time_column=config.time_column,
     )
+
+
+def read_table(path: Path, encoding: str = "auto") -> tuple[pd.DataFrame, bytes]:
+    """The raw table of a CSV (encoding and delimiter detected) and the file's bytes."""
+    raw = _read_bytes(path)
+    return _parse_csv(_decode(raw, path, encoding), path), raw
 
 
 def _read_bytes(path: Path) -> bytes:

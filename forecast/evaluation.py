@@ -114,22 +114,22 @@ def evaluate(
     return report
 
 
-def verdict(report: dict[str, Any], model_name: str) -> str:
+def verdict(report: dict[str, Any], model_name: str, where: str = "on the test split") -> str:
     """One line: does the model beat the best baseline on MASE (or MAE when MASE is undefined)?"""
     metric = "mase" if report["model"]["mase"] is not None else "mae"
     ours = report["model"][metric]
     scores = {n: b[metric] for n, b in report["baselines"].items() if b[metric] is not None}
     if ours is None or not scores:
-        return f"{model_name}: no verdict ({metric.upper()} undefined on this test split)"
+        return f"{model_name}: no verdict ({metric.upper()} undefined {where})"
     best = min(scores, key=scores.get)
     label = best.replace("_", " ")
     if ours < scores[best]:
         gain = 100 * (1 - ours / scores[best]) if scores[best] > 0 else 0.0
         return (
             f"{model_name} beats {label} (the best baseline) by {gain:.0f}% {metric.upper()} "
-            f"on the test split ({ours:.3g} vs {scores[best]:.3g})"
+            f"{where} ({ours:.3g} vs {scores[best]:.3g})"
         )
     return (
         f"{model_name} does not beat {label} ({metric.upper()} {ours:.3g} vs {scores[best]:.3g} "
-        "on the test split)"
+        f"{where})"
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from forecast.config import LAYOUTS, DataConfig, validate_config
-from forecast.data import read_series, season_length
+from forecast.data import read_series, read_table, season_length
 from forecast.errors import ConfigError, DataError
 
 TIME_NAMES = ("date", "datetime", "time", "timestamp", "day", "month", "year", "日期", "时间")
@@ -15,9 +15,7 @@ TIME_NAMES = ("date", "datetime", "time", "timestamp", "day", "month", "year", "
 
 def _columns(csv: Path) -> tuple[str | None, list[str], int]:
     """(time column, numeric columns, rows) of a CSV, read as `forecast` reads it."""
-    from forecast.data import _decode, _parse_csv, _read_bytes
-
-    frame = _parse_csv(_decode(_read_bytes(csv), csv, "auto"), csv)
+    frame, _ = read_table(csv)
     time_column = None
     for name in frame.columns:
         if name.strip().lower() in TIME_NAMES or not pd.api.types.is_numeric_dtype(frame[name]):

@@ -108,7 +108,6 @@ def strategy_scope(distribute: str) -> tuple[Any, dict[str, Any]]:
 @dataclass
 class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)  # one row per epoch
-    stopped_epoch: int | None = None
     best_epoch: int | None = None
     seconds: float = 0.0
 
@@ -156,7 +155,6 @@ def fit(
     )
     result.seconds = time.perf_counter() - start
     if stopper is not None:
-        result.stopped_epoch = stopper.stopped_epoch + 1 if stopper.stopped_epoch else None
         result.best_epoch = (stopper.best_epoch + 1) if stopper.best_weights is not None else None
     return result
 
