@@ -3,11 +3,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from forecast.config import (
+from forecast.config import infer_layout
+from forecast.configfile import (
     apply_override,
     config_to_yaml,
-    infer_layout,
     load_config,
+    revalidate,
     validate_config,
 )
 from forecast.errors import ConfigError
@@ -198,3 +199,66 @@ def test_resolved_config_round_trips(model):
     config = validate_config(with_(model=model))
     again = validate_config(yaml.safe_load(config_to_yaml(config)))
     assert again == config
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        (
+            {"architecture": "lstm", "filters": 16},
+            "'filters' applies only to architecture conv1d_lstm",
+        ),
+        (
+            {"architecture": "gru", "layer": "lstm"},
+            "'layer' applies only to architecture bidirectional",
+        ),
+        ({"architecture": "bidirectional", "pool_size": 2}, "'pool_size' applies only to"),
+    ],
+)
+def test_shorthand_keys_must_fit_the_architecture(model, expected):
+    message = error_of(with_(model=model))
+    assert message.startswith("config: model: " + expected), message
+
+
+def test_shorthand_keys_of_the_architecture_are_accepted():
+    conv = validate_config(with_(model={"architecture": "conv1d_lstm", "filters": 16}))
+    assert conv.model.layer_specs()[0].filters == 16
+    bi = validate_config(with_(model={"architecture": "bidirectional", "layer": "gru"}))
+    assert {spec.layer for spec in bi.model.layer_specs()} == {"gru"}
+
+
+def test_seed_from_the_command_line_is_validated_and_named(tmp_path: Path):
+    path = write_config(tmp_path / "c.yaml", data={"path": "x.csv", "features": ["a"]})
+    assert load_config(path, seed=5).seed == 5
+    with pytest.raises(ConfigError) as info:
+        load_config(path, seed=-1)
+    assert str(info.value) == "--seed -1: seed: must be >= 0, got -1"
+
+
+def test_a_bad_set_value_is_blamed_on_the_option(tmp_path: Path):
+    path = write_config(tmp_path / "c.yaml", data={"path": "x.csv", "features": ["a"]})
+    with pytest.raises(ConfigError) as info:
+        load_config(path, ["training.epochs=-2"])
+    assert str(info.value) == "--set training.epochs=-2: training.epochs: must be >= 1, got -2"
+    with pytest.raises(ConfigError) as info:
+        load_config(path, ["window.horizon=0"])
+    assert str(info.value).startswith("--set window.horizon=0: window.horizon: must be >= 1")
+
+
+def test_a_changed_config_object_is_checked_again():
+    config = validate_config(dict(BASE))
+    # pydantic's model_copy(update=...) and attribute assignment skip validation...
+    config.seed = -3
+    # ...so the API checks every Config it is given
+    with pytest.raises(ConfigError, match="config: seed: must be >= 0, got -3"):
+        revalidate(config)
+    assert revalidate(validate_config(dict(BASE)), seed=9).seed == 9
+
+
+def test_unknown_keys_have_one_mechanism_with_did_you_mean():
+    # pydantic's own extra-key error, worded with the section's valid keys
+    message = error_of(with_(training={"epochz": 3}))
+    assert message.startswith("config: training: unknown key 'epochz' (did you mean 'epochs'?)")
+    assert "valid keys: batch_size, clipvalue" in message
+    layer = error_of(with_(model={"layers": [{"gru": {"unitz": 3}}]}))
+    assert "model.layers[0]: unknown key 'unitz' (did you mean 'units'?)" in layer

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from forecast.config import validate_config
+from forecast.configfile import validate_config
 from forecast.errors import ConfigError
 from forecast.models import build_model, check_stack
 
