@@ -1,7 +1,12 @@
-"""CSV in, clean numeric frame out: encodings, delimiter, time parsing, sorting, missing values.
+"""CSV in, clean numeric frame out: encodings, delimiter, numbers, time parsing, sorting,
+missing values.
 
 Every problem becomes a DataError naming the file, the column and (where there is one) the
 first bad row as the spreadsheet shows it (header = row 1).
+
+Missing values: `error`, `drop` and `ffill` are applied when the file is read (none of them
+looks at later rows). `interpolate` leaves the holes in place for `fill_missing`, which the
+pipeline calls once the split is known, so a hole is never filled from a later part.
 """
 
 from __future__ import annotations
@@ -10,7 +15,9 @@ import csv
 import hashlib
 import io
 import logging
+import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,27 +26,25 @@ import pandas as pd
 
 from forecast.config import DataConfig
 from forecast.errors import DataError
+from forecast.timesteps import time_labels, warn_irregular_gaps
 
 log = logging.getLogger("forecast")
 
 AUTO_ENCODINGS = ("utf-8-sig", "gb18030")
-THOUSANDS = r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?"  # 1,234,567.89 (as Excel exports it)
 
 
 @dataclass
 class Series:
     """The columns a config needs, in order (features, then targets that are not features)."""
 
-    frame: (
-        pd.DataFrame
-    )  # (rows, columns) float64, index: DatetimeIndex, integer steps or RangeIndex
+    frame: pd.DataFrame  # (rows, columns) float64; index: DatetimeIndex, int steps or RangeIndex
     path: Path
     sha256: str
     time_column: str | None
 
     @property
     def values(self) -> np.ndarray:
-        return self.frame.to_numpy(dtype=np.float64)  # (rows, columns)
+        return self.frame.to_numpy(dtype=np.float64)  # (rows, columns), NaN where holes remain
 
     @property
     def index(self) -> pd.Index:
@@ -54,14 +59,17 @@ def read_series(
     `require_targets=False` is for forecasting, where only the features are needed.
     """
     path = Path(path if path is not None else config.path)
-    frame, raw = read_table(path, config.encoding)
+    frame, raw = read_table(path, config.encoding, config.decimal, config.thousands)
     needed = config.columns if require_targets else list(config.features)
     _check_columns(frame, needed, config.time_column, path)
     index = _time_index(frame, config.time_column, path)
-    values = pd.DataFrame({col: _numeric(frame[col], col, path) for col in needed}, index=index)
+    numbers = NumberFormat(config.decimal, config.thousands, frame.attrs["delimiter"])
+    values = pd.DataFrame(
+        {col: numbers.parse(frame[col], col, path) for col in needed}, index=index
+    )
     values = _sorted_unique(values, config.time_column, path)
     values = _handle_missing(values, config.missing, path)
-    _warn_irregular_gaps(values.index, path)
+    warn_irregular_gaps(values.index, path)
     return Series(
         frame=values,
         path=path,
@@ -70,10 +78,13 @@ def read_series(
     )
 
 
-def read_table(path: Path, encoding: str = "auto") -> tuple[pd.DataFrame, bytes]:
-    """The raw table of a CSV (encoding and delimiter detected) and the file's bytes."""
+def read_table(
+    path: Path, encoding: str = "auto", decimal: str = ".", thousands: str = "auto"
+) -> tuple[pd.DataFrame, bytes]:
+    """The raw table of a CSV (encoding and delimiter detected) and the file's bytes.
+    `frame.attrs["delimiter"]` is the delimiter found."""
     raw = _read_bytes(path)
-    return _parse_csv(_decode(raw, path, encoding), path), raw
+    return _parse_csv(_decode(raw, path, encoding), path, decimal, thousands), raw
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -115,20 +126,29 @@ def _decode(raw: bytes, path: Path, encoding: str) -> str:
     )
 
 
-def _parse_csv(text: str, path: Path) -> pd.DataFrame:
+def _parse_csv(text: str, path: Path, decimal: str, thousands: str) -> pd.DataFrame:
     sample = text[:20_000]
     try:
         delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
     except csv.Error:
         delimiter = ","
+    if delimiter == decimal:
+        raise DataError(
+            f"{path}: data.decimal {decimal!r} is also this file's delimiter; "
+            "numbers with a decimal comma need a ';' or tab separated file"
+        )
+    options: dict = {"decimal": decimal}
+    if thousands not in ("auto", "none"):
+        options["thousands"] = thousands
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=delimiter, skipinitialspace=True)
+        frame = pd.read_csv(io.StringIO(text), sep=delimiter, skipinitialspace=True, **options)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{path}: not a readable CSV ({first})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     if frame.empty:
         raise DataError(f"{path}: has a header but no data rows")
+    frame.attrs["delimiter"] = delimiter
     return frame
 
 
@@ -166,32 +186,79 @@ def _time_index(frame: pd.DataFrame, time_column: str | None, path: Path) -> pd.
     return pd.DatetimeIndex(parsed, name=time_column)
 
 
-def _numeric(column: pd.Series, name: str, path: Path) -> np.ndarray:
-    if pd.api.types.is_bool_dtype(column) or not (
-        pd.api.types.is_numeric_dtype(column)
-        or pd.api.types.is_object_dtype(column)
-        or pd.api.types.is_string_dtype(column)
-    ):
-        raise DataError(f"{path}: column '{name}' is not numeric ({column.dtype})")
-    if pd.api.types.is_numeric_dtype(column):
-        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
-    else:
+@dataclass(frozen=True)
+class NumberFormat:
+    """How number cells are written: the decimal mark and the thousands separator.
+
+    pandas reads plain numbers itself; this reads the text cells it left, e.g. a quoted
+    "1,234.5". With `thousands: auto`, a grouped cell is read as grouped only where it cannot
+    mean anything else: "1,234.5", or a quoted "1,234" in a comma-separated file. "1,234" in a
+    `;` file could be 1234 or 1.234 and is refused with a message saying which setting decides.
+    """
+
+    decimal: str
+    thousands: str  # auto | none | the separator
+    delimiter: str
+
+    def parse(self, column: pd.Series, name: str, path: Path) -> np.ndarray:
+        if pd.api.types.is_bool_dtype(column) or not (
+            pd.api.types.is_numeric_dtype(column)
+            or pd.api.types.is_object_dtype(column)
+            or pd.api.types.is_string_dtype(column)
+        ):
+            raise DataError(f"{path}: column '{name}' is not numeric ({column.dtype})")
+        if pd.api.types.is_numeric_dtype(column):
+            values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            values = self._parse_text(column, name, path)
+        infinite = np.isinf(values)
+        if infinite.any():
+            row = int(np.argmax(infinite))
+            raise DataError(f"{path}: column '{name}' row {row + 2}: infinite value; fix the cell")
+        return values
+
+    def _parse_text(self, column: pd.Series, name: str, path: Path) -> np.ndarray:
         text = column.astype("string").str.strip()
-        grouped = text.str.fullmatch(THOUSANDS).fillna(False).astype(bool)
-        text = text.where(~grouped, text.str.replace(",", "", regex=False))  # "1,234.5"
-        values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        other_mark = "," if self.decimal == "." else "."
+        separator = other_mark if self.thousands == "auto" else self.thousands
+        d, s = re.escape(self.decimal), re.escape(separator)
+        grouped = _matches(text, rf"[+-]?\d{{1,3}}(?:{s}\d{{3}})+(?:{d}\d+)?")
+        with_fraction = _matches(text, rf"[+-]?\d{{1,3}}(?:{s}\d{{3}})+{d}\d+")
+        if self.thousands == "none":
+            grouped[:] = False
+        elif self.thousands == "auto":
+            plain_grouping = grouped & ~with_fraction
+            if plain_grouping.any() and self.delimiter != ",":
+                row = int(np.argmax(plain_grouping))
+                cell = column.iloc[row]
+                raise DataError(
+                    f"{path}: column '{name}' row {row + 2}: {cell!r} is ambiguous: "
+                    f"{other_mark!r} may group thousands or be the decimal mark; set "
+                    f"data.thousands: {other_mark!r} or data.decimal: {other_mark!r}"
+                )
+        cleaned = text.where(~grouped, text.str.replace(separator, "", regex=False))
+        if self.decimal != ".":
+            cleaned = cleaned.str.replace(self.decimal, ".", regex=False)
+        values = pd.to_numeric(cleaned, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         bad = np.isnan(values) & column.notna().to_numpy()
         if bad.any():
             row = int(np.argmax(bad))
+            cell = column.iloc[row]
+            hint = ""
+            if other_mark in str(cell):
+                hint = (
+                    f" with {self.decimal!r} as decimal mark; if {other_mark!r} is the decimal "
+                    f"mark in this file, set data.decimal: {other_mark!r}"
+                )
             raise DataError(
-                f"{path}: column '{name}' row {row + 2}: {column.iloc[row]!r} is not a number; "
+                f"{path}: column '{name}' row {row + 2}: {cell!r} is not a number{hint}; "
                 "fix the cell or choose numeric columns in data.features/targets"
             )
-    infinite = np.isinf(values)
-    if infinite.any():
-        row = int(np.argmax(infinite))
-        raise DataError(f"{path}: column '{name}' row {row + 2}: infinite value; fix the cell")
-    return values
+        return values
+
+
+def _matches(text: pd.Series, pattern: str) -> np.ndarray:
+    return text.str.fullmatch(pattern).fillna(False).to_numpy(dtype=bool)  # (rows,)
 
 
 def _sorted_unique(values: pd.DataFrame, time_column: str | None, path: Path) -> pd.DataFrame:
@@ -201,36 +268,14 @@ def _sorted_unique(values: pd.DataFrame, time_column: str | None, path: Path) ->
     if duplicated.any():
         row = int(np.argmax(duplicated))
         raise DataError(
-            f"{path}: column '{time_column}' row {row + 2}: duplicate time {values.index[row]}; "
+            f"{path}: column '{time_column}' row {row + 2}: duplicate time "
+            f"{time_labels(values.index[[row]])[0]}; "
             "remove or aggregate duplicate rows"
         )
     if not values.index.is_monotonic_increasing:
         log.warning("%s: rows are not in time order; sorted by '%s'", path, time_column)
         values = values.sort_index(kind="stable")
     return values
-
-
-def _warn_irregular_gaps(index: pd.Index, path: Path) -> None:
-    """Windows assume evenly spaced rows; say so when the dates are not (holidays in
-    trading-day data are normal and not reported)."""
-    if not isinstance(index, pd.DatetimeIndex) or len(index) < 3:
-        return
-    if pd.infer_freq(index) is not None or not isinstance(date_offset(index), pd.Timedelta):
-        return
-    gaps = np.diff(_nanoseconds(index))
-    usual = np.median(gaps)
-    wide = gaps > 1.5 * usual
-    if wide.any():
-        at = int(np.argmax(gaps))
-        log.warning(
-            "%s: %d irregular gap(s) in the time column (the largest: %s to %s, usual step %s); "
-            "windows treat rows as evenly spaced, so resample or fill the gaps if they matter",
-            path,
-            int(wide.sum()),
-            index[at].date() if index[at] == index[at].normalize() else index[at],
-            index[at + 1].date() if index[at + 1] == index[at + 1].normalize() else index[at + 1],
-            pd.Timedelta(int(usual), unit="ns"),
-        )
 
 
 def _handle_missing(values: pd.DataFrame, policy: str, path: Path) -> pd.DataFrame:
@@ -240,7 +285,8 @@ def _handle_missing(values: pd.DataFrame, policy: str, path: Path) -> pd.DataFra
     if policy == "error":
         row, col = np.argwhere(holes)[0]
         raise DataError(
-            f"{path}: column '{values.columns[col]}' has a missing value at {values.index[row]}; "
+            f"{path}: column '{values.columns[col]}' has a missing value at "
+            f"{time_labels(values.index[[row]])[0]}; "
             "fill it, or set data.missing to drop, ffill or interpolate"
         )
     if policy == "drop":
@@ -248,7 +294,10 @@ def _handle_missing(values: pd.DataFrame, policy: str, path: Path) -> pd.DataFra
     elif policy == "ffill":
         cleaned = values.ffill().dropna()  # leading gaps have nothing to carry forward
     else:
-        cleaned = values.interpolate(method="linear", limit_direction="both")
+        cleaned = values  # interpolate: filled part by part by fill_missing
+        empty = [c for c in values.columns if values[c].isna().all()]
+        if empty:
+            raise DataError(f"{path}: column '{empty[0]}' has no values; choose another column")
     log.warning(
         "%s: %d missing value(s) handled by data.missing=%s (%d rows left)",
         path,
@@ -259,122 +308,23 @@ def _handle_missing(values: pd.DataFrame, policy: str, path: Path) -> pd.DataFra
     return cleaned
 
 
-# --------------------------------------------------------------------------- time steps
+def fill_missing(values: np.ndarray, part_ends: Sequence[int]) -> np.ndarray:
+    """Fill the holes `missing: interpolate` left, never from a later part.
 
-
-def future_index(index: pd.Index, steps: int) -> pd.Index:
-    """The `steps` time stamps after `index`, continuing its frequency.
-
-    Dates: the inferred pandas frequency; trading days (no weekend rows) continue as
-    business days; otherwise the most common gap. Integer steps continue by their usual
-    increment (2008 -> 2009, 2010, ...).
+    values (rows, C) with NaN holes; `part_ends` the row where each part ends (e.g. where the
+    validation rows start, where the test rows start, rows). The rows of a part are filled by
+    linear interpolation over the rows up to the part's end only; a hole after a part's last
+    value carries that value forward. Holes before a column's first value take it.
     """
-    if isinstance(index, pd.DatetimeIndex):
-        offset = date_offset(index)
-        return pd.DatetimeIndex(
-            pd.date_range(index[-1], periods=steps + 1, freq=offset)[1:], name=index.name
-        )
-    values = np.asarray(index, dtype=np.int64)
-    step = int(pd.Series(np.diff(values)).mode().iloc[0]) if len(values) > 1 else 1
-    return pd.Index(values[-1] + step * np.arange(1, steps + 1), name=index.name or "step")
-
-
-def date_offset(index: pd.DatetimeIndex) -> pd.DateOffset | pd.Timedelta:
-    tail = index[-min(len(index), 200) :]
-    if len(tail) >= 3:
-        freq = pd.infer_freq(tail)
-        if freq is not None:
-            return pd.tseries.frequencies.to_offset(freq)
-    if len(tail) >= 2 and not (tail.dayofweek >= 5).any() and (tail.normalize() == tail).all():
-        gaps = np.diff(_nanoseconds(tail)) // 86_400_000_000_000
-        if len(gaps) and np.median(gaps) <= 1:
-            return pd.offsets.BDay()
-    if len(tail) < 2:
-        return pd.Timedelta(days=1)
-    return pd.Timedelta(pd.Series(np.diff(_nanoseconds(tail))).mode().iloc[0], unit="ns")
-
-
-def season_length(index: pd.Index) -> int:
-    """Season length guessed from the time index: daily 7 (trading days 5), weekly 52,
-    monthly 12, quarterly 4, hourly 24, half-hourly 48, otherwise 1."""
-    if not isinstance(index, pd.DatetimeIndex) or len(index) < 3:
-        return 1
-    offset = date_offset(index)
-    if isinstance(offset, pd.Timedelta):
-        by_gap = {
-            pd.Timedelta(days=1): 7,
-            pd.Timedelta(weeks=1): 52,
-            pd.Timedelta(hours=1): 24,
-            pd.Timedelta(minutes=30): 48,
-        }
-        return by_gap.get(offset, 1)
-    name = offset.name if hasattr(offset, "name") else ""
-    prefix = name.split("-")[0].rstrip("0123456789")
-    by_name = {
-        "D": 7,
-        "B": 5,
-        "C": 5,
-        "W": 52,
-        "MS": 12,
-        "ME": 12,
-        "M": 12,
-        "BMS": 12,
-        "BME": 12,
-        "QS": 4,
-        "QE": 4,
-        "Q": 4,
-        "BQS": 4,
-        "BQE": 4,
-        "h": 24,
-        "H": 24,
-    }
-    if prefix in ("min", "T") and getattr(offset, "n", 1) == 30:
-        return 48
-    return by_name.get(prefix, 1)
-
-
-# --------------------------------------------------------------------------- transforms
-
-
-def transform_lag(kind: str) -> int:
-    """Rows a transform consumes at the start: 1 for differences, else 0."""
-    return 1 if kind in ("diff", "log_diff") else 0
-
-
-def apply_transform(
-    values: np.ndarray, kind: str, columns: list[str], index: pd.Index, source: str
-) -> np.ndarray:
-    """values (rows, C) -> (rows - lag, C). Row i of the result belongs to original row i + lag."""
-    if kind in ("log", "log_diff"):
-        bad = values <= 0
-        if bad.any():
-            row, col = np.argwhere(bad)[0]
-            raise DataError(
-                f"{source}: column '{columns[col]}' at {index[row]} is {values[row, col]:g}; "
-                f"data.transform {kind} needs values > 0; use transform: diff or none"
-            )
-        values = np.log(values)
-    if kind in ("diff", "log_diff"):
-        values = np.diff(values, axis=0)
-    return values
-
-
-def invert_transform(
-    predicted: np.ndarray, last_levels: np.ndarray | None, kind: str
-) -> np.ndarray:
-    """Forecasts in transformed units (N, H, K) -> original units.
-
-    `last_levels` (N, K) are the original values at each forecast's origin: differences are
-    summed onto them step by step.
-    """
-    if kind in ("diff", "log_diff"):
-        base = np.log(last_levels) if kind == "log_diff" else last_levels
-        predicted = base[:, None, :] + np.cumsum(predicted, axis=1)
-    if kind in ("log", "log_diff"):
-        predicted = np.exp(predicted)
-    return predicted
-
-
-def _nanoseconds(index: pd.DatetimeIndex) -> np.ndarray:
-    """Integer nanoseconds whatever the index's resolution (pandas 3 parses to 's' or 'us')."""
-    return index.as_unit("ns").asi8
+    if not np.isnan(values).any():
+        return values
+    filled = values.copy()
+    start = 0
+    for end in sorted(set(part_ends)):
+        if end <= start:
+            continue
+        known = pd.DataFrame(values[:end])
+        part = known.interpolate(method="linear", limit_direction="forward").ffill().bfill()
+        filled[start:end] = part.to_numpy()[start:end]
+        start = end
+    return filled

@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 
 from forecast.config import DataConfig
-from forecast.data import future_index, read_series, season_length
+from forecast.data import fill_missing, read_series
 from forecast.errors import DataError
+from forecast.timesteps import future_index, season_length
 
 from .conftest import ROOT, monthly_frame, write_csv
 
@@ -91,7 +92,8 @@ def test_missing_value_policies(tmp_path: Path, policy, expected):
     path = tmp_path / "gap.csv"
     path.write_text("t,sales\n0,1\n1,\n2,3\n", encoding="utf-8")
     series = read(path, time_column="t", missing=policy)
-    assert series.values[:, 0].tolist() == expected
+    # interpolation waits for the split (fill_missing); one part here: the whole file
+    assert fill_missing(series.values, [3])[:, 0].tolist() == expected
 
 
 def test_missing_value_is_an_error_by_default(tmp_path: Path):
@@ -155,3 +157,79 @@ def test_integer_time_steps_continue_by_their_increment():
 )
 def test_season_length_from_frequency(index, season):
     assert season_length(index) == season
+
+
+# --------------------------------------------------------------------------- number formats
+
+
+def write_text(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_quoted_thousands_in_a_comma_file_are_numbers(tmp_path: Path):
+    path = write_text(tmp_path / "a.csv", 'date,sales\n2020-01-01,"1,234.5"\n2020-01-02,"2,000"\n')
+    assert read(path, time_column="date").values[:, 0].tolist() == [1234.5, 2000.0]
+
+
+def test_decimal_comma_in_a_semicolon_file_needs_data_decimal(tmp_path: Path):
+    path = write_text(tmp_path / "eu.csv", "date;sales\n2020-01-01;1,5\n2020-01-02;2,25\n")
+    with pytest.raises(DataError) as info:
+        read(path, time_column="date")
+    assert str(info.value) == (
+        f"{path}: column 'sales' row 2: '1,5' is not a number with '.' as decimal mark; if ',' "
+        "is the decimal mark in this file, set data.decimal: ','; fix the cell or choose "
+        "numeric columns in data.features/targets"
+    )
+    assert read(path, time_column="date", decimal=",").values[:, 0].tolist() == [1.5, 2.25]
+
+
+def test_a_grouped_cell_that_could_be_a_decimal_is_refused(tmp_path: Path):
+    # in a ';' file, "1,500" is 1500 (thousands) or 1.5 (decimal comma): never guess
+    path = write_text(tmp_path / "eu.csv", "date;sales\n2020-01-01;1,500\n2020-01-02;2,250\n")
+    with pytest.raises(DataError, match=r"row 2: '1,500' is ambiguous: ',' may group thousands"):
+        read(path, time_column="date")
+    assert read(path, time_column="date", thousands=",").values[:, 0].tolist() == [1500, 2250]
+    assert read(path, time_column="date", decimal=",").values[:, 0].tolist() == [1.5, 2.25]
+
+
+def test_european_grouping_with_decimal_comma(tmp_path: Path):
+    text = "date;sales\n2020-01-01;1.234,5\n2020-01-02;7,25\n2020-01-03;12.000,75\n"
+    path = write_text(tmp_path / "eu.csv", text)
+    values = read(path, time_column="date", decimal=",").values[:, 0]
+    assert values.tolist() == [1234.5, 7.25, 12000.75]
+    # "1.234" alone could be 1234 or 1.234 when ',' is the decimal mark
+    ambiguous = write_text(tmp_path / "eu2.csv", "date;sales\n2020-01-01;1.234\n2020-01-02;7,5\n")
+    with pytest.raises(DataError, match=r"'1.234' is ambiguous"):
+        read(ambiguous, time_column="date", decimal=",")
+    assert read(ambiguous, time_column="date", decimal=",", thousands="none").values[
+        :, 0
+    ].tolist() == [1.234, 7.5]
+
+
+def test_decimal_comma_cannot_be_the_delimiter(tmp_path: Path):
+    path = write_text(tmp_path / "a.csv", "date,sales\n2020-01-01,1\n2020-01-02,2\n")
+    with pytest.raises(DataError, match="data.decimal ',' is also this file's delimiter"):
+        read(path, time_column="date", decimal=",")
+
+
+def test_decimal_and_thousands_must_differ():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="decimal and thousands are both ','"):
+        DataConfig(path="x.csv", features=["a"], decimal=",", thousands=",")
+
+
+# --------------------------------------------------------------------------- holes
+
+
+def test_interpolation_never_reads_a_later_part():
+    values = np.array([[1.0], [2.0], [np.nan], [np.nan], [10.0], [np.nan], [14.0]])
+    # parts: rows 0-3 | 4-6. The holes at rows 2-3 end the first part: carried forward, not
+    # drawn towards row 4's 10; the hole at row 5 lies between known rows of its part.
+    filled = fill_missing(values, [4, 7])
+    assert filled[:, 0].tolist() == [1, 2, 2, 2, 10, 12, 14]
+    # one part: plain linear interpolation
+    assert fill_missing(values, [7])[:, 0] == pytest.approx([1, 2, 14 / 3, 22 / 3, 10, 12, 14])
+    # a hole before a column's first value takes it
+    assert fill_missing(np.array([[np.nan], [3.0]]), [2])[:, 0].tolist() == [3, 3]

@@ -12,10 +12,12 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from forecast import api
-from forecast.config import DataConfig, validate_config
-from forecast.data import apply_transform, invert_transform, read_series, transform_lag
+from forecast.config import DataConfig
+from forecast.configfile import validate_config
+from forecast.data import read_series
 from forecast.errors import DataError
 from forecast.pipeline import prepare
+from forecast.transforms import apply_transform, invert_transform, transform_lag
 
 from .conftest import monthly_frame, write_config, write_csv
 
@@ -88,11 +90,11 @@ def test_scaler_never_sees_validation_or_test_rows(tmp_path, transform):
     frame = monthly_frame(120)
     write_csv(tmp_path / "a.csv", frame)
     changed = frame.copy()
-    changed.loc[86:, ["sales", "price"]] *= 50  # every validation and test row (fit_end = 86)
+    changed.loc[86:, ["sales", "price"]] *= 50  # every validation and test row (val_start = 86)
     write_csv(tmp_path / "b.csv", changed)
     one = prepare(leaky_config(tmp_path, "a.csv", transform))
     two = prepare(leaky_config(tmp_path, "b.csv", transform))
-    assert one.split.fit_end + one.lag == 86
+    assert one.split.val_start + one.lag == 86
     assert one.scaler.to_dict() == two.scaler.to_dict()
     assert one.scaler.data_max[0] < 200  # it would be ~7,000 had it seen the changed rows
 
@@ -143,3 +145,39 @@ def test_train_with_log_diff_reports_original_units(tmp_path):
     assert preds["time"].iloc[0] == frame["date"].iloc[96]
     future, _ = api.predict(result.run_dir, csv, horizon=4)
     assert future["sales"].between(50, 400).all() and len(future) == 4
+
+
+def test_interpolated_holes_never_borrow_from_the_test_rows(tmp_path):
+    """A hole at the end of the training rows is filled from earlier rows only."""
+    frame = monthly_frame(120)
+    # no validation: rows 0..95 train, 96.. test; holes at the last training rows
+    frame.loc[[94, 95], "sales"] = np.nan
+    frame.loc[60, "price"] = np.nan
+    write_csv(tmp_path / "a.csv", frame)
+    changed = frame.copy()
+    changed.loc[96:, ["sales", "price"]] = changed.loc[96:, ["sales", "price"]] * 3 + 500
+    write_csv(tmp_path / "b.csv", changed)
+
+    def config(name: str):
+        raw = leaky_config(tmp_path, name).model_dump()
+        raw["data"]["missing"] = "interpolate"
+        raw["split"]["validation"] = 0
+        raw["training"]["early_stopping"] = False
+        return validate_config(raw)
+
+    one, two = prepare(config("a.csv")), prepare(config("b.csv"))
+    assert one.split.test_start == 96
+    # rows 94-95 carry row 93 forward instead of leaning towards row 96
+    assert one.values[94, 0] == one.values[95, 0] == frame.loc[93, "sales"]
+    assert one.values[60, 1] == pytest.approx((frame.loc[59, "price"] + frame.loc[61, "price"]) / 2)
+    assert one.scaler.to_dict() == two.scaler.to_dict()
+    runs = tmp_path / "runs"
+    first = api.train(config("a.csv"), runs_dir=runs, quiet=True)
+    second = api.train(config("b.csv"), runs_dir=runs, quiet=True)
+    import keras
+
+    weights_one = keras.saving.load_model(first.run_dir / "model.keras").get_weights()
+    weights_two = keras.saving.load_model(second.run_dir / "model.keras").get_weights()
+    for a, b in zip(weights_one, weights_two, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert first.metrics["model"]["mae"] != second.metrics["model"]["mae"]
