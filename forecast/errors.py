@@ -19,13 +19,3 @@ class DataError(ForecastError):
 
 class RunError(ForecastError):
     """A run directory is missing, incomplete or incompatible."""
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so that the same clean-up runs (exit code 143)."""
-
-
-# Set by the CLI's SIGTERM handler. The handler also raises Terminated at once, but an
-# exception raised while TensorFlow is tracing or running C++ code can be lost; the training
-# loop checks this flag after every batch and raises again.
-stop_requested: list[type[BaseException]] = []

@@ -1,8 +1,13 @@
-"""Fit a model: seeding, a tf.data pipeline that gathers windows per batch, callbacks.
+"""Fit a model: seeding, a tf.data pipeline that gathers windows per batch, early stopping,
+and a checkpoint after every epoch from which an interrupted fit resumes exactly.
 
 Windows are never materialised for training: the dataset holds origin indices and each batch
 gathers its rows from the (rows, F) series with one vectorised `tf.gather`, so memory does
 not grow with rows x input_steps and nothing is re-windowed per epoch.
+
+Resuming gives the same result as not stopping: each epoch's shuffle is a function of
+(seed, epoch) only, and the checkpoint holds weights, optimizer, the dropout generators'
+state, early stopping's state and the history rows, written as one snapshot.
 """
 
 from __future__ import annotations
@@ -10,6 +15,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
+import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from forecast.config import TrainingConfig
-from forecast.errors import stop_requested
+from forecast.interrupts import raise_if_stop_requested
 
 
 def seed_everything(seed: int) -> None:
@@ -31,33 +39,54 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+@dataclass
+class WindowSource:
+    """The scaled series that training windows are gathered from."""
+
+    features: np.ndarray  # (rows, F) scaled
+    targets: np.ndarray  # (rows, K) scaled
+    input_steps: int
+    output_steps: int
+
+
 def window_dataset(
-    features: np.ndarray,  # (rows, F) scaled
-    targets: np.ndarray,  # (rows, K) scaled
+    source: WindowSource,
     origins: np.ndarray,  # (N,)
-    input_steps: int,
-    horizon: int,
     batch_size: int,
-    shuffle: bool,
-    seed: int,
+    shuffle_seed: int | None = None,
+    epochs: range = range(1),
 ) -> Any:
-    """A tf.data.Dataset of (B, L, F) inputs and (B, H, K) targets, gathered per batch."""
+    """A tf.data.Dataset of (B, L, F) inputs and (B, H, K) targets, gathered per batch.
+
+    With `shuffle_seed`, it yields every epoch in `epochs` one after the other, each in its
+    own order, a function of (seed, epoch) only; without, the origins once, in order.
+    """
     import tensorflow as tf
 
-    series_in = tf.constant(features, dtype=tf.float32)  # (rows, F)
-    series_out = tf.constant(targets, dtype=tf.float32)  # (rows, K)
-    in_offsets = tf.range(-input_steps + 1, 1, dtype=tf.int64)  # (L,)
-    out_offsets = tf.range(1, horizon + 1, dtype=tf.int64)  # (H,)
+    series_in = tf.constant(source.features, dtype=tf.float32)  # (rows, F)
+    series_out = tf.constant(source.targets, dtype=tf.float32)  # (rows, K)
+    in_offsets = tf.range(-source.input_steps + 1, 1, dtype=tf.int64)  # (L,)
+    out_offsets = tf.range(1, source.output_steps + 1, dtype=tf.int64)  # (H,)
+    all_origins = tf.constant(origins.astype(np.int64))  # (N,)
 
     def gather(batch_origins: Any) -> tuple[Any, Any]:  # (B,)
         x = tf.gather(series_in, batch_origins[:, None] + in_offsets)  # (B, L, F)
         y = tf.gather(series_out, batch_origins[:, None] + out_offsets)  # (B, H, K)
         return x, y
 
-    ds = tf.data.Dataset.from_tensor_slices(origins.astype(np.int64))
-    if shuffle:
-        ds = ds.shuffle(len(origins), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(gather).prefetch(2)
+    if shuffle_seed is None:
+        ds = tf.data.Dataset.from_tensor_slices(all_origins).batch(batch_size)
+    else:
+        seed = tf.constant(shuffle_seed, tf.int64)
+
+        def one_epoch(epoch: Any) -> Any:
+            order = tf.random.experimental.stateless_shuffle(
+                all_origins, seed=tf.stack([seed, epoch])
+            )
+            return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+
+        ds = tf.data.Dataset.range(epochs.start, epochs.stop).flat_map(one_epoch)
+    ds = ds.map(gather).prefetch(2)
     options = tf.data.Options()
     # autotune's teardown blocks model.fit for up to seconds after the last batch on this
     # kind of machine (PERFORMANCE.md); fixed prefetch depth is as fast here
@@ -108,67 +137,197 @@ def strategy_scope(distribute: str) -> tuple[Any, dict[str, Any]]:
 @dataclass
 class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)  # one row per epoch
-    best_epoch: int | None = None
-    seconds: float = 0.0
+    best_epoch: int | None = None  # 1-based epoch whose weights the model holds, if restored
+    stopped_epoch: int | None = None  # 1-based epoch after which early stopping stopped
+    seconds: float = 0.0  # the model.fit call with its callbacks
+    dataset_seconds: float = 0.0  # building the tf.data pipelines
 
 
 def fit(
     model: Any,
     training: TrainingConfig,
-    train_ds: Any,
-    val_ds: Any | None,
+    source: WindowSource,
+    train_origins: np.ndarray,
+    val_origins: np.ndarray,
+    seed: int,
     quiet: bool = False,
-    backup_dir: Path | None = None,
+    checkpoint_dir: Path | None = None,
 ) -> FitResult:
     """Fit a compiled model with early stopping.
 
-    History rows: epoch, loss, val_loss, learning_rate, seconds. With `backup_dir`, weights,
-    optimizer state and history are saved there after every epoch, and a later call with the
-    same folder continues from the last finished epoch (Keras BackupAndRestore).
+    History rows: epoch, loss, val_loss, learning_rate, seconds. With `checkpoint_dir`, the
+    whole training state is saved there after every epoch, and a later call with the same
+    folder continues from the last finished epoch, ending where an uninterrupted fit ends.
     """
-    import keras
-
-    result = FitResult()
-    history_file = None
-    if backup_dir is not None:
-        history_file = backup_dir / "history.jsonl"
-        result.history = _finished_history(backup_dir)
-    callbacks: list[Any] = [_recorder_class()(result, training.epochs, quiet, history_file)]
+    saved = Checkpoint(checkpoint_dir).load(model) if checkpoint_dir is not None else None
+    result = FitResult(history=list(saved["history"]) if saved else [])
+    first_epoch = saved["epoch"] if saved else 0
+    clock = time.perf_counter()
+    val_ds = None
+    if len(val_origins):
+        val_ds = window_dataset(source, val_origins, training.batch_size)
+    train_ds = window_dataset(
+        source,
+        train_origins,
+        training.batch_size,
+        shuffle_seed=seed,
+        epochs=range(first_epoch, training.epochs),
+    )
+    result.dataset_seconds = time.perf_counter() - clock
     stopper = None
     if training.early_stopping is not False:
-        stopper = keras.callbacks.EarlyStopping(
+        stopper = _early_stopping_class()(
+            saved["early_stopping"] if saved else None,
             monitor="val_loss" if val_ds is not None else "loss",
             patience=training.early_stopping.patience,
             restore_best_weights=training.early_stopping.restore_best_weights,
         )
-        callbacks.append(stopper)
-    if backup_dir is not None:
-        callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True))
+    done = first_epoch >= training.epochs or (stopper is not None and stopper.resumed_stopped)
     start = time.perf_counter()
-    model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=training.epochs,
-        shuffle=False,  # the dataset shuffles itself, seeded
-        verbose=0,
-        callbacks=callbacks,
-    )
+    if not done:
+        callbacks: list[Any] = [_recorder_class()(result, training.epochs, quiet)]
+        if stopper is not None:
+            callbacks.append(stopper)
+        if checkpoint_dir is not None:
+            callbacks.append(
+                _checkpoint_writer_class()(Checkpoint(checkpoint_dir), result, stopper)
+            )
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=training.epochs,
+            initial_epoch=first_epoch,
+            steps_per_epoch=math.ceil(len(train_origins) / training.batch_size),
+            shuffle=False,  # the dataset shuffles itself, a function of (seed, epoch)
+            verbose=0,
+            callbacks=callbacks,
+        )
+    elif stopper is not None:
+        stopper.set_model(model)
+        stopper.on_train_end()  # restores the best weights, as the fit's end would have
     result.seconds = time.perf_counter() - start
     if stopper is not None:
-        result.best_epoch = (stopper.best_epoch + 1) if stopper.best_weights is not None else None
+        if stopper.stopped_epoch > 0:
+            result.stopped_epoch = stopper.stopped_epoch + 1
+        if stopper.restore_best_weights and stopper.best_weights is not None:
+            result.best_epoch = stopper.best_epoch + 1
     return result
 
 
-def _finished_history(backup_dir: Path) -> list[dict[str, float]]:
-    """History rows of the epochs the backup holds (a row written just before a kill, whose
-    weights were not saved, is dropped: that epoch runs again)."""
-    try:
-        done = json.loads((backup_dir / "training_metadata.json").read_text())["epoch"]
-        lines = (backup_dir / "history.jsonl").read_text().splitlines()
-    except (OSError, ValueError, KeyError):
-        return []
-    rows = [json.loads(line) for line in lines if line.strip()]
-    return [row for row in rows if row["epoch"] <= done]
+def _extra_state(model: Any) -> list[Any]:
+    """Variables a model holds besides its weights: the dropout layers' random generators."""
+    weights = {id(v) for v in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
+
+
+class Checkpoint:
+    """The training state after an epoch, written as one snapshot: a new folder is filled,
+    then swapped in with renames, so a kill at any moment leaves a complete snapshot."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.new = folder.with_name(folder.name + ".new")
+        self.old = folder.with_name(folder.name + ".old")
+
+    def exists(self) -> bool:
+        return any((f / "state.json").is_file() for f in (self.folder, self.old))
+
+    def save(self, model: Any, state: dict[str, Any], best_weights: list | None) -> None:
+        shutil.rmtree(self.new, ignore_errors=True)
+        self.new.mkdir(parents=True)
+        model.save_weights(self.new / "training.weights.h5")  # weights and optimizer
+        state = {**state, "generators": [np.asarray(v).tolist() for v in _extra_state(model)]}
+        if best_weights is not None:
+            np.savez(self.new / "best_weights.npz", *best_weights)
+        (self.new / "state.json").write_text(json.dumps(state), encoding="utf-8")
+        if self.folder.exists():
+            shutil.rmtree(self.old, ignore_errors=True)
+            os.rename(self.folder, self.old)
+        os.rename(self.new, self.folder)
+        shutil.rmtree(self.old, ignore_errors=True)
+
+    def load(self, model: Any) -> dict[str, Any] | None:
+        """Restore weights, optimizer and generators into `model`; the rest of the state."""
+        folder = next((f for f in (self.folder, self.old) if (f / "state.json").is_file()), None)
+        if folder is None:
+            return None
+        state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        model.load_weights(folder / "training.weights.h5")
+        for variable, value in zip(_extra_state(model), state["generators"], strict=True):
+            variable.assign(np.asarray(value, dtype=variable.dtype))
+        best = folder / "best_weights.npz"
+        if state.get("early_stopping") and best.is_file():
+            with np.load(best, allow_pickle=False) as arrays:
+                state["early_stopping"]["best_weights"] = [
+                    arrays[f"arr_{i}"] for i in range(len(arrays.files))
+                ]
+        return state
+
+    def discard(self) -> None:
+        for folder in (self.folder, self.new, self.old):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@functools.cache
+def _early_stopping_class() -> type:
+    """Keras' EarlyStopping, whose state (best value, wait, best epoch and weights) can be
+    saved and restored, so a resumed fit stops where an uninterrupted one stops."""
+    import keras
+
+    class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+        def __init__(self, saved: dict[str, Any] | None, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.saved = saved
+            self.resumed_stopped = bool(saved and saved["stopped_epoch"] > 0)
+            if saved:
+                self._restore()
+
+        def on_train_begin(self, logs: Any = None) -> None:
+            super().on_train_begin(logs)
+            if self.saved:
+                self._restore()
+
+        def _restore(self) -> None:
+            saved = self.saved
+            self.wait, self.best_epoch = saved["wait"], saved["best_epoch"]
+            self.stopped_epoch = saved["stopped_epoch"]
+            self.best = saved["best"]
+            self.best_weights = saved.get("best_weights")
+
+        def state(self) -> dict[str, Any]:
+            return {
+                "wait": int(self.wait),
+                "best": None if self.best is None else float(self.best),
+                "best_epoch": int(self.best_epoch),
+                "stopped_epoch": int(self.stopped_epoch),
+            }
+
+    return ResumableEarlyStopping
+
+
+@functools.cache
+def _checkpoint_writer_class() -> type:
+    import keras
+
+    class CheckpointWriter(keras.callbacks.Callback):
+        """Last in the callback list: snapshots the epoch once every other callback
+        (history, early stopping) has recorded it."""
+
+        def __init__(self, checkpoint: Checkpoint, result: FitResult, stopper: Any) -> None:
+            super().__init__()
+            self.checkpoint, self.result, self.stopper = checkpoint, result, stopper
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            state = {"epoch": epoch + 1, "history": self.result.history}
+            best = None
+            if self.stopper is not None:
+                state["early_stopping"] = self.stopper.state()
+                best = self.stopper.best_weights
+            self.checkpoint.save(self.model, state, best)
+
+    return CheckpointWriter
 
 
 @functools.cache
@@ -178,24 +337,17 @@ def _recorder_class() -> type:
     import keras
 
     class Recorder(keras.callbacks.Callback):
-        def __init__(
-            self, result: FitResult, epochs: int, quiet: bool, history_file: Path | None
-        ) -> None:
+        def __init__(self, result: FitResult, epochs: int, quiet: bool) -> None:
             super().__init__()
             self.result, self.epochs, self.quiet = result, epochs, quiet
-            self.history_file = history_file
             self._start = 0.0
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             self._start = time.perf_counter()
-            self._check_stop()
+            raise_if_stop_requested()
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            self._check_stop()
-
-        def _check_stop(self) -> None:
-            if stop_requested:
-                raise stop_requested[-1]()
+            raise_if_stop_requested()
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             logs = logs or {}
@@ -208,10 +360,6 @@ def _recorder_class() -> type:
                 "seconds": round(time.perf_counter() - self._start, 4),
             }
             self.result.history.append(row)
-            if self.history_file is not None:
-                self.history_file.parent.mkdir(parents=True, exist_ok=True)
-                with self.history_file.open("a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(row) + "\n")
             if not self.quiet:
                 val = f"  val_loss {row['val_loss']:.6g}" if "val_loss" in logs else ""
                 print(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -112,3 +114,150 @@ def test_resume_without_an_interrupted_run_is_a_user_error(long_config):
     assert result.stderr.strip().endswith(
         "no interrupted run of 'long' to resume; train without --resume"
     )
+
+
+# --------------------------------------------------------------------------- in process
+
+
+def es_config(folder: Path) -> Path:
+    """Early stopping that stops well before `epochs` on a small series."""
+    write_csv(folder / "s.csv", monthly_frame(150, seed=3))
+    return write_config(
+        folder / "es.yaml",
+        name="es",
+        seed=4,
+        data={"path": "s.csv", "time_column": "date", "features": ["sales", "price"]},
+        window={"input_steps": 12},
+        split={"test": 0.15, "validation": 0.25},
+        model={"architecture": "lstm", "units": [16], "dropout": 0.2},
+        training={
+            "epochs": 80,
+            "batch_size": 16,
+            "learning_rate": 0.02,
+            "early_stopping": {"patience": 3, "restore_best_weights": True},
+        },
+    )
+
+
+def model_weights(run_dir: Path) -> list:
+    from forecast.runs import load_model
+
+    return load_model(run_dir / "model.keras").get_weights()
+
+
+def interrupt_at_epoch(monkeypatch, config: Path, epoch: int) -> None:
+    """Make the training loop see a Ctrl-C as epoch `epoch` begins (the loop checks for stop
+    requests as each epoch begins and after every batch)."""
+    from forecast import training
+    from forecast.configfile import load_config
+    from forecast.pipeline import prepare
+
+    cfg = load_config(config)
+    batches = -(-len(prepare(cfg).split.train_origins) // cfg.training.batch_size)
+    calls = {"n": 0}
+    stop_at = (epoch - 1) * (1 + batches) + 1
+
+    def check() -> None:
+        calls["n"] += 1
+        if calls["n"] == stop_at:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "raise_if_stop_requested", check)
+
+
+def test_a_resumed_run_stops_where_an_uninterrupted_one_stops(tmp_path: Path, monkeypatch):
+    from forecast import api, training
+
+    config = es_config(tmp_path)
+    whole = api.train(config, runs_dir=tmp_path / "whole", quiet=True)
+    history = pd.read_csv(whole.run_dir / "history.csv")
+    stopped = len(history)
+    info = json.loads((whole.run_dir / "run.json").read_text())
+    assert 5 <= stopped < 80, "the config must stop early for this test to mean anything"
+    assert info["best_epoch"] == int(history["val_loss"].idxmin()) + 1 == stopped - 3
+
+    # Ctrl-C as the second-to-last epoch begins: the checkpoint holds the epoch before it,
+    # when early stopping was already waiting (wait = 1)
+    interrupt_at_epoch(monkeypatch, config, stopped - 1)
+    with pytest.raises(KeyboardInterrupt):
+        api.train(config, runs_dir=tmp_path / "cut", quiet=True)
+    (partial,) = (tmp_path / "cut").glob(".es-*.partial")
+    state = json.loads((partial / "backup" / "state.json").read_text())
+    assert state["epoch"] == stopped - 2 and state["early_stopping"]["wait"] == 1
+
+    monkeypatch.setattr(training, "raise_if_stop_requested", lambda: None)
+    resumed = api.train(config, runs_dir=tmp_path / "cut", quiet=True, resume=True)
+    again = pd.read_csv(resumed.run_dir / "history.csv")
+    assert again["epoch"].tolist() == history["epoch"].tolist()
+    np.testing.assert_allclose(again["loss"], history["loss"], rtol=1e-6)
+    np.testing.assert_allclose(again["val_loss"], history["val_loss"], rtol=1e-6)
+    assert (
+        json.loads((resumed.run_dir / "run.json").read_text())["best_epoch"] == (info["best_epoch"])
+    )
+    for a, b in zip(model_weights(resumed.run_dir), model_weights(whole.run_dir), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert resumed.metrics["model"] == pytest.approx(whole.metrics["model"], rel=1e-5)
+
+
+def test_an_interruption_after_training_keeps_the_trained_model(tmp_path: Path, monkeypatch):
+    from forecast import api, pipeline
+
+    write_csv(tmp_path / "s.csv", monthly_frame(100))
+    config = write_config(
+        tmp_path / "t.yaml",
+        name="t",
+        data={"path": "s.csv", "time_column": "date", "features": ["sales"]},
+        window={"input_steps": 12},
+        model={"architecture": "gru", "units": [4]},
+        training={"epochs": 3, "early_stopping": False},
+    )
+    real_evaluate = api._evaluate_on_test
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "_evaluate_on_test", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        api.train(config, runs_dir=tmp_path / "runs", quiet=True)
+    (partial,) = (tmp_path / "runs").glob(".t-*.partial")
+    assert (partial / "model.keras").is_file() and (partial / "fit.json").is_file()
+    assert not (partial / "backup").exists()  # the trained model replaced the checkpoint
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("--resume trained the model again")
+
+    monkeypatch.setattr(api, "_evaluate_on_test", real_evaluate)
+    monkeypatch.setattr(api, "fit", no_training)
+    monkeypatch.setattr(pipeline, "fit", no_training)
+    result = api.train(config, runs_dir=tmp_path / "runs", quiet=True, resume=True)
+    assert result.run_dir.name == partial.name[1 : -len(".partial")]
+    assert pd.read_csv(result.run_dir / "history.csv")["epoch"].tolist() == [1, 2, 3]
+    assert not partial.exists()
+
+
+def test_an_error_while_saving_keeps_the_trained_model(tmp_path: Path, monkeypatch, caplog):
+    import logging
+
+    from forecast import api, runs
+
+    write_csv(tmp_path / "s.csv", monthly_frame(100))
+    config = write_config(
+        tmp_path / "t.yaml",
+        name="t",
+        data={"path": "s.csv", "time_column": "date", "features": ["sales"]},
+        window={"input_steps": 12},
+        model={"architecture": "gru", "units": [4]},
+        training={"epochs": 2},
+    )
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(runs, "write_results", disk_full)
+    monkeypatch.setattr(logging.getLogger("forecast"), "propagate", True)
+    with pytest.raises(OSError), caplog.at_level(logging.WARNING, logger="forecast"):
+        api.train(config, runs_dir=tmp_path / "runs", quiet=True)
+    (partial,) = (tmp_path / "runs").glob(".t-*.partial")
+    assert (partial / "fit.json").is_file()
+    assert "stopped by an error; the trained model is kept in" in caplog.text
+    assert "--resume" in caplog.text

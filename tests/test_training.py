@@ -1,0 +1,62 @@
+"""Early stopping: when it stops, which weights the saved model holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecast import api
+from forecast.configfile import load_config
+from forecast.pipeline import prepare
+from forecast.runs import load_model
+from forecast.windows import input_windows, target_windows
+
+from .conftest import monthly_frame, write_config, write_csv
+
+
+def config_file(folder: Path, restore: bool) -> Path:
+    write_csv(folder / "s.csv", monthly_frame(150, seed=3))
+    return write_config(
+        folder / f"es-{restore}.yaml",
+        name="es",
+        seed=4,
+        data={"path": "s.csv", "time_column": "date", "features": ["sales", "price"]},
+        window={"input_steps": 12},
+        split={"test": 0.15, "validation": 0.25},
+        model={"architecture": "lstm", "units": [16], "dropout": 0.2},
+        training={
+            "epochs": 80,
+            "batch_size": 16,
+            "learning_rate": 0.02,
+            "early_stopping": {"patience": 3, "restore_best_weights": restore},
+        },
+    )
+
+
+def validation_loss(run_dir: Path, config: Path) -> float:
+    """MSE of the saved model on the validation windows, in scaled units (as Keras logs it)."""
+    prepared = prepare(load_config(config))
+    origins = prepared.split.val_origins
+    x = input_windows(prepared.features.astype("float32"), origins, 12)  # (N, L, F)
+    y = target_windows(prepared.targets, origins, 1)  # (N, 1, K)
+    predicted = load_model(run_dir / "model.keras").predict(x, verbose=0)
+    return float(np.mean((predicted - y) ** 2))
+
+
+@pytest.mark.parametrize("restore", [True, False])
+def test_early_stopping_stops_after_patience_and_keeps_the_right_weights(tmp_path, restore):
+    config = config_file(tmp_path, restore)
+    result = api.train(config, runs_dir=tmp_path / "runs", quiet=True)
+    history = pd.read_csv(result.run_dir / "history.csv")
+    best = int(history["val_loss"].idxmin()) + 1
+    # stopped 3 epochs (the patience) after the best one, well before 80
+    assert history["epoch"].tolist() == list(range(1, best + 4))
+    kept = validation_loss(result.run_dir, config)
+    if restore:  # the saved model is the best epoch's
+        assert kept == pytest.approx(history["val_loss"].min(), rel=1e-4)
+    else:  # the last epoch's
+        assert kept == pytest.approx(history["val_loss"].iloc[-1], rel=1e-4)
+        assert kept > history["val_loss"].min()
