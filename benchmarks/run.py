@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,9 +98,9 @@ def bench_windowing(rows: int, window: int) -> None:
     )
 
     # what `train` does: no materialised windows, each batch gathered from the series
-    from forecast.training import window_dataset
+    from forecast.training import WindowSource, window_dataset
 
-    dataset = window_dataset(series32, series32, origins, window, 1, 4096, False, 0)
+    dataset = window_dataset(WindowSource(series32, series32, window, 1), origins, 4096)
 
     def one_pass() -> None:
         for _ in dataset:
@@ -117,7 +119,7 @@ def bench_windowing(rows: int, window: int) -> None:
 
 
 def lstm_model(units: list[int], input_steps: int, unroll: bool):
-    from forecast.config import validate_config
+    from forecast.configfile import validate_config
     from forecast.models import build_model
 
     config = validate_config(
@@ -185,7 +187,7 @@ def bench_forecasting(
 def bench_training(windows: int, input_steps: int, batch: int) -> None:
     from forecast.config import TrainingConfig
     from forecast.models import resolve_unroll
-    from forecast.training import compile_model, window_dataset
+    from forecast.training import WindowSource, compile_model, window_dataset
     from forecast.windows import input_windows, target_windows
 
     rows = windows + input_steps + 1
@@ -195,6 +197,11 @@ def bench_training(windows: int, input_steps: int, batch: int) -> None:
     y = target_windows(series, origins, 1).astype("float32")
     training = TrainingConfig(batch_size=batch)
     epochs = 2
+    source = WindowSource(series, series, input_steps, 1)
+    steps = math.ceil(len(origins) / batch)
+
+    def shuffled(epochs: int) -> Any:  # what `train` gives model.fit: every epoch, shuffled
+        return window_dataset(source, origins, batch, shuffle_seed=0, epochs=range(epochs))
 
     def fit_numpy(model) -> float:  # the tutorial: model.fit on materialised NumPy windows
         model.compile(optimizer="adam", loss="mse")
@@ -205,10 +212,10 @@ def bench_training(windows: int, input_steps: int, batch: int) -> None:
 
     def fit_ours(model) -> float:
         compile_model(model, training)
-        ds = window_dataset(series, series, origins, input_steps, 1, batch, True, 0)
-        model.fit(ds.take(4), epochs=1, verbose=0)
+        model.fit(shuffled(1).take(4), epochs=1, verbose=0)
+        ds = shuffled(epochs)
         start = time.perf_counter()
-        model.fit(ds, epochs=epochs, verbose=0, shuffle=False)
+        model.fit(ds, epochs=epochs, steps_per_epoch=steps, verbose=0)
         return len(x) * epochs / (time.perf_counter() - start)
 
     tutorial = fit_numpy(lstm_model([50, 50], input_steps, unroll=False))
@@ -233,10 +240,10 @@ def bench_training(windows: int, input_steps: int, batch: int) -> None:
         xla = TrainingConfig(batch_size=batch, jit_compile=True)
         model = lstm_model([50, 50], input_steps, unroll=resolve_unroll("auto", input_steps, True))
         compile_model(model, xla)
-        ds = window_dataset(series, series, origins, input_steps, 1, batch, True, 0)
-        model.fit(ds.take(4), epochs=1, verbose=0)
+        model.fit(shuffled(1).take(4), epochs=1, verbose=0)
+        ds = shuffled(epochs)
         start = time.perf_counter()
-        model.fit(ds, epochs=epochs, verbose=0, shuffle=False)
+        model.fit(ds, epochs=epochs, steps_per_epoch=steps, verbose=0)
         record(
             f"training with training.jit_compile, batch {batch}",
             None,

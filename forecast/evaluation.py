@@ -2,7 +2,9 @@
 
 Arrays are (N, H, K): N origins, H steps, K targets. Definitions (DESIGN §3):
 - naive repeats y[o]; seasonal naive gives step s the value y[o - m + 1 + (s-1) mod m];
-  mean repeats the mean of every row before the test split;
+  mean repeats the mean of every row before the test split. Seasonal naive is *unavailable*
+  (every metric null, with the reason) when an origin has less than one season before it;
+- a baseline's metrics are null where they are undefined; the verdict skips them;
 - MASE divides MAE by the mean absolute lag-m difference of every row before the test split;
 - MAPE skips actuals equal to 0; sMAPE is in percent: mean of 200|F-A|/(|F|+|A|).
 """
@@ -55,15 +57,23 @@ def baseline_forecasts(
     origins: np.ndarray,  # (N,)
     horizon: int,
     season: int,
-    train_end: int,
-) -> dict[str, np.ndarray]:
-    """Each baseline's forecast from every origin: name -> (N, H, K)."""
+    test_start: int,
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Each available baseline's forecast from every origin, name -> (N, H, K), and the
+    reason for each one that is unavailable, name -> text."""
     steps = np.arange(1, horizon + 1)  # (H,)
     naive = np.repeat(values[origins][:, None, :], horizon, axis=1)
+    mean = np.broadcast_to(values[:test_start].mean(axis=0), naive.shape).copy()
+    forecasts = {"naive": naive, "mean": mean}
+    unavailable = {}
     seasonal_rows = origins[:, None] - season + 1 + (steps[None, :] - 1) % season  # (N, H)
-    seasonal = values[np.clip(seasonal_rows, 0, None)]
-    mean = np.broadcast_to(values[:train_end].mean(axis=0), naive.shape).copy()
-    return {"naive": naive, "seasonal_naive": seasonal, "mean": mean}
+    if len(origins) and seasonal_rows.min() < 0:
+        unavailable["seasonal_naive"] = (
+            f"origin row {int(origins.min())} has fewer than one season ({season} rows) before it"
+        )
+    else:
+        forecasts["seasonal_naive"] = values[seasonal_rows]
+    return forecasts, unavailable
 
 
 def actuals(values: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
@@ -77,35 +87,34 @@ def evaluate(
     predicted: np.ndarray,  # (N, H, K) original units
     targets: list[str],
     season: int,
-    train_end: int,
+    test_start: int,
 ) -> dict[str, Any]:
     """metrics.json's body: model and baselines overall, per target and per step."""
     horizon = predicted.shape[1]
     actual = actuals(values, origins, horizon)
-    scale = mase_scale(values[:train_end], season)
-    forecasts = {
-        "model": predicted,
-        **baseline_forecasts(values, origins, horizon, season, train_end),
-    }
+    scale = mase_scale(values[:test_start], season)
+    baselines, unavailable = baseline_forecasts(values, origins, horizon, season, test_start)
+    forecasts = {"model": predicted, **baselines}
+
+    def scores(pick: Any, scale: Any) -> dict[str, Any]:
+        """name -> metrics of `pick(forecast)` against `pick(actual)`, in BASELINES order."""
+        out = {}
+        for name in ("model", *BASELINES):
+            if name in forecasts:
+                out[name] = compute_metrics(pick(actual), pick(forecasts[name]), scale)
+            else:
+                out[name] = {**dict.fromkeys(METRICS), "unavailable": unavailable[name]}
+        return out
+
+    overall = scores(lambda a: a, scale)
     report: dict[str, Any] = {
-        "model": compute_metrics(actual, predicted, scale),
-        "baselines": {name: compute_metrics(actual, forecasts[name], scale) for name in BASELINES},
+        "model": overall.pop("model"),
+        "baselines": overall,
         "per_target": {
-            target: {
-                name: compute_metrics(actual[..., k], f[..., k], scale[k])
-                for name, f in forecasts.items()
-            }
-            for k, target in enumerate(targets)
+            target: scores(lambda a, k=k: a[..., k], scale[k]) for k, target in enumerate(targets)
         },
         "per_step": [
-            {
-                "step": s + 1,
-                **{
-                    name: compute_metrics(actual[:, s], f[:, s], scale)
-                    for name, f in forecasts.items()
-                },
-            }
-            for s in range(horizon)
+            {"step": s + 1, **scores(lambda a, s=s: a[:, s], scale)} for s in range(horizon)
         ],
         "season_length": season,
         "mase_scale": {t: _clean(scale[k]) for k, t in enumerate(targets)},

@@ -2,10 +2,11 @@
 
 The tutorials call `model.predict` once per step per origin (~30 ms each here). We run the
 whole recursive loop inside one `tf.function` on a batch of origins: the model emits
-(B, h, K) per call; when more steps are asked than it was trained for, its predictions are
-appended to the window (features taken from the predicted targets) and it is called again.
+(B, h, K) per call; when more steps are asked than it emits, its predictions are appended to
+the window (features taken from the predicted targets) and it is called again.
 
-Shape legend: B origins, L input steps, F features, h trained horizon, K targets, H steps asked.
+Shape legend: B origins, L input steps, F features, h output steps (what one model call
+emits), K targets, H steps asked.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from forecast.errors import ConfigError
-from forecast.windows import input_windows
+from forecast.windows import check_origins, input_windows
 
 DEFAULT_BATCH = 4096
 # XLA costs about 1 s of compilation here. It pays off for any recursive loop (1 origin x 100
@@ -50,7 +51,7 @@ class Forecaster:
         self.model = model
         self.features, self.targets = features, targets
         _, self.input_steps, self.n_features = model.input_shape  # (B, L, F)
-        _, self.horizon, self.n_targets = model.output_shape  # (B, h, K)
+        _, self.output_steps, self.n_targets = model.output_shape  # (B, h, K)
         self.feedback = feedback_index(features, targets)
         self._compiled: dict[tuple[int, bool], Any] = {}
 
@@ -83,6 +84,8 @@ class Forecaster:
         Windows are cut per batch of origins, so memory stays at one batch of windows however
         many origins there are.
         """
+        origins = np.asarray(origins)
+        check_origins(origins, len(series), first=self.input_steps - 1, last=len(series) - 1)
         run = self._loop(steps, len(origins), jit)
         series = np.asarray(series, dtype=np.float32)  # the model's dtype, cast once
         out = []
@@ -99,9 +102,11 @@ class Forecaster:
     def _loop(self, steps: int, origins: int, jit: bool | None) -> Any:
         if steps < 1:
             raise ConfigError(f"--horizon must be >= 1, got {steps}")
-        calls = math.ceil(steps / self.horizon)
+        calls = math.ceil(steps / self.output_steps)
         if calls > 1 and self.feedback is None:
-            raise ConfigError(recursion_refusal(self.features, self.targets, self.horizon, steps))
+            raise ConfigError(
+                recursion_refusal(self.features, self.targets, self.output_steps, steps)
+            )
         if jit is None:
             jit = calls > 1 or origins * self.input_steps >= JIT_MIN_WORK
         key = (calls, jit)

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from forecast.config import RECURRENT_TYPES, ModelConfig
 from forecast.errors import ConfigError
+from forecast.modelspec import RECURRENT_TYPES, ModelConfig
 
 RNN_TYPES = (*RECURRENT_TYPES, "bidirectional")
 SEQUENCE_INPUT = (*RNN_TYPES, "conv1d", "max_pooling1d")  # layers that need (B, steps, width)

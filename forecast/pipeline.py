@@ -1,4 +1,11 @@
-"""The steps `train`, `backtest` and `predict` share: prepare (no TensorFlow), fit, forecast.
+"""The one preprocessing path that `train`, `backtest` and `predict` share, then fit and
+forecast.
+
+    CSV -> Series -> fill holes (part by part) -> transform -> scale -> Prepared
+    Prepared -> fit -> model;  Prepared + model -> forecasts in original units
+
+`prepare` fits the scaler on the training rows of a split; `prepare_history` reuses a saved
+scaler on recent rows (for `predict`). Both go through `_transform_and_scale`.
 
 Row bookkeeping with transforms: a transform may consume rows at the start (`lag` = 1 for
 diff and log_diff). The model works on the transformed rows ("work rows"); work row i belongs
@@ -8,6 +15,8 @@ turned back into original units before anything is scored or saved.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,30 +24,28 @@ from typing import Any
 import numpy as np
 
 from forecast.config import Config
-from forecast.data import (
-    Series,
-    apply_transform,
-    invert_transform,
-    read_series,
-    season_length,
-    transform_lag,
-)
+from forecast.data import Series, fill_missing, read_series
 from forecast.errors import DataError
 from forecast.models import check_stack
 from forecast.scaling import Scaler
+from forecast.timesteps import season_length
+from forecast.transforms import apply_transform, invert_transform, transform_lag
 from forecast.windows import Split, plan_split, row_count
+
+log = logging.getLogger("forecast")
 
 
 @dataclass
 class Prepared:
-    """A config with its data read, transformed, split and scaled."""
+    """A config with its data read, filled, transformed, split and scaled."""
 
     config: Config
     series: Series
-    values: np.ndarray  # (rows, C) original units, C = config.data.columns
+    columns: list[str]  # the columns of `values`: config.data.columns, or the features only
+    values: np.ndarray  # (rows, C) original units, holes filled
     lag: int
-    split: Split  # on work rows
-    scaler: Scaler  # fitted on work rows [0, split.fit_end) only
+    split: Split | None  # on work rows; None for history that is only forecast from
+    scaler: Scaler  # fitted on work rows [0, split.val_start) only
     scaled: np.ndarray  # (rows - lag, C) transformed and scaled
     season: int
     params: int
@@ -49,30 +56,15 @@ class Prepared:
 
     @property
     def targets(self) -> np.ndarray:  # (work rows, K) scaled
-        return self.scaled[:, target_columns(self.config)]
+        return self.scaled[:, self.config.data.target_index]
 
     @property
     def target_values(self) -> np.ndarray:  # (rows, K) original units
-        return self.values[:, target_columns(self.config)]
-
-    @property
-    def model_horizon(self) -> int:
-        return model_horizon(self.config)
-
-
-def target_columns(config: Config) -> list[int]:
-    columns = config.data.columns
-    return [columns.index(t) for t in config.data.targets]
-
-
-def model_horizon(config: Config) -> int:
-    """Steps one model call emits: 1 for recursive multi-step, else the horizon."""
-    window = config.window
-    return 1 if window.multi_step == "recursive" else window.horizon
+        return self.values[:, self.config.data.target_index]
 
 
 def prepare(config: Config, series: Series | None = None, rows: int | None = None) -> Prepared:
-    """Read (unless given), transform, split and scale; check the model stack.
+    """Read (unless given), fill, transform, split and scale; check the model stack.
 
     With `rows`, only the first `rows` rows are used and there is no test part: a backtest
     fold fits on everything up to and including its origin.
@@ -81,86 +73,108 @@ def prepare(config: Config, series: Series | None = None, rows: int | None = Non
     data, window = config.data, config.window
     values = series.values if rows is None else series.values[:rows]  # (rows, C)
     lag = transform_lag(data.transform)
-    index = series.index[: len(values)]
-    work = apply_transform(values, data.transform, data.columns, index, str(series.path))
-    fit_horizon = model_horizon(config)
+    source = str(series.path)
+    work_rows = len(values) - lag
     if rows is None:
         split = plan_split(
-            len(work),
-            config.split,
-            window.input_steps,
-            window.horizon,
-            str(series.path),
-            fit_horizon=fit_horizon,
+            work_rows, config.split, window.input_steps, window.horizon, source, window.output_steps
         )
     else:
-        split = fit_only_split(len(work), config, str(series.path))
+        split = fit_only_split(work_rows, config, source)
+    # a hole is filled from its own part and earlier ones only, never from later rows
+    values = fill_missing(values, [split.val_start + lag, split.test_start + lag, len(values)])
+    return _transform_and_scale(config, series, data.columns, values, split, scaler=None)
+
+
+def prepare_history(config: Config, series: Series, scaler: Scaler) -> Prepared:
+    """The last rows of `series` that one forecast needs, transformed and scaled with the
+    run's saved scaler: the same path as `prepare`, without a split."""
+    data = config.data
+    lag = transform_lag(data.transform)
+    needed = config.window.input_steps + lag
+    if len(series.frame) < needed:
+        raise DataError(
+            f"{series.path}: has {len(series.frame)} usable row(s); the model needs the last "
+            f"{needed} (window.input_steps{' + 1 for the differences' if lag else ''})"
+        )
+    columns = list(series.frame.columns)  # the features, and the targets when they are read
+    values = fill_missing(series.values, [len(series.frame)])[-needed:]  # (L + lag, C)
+    return _transform_and_scale(config, series, columns, values, None, scaler.subset(columns))
+
+
+def _transform_and_scale(
+    config: Config,
+    series: Series,
+    columns: list[str],
+    values: np.ndarray,  # (rows, C) original units
+    split: Split | None,
+    scaler: Scaler | None,
+) -> Prepared:
+    """Transform, then scale with `scaler`, or with one fitted on the split's training rows."""
+    data, window = config.data, config.window
+    index = series.index[-len(values) :] if split is None else series.index[: len(values)]
+    work = apply_transform(values, data.transform, columns, index, str(series.path))
+    if scaler is None:
+        assert split is not None, "a scaler is fitted on a split's training rows"
+        scaling = config.scaling
+        scaler = Scaler.fit(work[: split.val_start], columns, scaling.method, scaling.feature_range)
     shape = check_stack(
-        config.model, window.input_steps, len(data.features), fit_horizon, len(data.targets)
-    )
-    scaler = Scaler.fit(
-        work[: split.fit_end], data.columns, config.scaling.method, config.scaling.feature_range
+        config.model,
+        window.input_steps,
+        len(data.features),
+        window.output_steps,
+        len(data.targets),
     )
     season = config.evaluation.season_length
     if season == "auto":
         season = season_length(series.index)
     return Prepared(
-        config,
-        series,
-        values,
-        lag,
-        split,
-        scaler,
-        scaler.transform(work),
-        int(season),
-        shape.params,
+        config=config,
+        series=series,
+        columns=columns,
+        values=values,
+        lag=transform_lag(data.transform),
+        split=split,
+        scaler=scaler,
+        scaled=scaler.transform(work),
+        season=int(season),
+        params=shape.params,
     )
 
 
 def fit_only_split(rows: int, config: Config, source: str) -> Split:
     """All rows train (the last `split.validation` of them validate); no test part."""
     window = config.window
-    fit_horizon = model_horizon(config)
     val_rows = row_count(config.split.validation, rows)
-    fit_end = rows - val_rows
-    if fit_end < window.input_steps + fit_horizon or (val_rows and val_rows < fit_horizon):
+    val_start = rows - val_rows
+    if val_start < window.input_steps + window.output_steps or (
+        val_rows and val_rows < window.output_steps
+    ):
         raise DataError(
             f"{source}: {rows} rows before this origin are too few to train on "
-            f"(input_steps + horizon = {window.input_steps + fit_horizon} plus validation); "
-            "use fewer folds or a smaller window"
+            f"(input_steps + horizon = {window.input_steps + window.output_steps} plus "
+            "validation); use fewer folds or a smaller window"
         )
-    return Split(rows, fit_end, rows, window.input_steps, window.horizon, fit_horizon)
+    return Split(rows, val_start, rows, window.input_steps, window.horizon, window.output_steps)
 
 
 def fit(
-    prepared: Prepared, quiet: bool, backup_dir: Path | None = None
+    prepared: Prepared, quiet: bool, checkpoint_dir: Path | None = None
 ) -> tuple[Any, Any, dict[str, Any]]:
     """Seed, build and fit the model: (model, FitResult, {timings, strategy, unroll})."""
-    import time
-
     from forecast.models import build_model, resolve_unroll, without_unroll
-    from forecast.training import compile_model, seed_everything, strategy_scope, window_dataset
+    from forecast.training import (
+        WindowSource,
+        compile_model,
+        seed_everything,
+        strategy_scope,
+    )
     from forecast.training import fit as fit_model
 
     cfg, split = prepared.config, prepared.split
+    assert split is not None, "fit needs a split"
     clock = time.perf_counter()
     seed_everything(cfg.seed)
-
-    def dataset(origins: np.ndarray, shuffle: bool) -> Any:
-        return window_dataset(
-            prepared.features,
-            prepared.targets,
-            origins,
-            cfg.window.input_steps,
-            prepared.model_horizon,
-            cfg.training.batch_size,
-            shuffle=shuffle,
-            seed=cfg.seed,
-        )
-
-    train_ds = dataset(split.train_origins, shuffle=True)
-    val_ds = dataset(split.val_origins, shuffle=False) if len(split.val_origins) else None
-    window_seconds = time.perf_counter() - clock
     unroll = resolve_unroll(cfg.training.unroll, cfg.window.input_steps, cfg.training.jit_compile)
     scope, strategy = strategy_scope(cfg.training.distribute)
     with scope:
@@ -168,48 +182,43 @@ def fit(
             cfg.model,
             cfg.window.input_steps,
             len(cfg.data.features),
-            prepared.model_horizon,
+            cfg.window.output_steps,
             len(cfg.data.targets),
             unroll=unroll,
         )
         compile_model(model, cfg.training)
-    fitted = fit_model(model, cfg.training, train_ds, val_ds, quiet=quiet, backup_dir=backup_dir)
+    source = WindowSource(
+        prepared.features, prepared.targets, cfg.window.input_steps, cfg.window.output_steps
+    )
+    build_seconds = time.perf_counter() - clock
+    fitted = fit_model(
+        model,
+        cfg.training,
+        source,
+        split.train_origins,
+        split.val_origins,
+        seed=cfg.seed,
+        quiet=quiet,
+        checkpoint_dir=checkpoint_dir,
+    )
+    if not quiet and fitted.stopped_epoch is not None:
+        restored = f"; weights of epoch {fitted.best_epoch} restored" if fitted.best_epoch else ""
+        log.info("early stopping after epoch %d%s", fitted.stopped_epoch, restored)
     model = without_unroll(model)  # forecasts and the saved model use the looped layers
-    timings = {"window": round(window_seconds, 4), "fit": round(fitted.seconds, 4)}
+    timings = {
+        "build": round(build_seconds, 4),
+        "window": round(fitted.dataset_seconds, 4),
+        "fit": round(fitted.seconds, 4),
+    }
     return model, fitted, {"timings": timings, "strategy": strategy, "unroll": unroll}
 
 
-def forecast_levels(
-    forecaster: Any,
-    scaler: Scaler,
-    config: Config,
-    scaled_features: np.ndarray,  # (work rows, F)
-    target_levels: np.ndarray | None,  # (rows, K) original units; needed for differences
-    work_origins: np.ndarray,  # (N,)
-    steps: int,
+def forecast(
+    prepared: Prepared, forecaster: Any, work_origins: np.ndarray, steps: int
 ) -> np.ndarray:
-    """Forecast `steps` from each origin and return them in original units: (N, steps, K)."""
-    data = config.data
-    scaled = forecaster.from_origins(scaled_features, work_origins, steps)  # (N, steps, K)
-    transformed = scaler.subset(data.targets).inverse_transform(scaled)
-    lag = transform_lag(data.transform)
-    last = target_levels[work_origins + lag] if lag else None  # (N, K) at each origin
-    return invert_transform(transformed, last, data.transform)
-
-
-def forecast_prepared(
-    prepared: Prepared, model: Any, work_origins: np.ndarray, steps: int
-) -> np.ndarray:
-    """Forecasts of a freshly fitted model from `work_origins`: (N, steps, K) original units."""
-    from forecast.forecasting import Forecaster
-
+    """Forecast `steps` from each origin, in original units: (N, steps, K)."""
     data = prepared.config.data
-    return forecast_levels(
-        Forecaster(model, data.features, data.targets),
-        prepared.scaler,
-        prepared.config,
-        prepared.features,
-        prepared.target_values,
-        work_origins,
-        steps,
-    )
+    scaled = forecaster.from_origins(prepared.features, work_origins, steps)  # (N, steps, K)
+    transformed = prepared.scaler.subset(data.targets).inverse_transform(scaled)
+    last = prepared.target_values[work_origins + prepared.lag] if prepared.lag else None  # (N, K)
+    return invert_transform(transformed, last, data.transform)

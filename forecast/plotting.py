@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from forecast.config import Config
+from forecast.runs import write_atomic
 
 log = logging.getLogger("forecast")
 
@@ -60,6 +64,21 @@ def _use_fonts_for(labels: list[str]) -> None:
     warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
 
 
+@contextlib.contextmanager
+def _figure(path: Path, *args: Any, **kwargs: Any) -> Iterator[tuple[Any, Any]]:
+    """`plt.subplots(*args, **kwargs)`; after the block, the figure is laid out and written
+    through a temporary file and a rename (a Ctrl-C never leaves a truncated PNG under the
+    final name), and it is always freed."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(*args, **kwargs)
+    try:
+        yield fig, axes
+        fig.tight_layout()
+        write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"), suffix=".png")
+    finally:
+        plt.close(fig)
+
+
 def _times(values: pd.Series, config: Config) -> pd.Series:
     """Dates as datetimes (so the axis shows dates), step numbers as they are."""
     if config.data.time_column is None or pd.api.types.is_numeric_dtype(values):
@@ -77,88 +96,85 @@ def draw_run(run_dir: Path, config: Config, out_dir: Path) -> list[Path]:
 
 
 def _test_forecast(run_dir: Path, config: Config, out_dir: Path) -> Path:
-    plt = _pyplot()
     frame = pd.read_csv(run_dir / "test_predictions.csv")
     frame["time"] = _times(frame["time"], config)
     horizon = int(frame["step"].max())
     targets = list(config.data.targets)
     columns = 2 if horizon > 1 else 1
-    fig, axes = plt.subplots(
+    path = out_dir / "test_forecast.png"
+    with _figure(
+        path,
         len(targets),
         columns,
         figsize=(12 if columns == 1 else 16, 3.6 * len(targets)),
         squeeze=False,
-    )
-    for row, target in enumerate(targets):
-        rows = frame[frame["target"] == target]
-        ax = axes[row][0]
-        first = rows[rows["step"] == 1]
-        ax.plot(first["time"], first["actual"], color="black", linewidth=1.2, label="actual")
-        ax.plot(
-            first["time"],
-            first["predicted"],
-            color="tab:blue",
-            linewidth=1,
-            label="predicted, step 1",
-        )
-        if horizon > 1:
-            last = rows[rows["step"] == horizon]
+    ) as (fig, axes):
+        for row, target in enumerate(targets):
+            rows = frame[frame["target"] == target]
+            ax = axes[row][0]
+            first = rows[rows["step"] == 1]
+            ax.plot(first["time"], first["actual"], color="black", linewidth=1.2, label="actual")
             ax.plot(
-                last["time"],
-                last["predicted"],
-                color="tab:orange",
+                first["time"],
+                first["predicted"],
+                color="tab:blue",
                 linewidth=1,
-                label=f"predicted, step {horizon}",
+                label="predicted, step 1",
             )
-        ax.set_title(f"{target}: test split, actual vs predicted")
-        ax.set_ylabel(target)
-        ax.legend(loc="best")
-        ax.grid(alpha=0.3)
-        if horizon > 1:
-            by_step = (
-                rows.assign(err=(rows["predicted"] - rows["actual"]).abs())
-                .groupby("step")["err"]
-                .mean()
-            )
-            bar = axes[row][1]
-            bar.bar(by_step.index, by_step.to_numpy(), color="tab:blue")
-            bar.set_title(f"{target}: mean absolute error by step")
-            bar.set_xlabel("step ahead")
-            bar.set_ylabel("MAE")
-            bar.set_xticks(np.arange(1, horizon + 1))
-            bar.grid(alpha=0.3, axis="y")
-    axes[-1][0].set_xlabel(config.data.time_column or "step")
-    if config.data.time_column:
-        fig.autofmt_xdate()
-    fig.tight_layout()
-    path = out_dir / "test_forecast.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+            if horizon > 1:
+                last = rows[rows["step"] == horizon]
+                ax.plot(
+                    last["time"],
+                    last["predicted"],
+                    color="tab:orange",
+                    linewidth=1,
+                    label=f"predicted, step {horizon}",
+                )
+            ax.set_title(f"{target}: test split, actual vs predicted")
+            ax.set_ylabel(target)
+            ax.legend(loc="best")
+            ax.grid(alpha=0.3)
+            if horizon > 1:
+                by_step = (
+                    rows.assign(err=(rows["predicted"] - rows["actual"]).abs())
+                    .groupby("step")["err"]
+                    .mean()
+                )
+                bar = axes[row][1]
+                bar.bar(by_step.index, by_step.to_numpy(), color="tab:blue")
+                bar.set_title(f"{target}: mean absolute error by step")
+                bar.set_xlabel("step ahead")
+                bar.set_ylabel("MAE")
+                bar.set_xticks(np.arange(1, horizon + 1))
+                bar.grid(alpha=0.3, axis="y")
+        axes[-1][0].set_xlabel(config.data.time_column or "step")
+        if config.data.time_column:
+            fig.autofmt_xdate()
     return path
 
 
 def _loss(run_dir: Path, out_dir: Path) -> Path:
-    plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
     history = pd.read_csv(run_dir / "history.csv")
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.plot(history["epoch"], history["loss"], marker="o", markersize=3, label="train loss")
-    if history["val_loss"].notna().any():
-        ax.plot(
-            history["epoch"], history["val_loss"], marker="o", markersize=3, label="validation loss"
-        )
-    ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel("loss (scaled units)")
-    ax.set_yscale("log" if (history["loss"] > 0).all() else "linear")
-    ax.set_title("training and validation loss")
-    ax.legend(loc="best")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
     path = out_dir / "loss.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with _figure(path, figsize=(8, 4.5)) as (fig, ax):
+        ax.plot(history["epoch"], history["loss"], marker="o", markersize=3, label="train loss")
+        if history["val_loss"].notna().any():
+            ax.plot(
+                history["epoch"],
+                history["val_loss"],
+                marker="o",
+                markersize=3,
+                label="validation loss",
+            )
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel("loss (scaled units)")
+        ax.set_yscale("log" if (history["loss"] > 0).all() else "linear")
+        ax.set_title("training and validation loss")
+        ax.legend(loc="best")
+        ax.grid(alpha=0.3)
     return path
 
 
@@ -166,46 +182,55 @@ def _future(run_dir: Path, config: Config, out_dir: Path) -> Path | None:
     forecast_csv, history_csv = run_dir / "forecast.csv", run_dir / "forecast_history.csv"
     if not (forecast_csv.is_file() and history_csv.is_file()):
         return None
-    plt = _pyplot()
     future, history = pd.read_csv(forecast_csv), pd.read_csv(history_csv)
     time_name = future.columns[0]
     future[time_name] = _times(future[time_name], config)
     history[time_name] = _times(history[time_name], config)
     targets = [t for t in config.data.targets if t in future.columns]
-    fig, axes = plt.subplots(len(targets), 1, figsize=(12, 3.6 * len(targets)), squeeze=False)
-    for row, target in enumerate(targets):
-        ax = axes[row][0]
-        if target in history.columns:
-            ax.plot(
-                history[time_name], history[target], color="black", linewidth=1.2, label="history"
-            )
-            # join the last observation to the first forecast step
-            joined_t = pd.concat([history[time_name].iloc[-1:], future[time_name]])
-            joined_v = np.concatenate([history[target].to_numpy()[-1:], future[target].to_numpy()])
-            ax.plot(
-                joined_t,
-                joined_v,
-                color="tab:orange",
-                linewidth=1.5,
-                marker="o",
-                markersize=3,
-                label="forecast",
-            )
-        else:
-            ax.plot(
-                future[time_name], future[target], color="tab:orange", marker="o", label="forecast"
-            )
-        ax.set_title(f"{target}: next {len(future)} step(s)")
-        ax.set_ylabel(target)
-        ax.legend(loc="best")
-        ax.grid(alpha=0.3)
-    axes[-1][0].set_xlabel(time_name)
-    if config.data.time_column:
-        fig.autofmt_xdate()
-    fig.tight_layout()
     path = out_dir / "forecast.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with _figure(path, len(targets), 1, figsize=(12, 3.6 * len(targets)), squeeze=False) as (
+        fig,
+        axes,
+    ):
+        for row, target in enumerate(targets):
+            ax = axes[row][0]
+            if target in history.columns:
+                ax.plot(
+                    history[time_name],
+                    history[target],
+                    color="black",
+                    linewidth=1.2,
+                    label="history",
+                )
+                # join the last observation to the first forecast step
+                joined_t = pd.concat([history[time_name].iloc[-1:], future[time_name]])
+                joined_v = np.concatenate(
+                    [history[target].to_numpy()[-1:], future[target].to_numpy()]
+                )
+                ax.plot(
+                    joined_t,
+                    joined_v,
+                    color="tab:orange",
+                    linewidth=1.5,
+                    marker="o",
+                    markersize=3,
+                    label="forecast",
+                )
+            else:
+                ax.plot(
+                    future[time_name],
+                    future[target],
+                    color="tab:orange",
+                    marker="o",
+                    label="forecast",
+                )
+            ax.set_title(f"{target}: next {len(future)} step(s)")
+            ax.set_ylabel(target)
+            ax.legend(loc="best")
+            ax.grid(alpha=0.3)
+        axes[-1][0].set_xlabel(time_name)
+        if config.data.time_column:
+            fig.autofmt_xdate()
     return path
 
 
@@ -223,32 +248,34 @@ def backtest_figure(
     start = max(0, int(origins[0]) - max(3 * horizon, 2 * config.window.input_steps, 30))
     shown = frame.iloc[start:]
     targets = list(config.data.targets)
-    fig, axes = plt.subplots(len(targets), 1, figsize=(12, 3.6 * len(targets)), squeeze=False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for row, target in enumerate(targets):
-        ax = axes[row][0]
-        ax.plot(shown.index, shown[target], color="black", linewidth=1.2, label="actual")
-        for k, origin in enumerate(origins):
-            times = frame.index[origin : origin + horizon + 1]
-            values = np.concatenate([[frame[target].iloc[origin]], forecasts[k, :, row]])
-            ax.plot(
-                times,
-                values,
-                color=colors[k % len(colors)],
-                marker="o",
-                markersize=3,
-                linewidth=1.5,
-                label=f"fold {k + 1}",
-            )
-            ax.axvline(frame.index[origin], color=colors[k % len(colors)], alpha=0.3, linewidth=0.8)
-        ax.set_title(f"{target}: backtest, {len(origins)} fold(s) of {horizon} step(s)")
-        ax.set_ylabel(target)
-        ax.legend(loc="best", fontsize="small")
-        ax.grid(alpha=0.3)
-    axes[-1][0].set_xlabel(config.data.time_column or "step")
-    if config.data.time_column:
-        fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with _figure(path, len(targets), 1, figsize=(12, 3.6 * len(targets)), squeeze=False) as (
+        fig,
+        axes,
+    ):
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for row, target in enumerate(targets):
+            ax = axes[row][0]
+            ax.plot(shown.index, shown[target], color="black", linewidth=1.2, label="actual")
+            for k, origin in enumerate(origins):
+                times = frame.index[origin : origin + horizon + 1]
+                values = np.concatenate([[frame[target].iloc[origin]], forecasts[k, :, row]])
+                ax.plot(
+                    times,
+                    values,
+                    color=colors[k % len(colors)],
+                    marker="o",
+                    markersize=3,
+                    linewidth=1.5,
+                    label=f"fold {k + 1}",
+                )
+                ax.axvline(
+                    frame.index[origin], color=colors[k % len(colors)], alpha=0.3, linewidth=0.8
+                )
+            ax.set_title(f"{target}: backtest, {len(origins)} fold(s) of {horizon} step(s)")
+            ax.set_ylabel(target)
+            ax.legend(loc="best", fontsize="small")
+            ax.grid(alpha=0.3)
+        axes[-1][0].set_xlabel(config.data.time_column or "step")
+        if config.data.time_column:
+            fig.autofmt_xdate()
     return path

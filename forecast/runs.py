@@ -1,7 +1,12 @@
-"""Run directories: written in a hidden partial folder, renamed into place when complete.
+"""Run directories and every file in them.
 
 runs/.<name>-<stamp>.partial/   while training (never picked up as a run)
 runs/<name>-<stamp>[-N]/        when complete; never overwritten
+
+A partial run holds `backup/` (the training checkpoint, see forecast.training) while the
+model trains, then `model.keras` and `fit.json` once `fit` has returned, so an interruption
+after training keeps the trained model and `--resume` goes on from there. Every file is
+written through a temporary file and a rename: a reader never sees half of one.
 """
 
 from __future__ import annotations
@@ -9,20 +14,31 @@ from __future__ import annotations
 import errno
 import json
 import os
+import platform
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import yaml
 
-from forecast.config import Config, validate_config
+from forecast import __version__
+from forecast.config import Config
+from forecast.configfile import config_to_yaml, validate_config
 from forecast.errors import ConfigError, RunError
+from forecast.timesteps import time_labels
 
 FORMAT_VERSION = 1
+HISTORY_COLUMNS = ["epoch", "loss", "val_loss", "learning_rate", "seconds"]
+
+
+# --------------------------------------------------------------------------- directories
 
 
 def stamp() -> str:
@@ -85,22 +101,6 @@ def discard(partial: Path) -> None:
     shutil.rmtree(partial, ignore_errors=True)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename, so readers never see half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
 def finished_runs(runs_dir: Path) -> list[Path]:
     """Complete runs, oldest first (by the finish time recorded in run.json)."""
     if not runs_dir.is_dir():
@@ -131,6 +131,190 @@ def resolve_run(run: str | Path | None, runs_dir: str | Path = "runs") -> Path:
             "(`forecast train CONFIG.yaml`) or pass --run DIR"
         )
     return runs[-1]
+
+
+# --------------------------------------------------------------------------- writing files
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file in the same folder and rename, so readers never see half."""
+    write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8", newline=""))
+
+
+def write_atomic(path: Path, write: Callable[[Path], Any], suffix: str = ".tmp") -> None:
+    """`write(tmp)` fills a temporary file beside `path`, which is then renamed to `path`.
+    `suffix` keeps the extension a writer may insist on (Keras: .keras, matplotlib: .png)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_config(partial: Path, config: Config) -> None:
+    write_text_atomic(partial / "config.yaml", config_to_yaml(config))
+
+
+def fit_record(result: Any, info: dict[str, Any]) -> dict[str, Any]:
+    """What a run keeps of a fit (a training.FitResult and pipeline.fit's info)."""
+    return {
+        "history": result.history,
+        "best_epoch": result.best_epoch,
+        "stopped_epoch": result.stopped_epoch,
+        **info,
+    }
+
+
+def save_fitted(partial: Path, model: Any, fitted: dict[str, Any]) -> None:
+    """Keep the trained model as soon as `fit` returns: model.keras, then fit.json (history,
+    best epoch, timings...), which marks the model as complete."""
+    write_atomic(partial / "model.keras", model.save, suffix=".keras")
+    write_json(partial / "fit.json", fitted)
+
+
+def load_fitted(partial: Path) -> tuple[Any, dict[str, Any]] | None:
+    """The model and fit.json that `save_fitted` kept, or None if training did not finish."""
+    if not (partial / "fit.json").is_file():
+        return None
+    info = json.loads((partial / "fit.json").read_text(encoding="utf-8"))
+    return load_model(partial / "model.keras"), info
+
+
+def write_results(
+    partial: Path,
+    prepared: Any,
+    fitted: dict[str, Any],
+    metrics: dict[str, Any],
+    predictions: pd.DataFrame,
+) -> None:
+    """scaler.json, history.csv, metrics.json and test_predictions.csv."""
+    prepared.scaler.save(partial / "scaler.json")
+    history = pd.DataFrame(fitted["history"], columns=HISTORY_COLUMNS)
+    write_text_atomic(partial / "history.csv", history.to_csv(index=False))
+    write_json(partial / "metrics.json", metrics)
+    write_text_atomic(partial / "test_predictions.csv", predictions.to_csv(index=False))
+
+
+def write_run_info(
+    partial: Path, prepared: Any, fitted: dict[str, Any], timings: dict[str, Any]
+) -> None:
+    """run.json, written last: a run directory with run.json is complete."""
+    info = run_info(prepared, timings) | {
+        "strategy": fitted["strategy"],
+        "unroll": fitted["unroll"],
+        "epochs_run": len(fitted["history"]),
+        "best_epoch": fitted["best_epoch"],
+    }
+    write_json(partial / "run.json", info)
+
+
+def write_forecast_history(run_dir: Path, series: Any, config: Config, steps: int) -> None:
+    """forecast_history.csv: the history tail that forecast.png draws before the forecast."""
+    tail = series.frame.iloc[-max(4 * steps, 3 * config.window.input_steps, 50) :]
+    history = pd.DataFrame({config.data.time_column or "step": time_labels(tail.index)})
+    for target in config.data.targets:
+        if target in tail.columns:
+            history[target] = tail[target].to_numpy()
+    write_text_atomic(run_dir / "forecast_history.csv", history.to_csv(index=False))
+
+
+def prediction_table(
+    index: pd.Index,
+    origins: np.ndarray,  # (N,) original rows
+    actual_values: np.ndarray,  # (rows, K)
+    predicted: np.ndarray,  # (N, H, K)
+    targets: list[str],
+) -> pd.DataFrame:
+    """test_predictions.csv: one row per origin, target and step."""
+    n, horizon, k = predicted.shape
+    steps = np.arange(1, horizon + 1)
+    rows = np.broadcast_to(origins[:, None, None] + steps[None, None, :], (n, k, horizon))
+    target_idx = np.broadcast_to(np.arange(k)[None, :, None], (n, k, horizon))
+    return pd.DataFrame(
+        {
+            "time": time_labels(index)[rows.ravel()],
+            "target": np.asarray(targets, dtype=object)[target_idx.ravel()],
+            "step": np.broadcast_to(steps, (n, k, horizon)).ravel(),
+            "actual": actual_values[rows.ravel(), target_idx.ravel()],
+            "predicted": predicted.transpose(0, 2, 1).ravel(),  # (N, K, H) order
+        }
+    )
+
+
+def run_info(prepared: Any, timings: dict[str, Any]) -> dict[str, Any]:
+    """run.json: versions, data, seed, rows, split and timings."""
+    import keras
+    import tensorflow as tf
+
+    cfg, split, lag = prepared.config, prepared.split, prepared.lag
+    first, last = time_labels(prepared.series.index[[0, len(prepared.values) - 1]])
+    return {
+        "format_version": FORMAT_VERSION,
+        "name": cfg.name,
+        "finished": datetime.now(timezone.utc).isoformat(),
+        "versions": {
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "forecast": __version__,
+            "numpy": np.__version__,
+            "pandas": pd.__version__,
+        },
+        "data": {
+            "path": str(prepared.series.path),
+            "sha256": prepared.series.sha256,
+            "rows": len(prepared.values),
+            "first": first,
+            "last": last,
+        },
+        "seed": cfg.seed,
+        "layout": cfg.layout,
+        "model": cfg.model.describe(),
+        "parameters": prepared.params,
+        "rows": {
+            "train_windows": len(split.train_origins),
+            "val_windows": len(split.val_origins),
+            "test_origins": len(split.test_origins),
+        },
+        "split": {
+            "transform_lag": lag,
+            "val_start": split.val_start + lag,
+            "test_start": split.test_start + lag,
+            "rows": len(prepared.values),
+        },
+        "timings": timings,
+    }
+
+
+def write_backtest(
+    runs_dir: Path,
+    config: Config,
+    report: dict[str, Any],
+    draw: Callable[[Path], Any],
+) -> Path:
+    """A run directory `<name>-backtest-<stamp>` with config.yaml, backtest.json and the
+    figure `draw(path)` makes; returns the directory."""
+    name = f"{config.name or 'run'}-backtest"
+    when = stamp()
+    partial = start_partial(runs_dir, name, when)
+    try:
+        write_config(partial, config)
+        write_json(partial / "backtest.json", report)
+        draw(partial / "backtest.png")
+        return finish(partial, runs_dir, name, when)
+    except BaseException:
+        discard(partial)
+        raise
+
+
+# --------------------------------------------------------------------------- reading runs
 
 
 @dataclass
@@ -187,3 +371,28 @@ def load_model(path: Path) -> Any:
         raise RunError(
             f"{path}: cannot load the model ({first[:200]}); train the run again"
         ) from None
+
+
+def run_summaries(runs_dir: Path) -> pd.DataFrame:
+    """Finished runs, oldest first: run, finished, layout, model, MASE, seasonal naive MASE."""
+    rows = []
+    for path in finished_runs(runs_dir):
+        try:
+            info = json.loads((path / "run.json").read_text(encoding="utf-8"))
+            metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        rows.append(
+            {
+                "run": path.name,
+                "finished": str(info.get("finished", ""))[:19].replace("T", " "),
+                "layout": metrics.get("layout"),
+                "model": info.get("model"),
+                "mase": metrics.get("model", {}).get("mase"),
+                "seasonal_naive_mase": (
+                    metrics.get("baselines", {}).get("seasonal_naive") or {}
+                ).get("mase"),
+            }
+        )
+    columns = ["run", "finished", "layout", "model", "mase", "seasonal_naive_mase"]
+    return pd.DataFrame(rows, columns=columns)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 from forecast.errors import RunError
 
 FORMAT_VERSION = 1
+TINY = np.finfo(np.float64).tiny  # smallest normal float64
 
 
 @dataclass
@@ -41,12 +43,13 @@ class Scaler:
         if method == "minmax":
             low, high = feature_range
             span = data_max - data_min
-            # a constant column maps to `low` instead of dividing by zero
-            scale = (high - low) / np.where(span > 0, span, 1.0)
+            # a constant column maps to `low` instead of dividing by zero (a subnormal span,
+            # e.g. 5e-324, counts as constant: its reciprocal overflows)
+            scale = (high - low) / np.where(span > TINY, span, 1.0)
             offset = low - data_min * scale
         elif method == "standard":
             mean, std = values.mean(axis=0), values.std(axis=0)
-            scale = 1.0 / np.where(std > 0, std, 1.0)
+            scale = 1.0 / np.where(std > TINY, std, 1.0)
             offset = -mean * scale
         elif method == "none":
             scale, offset = np.ones(values.shape[1]), np.zeros(values.shape[1])
@@ -111,7 +114,10 @@ class Scaler:
         return cls(method, columns, scale, offset, feature_range)
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
+        """scaler.json, written beside and renamed, so no reader sees half of it."""
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: Path) -> Scaler:

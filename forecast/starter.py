@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from forecast.config import LAYOUTS, DataConfig, validate_config
-from forecast.data import read_series, read_table, season_length
+from forecast.config import LAYOUTS, DataConfig
+from forecast.configfile import validate_config
+from forecast.data import read_series, read_table
 from forecast.errors import ConfigError, DataError
+from forecast.timesteps import season_length
 
 TIME_NAMES = ("date", "datetime", "time", "timestamp", "day", "month", "year", "日期", "时间")
 
@@ -74,9 +76,9 @@ def starter_config(
             DataConfig(path=path, time_column=time_column, features=features, missing="interpolate")
         )
         season = season_length(series.index)
-        values = series.frame.to_numpy()  # every column is transformed, features too
-        growth = series.frame[targets].max() / series.frame[targets].min()
-        if (values > 0).all() and (growth > 3).all():
+        frame = series.frame.dropna()  # holes do not change the choice
+        growth = frame[targets].max() / frame[targets].min()
+        if (frame.to_numpy() > 0).all() and (growth > 3).all():  # every column is transformed
             transform = "log_diff"  # strong growth: model relative changes, not levels
     horizon = horizon or (max(2, min(season, 12)) if multi_step else 1)
     if multi_step and horizon < 2:

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from forecast.api import backtest_origins
+from forecast.backtest import backtest_origins
 from forecast.cli import app
-from forecast.config import load_config
+from forecast.configfile import load_config
 from forecast.data import read_series
 from forecast.pipeline import prepare
 
@@ -43,9 +43,9 @@ def test_a_fold_fits_on_rows_up_to_its_origin_only(tmp_path):
     series = read_series(config.data)
     prepared = prepare(config, series, rows=50)  # origin = row 49
     assert len(prepared.values) == 50
-    assert prepared.scaler.data_max[0] == series.values[: prepared.split.fit_end, 0].max()
+    assert prepared.scaler.data_max[0] == series.values[: prepared.split.val_start, 0].max()
     # every training target row is before the fold's validation rows, all before row 50
-    assert prepared.split.train_origins[-1] + 2 < prepared.split.fit_end <= 50
+    assert prepared.split.train_origins[-1] + 2 < prepared.split.val_start <= 50
 
 
 def test_backtest_cli_three_folds(tmp_path):

@@ -180,7 +180,43 @@ CASES = [
     (
         "config-multi-worker",
         lambda f: ["train", config(f, training={"distribute": "multi_worker"})],
-        ["training.distribute", "not available"],
+        ["training.distribute", "must be one of 'none' or 'mirrored'", "multi_worker"],
+    ),
+    (
+        "config-seed-negative",
+        lambda f: ["train", config(f), "--seed", "-1"],
+        ["--seed -1: seed: must be >= 0, got -1"],
+    ),
+    (
+        "config-set-names-the-option",
+        lambda f: ["train", config(f), "--set", "window.input_steps=-4"],
+        ["--set window.input_steps=-4: window.input_steps: must be >= 1"],
+    ),
+    (
+        "config-shorthand-filters-with-lstm",
+        lambda f: ["train", config(f, model={"architecture": "lstm", "filters": 8})],
+        ["model: 'filters' applies only to architecture conv1d_lstm, not lstm"],
+    ),
+    (
+        "config-shorthand-layer-with-gru",
+        lambda f: ["train", config(f, model={"architecture": "gru", "layer": "lstm"})],
+        ["model: 'layer' applies only to architecture bidirectional, not gru"],
+    ),
+    (
+        "csv-decimal-comma",
+        lambda f: (
+            csv(f, rows(80).replace(",", ";").replace(";105", ";105,5")),
+            ["train", config(f)],
+        )[1],
+        ["column 'sales' row 7", "'105,5' is not a number", "set data.decimal: ','"],
+    ),
+    (
+        "csv-ambiguous-thousands",
+        lambda f: (
+            csv(f, rows(80).replace(",", ";").replace(";105", ";1,105")),
+            ["train", config(f)],
+        )[1],
+        ["'1,105' is ambiguous", "data.thousands: ','", "data.decimal: ','"],
     ),
     (
         "csv-missing",
@@ -332,7 +368,23 @@ RUN_CASES = [
         lambda r: (r / "config.yaml").write_text("data: {path: x.csv}\n"),
         ["config.yaml", "data.features"],
     ),
+    (
+        "scaler-other-columns",
+        lambda r: (r / "scaler.json").write_text(
+            json.dumps({"method": "minmax", "columns": {"price": {"scale": 1, "offset": 0}}})
+        ),
+        ["scaler.json columns do not match config.yaml", "train again"],
+    ),
 ]
+
+
+def test_a_scaler_that_does_not_match_the_config_is_a_run_error(good_run, tmp_path):
+    from forecast import api
+    from forecast.errors import RunError
+
+    run = broken_copy(good_run, tmp_path, RUN_CASES[-1][1])
+    with pytest.raises(RunError, match="scaler.json columns do not match config.yaml"):
+        api.predict(run, good_run.parent.parent / "s.csv")
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,8 @@ def test_metrics_against_hand_values():
 def test_baselines_on_hand_built_series():
     values = np.arange(10.0).reshape(-1, 1) ** 2  # 0 1 4 9 16 25 36 49 64 81
     origins = np.array([5, 6])
-    base = baseline_forecasts(values, origins, horizon=3, season=2, train_end=6)
+    base, unavailable = baseline_forecasts(values, origins, horizon=3, season=2, test_start=6)
+    assert unavailable == {}
     assert base["naive"][:, :, 0].tolist() == [[25, 25, 25], [36, 36, 36]]
     # seasonal naive, m=2: step s takes y[o - 2 + 1 + (s-1) % 2]
     assert base["seasonal_naive"][:, :, 0].tolist() == [[16, 25, 16], [25, 36, 25]]
@@ -37,7 +38,7 @@ def test_evaluate_per_target_and_step():
     values = np.stack([np.arange(20.0), 2 * np.arange(20.0)], axis=1)  # (20, 2)
     origins = np.arange(14, 18)
     perfect = values[origins[:, None] + np.arange(1, 3)]  # (4, 2, 2)
-    report = evaluate(values, origins, perfect, ["a", "b"], season=1, train_end=15)
+    report = evaluate(values, origins, perfect, ["a", "b"], season=1, test_start=15)
     assert report["model"]["mae"] == 0.0
     # naive on a line with slope 1 (a) and 2 (b): errors 1, 2 per step for a; 2, 4 for b
     assert report["per_target"]["a"]["naive"]["mae"] == pytest.approx(1.5)
@@ -57,3 +58,28 @@ def test_verdict_wording():
     )
     report["model"]["mase"] = 1.07
     assert verdict(report, "GRU") == "GRU does not beat naive (MASE 1.07 vs 1 on the test split)"
+
+
+def test_seasonal_naive_is_unavailable_without_a_full_season_before_the_origin():
+    values = np.arange(30.0).reshape(-1, 1)
+    origins = np.array([2, 10])  # row 2 has 3 rows behind it; a season of 4 needs 4
+    perfect = values[origins[:, None] + np.arange(1, 3)[None, :]]
+    report = evaluate(values, origins, perfect, ["y"], season=4, test_start=3)
+    seasonal = report["baselines"]["seasonal_naive"]
+    assert {m: seasonal[m] for m in ("mae", "rmse", "mape", "smape", "mase")} == dict.fromkeys(
+        ("mae", "rmse", "mape", "smape", "mase")
+    )
+    assert seasonal["unavailable"] == "origin row 2 has fewer than one season (4 rows) before it"
+    assert report["per_target"]["y"]["seasonal_naive"]["mae"] is None
+    assert report["per_step"][0]["seasonal_naive"]["unavailable"]
+    # the other baselines are still scored, and the verdict never names the missing one
+    assert report["baselines"]["naive"]["mae"] == pytest.approx(1.5)
+    line = verdict(report, "LSTM")
+    assert "seasonal" not in line and "naive" in line
+
+
+def test_seasonal_naive_from_exactly_one_season_is_available():
+    values = np.arange(30.0).reshape(-1, 1)
+    base, unavailable = baseline_forecasts(values, np.array([3]), horizon=2, season=4, test_start=4)
+    assert unavailable == {}
+    assert base["seasonal_naive"][0, :, 0].tolist() == [0, 1]  # y[o-m+1], y[o-m+2]

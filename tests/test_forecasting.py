@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from forecast.config import validate_config
+from forecast.configfile import validate_config
 from forecast.errors import ConfigError
 from forecast.forecasting import Forecaster
 from forecast.models import build_model
@@ -98,7 +98,7 @@ def test_windows_cut_per_batch_of_origins_match_whole_windows():
 
 @pytest.mark.parametrize("architecture", ["lstm", "bidirectional"])
 def test_unrolled_layers_give_the_same_numbers(architecture):
-    from forecast.config import validate_config
+    from forecast.configfile import validate_config
     from forecast.models import build_model, without_unroll
 
     config = validate_config(
@@ -120,3 +120,12 @@ def test_unrolled_layers_give_the_same_numbers(architecture):
     np.testing.assert_allclose(
         plain.predict_on_batch(x), looped.predict_on_batch(x), rtol=1e-6, atol=1e-7
     )
+
+
+def test_from_origins_refuses_origins_without_a_full_window():
+    model = small_model(features=1, targets=1, horizon=1)  # input_steps 5
+    forecaster = Forecaster(model, ["a"], ["a"])
+    series = np.arange(40.0).reshape(-1, 1)
+    with pytest.raises(ValueError, match=r"`origins` must lie in \[4, 39\] .* Received: origin 3"):
+        forecaster.from_origins(series, np.array([3, 10]), 2)
+    assert forecaster._compiled == {}  # checked before anything was compiled

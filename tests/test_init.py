@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 import yaml
@@ -65,7 +64,10 @@ def test_init_unknown_layout_is_a_user_error():
 
 def test_init_target_must_be_numeric(tmp_path):
     shutil.copy(ROOT / "data/airline_monthly.csv", tmp_path / "a.csv")
+    before = (tmp_path / "a.csv").read_bytes()
     result = runner.invoke(app, ["init", "--csv", str(tmp_path / "a.csv"), "--target", "date"])
     assert result.exit_code == 2
     assert "--target 'date' is not a numeric column; numeric columns: passengers" in result.stderr
-    assert Path(tmp_path / "a.csv").is_file()
+    assert result.stdout == ""  # no half config printed
+    assert (tmp_path / "a.csv").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv"]  # nothing else written

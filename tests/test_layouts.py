@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from forecast import api
 from forecast.cli import app
-from forecast.config import load_config, validate_config
+from forecast.configfile import load_config, validate_config
 
 from .conftest import ROOT, write_config
 
@@ -50,10 +50,13 @@ def test_seed_sequences_are_learned_for_each_layout(layout, sequences):
             "window": {"input_steps": 5, "horizon": horizon},
             "split": {"test": 4, "validation": 0},
             "model": {"architecture": "lstm", "units": [50]},
+            # lr 0.02 x 100 epochs (the tutorial's pace) ends within 2.5 for only some seeds
+            # (121-127 over seeds 1-6); 0.005 x 300 ended within it for seeds 1-6 of the
+            # two-column layouts, so the check is about learning, not about a lucky seed
             "training": {
-                "epochs": 100,
+                "epochs": 300,
                 "batch_size": 8,
-                "learning_rate": 0.02,
+                "learning_rate": 0.005,
                 "early_stopping": False,
             },
         }

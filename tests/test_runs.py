@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from forecast import api
+from forecast import api, runs
 from forecast.errors import RunError
 from forecast.runs import finish, open_run, resolve_run, start_partial
 
@@ -40,10 +40,10 @@ def test_incomplete_run_is_refused(tmp_path: Path):
 
 
 def test_two_trainings_in_the_same_second_give_two_runs(tiny_config: Path, monkeypatch):
-    monkeypatch.setattr(api, "stamp", lambda: "20260101-120000")
-    runs = tiny_config.parent / "runs"
-    one = api.train(tiny_config, runs_dir=runs, overrides=["training.epochs=1"], quiet=True)
-    two = api.train(tiny_config, runs_dir=runs, overrides=["training.epochs=1"], quiet=True)
+    monkeypatch.setattr(runs, "stamp", lambda: "20260101-120000")
+    folder = tiny_config.parent / "runs"
+    one = api.train(tiny_config, runs_dir=folder, overrides=["training.epochs=1"], quiet=True)
+    two = api.train(tiny_config, runs_dir=folder, overrides=["training.epochs=1"], quiet=True)
     assert one.run_dir.name == "tiny-20260101-120000"
     assert two.run_dir.name == "tiny-20260101-120000-2"
     # the same config and seed on the same machine give the same metrics
@@ -89,5 +89,9 @@ def test_mirrored_strategy_trains_and_is_recorded(tiny_config: Path):
         overrides=["training.epochs=1", "training.distribute=mirrored"],
     )
     info = json.loads((result.run_dir / "run.json").read_text())
-    assert info["strategy"]["name"] == "mirrored" and info["strategy"]["replicas"] >= 1
+    import tensorflow as tf
+
+    # MirroredStrategy uses every local GPU, or the CPU as its one replica when there is none
+    replicas = max(1, len(tf.config.list_logical_devices("GPU")))
+    assert info["strategy"] == {"name": "mirrored", "replicas": replicas}
     assert result.metrics["model"]["mae"] is not None

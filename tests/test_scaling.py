@@ -79,3 +79,12 @@ def test_round_trip_property(values, method):
     if method == "minmax":
         scaled = scaler.transform(values)
         assert scaled.min() >= -1e-9 and scaled.max() <= 1 + 1e-9
+
+
+@pytest.mark.parametrize("method", ["minmax", "standard"])
+def test_a_subnormal_range_counts_as_constant(method):
+    # found by the property test above: 1 / 5e-324 overflows to inf
+    values = np.array([[5e-324], [0.0]])
+    scaler = Scaler.fit(values, ["a"], method)
+    assert np.isfinite(scaler.scale).all() and scaler.scale[0] == 1.0
+    np.testing.assert_allclose(scaler.inverse_transform(scaler.transform(values)), values)

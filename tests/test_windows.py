@@ -33,8 +33,8 @@ def test_split_origins_follow_the_design():
     split = plan_split(
         100, SplitConfig(test=0.2, validation=0.1), input_steps=5, horizon=2, source="x"
     )
-    assert (split.fit_end, split.train_end) == (72, 80)
-    # train: every target row (o+1..o+2) before fit_end
+    assert (split.val_start, split.test_start) == (72, 80)
+    # train: every target row (o+1..o+2) before val_start
     assert split.train_origins[0] == 4 and split.train_origins[-1] == 69
     # validation: targets inside rows 72..79
     assert split.val_origins[0] == 71 and split.val_origins[-1] == 77
@@ -45,12 +45,12 @@ def test_split_origins_follow_the_design():
 
 def test_row_counts_are_accepted():
     split = plan_split(50, SplitConfig(test=10, validation=5), input_steps=3, horizon=1, source="x")
-    assert (split.fit_end, split.train_end) == (35, 40)
+    assert (split.val_start, split.test_start) == (35, 40)
 
 
 def test_no_validation():
     split = plan_split(50, SplitConfig(test=10, validation=0), input_steps=3, horizon=1, source="x")
-    assert split.fit_end == split.train_end == 40 and len(split.val_origins) == 0
+    assert split.val_start == split.test_start == 40 and len(split.val_origins) == 0
 
 
 def test_too_few_rows_says_how_many_are_needed():
@@ -70,7 +70,7 @@ def test_recursive_training_windows_need_one_target_step_only():
         input_steps=5,
         horizon=4,
         source="x",
-        fit_horizon=1,
+        output_steps=1,
     )
     assert split.train_origins[-1] == 72 - 1 - 1  # the target row 71 is the last train row
     assert split.test_origins[-1] == 100 - 1 - 4  # scored over 4 steps
@@ -97,14 +97,34 @@ def test_windows_match_plain_slicing(rows, features, input_steps, horizon):
 
 def test_training_batches_gathered_per_batch_equal_numpy_windows():
     """The tf.data pipeline train uses gives exactly the windows of the NumPy path."""
-    from forecast.training import window_dataset
+    from forecast.training import WindowSource, window_dataset
 
     series = np.arange(40, dtype="float32").reshape(20, 2)
     targets = series[:, :1] * 10
     origins = np.arange(3, 17)
-    batches = list(window_dataset(series, targets, origins, 4, 3, 5, shuffle=False, seed=0))
+    batches = list(window_dataset(WindowSource(series, targets, 4, 3), origins, 5))
     x = np.concatenate([b[0].numpy() for b in batches])
     y = np.concatenate([b[1].numpy() for b in batches])
     np.testing.assert_array_equal(x, input_windows(series, origins, 4))
     np.testing.assert_array_equal(y, target_windows(targets, origins, 3))
     assert [len(b[0]) for b in batches] == [5, 5, 4]
+
+
+@pytest.mark.parametrize(
+    ("origins", "message"),
+    [
+        (np.array([1, 5]), r"`origins` must lie in \[2, 9\] for 10 rows .* Received: origin 1"),
+        (np.array([-1]), r"Received: origin -1"),
+        (np.array([10]), r"Received: origin 10"),
+        (np.array([2.0]), r"`origins` must be a 1-D array of row numbers. Received: "),
+    ],
+)
+def test_input_windows_checks_origins_up_front(origins, message):
+    # a negative row would silently wrap to the last rows of the series
+    with pytest.raises(ValueError, match=message):
+        input_windows(np.arange(10.0).reshape(-1, 1), origins, input_steps=3)
+
+
+def test_target_windows_need_horizon_rows_after_the_origin():
+    with pytest.raises(ValueError, match=r"must lie in \[0, 7\] .* Received: origin 8"):
+        target_windows(np.arange(10.0).reshape(-1, 1), np.array([8]), horizon=2)

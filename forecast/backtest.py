@@ -1,0 +1,147 @@
+"""Rolling-origin evaluation: K origins `horizon` rows apart, the last fold ending at the last row.
+
+Each fold refits everything (holes, transform, scaler, model) on the rows up to and including
+its origin and forecasts the next `horizon` rows; the model and the baselines are scored on
+them. `run_fold` is one fold, a plain function of (config, series, origin) that a worker
+process can run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from forecast.config import Config
+from forecast.data import Series, fill_missing
+from forecast.errors import ConfigError, DataError
+from forecast.evaluation import BASELINES, METRICS, evaluate, verdict
+from forecast.pipeline import fit, forecast, prepare
+from forecast.timesteps import time_labels
+
+log = logging.getLogger("forecast")
+
+
+def backtest_origins(rows: int, folds: int, horizon: int) -> np.ndarray:
+    """K origins `horizon` rows apart; the last fold's forecast ends at the last row."""
+    last = rows - 1 - horizon
+    return last - horizon * np.arange(folds - 1, -1, -1)
+
+
+@dataclass
+class Fold:
+    report: dict[str, Any]  # backtest.json's entry for the fold
+    forecast: np.ndarray  # (H, K) original units
+    season: int
+
+
+def check_folds(config: Config, series: Series, folds: int) -> np.ndarray:
+    """The folds' origins, or a user error when the series cannot hold them."""
+    if folds < 1:
+        raise ConfigError(f"--folds must be >= 1, got {folds}")
+    horizon = config.window.horizon
+    origins = backtest_origins(len(series.frame), folds, horizon)
+    if origins[0] < 0:
+        raise DataError(
+            f"{series.path}: {len(series.frame)} rows cannot hold {folds} folds of horizon "
+            f"{horizon}; use fewer --folds"
+        )
+    prepare(config, series, rows=int(origins[0]) + 1)  # the first fold has the fewest rows
+    return origins
+
+
+def run_fold(config: Config, series: Series, origin: int, number: int) -> Fold:
+    """Refit on rows [0, origin] and forecast rows origin+1 .. origin+horizon."""
+    import_tensorflow()
+    started = time.perf_counter()
+    horizon = config.window.horizon
+    prepared = prepare(config, series, rows=origin + 1)
+    model, _, _ = fit(prepared, quiet=True)
+    from forecast.forecasting import Forecaster
+
+    data = config.data
+    forecaster = Forecaster(model, data.features, data.targets)
+    work_origin = np.array([len(prepared.scaled) - 1])  # the fold's last row
+    predicted = forecast(prepared, forecaster, work_origin, horizon)  # (1, H, K)
+    # actuals in hindsight: holes in the fold's future are filled from the whole series
+    actual = fill_missing(series.values, [len(series.frame)])[:, data.target_index]
+    scores = evaluate(
+        actual, np.array([origin]), predicted, data.targets, prepared.season, origin + 1
+    )
+    times = time_labels(series.index)
+    report = {
+        "fold": number,
+        "origin": times[origin],
+        "test_start": times[origin + 1],
+        "test_end": times[origin + horizon],
+        "model": scores["model"],
+        "baselines": scores["baselines"],
+        "per_target": scores["per_target"],
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    return Fold(report, predicted[0], prepared.season)
+
+
+def run_backtest(config: Config, series: Series, origins: np.ndarray, quiet: bool) -> tuple:
+    """Every fold in turn: (backtest.json's content, forecasts (K folds, H, targets))."""
+    horizon = config.window.horizon
+    times = time_labels(series.index)
+    folds = []
+    for number, origin in enumerate(origins, start=1):
+        if not quiet:
+            log.info(
+                "fold %d/%d: origin %s, fitting on %d rows, forecasting %s .. %s",
+                number,
+                len(origins),
+                times[origin],
+                origin + 1,
+                times[origin + 1],
+                times[origin + horizon],
+            )
+        fold = run_fold(config, series, int(origin), number)
+        folds.append(fold)
+        if not quiet:
+            mase = fold.report["model"]["mase"]
+            shown = "n/a" if mase is None else f"{mase:.3g}"
+            log.info("fold %d/%d: model MASE %s", number, len(origins), shown)
+    reports = [f.report for f in folds]
+    result = {
+        "layout": config.layout,
+        "horizon": horizon,
+        "folds": reports,
+        "mean": mean_of_folds(reports),
+        "season_length": folds[0].season,
+    }
+    where = f"averaged over {len(origins)} backtest folds"
+    result["verdict"] = verdict(result["mean"], config.model.label(), where=where)
+    return result, np.stack([f.forecast for f in folds])
+
+
+def mean_of_folds(folds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each metric's mean over the folds where it is defined (null where it is nowhere)."""
+
+    def mean(block: list[dict[str, Any]], metric: str) -> float | None:
+        values = [b[metric] for b in block if b[metric] is not None]
+        return float(np.mean(values)) if values else None
+
+    def baseline(name: str) -> dict[str, Any]:
+        blocks = [f["baselines"][name] for f in folds]
+        out = {m: mean(blocks, m) for m in METRICS}
+        reasons = [b["unavailable"] for b in blocks if "unavailable" in b]
+        if reasons and len(reasons) == len(blocks):
+            out["unavailable"] = reasons[0]
+        return out
+
+    return {
+        "model": {m: mean([f["model"] for f in folds], m) for m in METRICS},
+        "baselines": {name: baseline(name) for name in BASELINES},
+    }
+
+
+def import_tensorflow() -> None:
+    from forecast.tf_setup import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
