@@ -19,8 +19,8 @@ from typing import Annotated, Any
 
 import typer
 
-from forecast import errors
-from forecast.errors import ForecastError, Terminated
+from forecast.errors import ForecastError
+from forecast.interrupts import Terminated, request_stop
 
 app = typer.Typer(
     name="forecast",
@@ -61,18 +61,22 @@ class _Formatter(logging.Formatter):
         return prefix + record.getMessage()
 
 
-def _run(call: Callable[[], Any]) -> Any:
-    """Call the API; map user errors to exit 2, Ctrl-C to 130, bugs to 1."""
+NO_RUN_WRITTEN = "no run directory was written"
+
+
+def _run(call: Callable[[], Any], left: str = "no file was left half-written") -> Any:
+    """Call the API; map user errors to exit 2, Ctrl-C to 130, SIGTERM to 143, bugs to 1.
+    `left` says what an interruption leaves behind."""
     try:
         return call()
     except ForecastError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     except Terminated:
-        typer.echo("terminated; no run directory was written", err=True)
+        typer.echo(f"terminated; {left}", err=True)
         raise typer.Exit(143) from None
     except KeyboardInterrupt:
-        typer.echo("interrupted; no run directory was written", err=True)
+        typer.echo(f"interrupted; {left}", err=True)
         raise typer.Exit(130) from None
     except (typer.Exit, SystemExit):
         raise
@@ -127,13 +131,17 @@ def train(
     """Train a model, evaluate it against baselines on the test split, save a run.
 
     Prints a metrics table and, as its last line, the run directory. Ctrl-C or SIGTERM keep
-    the finished epochs in a hidden partial run; --resume continues from there.
+    the finished epochs (or the trained model) in a hidden partial run; --resume continues
+    from there.
+
+    Example: forecast train configs/univariate.yaml --set training.epochs=5
     """
     _setup_logging(quiet)
     from forecast import api
 
     result = _run(
-        lambda: api.train(config, runs_dir, overrides=set_, seed=seed, quiet=quiet, resume=resume)
+        lambda: api.train(config, runs_dir, overrides=set_, seed=seed, quiet=quiet, resume=resume),
+        left=NO_RUN_WRITTEN,
     )
     typer.echo(format_metrics(result.metrics, result.config.model.describe()))
     typer.echo(result.verdict)
@@ -153,12 +161,15 @@ def backtest(
 
     Origins are `horizon` rows apart, the last fold ending at the last row. Prints a table per
     fold and the mean; the last line is the path of backtest.json.
+
+    Example: forecast backtest configs/univariate_multi_step.yaml --folds 3
     """
     _setup_logging(quiet)
     from forecast import api
 
     result = _run(
-        lambda: api.backtest(config, folds, runs_dir, overrides=set_, seed=seed, quiet=quiet)
+        lambda: api.backtest(config, folds, runs_dir, overrides=set_, seed=seed, quiet=quiet),
+        left=NO_RUN_WRITTEN,
     )
     typer.echo(format_backtest(result.report))
     typer.echo(result.report["verdict"])
@@ -167,7 +178,10 @@ def backtest(
 
 @app.command("runs")
 def list_runs(runs_dir: RunsDirOpt = Path("runs")) -> None:
-    """List finished runs: name, date, layout, model, MASE and seasonal naive MASE."""
+    """List finished runs: name, date, layout, model, MASE and seasonal naive MASE.
+
+    Example: forecast runs --runs-dir runs
+    """
     from forecast import api
 
     frame = _run(lambda: api.list_runs(runs_dir))
@@ -195,6 +209,8 @@ def predict(
     """Forecast the next steps after the last row of a CSV, in original units.
 
     Prints the forecast and, as its last line, the CSV it wrote.
+
+    Example: forecast predict --csv data/msft_daily.csv --horizon 10
     """
     _setup_logging(False)
     from forecast import api
@@ -213,7 +229,10 @@ def plot(
     ] = None,
     runs_dir: RunsDirOpt = Path("runs"),
 ) -> None:
-    """Draw test_forecast.png, loss.png and (after predict) forecast.png; print their paths."""
+    """Draw test_forecast.png, loss.png and (after predict) forecast.png; print their paths.
+
+    Example: forecast plot --run runs/univariate-20261122-185410 --output plots
+    """
     _setup_logging(False)
     from forecast import api
 
@@ -226,7 +245,10 @@ def validate(
     config: Annotated[Path, typer.Argument(help="The YAML config file.")],
     set_: SetOpt = None,
 ) -> None:
-    """Check a config and its data without training: layout, shapes, splits, parameters."""
+    """Check a config and its data without training: layout, shapes, splits, parameters.
+
+    Example: forecast validate configs/multi_output.yaml --set window.input_steps=24
+    """
     _setup_logging(False)
     from forecast import api
 
@@ -257,7 +279,10 @@ def init(
     target: Annotated[str | None, typer.Option("--target", help="The column to forecast.")] = None,
     horizon: Annotated[int | None, typer.Option("--horizon", help="Steps ahead.")] = None,
 ) -> None:
-    """Print a commented starter config (save it with `> my.yaml`)."""
+    """Print a commented starter config (save it with `> my.yaml`).
+
+    Example: forecast init --csv data/airline_monthly.csv --target passengers --horizon 12
+    """
     _setup_logging(True)
     from forecast.starter import starter_config
 
@@ -266,7 +291,10 @@ def init(
 
 @app.command()
 def schema() -> None:
-    """Print the config's JSON Schema (for editors)."""
+    """Print the config's JSON Schema (for editors).
+
+    Example: forecast schema > forecast.schema.json
+    """
     from forecast.config import json_schema
 
     typer.echo(json.dumps(json_schema(), indent=2))
@@ -316,8 +344,7 @@ def format_backtest(report: dict[str, Any]) -> str:
 
 
 def _terminate(signum: int, frame: Any) -> None:
-    errors.stop_requested.append(Terminated)
-    raise Terminated()
+    request_stop(Terminated)
 
 
 def main() -> None:

@@ -1,0 +1,193 @@
+"""The CLI's surface: help with examples, schema, seeds, runs listing, internal errors and
+interruptions outside training."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from forecast import api
+from forecast.cli import app
+
+runner = CliRunner()
+COMMANDS = sorted(command.name or command.callback.__name__ for command in app.registered_commands)
+
+
+def test_the_commands_are_the_documented_ones():
+    assert (
+        sorted(["train", "predict", "plot", "validate", "backtest", "init", "schema", "runs"])
+        == COMMANDS
+    )
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_help_has_an_example(command):
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+    example = [line for line in result.output.splitlines() if "Example:" in line]
+    assert example and f"forecast {command}" in example[0], result.output
+
+
+def test_schema_describes_every_section_and_only_what_works():
+    result = runner.invoke(app, ["schema"])
+    assert result.exit_code == 0
+    schema = json.loads(result.stdout)
+    assert set(schema["properties"]) == {
+        "name",
+        "seed",
+        "data",
+        "layout",
+        "window",
+        "split",
+        "scaling",
+        "model",
+        "training",
+        "evaluation",
+    }
+    assert schema["required"] == ["data"]
+    assert schema["additionalProperties"] is False  # unknown keys are errors in editors too
+    training = schema["$defs"]["TrainingConfig"]["properties"]
+    assert training["distribute"]["enum"] == ["none", "mirrored"]
+    assert training["epochs"]["minimum"] == 1
+    data = schema["$defs"]["DataConfig"]["properties"]
+    assert data["decimal"]["enum"] == [".", ","]
+    assert "description" in data["features"]
+
+
+def test_seed_option_is_used_and_recorded(tiny_config: Path):
+    folder = tiny_config.parent / "runs"
+    args = [
+        "train",
+        str(tiny_config),
+        "--runs-dir",
+        str(folder),
+        "-q",
+        "--set",
+        "training.epochs=1",
+    ]
+    result = runner.invoke(app, [*args, "--seed", "123"])
+    assert result.exit_code == 0, result.output
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    assert json.loads((run_dir / "run.json").read_text())["seed"] == 123
+    assert "seed: 123" in (run_dir / "config.yaml").read_text()
+
+
+def test_a_negative_seed_is_a_user_error_and_leaves_nothing(tiny_config: Path):
+    folder = tiny_config.parent / "runs"
+    result = runner.invoke(
+        app, ["train", str(tiny_config), "--runs-dir", str(folder), "--seed", "-1"]
+    )
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == "error: --seed -1: seed: must be >= 0, got -1"
+    assert not folder.exists()  # not even a partial run
+
+
+def test_runs_lists_every_finished_run_oldest_first(tiny_config: Path):
+    folder = tiny_config.parent / "runs"
+    made = []
+    for seed in (1, 2):
+        result = api.train(
+            tiny_config, runs_dir=folder, seed=seed, overrides=["training.epochs=1"], quiet=True
+        )
+        made.append(result)
+    (folder / ".tiny-20990101-000000.partial").mkdir()  # an interrupted run is not listed
+    listed = runner.invoke(app, ["runs", "--runs-dir", str(folder)])
+    assert listed.exit_code == 0, listed.output
+    lines = listed.stdout.strip().splitlines()
+    assert lines[0].split() == ["run", "finished", "layout", "model", "mase", "seasonal_naive_mase"]
+    assert [line.split()[0] for line in lines[1:]] == [r.run_dir.name for r in made]
+    for line, result in zip(lines[1:], made, strict=True):
+        mase = result.metrics["model"]["mase"]
+        seasonal = result.metrics["baselines"]["seasonal_naive"]["mase"]
+        assert line.split()[-2:] == [f"{mase:.3g}", f"{seasonal:.3g}"]
+        assert "univariate" in line and "LSTM" not in line and "lstm(8)" in line
+
+
+def test_runs_with_none_says_so(tmp_path: Path):
+    result = runner.invoke(app, ["runs", "--runs-dir", str(tmp_path / "none")])
+    assert result.exit_code == 0
+    assert result.stdout == "" and "no finished runs under" in result.stderr
+
+
+def broken_validate(*args, **kwargs):
+    raise RuntimeError("a bug in validate")
+
+
+def test_an_internal_error_is_one_line_and_exit_1(monkeypatch, tiny_config: Path):
+    monkeypatch.setattr(api, "validate", broken_validate)
+    result = runner.invoke(app, ["validate", str(tiny_config)])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert result.stderr.strip() == (
+        "internal error: RuntimeError: a bug in validate "
+        "(rerun with --debug for the traceback, and please report it)"
+    )
+
+
+@pytest.mark.parametrize("how", ["--debug", "FORECAST_DEBUG=1"])
+def test_debug_shows_the_traceback(monkeypatch, tiny_config: Path, how):
+    monkeypatch.setattr(api, "validate", broken_validate)
+    args, env = ["validate", str(tiny_config)], {}
+    if how == "--debug":
+        args = ["--debug", *args]
+    else:
+        env = {"FORECAST_DEBUG": "1"}
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == 1
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "RuntimeError: a bug in validate" in result.stderr
+
+
+def test_internal_error_in_a_real_process(tmp_path: Path):
+    """Outside CliRunner: the console script's own exit code and stderr."""
+    code = (
+        "import sys\n"
+        "from forecast import api, cli\n"
+        "def boom(*a, **k):\n    raise ZeroDivisionError('boom')\n"
+        "api.list_runs = boom\n"
+        "sys.argv = ['forecast', 'runs']\n"
+        "cli.main()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "FORECAST_DEBUG"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("internal error: ZeroDivisionError: boom")
+    assert "Traceback" not in result.stderr
+
+
+def interrupt(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("command", ["predict", "plot"])
+def test_ctrl_c_outside_training_does_not_talk_about_run_directories(monkeypatch, command):
+    monkeypatch.setattr(api, command, interrupt)
+    args = ["predict", "--csv", "x.csv"] if command == "predict" else ["plot"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 130
+    assert result.stderr.strip() == "interrupted; no file was left half-written"
+
+
+def test_ctrl_c_in_training_says_no_run_was_written(monkeypatch, tiny_config: Path):
+    monkeypatch.setattr(api, "train", interrupt)
+    result = runner.invoke(app, ["train", str(tiny_config)])
+    assert result.exit_code == 130
+    assert result.stderr.strip() == "interrupted; no run directory was written"
+
+
+def test_typer_exit_passes_through(monkeypatch):
+    def leave(*args, **kwargs):
+        raise typer.Exit(3)
+
+    monkeypatch.setattr(api, "list_runs", leave)
+    assert runner.invoke(app, ["runs"]).exit_code == 3
