@@ -29,7 +29,14 @@ from forecast.data import read_series
 from forecast.errors import ConfigError, RunError
 from forecast.evaluation import evaluate, verdict
 from forecast.models import cudnn_warnings
-from forecast.pipeline import Prepared, fit, forecast, prepare, prepare_history
+from forecast.pipeline import (
+    Prepared,
+    fit,
+    forecast,
+    outside_training_range,
+    prepare,
+    prepare_history,
+)
 from forecast.scaling import Scaler
 from forecast.tf_setup import import_tensorflow_quietly
 from forecast.timesteps import future_index, time_labels
@@ -265,6 +272,8 @@ def predict(
     # differences are summed onto the targets' last values, so they must be in the CSV too
     series = read_series(data, path=csv_path, require_targets=transform_lag(data.transform) > 0)
     history = prepare_history(cfg, series, scaler)
+    for line in outside_training_range(history):
+        log.warning(line)
 
     import_tensorflow_quietly()
     from forecast.forecasting import Forecaster

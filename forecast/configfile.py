@@ -349,7 +349,12 @@ def config_to_yaml(config: Config) -> str:
     """The resolved config (every default filled in) as YAML that `load_config` accepts."""
     data = config.model_dump(mode="json")
     if config.model.layers is not None:
-        data["model"] = {"layers": [_layer_to_yaml(spec) for spec in config.model.layers]}
+        data["model"] = {
+            "layers": [_layer_to_yaml(spec) for spec in config.model.layers],
+            "window_norm": config.model.window_norm,
+            "residual": config.model.residual,
+            "ensemble": config.model.ensemble,
+        }
     else:
         data["model"] = {k: v for k, v in data["model"].items() if v is not None}
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

@@ -100,6 +100,7 @@ def check_stack(
             shape.steps, vector_from = None, i
     head_in = shape.width * (shape.steps or 1)
     shape.params += (head_in + 1) * horizon * targets
+    shape.params *= model.ensemble  # members share nothing but the input
     return shape
 
 
@@ -173,15 +174,82 @@ def build_model(
     horizon: int,
     targets: int,
     unroll: bool = False,
+    target_features: list[int] | None = None,
+    season: int = 1,
 ) -> Any:
-    """A functional Keras model: (B, L, F) -> (B, H, K)."""
+    """A functional Keras model: (B, L, F) -> (B, H, K) (an ensemble's median)."""
+    return build_models(
+        model, input_steps, features, horizon, targets, unroll, target_features, season
+    )[1]
+
+
+def build_models(
+    model: ModelConfig,
+    input_steps: int,
+    features: int,
+    horizon: int,
+    targets: int,
+    unroll: bool = False,
+    target_features: list[int] | None = None,
+    season: int = 1,
+) -> tuple[Any, Any]:
+    """(model to train, model that forecasts), sharing their layers.
+
+    One member: the same model twice. `model.ensemble: N` builds N members side by side in
+    one graph, each with its own initialisation: the model to train emits every member's
+    forecast, (B, N, H, K), each scored against the targets; the forecasting model emits
+    their median, (B, H, K). `target_features` (each target's feature index, or -1) and
+    `season` serve `model.window_norm` and `model.residual` (see forecast.layers).
+    """
     check_stack(model, input_steps, features, horizon, targets)
     import keras
 
     inputs = keras.Input(shape=(input_steps, features), name="window")  # (B, L, F)
     x = inputs
+    relative = model.window_norm or model.residual != "none"
+    if relative:
+        from forecast.layers import register
+
+        if target_features is None:
+            raise ValueError("`target_features` is needed with window_norm or a residual base")
+        x, base, scale = register()["WindowNormalize"](
+            target_features, horizon, model.window_norm, model.residual, season, name="normalise"
+        )(inputs)  # (B, L, F), (B, H, K), (B, 1, K)
+    members = model.ensemble
+    outs = [
+        _member(keras, model, x, horizon, targets, unroll, f"m{i}_" if members > 1 else "")
+        for i in range(members)
+    ]  # each (B, H, K)
+
+    def finish(correction: Any, name: str, member_axis: bool = False) -> Any:
+        if not relative:
+            return keras.layers.Identity(name=name)(correction)
+        layers = register()
+        b, sc = base, scale
+        if member_axis:
+            b = keras.layers.Reshape((1, horizon, targets))(base)  # (B, 1, H, K)
+            sc = keras.layers.Reshape((1, 1, targets))(scale)  # (B, 1, 1, K)
+        return layers["AddScaled"](name=name)([correction, b, sc])
+
+    if members == 1:
+        one = keras.Model(inputs, finish(outs[0], "forecast"), name="forecast_model")
+        return one, one
+    stacked = keras.layers.Concatenate(axis=1, name="members")(
+        [keras.layers.Reshape((1, horizon, targets))(o) for o in outs]
+    )  # (B, N, H, K)
+    from forecast.layers import register
+
+    median = register()["MemberMedian"](name="median")(stacked)  # (B, H, K)
+    train = keras.Model(inputs, finish(stacked, "forecasts", True), name="ensemble_members")
+    return train, keras.Model(inputs, finish(median, "forecast"), name="forecast_model")
+
+
+def _member(
+    keras: Any, model: ModelConfig, x: Any, horizon: int, targets: int, unroll: bool, prefix: str
+) -> Any:
+    """One stack and its head: (B, L, F) -> (B, H, K)."""
     for i, spec in enumerate(model.layer_specs()):
-        name = f"{spec.type}_{i}"
+        name = f"{prefix}{spec.type}_{i}"
         if spec.type in RECURRENT_TYPES:
             x = _recurrent(spec.type, spec, spec.return_sequences, unroll, name)(x)
         elif spec.type == "bidirectional":
@@ -204,10 +272,13 @@ def build_model(
         elif spec.type == "flatten":
             x = keras.layers.Flatten(name=name)(x)
     if len(x.shape) == 3:
-        x = keras.layers.Flatten(name="head_flatten")(x)  # (B, steps * width)
-    x = keras.layers.Dense(horizon * targets, name="head_dense")(x)  # (B, H*K)
-    outputs = keras.layers.Reshape((horizon, targets), name="forecast")(x)  # (B, H, K)
-    return keras.Model(inputs, outputs, name="forecast_model")
+        x = keras.layers.Flatten(name=f"{prefix}head_flatten")(x)  # (B, steps * width)
+    # a correction to a base forecast starts at zero: the untrained model forecasts the base
+    start = "zeros" if model.residual != "none" else "glorot_uniform"
+    x = keras.layers.Dense(horizon * targets, kernel_initializer=start, name=f"{prefix}head_dense")(
+        x
+    )  # (B, H*K)
+    return keras.layers.Reshape((horizon, targets), name=f"{prefix}head")(x)  # (B, H, K)
 
 
 def cudnn_warnings(model: ModelConfig) -> list[str]:

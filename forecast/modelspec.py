@@ -140,6 +140,19 @@ class ModelConfig(Strict):
         None, description="shorthand bidirectional: the wrapped layer"
     )
     layers: list[LayerSpec] | None = Field(None, description="explicit layer list, in order")
+    window_norm: bool = Field(
+        False,
+        description="scale each input window by its own last value and mean absolute step "
+        "(undone on the output), so levels outside the training range are no problem",
+    )
+    ensemble: int = Field(
+        1, ge=1, le=64, description="members trained side by side; forecasts are their median"
+    )
+    residual: Literal["none", "naive", "seasonal_naive"] = Field(
+        "none",
+        description="learn a correction to this forecast, computed from the input window "
+        "(seasonal_naive needs window.input_steps >= the season length)",
+    )
 
     @field_validator("units", mode="before")
     @classmethod

@@ -25,7 +25,7 @@ import numpy as np
 
 from forecast.config import Config
 from forecast.data import Series, fill_missing, read_series
-from forecast.errors import DataError
+from forecast.errors import ConfigError, DataError
 from forecast.models import check_stack
 from forecast.scaling import Scaler
 from forecast.timesteps import season_length
@@ -128,6 +128,7 @@ def _transform_and_scale(
     season = config.evaluation.season_length
     if season == "auto":
         season = season_length(series.index)
+    _check_window_covers(config, int(season))
     return Prepared(
         config=config,
         series=series,
@@ -140,6 +141,18 @@ def _transform_and_scale(
         season=int(season),
         params=shape.params,
     )
+
+
+def _check_window_covers(config: Config, season: int) -> None:
+    """The model's own base forecast and window statistics need enough input steps."""
+    steps, model = config.window.input_steps, config.model
+    if model.residual == "seasonal_naive" and steps < season:
+        raise ConfigError(
+            f"model.residual seasonal_naive needs window.input_steps >= the season length "
+            f"{season}, got {steps}; raise input_steps or use residual: naive"
+        )
+    if model.window_norm and steps < 2:
+        raise ConfigError("model.window_norm needs window.input_steps >= 2, got 1")
 
 
 def fit_only_split(rows: int, config: Config, source: str) -> Split:
@@ -162,7 +175,7 @@ def fit(
     prepared: Prepared, quiet: bool, checkpoint_dir: Path | None = None
 ) -> tuple[Any, Any, dict[str, Any]]:
     """Seed, build and fit the model: (model, FitResult, {timings, strategy, unroll})."""
-    from forecast.models import build_model, resolve_unroll, without_unroll
+    from forecast.models import build_models, resolve_unroll, without_unroll
     from forecast.training import (
         WindowSource,
         compile_model,
@@ -178,21 +191,30 @@ def fit(
     unroll = resolve_unroll(cfg.training.unroll, cfg.window.input_steps, cfg.training.jit_compile)
     scope, strategy = strategy_scope(cfg.training.distribute)
     with scope:
-        model = build_model(
+        data = cfg.data
+        trained, model = build_models(
             cfg.model,
             cfg.window.input_steps,
-            len(cfg.data.features),
+            len(data.features),
             cfg.window.output_steps,
-            len(cfg.data.targets),
+            len(data.targets),
             unroll=unroll,
+            target_features=[
+                data.features.index(t) if t in data.features else -1 for t in data.targets
+            ],
+            season=prepared.season,
         )
-        compile_model(model, cfg.training)
+        compile_model(trained, cfg.training)
     source = WindowSource(
-        prepared.features, prepared.targets, cfg.window.input_steps, cfg.window.output_steps
+        prepared.features,
+        prepared.targets,
+        cfg.window.input_steps,
+        cfg.window.output_steps,
+        members=cfg.model.ensemble,
     )
     build_seconds = time.perf_counter() - clock
     fitted = fit_model(
-        model,
+        trained,
         cfg.training,
         source,
         split.train_origins,
@@ -222,3 +244,28 @@ def forecast(
     transformed = prepared.scaler.subset(data.targets).inverse_transform(scaled)
     last = prepared.target_values[work_origins + prepared.lag] if prepared.lag else None  # (N, K)
     return invert_transform(transformed, last, data.transform)
+
+
+def outside_training_range(prepared: Prepared) -> list[str]:
+    """One line per input column whose recent (transformed) values leave the range the
+    scaler saw in training, saying by how much, as a share of that range."""
+    scaler = prepared.scaler
+    if scaler.data_min is None or scaler.data_max is None:
+        return []
+    work = scaler.inverse_transform(prepared.scaled)  # (rows, C) transformed units
+    lines = []
+    for c, column in enumerate(prepared.columns[: len(prepared.config.data.features)]):
+        low, high = scaler.data_min[c], scaler.data_max[c]
+        span = high - low if high > low else max(abs(high), 1.0)
+        above, below = (work[:, c].max() - high) / span, (low - work[:, c].min()) / span
+        if max(above, below) > 0.01:
+            side, by, edge = ("above", above, high) if above >= below else ("below", below, low)
+            kind = prepared.config.data.transform
+            unit = f" after data.transform {kind}" if kind != "none" else ""
+            which = "max" if side == "above" else "min"
+            lines.append(
+                f"{prepared.series.path}: recent '{column}' values lie up to {100 * by:.0f}% of "
+                f"the training range {side} it (training {which} {edge:.6g}{unit}); "
+                "forecasts there rest on extrapolation"
+            )
+    return lines

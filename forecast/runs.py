@@ -364,6 +364,9 @@ def load_model(path: Path) -> Any:
     """Keras native format, safe mode: a model carrying Python code (Lambda) is refused."""
     import keras
 
+    from forecast.layers import register
+
+    register()  # our own layers (per-window normalisation) are known before loading
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many kinds for a bad file

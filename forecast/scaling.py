@@ -105,13 +105,17 @@ class Scaler:
             offset = np.array([data["columns"][c]["offset"] for c in columns], dtype=np.float64)
             method = str(data["method"])
             feature_range = tuple(float(v) for v in data.get("feature_range", (0.0, 1.0)))
+            entries = [data["columns"][c] for c in columns]
+            known = all("min" in e and "max" in e for e in entries)
+            data_min = np.array([e["min"] for e in entries], dtype=np.float64) if known else None
+            data_max = np.array([e["max"] for e in entries], dtype=np.float64) if known else None
         except (KeyError, TypeError, ValueError) as exc:
             raise RunError(
                 f"{source}: corrupt scaler file ({exc!r}); train the run again"
             ) from None
         if not all(math.isfinite(v) for v in [*scale, *offset]) or np.any(scale == 0):
             raise RunError(f"{source}: corrupt scaler file (bad scale); train the run again")
-        return cls(method, columns, scale, offset, feature_range)
+        return cls(method, columns, scale, offset, feature_range, data_min, data_max)
 
     def save(self, path: Path) -> None:
         """scaler.json, written beside and renamed, so no reader sees half of it."""

@@ -47,6 +47,7 @@ class WindowSource:
     targets: np.ndarray  # (rows, K) scaled
     input_steps: int
     output_steps: int
+    members: int = 1  # an ensemble's model emits (B, members, H, K); targets get that axis
 
 
 def window_dataset(
@@ -72,6 +73,8 @@ def window_dataset(
     def gather(batch_origins: Any) -> tuple[Any, Any]:  # (B,)
         x = tf.gather(series_in, batch_origins[:, None] + in_offsets)  # (B, L, F)
         y = tf.gather(series_out, batch_origins[:, None] + out_offsets)  # (B, H, K)
+        if source.members > 1:
+            y = y[:, None]  # (B, 1, H, K): every member is scored against the same targets
         return x, y
 
     if shuffle_seed is None:

@@ -1,0 +1,107 @@
+"""Custom Keras layers: per-window normalisation and a baseline the network corrects.
+
+    WindowNormalize: window (B, L, F) -> normalised (B, L, F), base (B, H, K), scale (B, 1, K)
+    the network: normalised window -> h (B, H, K)
+    AddScaled: forecast = base + h * scale
+
+With `window_norm`, each window is centred on its last value and divided by its own mean
+absolute step, so a level or trend outside the training range looks like any other window.
+With a residual base (`naive`: the last value; `seasonal_naive`: the value one season
+earlier, step by step), the network learns a correction to that forecast; its head starts at
+zero, so an untrained model forecasts the base. Targets that are not inputs get base 0 and
+scale 1. Both layers are registered Keras serializables, loaded in safe mode.
+
+Shape legend: B windows, L input steps, F features, H output steps, K targets.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+EPSILON = 1e-3  # in scaled units: a flat window is not divided by ~0
+
+
+@functools.cache
+def register() -> dict[str, type]:
+    """Define and register the layers (Keras is imported on first use only)."""
+    import keras
+    from keras import ops
+
+    @keras.saving.register_keras_serializable(package="forecast")
+    class WindowNormalize(keras.layers.Layer):
+        def __init__(
+            self,
+            target_features: list[int],
+            output_steps: int,
+            window_norm: bool,
+            base: str,
+            season: int = 1,
+            **kwargs: Any,
+        ) -> None:
+            super().__init__(**kwargs)
+            self.target_features = list(target_features)  # feature index of each target, or -1
+            self.output_steps, self.window_norm = output_steps, window_norm
+            self.base, self.season = base, season
+
+        def call(self, window: Any) -> tuple[Any, Any, Any]:  # (B, L, F)
+            steps = window.shape[1]
+            last = window[:, -1:, :]  # (B, 1, F)
+            if self.window_norm:
+                moves = ops.abs(window[:, 1:, :] - window[:, :-1, :])  # (B, L-1, F)
+                scale = ops.mean(moves, axis=1, keepdims=True) + EPSILON  # (B, 1, F)
+                normalised = (window - last) / scale  # (B, L, F)
+            else:
+                scale = ops.ones_like(last)
+                normalised = window
+            season = self.season if self.base == "seasonal_naive" else 1
+            rows = [steps - season + s % season for s in range(self.output_steps)]  # (H,)
+            base = ops.take(window, rows, axis=1)  # (B, H, F)
+            has_input = [f >= 0 for f in self.target_features]
+            picks = [max(f, 0) for f in self.target_features]
+            mask = ops.reshape(ops.convert_to_tensor(has_input, dtype=window.dtype), (1, 1, -1))
+            base = ops.take(base, picks, axis=2) * mask  # (B, H, K)
+            if self.base == "none":
+                base = ops.take(last, picks, axis=2) * mask if self.window_norm else base * 0
+            target_scale = ops.take(scale, picks, axis=2) * mask + (1 - mask)  # (B, 1, K)
+            return normalised, base, target_scale
+
+        def compute_output_shape(self, shape: tuple) -> tuple:
+            k = len(self.target_features)
+            return shape, (shape[0], self.output_steps, k), (shape[0], 1, k)
+
+        def get_config(self) -> dict[str, Any]:
+            return super().get_config() | {
+                "target_features": self.target_features,
+                "output_steps": self.output_steps,
+                "window_norm": self.window_norm,
+                "base": self.base,
+                "season": self.season,
+            }
+
+    @keras.saving.register_keras_serializable(package="forecast")
+    class AddScaled(keras.layers.Layer):
+        """[h (B, H, K), base (B, H, K), scale (B, 1, K)] -> base + h * scale."""
+
+        def call(self, inputs: list[Any]) -> Any:
+            correction, base, scale = inputs
+            return base + correction * scale
+
+        def compute_output_shape(self, shapes: list[tuple]) -> tuple:
+            return shapes[0]
+
+    @keras.saving.register_keras_serializable(package="forecast")
+    class MemberMedian(keras.layers.Layer):
+        """An ensemble's members (B, N, H, K) -> their median (B, H, K)."""
+
+        def call(self, members: Any) -> Any:
+            return ops.median(members, axis=1)
+
+        def compute_output_shape(self, shape: tuple) -> tuple:
+            return (shape[0], *shape[2:])
+
+    return {
+        "WindowNormalize": WindowNormalize,
+        "AddScaled": AddScaled,
+        "MemberMedian": MemberMedian,
+    }

@@ -1,0 +1,196 @@
+"""Per-window normalisation, residual bases and ensembles: the mechanics, on numbers a person
+can check (accuracy is measured in benchmarks/accuracy.py, not here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from forecast.configfile import validate_config
+from forecast.errors import ConfigError
+from forecast.models import build_model, build_models
+from forecast.runs import load_model
+
+
+def model_config(**model):
+    return validate_config(
+        {"data": {"path": "x.csv", "features": ["a"]}, "model": {"architecture": "gru", **model}}
+    ).model
+
+
+def window(rows: list[float]) -> np.ndarray:
+    return np.asarray(rows, dtype="float32").reshape(1, -1, 1)  # (1, L, 1)
+
+
+@pytest.mark.parametrize(
+    ("residual", "season", "expected"),
+    [
+        ("seasonal_naive", 4, [5, 6, 7, 8, 5]),  # rows L-4.. of the window, repeating
+        ("naive", 1, [8, 8, 8, 8, 8]),  # the last value
+    ],
+)
+def test_an_untrained_residual_model_forecasts_its_base(residual, season, expected):
+    config = model_config(units=[4], residual=residual, window_norm=True)
+    model = build_model(config, 8, 1, 5, 1, target_features=[0], season=season)
+    x = window([1, 2, 3, 4, 5, 6, 7, 8])
+    np.testing.assert_allclose(model(x).numpy()[0, :, 0], expected, atol=1e-6)
+
+
+def test_window_normalised_forecasts_move_with_the_window(tmp_path: Path):
+    """Shifting a window by b and scaling it by a > 0 shifts and scales its forecast the
+    same way: levels never seen in training are no problem."""
+    import keras
+
+    keras.utils.set_random_seed(2)
+    config = model_config(units=[6], window_norm=True, residual="none")
+    model = build_model(config, 6, 1, 3, 1, target_features=[0])
+    x = np.random.default_rng(0).random((4, 6, 1)).astype("float32")
+    a, b = 7.0, 1000.0
+    np.testing.assert_allclose(
+        model(a * x + b).numpy(), a * model(x).numpy() + b, rtol=1e-4, atol=1e-2
+    )
+    # the layers are saved and loaded in safe mode
+    path = tmp_path / "m.keras"
+    model.save(path)
+    np.testing.assert_allclose(load_model(path)(x).numpy(), model(x).numpy(), rtol=1e-6)
+
+
+def test_a_target_that_is_no_input_gets_no_base():
+    config = model_config(units=[4], residual="naive", window_norm=True)
+    # two features, targets: feature 1 and a column that is not an input
+    model = build_model(config, 3, 2, 2, 2, target_features=[1, -1], season=1)
+    x = np.array([[[1, 10], [2, 20], [3, 30]]], dtype="float32")
+    out = model(x).numpy()[0]  # (H, K)
+    np.testing.assert_allclose(out[:, 0], [30, 30])  # the last value of feature 1
+    np.testing.assert_allclose(out[:, 1], [0, 0])  # zero head, no base
+
+
+def test_an_ensemble_forecasts_the_median_of_its_members():
+    import keras
+
+    keras.utils.set_random_seed(3)
+    config = model_config(units=[3], ensemble=3)
+    train, forecast = build_models(config, 5, 1, 2, 1)
+    x = np.random.default_rng(1).random((2, 5, 1)).astype("float32")
+    members = train(x).numpy()  # (B, N, H, K)
+    assert members.shape == (2, 3, 2, 1)
+    assert not np.allclose(members[:, 0], members[:, 1])  # own initialisations
+    np.testing.assert_allclose(forecast(x).numpy(), np.median(members, axis=1), rtol=1e-6)
+    assert len(forecast.trainable_weights) == len(train.trainable_weights)  # shared layers
+
+
+def test_seasonal_residual_needs_a_window_of_a_season(tmp_path: Path):
+    from forecast.pipeline import prepare
+
+    from .conftest import monthly_frame, write_csv
+
+    write_csv(tmp_path / "s.csv", monthly_frame(80))
+    config = validate_config(
+        {
+            "data": {"path": str(tmp_path / "s.csv"), "time_column": "date", "features": ["sales"]},
+            "window": {"input_steps": 6},
+            "model": {"architecture": "gru", "units": [4], "residual": "seasonal_naive"},
+        }
+    )
+    with pytest.raises(ConfigError, match="needs window.input_steps >= the season length 12"):
+        prepare(config)
+
+
+def test_an_ensemble_with_a_seasonal_base_trains_saves_and_predicts(tmp_path: Path):
+    from forecast import api
+
+    from .conftest import monthly_frame, write_config, write_csv
+
+    write_csv(tmp_path / "s.csv", monthly_frame(100))
+    config = write_config(
+        tmp_path / "e.yaml",
+        data={"path": "s.csv", "time_column": "date", "features": ["sales"]},
+        window={"input_steps": 24, "horizon": 3},
+        model={
+            "architecture": "lstm",
+            "units": [4],
+            "ensemble": 3,
+            "window_norm": True,
+            "residual": "seasonal_naive",
+        },
+        training={"epochs": 2},
+    )
+    result = api.train(config, runs_dir=tmp_path / "runs", quiet=True)
+    model = load_model(result.run_dir / "model.keras")
+    assert model.output_shape == (None, 3, 1)  # the median: one forecast per step
+    frame, _ = api.predict(result.run_dir, tmp_path / "s.csv")
+    assert len(frame) == 3 and frame["sales"].between(100, 200).all()
+
+
+def test_init_recommendations_follow_the_data():
+    from forecast.starter import recommend, seasonal_swing_grows
+
+    t = np.arange(120)
+    season = np.sin(2 * np.pi * t / 12)
+    assert seasonal_swing_grows((10 + t) * (1 + 0.3 * season), 12)  # multiplicative
+    assert not seasonal_swing_grows(10 + t + 3 * season, 12)  # additive
+    assert not seasonal_swing_grows(10 + t, 1)  # no season
+    # 36 monthly rows, horizon 6: the first of 3 backtest folds has 18 rows to train on
+    plan = recommend(36, 12, 6)
+    assert plan["input_steps"] == 12 and plan["residual"] == "seasonal_naive"
+    assert plan["validation"] == 0  # one training window: nothing to spare
+    assert recommend(200, 12, 12)["input_steps"] == 24  # two seasons where rows allow
+    assert recommend(98, 1, 6)["residual"] == "naive"
+
+
+def test_the_recommended_config_backtests_a_36_row_series(tmp_path: Path):
+    from forecast import api
+    from forecast.starter import starter_config
+
+    from .conftest import monthly_frame, write_csv
+
+    csv = write_csv(tmp_path / "short.csv", monthly_frame(36))
+    (tmp_path / "c.yaml").write_text(starter_config("univariate", csv, "sales", 6))
+    result = api.backtest(
+        tmp_path / "c.yaml", folds=3, runs_dir=tmp_path / "runs", quiet=True,
+        overrides=["training.epochs=2"],
+    )  # fmt: skip
+    assert [f["model"]["mase"] is not None for f in result.report["folds"]] == [True] * 3
+
+
+def test_predict_warns_when_recent_inputs_leave_the_training_range(tmp_path: Path, caplog):
+    import logging
+
+    import pandas as pd
+
+    from forecast import api
+
+    from .conftest import monthly_frame, write_config, write_csv
+
+    frame = monthly_frame(100)
+    write_csv(tmp_path / "s.csv", frame)
+    config = write_config(
+        tmp_path / "w.yaml",
+        data={"path": "s.csv", "time_column": "date", "features": ["sales"]},
+        window={"input_steps": 12},
+        model={"architecture": "gru", "units": [4]},
+        training={"epochs": 1},
+    )
+    result = api.train(config, runs_dir=tmp_path / "runs", quiet=True)
+    train_max = float(frame["sales"].iloc[:72].max())  # rows 0..71 fit the scaler
+    span = train_max - float(frame["sales"].iloc[:72].min())
+    recent = frame.iloc[:72].copy()
+    recent.loc[71, "sales"] = train_max + span / 2  # half the training range above it
+    write_csv(tmp_path / "recent.csv", recent)
+    logger = logging.getLogger("forecast")
+    with caplog.at_level(logging.WARNING, logger="forecast"):
+        logger.propagate = True
+        api.predict(result.run_dir, tmp_path / "recent.csv")
+    lines = [r.getMessage() for r in caplog.records if "training range" in r.getMessage()]
+    assert lines == [
+        f"{tmp_path / 'recent.csv'}: recent 'sales' values lie up to 50% of the training range "
+        f"above it (training max {train_max:.6g}); forecasts there rest on extrapolation"
+    ]
+    caplog.clear()
+    write_csv(tmp_path / "inside.csv", frame.iloc[:72])  # the rows the scaler was fitted on
+    with caplog.at_level(logging.WARNING, logger="forecast"):
+        api.predict(result.run_dir, tmp_path / "inside.csv")
+    assert not [r for r in caplog.records if "training range" in r.getMessage()]
+    assert pd.read_csv(result.run_dir / "forecast.csv").shape == (1, 2)
