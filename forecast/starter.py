@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from forecast.config import LAYOUTS, DataConfig
@@ -77,26 +78,21 @@ def starter_config(
         )
         season = season_length(series.index)
         frame = series.frame.dropna()  # holes do not change the choice
-        growth = frame[targets].max() / frame[targets].min()
-        if (frame.to_numpy() > 0).all() and (growth > 3).all():  # every column is transformed
-            transform = "log_diff"  # strong growth: model relative changes, not levels
+        # levels and trends are handled per window (model.window_norm); a seasonal swing
+        # that grows with the level is made additive by a log
+        if (frame.to_numpy() > 0).all() and all(
+            seasonal_swing_grows(frame[t].to_numpy(), season) for t in targets
+        ):
+            transform = "log"
     horizon = horizon or (max(2, min(season, 12)) if multi_step else 1)
     if multi_step and horizon < 2:
         raise ConfigError(f"layout '{layout}' needs --horizon 2 or more")
     if not multi_step and horizon != 1:
         layout = f"{base}_multi_step"
-    input_steps = max(12, 2 * season) if season > 1 else 30
-    if rows is not None:
-        input_steps = max(2, min(input_steps, rows // 10))
-    test, validation = 0.2, 0.1
-    if rows is not None:  # both parts must hold at least two horizons of rows
-        if round(rows * test) < 2 * horizon:
-            test = 2 * horizon
-        rest = rows - (test if isinstance(test, int) else round(rows * test))
-        if round(rest * validation) < 2 * horizon:
-            validation = 2 * horizon
+    plan = recommend(rows, season, horizon)
+    input_steps, test, validation = plan["input_steps"], plan["test"], plan["validation"]
+    residual_line = f"{plan['residual']:<17}# the network corrects this forecast"
     q = lambda items: "[" + ", ".join(_yaml_str(i) for i in items) + "]"  # noqa: E731
-    growing = "          # models relative changes of a growing series"
     text = f"""# forecast config ({layout}). A relative data.path is read from this file's folder.
 # Check it with `forecast validate FILE`, then `forecast train FILE`.
 name: {_yaml_str(Path(path).stem)}
@@ -108,7 +104,7 @@ data:
   features: {q(features)}
   targets: {q(targets)}
   missing: error             # error | drop | ffill | interpolate
-  transform: {transform}{growing if transform != "none" else ""}
+  transform: {transform}
 layout: {layout}
 window:
   input_steps: {input_steps}            # rows the model sees
@@ -120,10 +116,12 @@ split:
 model:
   architecture: lstm         # lstm | gru | simple_rnn | bidirectional | conv1d_lstm
   units: [32]
-  dropout: 0.1
+  dropout: 0.0
+  window_norm: true          # each window scaled by its own last value and mean step
+  residual: {residual_line}
 training:
-  epochs: 50
-  batch_size: 32
+  epochs: 100
+  batch_size: 16
   learning_rate: 0.001
   early_stopping: {{patience: 10, restore_best_weights: true}}
 evaluation:
@@ -133,6 +131,54 @@ evaluation:
 
     validate_config(yaml.safe_load(text), source="starter config")  # never print a bad one
     return text
+
+
+def seasonal_swing_grows(values: np.ndarray, season: int) -> bool:
+    """Does the seasonal swing grow with the level? Per whole season: the spread of its
+    values against their mean; True when they rise together (correlation > 0.6) and the
+    swing of the last third of the seasons is over 1.5 times that of the first third."""
+    cycles = len(values) // season
+    if season < 2 or cycles < 6:
+        return False
+    blocks = values[len(values) - cycles * season :].reshape(cycles, season)  # (cycles, m)
+    level, swing = blocks.mean(axis=1), blocks.std(axis=1)
+    if np.std(level) == 0 or np.std(swing) == 0:
+        return False
+    third = max(cycles // 3, 1)
+    together = np.corrcoef(level, swing)[0, 1] > 0.6
+    return bool(together and swing[-third:].mean() > 1.5 * swing[:third].mean())
+
+
+def recommend(rows: int | None, season: int, horizon: int) -> dict:
+    """Window, splits and residual base for a series of `rows` rows.
+
+    The smallest training set a user meets is the first fold of `forecast backtest --folds
+    3`: about rows - 3 * horizon rows. The window covers whole seasons (two where that still
+    leaves training windows), and a validation part is kept only where enough windows remain.
+    """
+    if rows is None:
+        return {
+            "input_steps": max(12, 2 * season) if season > 1 else 24,
+            "test": 0.2,
+            "validation": 0.1,
+            "residual": "seasonal_naive" if season > 1 else "naive",
+        }
+    fold_rows = max(rows - 3 * horizon, 2)
+    if season > 1:
+        input_steps = 2 * season if fold_rows >= 4 * season + 2 * horizon else season
+    else:
+        input_steps = min(max(2 * horizon, 8), 24)
+    input_steps = max(2, min(input_steps, fold_rows - horizon))  # at least one window
+    residual = "seasonal_naive" if 1 < season <= input_steps else "naive"
+    windows = fold_rows - input_steps - horizon + 1
+    validation = horizon if windows - horizon >= 12 else 0
+    test = 0.2 if round(rows * 0.2) >= 2 * horizon else 2 * horizon
+    return {
+        "input_steps": input_steps,
+        "test": test,
+        "validation": validation,
+        "residual": residual,
+    }
 
 
 def _yaml_str(value: str) -> str:
