@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint format bench clean
+.PHONY: install demo test test-fast lint format bench bench-accuracy clean
 
 install: $(STAMP)
 
@@ -37,6 +37,10 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+# the recommended configs vs seasonal naive and statsforecast on data/accuracy (about an hour)
+bench-accuracy: $(STAMP)
+	$(BIN)/python benchmarks/accuracy.py --seeds 1 2 3
 
 clean:
 	rm -rf $(VENV) runs plots .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,233 @@
+"""Accuracy on the development set: `forecast init` + `forecast backtest --folds 3` per series,
+next to seasonal naive and statsforecast's AutoETS, AutoTheta and AutoARIMA on the same folds.
+
+    python benchmarks/accuracy.py                 # every series, seed 1
+    python benchmarks/accuracy.py --seeds 1 2 3   # stability over seeds
+    python benchmarks/accuracy.py --series a10_monthly airline_monthly --no-stats
+
+Protocol (data/accuracy/spec.json): 3 folds, one origin each, `horizon` rows apart, the last
+fold ending at the last row; everything refitted per fold on the rows up to and including the
+origin; MASE scaled by the mean absolute lag-m difference of those rows (m = the spec's
+season length). The network runs exactly as a user runs it: the config `forecast init --csv
+FILE --target COL --horizon H` prints, unchanged, through `api.backtest` (what `forecast
+backtest` calls). statsforecast is in the dev extra only.
+
+Per series: the mean over folds of each model's MASE, and its ratio to seasonal naive's.
+Summary: the geometric mean of the ratios and how many are below 1. Results go to
+benchmarks/results/accuracy.json and, with --write-readme, into benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from forecast import api  # noqa: E402
+from forecast.backtest import backtest_origins  # noqa: E402
+from forecast.starter import starter_config  # noqa: E402
+
+DATA = ROOT / "data"
+RESULTS = ROOT / "benchmarks" / "results" / "accuracy.json"
+STATS = ("AutoETS", "AutoTheta", "AutoARIMA")
+# the shipped series besides data/accuracy/, with the same protocol
+EXTRA = [
+    {"file": "airline_monthly.csv", "target": "passengers", "time_column": "date",
+     "season_length": 12, "horizon": 12},
+    {"file": "macrodata_quarterly.csv", "target": "realgdp", "time_column": "date",
+     "season_length": 4, "horizon": 8},
+    {"file": "msft_daily.csv", "target": "Close", "time_column": "Date",
+     "season_length": 5, "horizon": 10},
+    {"file": "sine.csv", "target": "value", "time_column": "step",
+     "season_length": 1, "horizon": 10},
+]  # fmt: skip
+
+
+def series_list() -> list[dict]:
+    spec = json.loads((DATA / "accuracy" / "spec.json").read_text())
+    found = [{**s, "path": DATA / "accuracy" / s["file"]} for s in spec["series"]]
+    found += [{**s, "path": DATA / s["file"]} for s in EXTRA]
+    for s in found:
+        s["name"] = Path(s["file"]).stem
+    return found
+
+
+def mase_scale(y: np.ndarray, season: int) -> float:
+    return float(np.mean(np.abs(y[season:] - y[:-season])))
+
+
+def fold_origins(y: np.ndarray, horizon: int) -> np.ndarray:
+    return backtest_origins(len(y), 3, horizon)
+
+
+def seasonal_naive(history: np.ndarray, horizon: int, season: int) -> np.ndarray:
+    steps = np.arange(horizon)
+    return history[len(history) - season + steps % season]
+
+
+def stats_forecasts(y: np.ndarray, spec: dict) -> dict[str, dict]:
+    """Each statsforecast model's MASE per fold and seconds, on exactly the network's folds."""
+    from statsforecast.models import AutoARIMA, AutoETS, AutoTheta
+
+    season, horizon = spec["season_length"], spec["horizon"]
+    makers = {
+        "AutoETS": lambda: AutoETS(season_length=season),
+        "AutoTheta": lambda: AutoTheta(season_length=season),
+        "AutoARIMA": lambda: AutoARIMA(season_length=season),
+    }
+    out = {}
+    for name, make in makers.items():
+        started, scores = time.perf_counter(), []
+        for origin in fold_origins(y, horizon):
+            history, actual = y[: origin + 1], y[origin + 1 : origin + 1 + horizon]
+            try:
+                predicted = make().forecast(y=history, h=horizon)["mean"]
+                scores.append(
+                    float(np.mean(np.abs(predicted - actual))) / mase_scale(history, season)
+                )
+            except Exception as exc:  # a model that cannot fit this series: say so
+                print(f"  {name} failed on {spec['name']}: {exc}", file=sys.stderr)
+                scores.append(math.nan)
+        out[name] = {"mase": scores, "seconds": round(time.perf_counter() - started, 3)}
+    return out
+
+
+def network(spec: dict, seed: int, folder: Path, overrides: list[str]) -> dict:
+    """`forecast init` + `forecast backtest --folds 3`, as a user runs them."""
+    text = starter_config("univariate", spec["path"], spec["target"], spec["horizon"])
+    config = folder / f"{spec['name']}.yaml"
+    config.write_text(text, encoding="utf-8")
+    started = time.perf_counter()
+    result = api.backtest(
+        config, folds=3, runs_dir=folder / "runs", overrides=overrides, seed=seed, quiet=True
+    )
+    seconds = time.perf_counter() - started
+    report = result.report
+    if report["season_length"] != spec["season_length"]:
+        print(
+            f"  note: {spec['name']}: the config's season length {report['season_length']} "
+            f"differs from the spec's {spec['season_length']}",
+            file=sys.stderr,
+        )
+    return {
+        "mase": [f["model"]["mase"] for f in report["folds"]],
+        "seconds": round(seconds, 3),
+        "season_length": report["season_length"],
+    }
+
+
+def run(names: list[str] | None, seeds: list[int], with_stats: bool, overrides: list[str]) -> dict:
+    logging.getLogger("forecast").setLevel(logging.ERROR)
+    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for spec in series_list():
+            if names and spec["name"] not in names:
+                continue
+            frame = pd.read_csv(spec["path"])
+            y = frame[spec["target"]].to_numpy(dtype=float)
+            entry = results.setdefault(spec["name"], {})
+            season, horizon = spec["season_length"], spec["horizon"]
+            entry["rows"], entry["season_length"], entry["horizon"] = len(y), season, horizon
+            entry["seasonal_naive"] = [
+                float(
+                    np.mean(
+                        np.abs(
+                            seasonal_naive(y[: o + 1], horizon, season) - y[o + 1 : o + 1 + horizon]
+                        )
+                    )
+                )
+                / mase_scale(y[: o + 1], season)
+                for o in fold_origins(y, horizon)
+            ]
+            if with_stats:
+                entry["stats"] = stats_forecasts(y, spec)
+            entry.setdefault("network", {})
+            for seed in seeds:
+                try:
+                    entry["network"][str(seed)] = network(spec, seed, Path(tmp), overrides)
+                except Exception as exc:  # report a series the recommended config cannot run
+                    entry["network"][str(seed)] = {"error": f"{type(exc).__name__}: {exc}"}
+                shown = entry["network"][str(seed)]
+                print(f"{spec['name']} seed {seed}: {shown}", file=sys.stderr, flush=True)
+            RESULTS.parent.mkdir(parents=True, exist_ok=True)
+            RESULTS.write_text(json.dumps(results, indent=1))
+    return results
+
+
+def table(results: dict, seeds: list[int]) -> str:
+    """Markdown: per series, each model's mean MASE / seasonal naive's (lower is better)."""
+    models = ["network", *STATS]
+    lines = [
+        "| series | rows | h | m | seasonal naive MASE | "
+        + " | ".join(f"{m} / snaive" for m in models)
+        + " | network s |",
+        "|---|---:|---:|---:|---:|" + "---:|" * len(models) + "---:|",
+    ]
+    ratios: dict[str, list[float]] = {m: [] for m in models}
+    for name, entry in results.items():
+        base = float(np.mean(entry["seasonal_naive"]))
+        cells, seconds = [], []
+        for model in models:
+            if model == "network":
+                runs = [entry["network"].get(str(s), {}) for s in seeds]
+                values = [float(np.mean(r["mase"])) for r in runs if "mase" in r]
+                seconds += [r["seconds"] for r in runs if "seconds" in r]
+                value = float(np.mean(values)) if len(values) == len(seeds) else math.nan
+            else:
+                value = float(
+                    np.nanmean(entry.get("stats", {}).get(model, {}).get("mase", [math.nan]))
+                )
+            ratio = value / base
+            ratios[model].append(ratio)
+            cells.append("fails" if math.isnan(ratio) else f"{ratio:.3f}")
+        lines.append(
+            f"| {name} | {entry['rows']} | {entry['horizon']} | {entry['season_length']} | "
+            f"{base:.3f} | "
+            + " | ".join(cells)
+            + f" | {np.mean(seconds) if seconds else math.nan:.0f} |"
+        )
+    summary = []
+    for model in models:
+        values = np.array(ratios[model])
+        ok = values[np.isfinite(values)]
+        geo = float(np.exp(np.mean(np.log(ok)))) if len(ok) else math.nan
+        summary.append(f"{geo:.3f} ({int((ok < 1).sum())}/{len(values)} below 1)")
+    lines.append("| **geometric mean** | | | | | " + " | ".join(summary) + " | |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--series", nargs="*", help="names (file stems); default: all")
+    parser.add_argument("--seeds", nargs="*", type=int, default=[1])
+    parser.add_argument("--no-stats", action="store_true", help="skip statsforecast")
+    parser.add_argument("--table-only", action="store_true", help="print the saved results")
+    parser.add_argument(
+        "--set", action="append", default=[], help="experiment: override the init config"
+    )
+    parser.add_argument("--results", type=Path, help="results JSON file (default: results/)")
+    args = parser.parse_args()
+    global RESULTS
+    RESULTS = args.results or RESULTS
+    if args.table_only:
+        results = json.loads(RESULTS.read_text())
+    else:
+        results = run(args.series, args.seeds, not args.no_stats, args.set)
+    print(table(results, args.seeds))
+
+
+if __name__ == "__main__":
+    main()
