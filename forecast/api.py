@@ -32,6 +32,7 @@ from forecast.models import cudnn_warnings
 from forecast.pipeline import (
     Prepared,
     fit,
+    fit_final,
     forecast,
     outside_training_range,
     prepare,
@@ -132,7 +133,10 @@ def train(
         clock = time.perf_counter()
         runs.write_results(partial, prepared, fitted, metrics, predictions)
         timings["save"] = round(time.perf_counter() - clock, 4)
-        runs.write_run_info(partial, prepared, fitted, timings)
+        final = _final_fit(partial, prepared, fitted, quiet) if cfg.training.final_fit else None
+        if final is not None:
+            timings["final_fit"] = final.pop("seconds")
+        runs.write_run_info(partial, prepared, fitted, timings, final)
         (partial / "fit.json").unlink()  # its content is in history.csv and run.json now
         run_dir = runs.finish(partial, runs_path, name, when)
     except BaseException as exc:
@@ -157,6 +161,28 @@ def _fitted_model(partial: Path, prepared: Prepared, quiet: bool) -> tuple[Any, 
     fitted["timings"]["save_model"] = round(time.perf_counter() - clock, 4)
     checkpoint.discard()
     return model, fitted
+
+
+def _final_fit(
+    partial: Path, prepared: Prepared, fitted: dict[str, Any], quiet: bool
+) -> dict[str, Any]:
+    """Refit on every row for the epochs the held-out fit used (its best epoch when early
+    stopping restored one) and make it the run's model.keras; run.json's `final_fit`."""
+    epochs = fitted["best_epoch"] or len(fitted["history"])
+    rows = len(prepared.values)
+    if not quiet:
+        log.info("final fit: %d epoch(s) on all %d rows", epochs, rows)
+    clock = time.perf_counter()
+    model, result, _ = fit_final(prepared, epochs, quiet=True)
+    runs.save_model(partial / "model.keras", model)
+    window = prepared.config.window
+    return {
+        "rows": rows,
+        "windows": len(prepared.scaled) - window.input_steps - window.output_steps + 1,
+        "epochs": epochs,
+        "loss": result.history[-1]["loss"] if result.history else None,
+        "seconds": round(time.perf_counter() - clock, 4),
+    }
 
 
 def _evaluate_on_test(
@@ -279,6 +305,14 @@ def predict(
     from forecast.forecasting import Forecaster
 
     forecaster = Forecaster(runs.load_model(opened.model_path), data.features, data.targets)
+    final = opened.info.get("final_fit")
+    if final:
+        log.info("forecast by the final model, refitted on all %d rows", final["rows"])
+    else:
+        held_out = opened.info.get("split", {}).get("val_start")
+        log.info(
+            "forecast by the model fitted on the first %s rows (training.final_fit off)", held_out
+        )
     last = np.array([len(history.scaled) - 1])
     future = forecast(history, forecaster, last, steps)[0]  # (H, K)
     time_name = data.time_column or "step"

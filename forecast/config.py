@@ -157,6 +157,11 @@ class TrainingConfig(Strict):
         "none", description="none | mirrored (all local GPUs)"
     )
     jit_compile: bool = Field(False, description="compile training steps with XLA")
+    final_fit: bool = Field(
+        True,
+        description="after the held-out evaluation, refit on every row for the epochs early "
+        "stopping found; predict uses that model",
+    )
     unroll: Literal["auto"] | bool = Field(
         "auto",
         description="unroll recurrent layers: auto = on CPU-only machines for input_steps <= 100 "

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +233,18 @@ def fit(
         "fit": round(fitted.seconds, 4),
     }
     return model, fitted, {"timings": timings, "strategy": strategy, "unroll": unroll}
+
+
+def fit_final(prepared: Prepared, epochs: int, quiet: bool) -> tuple[Any, Any, dict[str, Any]]:
+    """Refit on every row (the test rows too) for `epochs`, with the held-out run's scaler
+    and settings, without validation or early stopping: the model `predict` uses."""
+    cfg = prepared.config
+    training = cfg.training.model_copy(update={"epochs": epochs, "early_stopping": False})
+    rows = len(prepared.scaled)
+    window = cfg.window
+    every_row = Split(rows, rows, rows, window.input_steps, window.horizon, window.output_steps)
+    final = replace(prepared, config=cfg.model_copy(update={"training": training}), split=every_row)
+    return fit(final, quiet)
 
 
 def forecast(

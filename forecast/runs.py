@@ -175,8 +175,13 @@ def fit_record(result: Any, info: dict[str, Any]) -> dict[str, Any]:
 def save_fitted(partial: Path, model: Any, fitted: dict[str, Any]) -> None:
     """Keep the trained model as soon as `fit` returns: model.keras, then fit.json (history,
     best epoch, timings...), which marks the model as complete."""
-    write_atomic(partial / "model.keras", model.save, suffix=".keras")
+    save_model(partial / "model.keras", model)
     write_json(partial / "fit.json", fitted)
+
+
+def save_model(path: Path, model: Any) -> None:
+    """Keras native format, through a temporary file and a rename."""
+    write_atomic(path, model.save, suffix=".keras")
 
 
 def load_fitted(partial: Path) -> tuple[Any, dict[str, Any]] | None:
@@ -203,14 +208,20 @@ def write_results(
 
 
 def write_run_info(
-    partial: Path, prepared: Any, fitted: dict[str, Any], timings: dict[str, Any]
+    partial: Path,
+    prepared: Any,
+    fitted: dict[str, Any],
+    timings: dict[str, Any],
+    final_fit: dict[str, Any] | None = None,
 ) -> None:
-    """run.json, written last: a run directory with run.json is complete."""
+    """run.json, written last: a run directory with run.json is complete. `epochs_run` and
+    `best_epoch` are the held-out fit's; `final_fit` (rows, epochs) the refit on every row."""
     info = run_info(prepared, timings) | {
         "strategy": fitted["strategy"],
         "unroll": fitted["unroll"],
         "epochs_run": len(fitted["history"]),
         "best_epoch": fitted["best_epoch"],
+        "final_fit": final_fit or False,
     }
     write_json(partial / "run.json", info)
 

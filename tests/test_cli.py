@@ -253,3 +253,12 @@ def test_version():
 
     result = invoke("--version")
     assert result.exit_code == 0 and result.stdout.strip() == f"forecast {__version__}"
+
+
+def test_predict_says_which_model_it_used(trained):
+    _, csv, _, run_dir, _ = trained
+    result = invoke("predict", "--run", run_dir, "--csv", csv)
+    assert result.exit_code == 0, result.output
+    assert "forecast by the final model, refitted on all 120 rows" in result.stderr
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["final_fit"]["rows"] == 120 and info["final_fit"]["windows"] == 120 - 12

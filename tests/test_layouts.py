@@ -58,6 +58,7 @@ def test_seed_sequences_are_learned_for_each_layout(layout, sequences):
                 "batch_size": 8,
                 "learning_rate": 0.005,
                 "early_stopping": False,
+                "final_fit": False,  # the layouts are under test, not the refit
             },
         }
     )

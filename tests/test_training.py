@@ -32,6 +32,7 @@ def config_file(folder: Path, restore: bool) -> Path:
             "batch_size": 16,
             "learning_rate": 0.02,
             "early_stopping": {"patience": 3, "restore_best_weights": restore},
+            "final_fit": False,  # the held-out fit's model is under test
         },
     )
 
@@ -60,3 +61,27 @@ def test_early_stopping_stops_after_patience_and_keeps_the_right_weights(tmp_pat
     else:  # the last epoch's
         assert kept == pytest.approx(history["val_loss"].iloc[-1], rel=1e-4)
         assert kept > history["val_loss"].min()
+
+
+def test_the_final_fit_trains_on_every_row_for_the_epochs_found(tmp_path):
+    import json
+
+    config = config_file(tmp_path, restore=True)
+    runs = tmp_path / "runs"
+    held_out = api.train(config, runs_dir=runs, quiet=True)  # the file says final_fit: false
+    final = api.train(config, runs_dir=runs, quiet=True, overrides=["training.final_fit=true"])
+    info = json.loads((final.run_dir / "run.json").read_text())
+    rows = len(pd.read_csv(tmp_path / "s.csv"))
+    # every row: all windows of the 150 rows (input 12, one step), none held out
+    assert info["final_fit"]["rows"] == rows
+    assert info["final_fit"]["windows"] == rows - 12 - 1 + 1
+    assert info["final_fit"]["epochs"] == info["best_epoch"]  # the epochs early stopping found
+    assert json.loads((held_out.run_dir / "run.json").read_text())["final_fit"] is False
+    # metrics.json is the held-out evaluation either way; the saved model is the refit
+    assert final.metrics == held_out.metrics
+    kept, refit = model_weights(held_out.run_dir), model_weights(final.run_dir)
+    assert any(not np.array_equal(a, b) for a, b in zip(kept, refit, strict=True))
+
+
+def model_weights(run_dir: Path) -> list:
+    return load_model(run_dir / "model.keras").get_weights()

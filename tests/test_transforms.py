@@ -80,7 +80,8 @@ def leaky_config(tmp_path, csv_name: str, transform: str = "none"):
             "window": {"input_steps": 6, "horizon": 2},
             "split": {"test": 0.2, "validation": 0.1},
             "model": {"architecture": "gru", "units": [4]},
-            "training": {"epochs": 2, "batch_size": 16},
+            # the held-out model is the one under test (a final fit sees every row)
+            "training": {"epochs": 2, "batch_size": 16, "final_fit": False},
         }
     )
 
