@@ -298,23 +298,22 @@ def predict(
     # differences are summed onto the targets' last values, so they must be in the CSV too
     series = read_series(data, path=csv_path, require_targets=transform_lag(data.transform) > 0)
     history = prepare_history(cfg, series, scaler)
-    for line in outside_training_range(history):
-        log.warning(line)
 
     import_tensorflow_quietly()
     from forecast.forecasting import Forecaster
 
     forecaster = Forecaster(runs.load_model(opened.model_path), data.features, data.targets)
+    last = np.array([len(history.scaled) - 1])
+    future = forecast(history, forecaster, last, steps)[0]  # (H, K)
+    # said once the forecast stands, so that an error stays the only line
+    for line in outside_training_range(history):
+        log.warning(line)
     final = opened.info.get("final_fit")
     if final:
         log.info("forecast by the final model, refitted on all %d rows", final["rows"])
     else:
         held_out = opened.info.get("split", {}).get("val_start")
-        log.info(
-            "forecast by the model fitted on the first %s rows (training.final_fit off)", held_out
-        )
-    last = np.array([len(history.scaled) - 1])
-    future = forecast(history, forecaster, last, steps)[0]  # (H, K)
+        log.info("forecast by the model fitted on the first %s rows (final_fit off)", held_out)
     time_name = data.time_column or "step"
     result = pd.DataFrame({time_name: time_labels(future_index(series.index, steps))})
     for k, target in enumerate(data.targets):

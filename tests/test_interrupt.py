@@ -209,7 +209,8 @@ def test_an_interruption_after_training_keeps_the_trained_model(tmp_path: Path, 
         data={"path": "s.csv", "time_column": "date", "features": ["sales"]},
         window={"input_steps": 12},
         model={"architecture": "gru", "units": [4]},
-        training={"epochs": 3, "early_stopping": False},
+        # no final fit: any training on --resume would be the held-out fit again
+        training={"epochs": 3, "early_stopping": False, "final_fit": False},
     )
     real_evaluate = api._evaluate_on_test
 

@@ -155,7 +155,9 @@ def test_the_recommended_config_backtests_a_36_row_series(tmp_path: Path):
     assert [f["model"]["mase"] is not None for f in result.report["folds"]] == [True] * 3
 
 
-def test_predict_warns_when_recent_inputs_leave_the_training_range(tmp_path: Path, caplog):
+def test_predict_warns_when_recent_inputs_leave_the_training_range(
+    tmp_path: Path, caplog, monkeypatch
+):
     import logging
 
     import pandas as pd
@@ -179,15 +181,14 @@ def test_predict_warns_when_recent_inputs_leave_the_training_range(tmp_path: Pat
     recent = frame.iloc[:72].copy()
     recent.loc[71, "sales"] = train_max + span / 2  # half the training range above it
     write_csv(tmp_path / "recent.csv", recent)
-    logger = logging.getLogger("forecast")
+    monkeypatch.setattr(logging.getLogger("forecast"), "propagate", True)
     with caplog.at_level(logging.WARNING, logger="forecast"):
-        logger.propagate = True
         api.predict(result.run_dir, tmp_path / "recent.csv")
-    lines = [r.getMessage() for r in caplog.records if "training range" in r.getMessage()]
-    assert lines == [
+    lines = {r.getMessage() for r in caplog.records if "training range" in r.getMessage()}
+    assert lines == {
         f"{tmp_path / 'recent.csv'}: recent 'sales' values lie up to 50% of the training range "
         f"above it (training max {train_max:.6g}); forecasts there rest on extrapolation"
-    ]
+    }
     caplog.clear()
     write_csv(tmp_path / "inside.csv", frame.iloc[:72])  # the rows the scaler was fitted on
     with caplog.at_level(logging.WARNING, logger="forecast"):
