@@ -57,3 +57,37 @@ def tiny_config(tmp_path: Path, monthly_csv: Path) -> Path:
         model={"architecture": "lstm", "units": [8]},
         training={"epochs": 2, "batch_size": 16},
     )
+
+
+def early_stopping_config(folder: Path, restore: bool = True, final_fit: bool = True) -> Path:
+    """Early stopping (patience 3) that stops well before its 80 epochs on a small series."""
+    write_csv(folder / "s.csv", monthly_frame(150, seed=3))
+    return write_config(
+        folder / "es.yaml",
+        name="es",
+        seed=4,
+        data={"path": "s.csv", "time_column": "date", "features": ["sales", "price"]},
+        window={"input_steps": 12},
+        split={"test": 0.15, "validation": 0.25},
+        model={"architecture": "lstm", "units": [16], "dropout": 0.2},
+        training={
+            "epochs": 80,
+            "batch_size": 16,
+            "learning_rate": 0.02,
+            "early_stopping": {"patience": 3, "restore_best_weights": restore},
+            "final_fit": final_fit,
+        },
+    )
+
+
+def small_gru_config(folder: Path, **training) -> Path:
+    """A univariate GRU(4) on 100 monthly rows: a run in a few seconds."""
+    write_csv(folder / "s.csv", monthly_frame(100))
+    return write_config(
+        folder / "t.yaml",
+        name="t",
+        data={"path": "s.csv", "time_column": "date", "features": ["sales"]},
+        window={"input_steps": 12},
+        model={"architecture": "gru", "units": [4]},
+        training=training,
+    )

@@ -14,7 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from .conftest import monthly_frame, write_config, write_csv
+from .conftest import (
+    early_stopping_config,
+    monthly_frame,
+    small_gru_config,
+    write_config,
+    write_csv,
+)
 
 FORECAST = str(Path(sys.executable).parent / "forecast")
 EPOCHS = 40
@@ -119,26 +125,6 @@ def test_resume_without_an_interrupted_run_is_a_user_error(long_config):
 # --------------------------------------------------------------------------- in process
 
 
-def es_config(folder: Path) -> Path:
-    """Early stopping that stops well before `epochs` on a small series."""
-    write_csv(folder / "s.csv", monthly_frame(150, seed=3))
-    return write_config(
-        folder / "es.yaml",
-        name="es",
-        seed=4,
-        data={"path": "s.csv", "time_column": "date", "features": ["sales", "price"]},
-        window={"input_steps": 12},
-        split={"test": 0.15, "validation": 0.25},
-        model={"architecture": "lstm", "units": [16], "dropout": 0.2},
-        training={
-            "epochs": 80,
-            "batch_size": 16,
-            "learning_rate": 0.02,
-            "early_stopping": {"patience": 3, "restore_best_weights": True},
-        },
-    )
-
-
 def model_weights(run_dir: Path) -> list:
     from forecast.runs import load_model
 
@@ -168,7 +154,7 @@ def interrupt_at_epoch(monkeypatch, config: Path, epoch: int) -> None:
 def test_a_resumed_run_stops_where_an_uninterrupted_one_stops(tmp_path: Path, monkeypatch):
     from forecast import api, training
 
-    config = es_config(tmp_path)
+    config = early_stopping_config(tmp_path)
     whole = api.train(config, runs_dir=tmp_path / "whole", quiet=True)
     history = pd.read_csv(whole.run_dir / "history.csv")
     stopped = len(history)
@@ -202,16 +188,8 @@ def test_a_resumed_run_stops_where_an_uninterrupted_one_stops(tmp_path: Path, mo
 def test_an_interruption_after_training_keeps_the_trained_model(tmp_path: Path, monkeypatch):
     from forecast import api, pipeline
 
-    write_csv(tmp_path / "s.csv", monthly_frame(100))
-    config = write_config(
-        tmp_path / "t.yaml",
-        name="t",
-        data={"path": "s.csv", "time_column": "date", "features": ["sales"]},
-        window={"input_steps": 12},
-        model={"architecture": "gru", "units": [4]},
-        # no final fit: any training on --resume would be the held-out fit again
-        training={"epochs": 3, "early_stopping": False, "final_fit": False},
-    )
+    # no final fit: any training on --resume would be the held-out fit again
+    config = small_gru_config(tmp_path, epochs=3, early_stopping=False, final_fit=False)
     real_evaluate = api._evaluate_on_test
 
     def ctrl_c(*args, **kwargs):
@@ -241,15 +219,7 @@ def test_an_error_while_saving_keeps_the_trained_model(tmp_path: Path, monkeypat
 
     from forecast import api, runs
 
-    write_csv(tmp_path / "s.csv", monthly_frame(100))
-    config = write_config(
-        tmp_path / "t.yaml",
-        name="t",
-        data={"path": "s.csv", "time_column": "date", "features": ["sales"]},
-        window={"input_steps": 12},
-        model={"architecture": "gru", "units": [4]},
-        training={"epochs": 2},
-    )
+    config = small_gru_config(tmp_path, epochs=2)
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")

@@ -14,27 +14,12 @@ from forecast.pipeline import prepare
 from forecast.runs import load_model
 from forecast.windows import input_windows, target_windows
 
-from .conftest import monthly_frame, write_config, write_csv
+from .conftest import early_stopping_config
 
 
 def config_file(folder: Path, restore: bool) -> Path:
-    write_csv(folder / "s.csv", monthly_frame(150, seed=3))
-    return write_config(
-        folder / f"es-{restore}.yaml",
-        name="es",
-        seed=4,
-        data={"path": "s.csv", "time_column": "date", "features": ["sales", "price"]},
-        window={"input_steps": 12},
-        split={"test": 0.15, "validation": 0.25},
-        model={"architecture": "lstm", "units": [16], "dropout": 0.2},
-        training={
-            "epochs": 80,
-            "batch_size": 16,
-            "learning_rate": 0.02,
-            "early_stopping": {"patience": 3, "restore_best_weights": restore},
-            "final_fit": False,  # the held-out fit's model is under test
-        },
-    )
+    # the held-out fit's model is under test
+    return early_stopping_config(folder, restore=restore, final_fit=False)
 
 
 def validation_loss(run_dir: Path, config: Path) -> float:
