@@ -133,11 +133,14 @@ def train(
         clock = time.perf_counter()
         runs.write_results(partial, prepared, fitted, metrics, predictions)
         timings["save"] = round(time.perf_counter() - clock, 4)
-        final = _final_fit(partial, prepared, fitted, quiet) if cfg.training.final_fit else None
-        if final is not None:
-            timings["final_fit"] = final.pop("seconds")
+        final = None
+        if cfg.training.final_fit:
+            final = runs.load_final(partial) or _final_fit(partial, prepared, fitted, quiet)
+            timings["final_fit"] = final["seconds"]
+        else:
+            runs.keep_held_out(partial)
         runs.write_run_info(partial, prepared, fitted, timings, final)
-        (partial / "fit.json").unlink()  # its content is in history.csv and run.json now
+        runs.drop_resume_files(partial)
         run_dir = runs.finish(partial, runs_path, name, when)
     except BaseException as exc:
         _keep_or_discard(partial, exc, resume)
@@ -167,22 +170,24 @@ def _final_fit(
     partial: Path, prepared: Prepared, fitted: dict[str, Any], quiet: bool
 ) -> dict[str, Any]:
     """Refit on every row for the epochs the held-out fit used (its best epoch when early
-    stopping restored one) and make it the run's model.keras; run.json's `final_fit`."""
+    stopping restored one) and make it the run's model.keras; run.json's `final_fit`
+    (and `seconds`)."""
     epochs = fitted["best_epoch"] or len(fitted["history"])
     rows = len(prepared.values)
     if not quiet:
         log.info("final fit: %d epoch(s) on all %d rows", epochs, rows)
     clock = time.perf_counter()
     model, result, _ = fit_final(prepared, epochs, quiet=True)
-    runs.save_model(partial / "model.keras", model)
     window = prepared.config.window
-    return {
+    info = {
         "rows": rows,
         "windows": len(prepared.scaled) - window.input_steps - window.output_steps + 1,
         "epochs": epochs,
         "loss": result.history[-1]["loss"] if result.history else None,
         "seconds": round(time.perf_counter() - clock, 4),
     }
+    runs.save_final(partial, model, info)
+    return info
 
 
 def _evaluate_on_test(

@@ -4,9 +4,11 @@ runs/.<name>-<stamp>.partial/   while training (never picked up as a run)
 runs/<name>-<stamp>[-N]/        when complete; never overwritten
 
 A partial run holds `backup/` (the training checkpoint, see forecast.training) while the
-model trains, then `model.keras` and `fit.json` once `fit` has returned, so an interruption
-after training keeps the trained model and `--resume` goes on from there. Every file is
-written through a temporary file and a rename: a reader never sees half of one.
+model trains, then `held_out.keras` and `fit.json` once `fit` has returned, and
+`model.keras` with `final.json` once the final fit on every row has, so an interruption
+keeps whatever was trained and `--resume` goes on from there (the held-out evaluation always
+uses the held-out model). Every file is written through a temporary file and a rename: a
+reader never sees half of one.
 """
 
 from __future__ import annotations
@@ -173,10 +175,33 @@ def fit_record(result: Any, info: dict[str, Any]) -> dict[str, Any]:
 
 
 def save_fitted(partial: Path, model: Any, fitted: dict[str, Any]) -> None:
-    """Keep the trained model as soon as `fit` returns: model.keras, then fit.json (history,
-    best epoch, timings...), which marks the model as complete."""
-    save_model(partial / "model.keras", model)
+    """Keep the held-out model as soon as `fit` returns: held_out.keras, then fit.json
+    (history, best epoch, timings...), which marks it as complete."""
+    save_model(partial / "held_out.keras", model)
     write_json(partial / "fit.json", fitted)
+
+
+def save_final(partial: Path, model: Any, info: dict[str, Any]) -> None:
+    """The final fit on every row: model.keras, then final.json, which marks it complete."""
+    save_model(partial / "model.keras", model)
+    write_json(partial / "final.json", info)
+
+
+def load_final(partial: Path) -> dict[str, Any] | None:
+    """final.json of a final fit that finished before an interruption, else None."""
+    path = partial / "final.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def keep_held_out(partial: Path) -> None:
+    """Without a final fit, the held-out model is the run's model.keras."""
+    os.replace(partial / "held_out.keras", partial / "model.keras")
+
+
+def drop_resume_files(partial: Path) -> None:
+    """What only --resume needs; its content is in model.keras, history.csv and run.json."""
+    for name in ("held_out.keras", "fit.json", "final.json"):
+        (partial / name).unlink(missing_ok=True)
 
 
 def save_model(path: Path, model: Any) -> None:
@@ -189,7 +214,7 @@ def load_fitted(partial: Path) -> tuple[Any, dict[str, Any]] | None:
     if not (partial / "fit.json").is_file():
         return None
     info = json.loads((partial / "fit.json").read_text(encoding="utf-8"))
-    return load_model(partial / "model.keras"), info
+    return load_model(partial / "held_out.keras"), info
 
 
 def write_results(
@@ -221,7 +246,7 @@ def write_run_info(
         "unroll": fitted["unroll"],
         "epochs_run": len(fitted["history"]),
         "best_epoch": fitted["best_epoch"],
-        "final_fit": final_fit or False,
+        "final_fit": {k: v for k, v in final_fit.items() if k != "seconds"} if final_fit else False,
     }
     write_json(partial / "run.json", info)
 

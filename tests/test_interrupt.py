@@ -199,7 +199,7 @@ def test_an_interruption_after_training_keeps_the_trained_model(tmp_path: Path, 
     with pytest.raises(KeyboardInterrupt):
         api.train(config, runs_dir=tmp_path / "runs", quiet=True)
     (partial,) = (tmp_path / "runs").glob(".t-*.partial")
-    assert (partial / "model.keras").is_file() and (partial / "fit.json").is_file()
+    assert (partial / "held_out.keras").is_file() and (partial / "fit.json").is_file()
     assert not (partial / "backup").exists()  # the trained model replaced the checkpoint
 
     def no_training(*args, **kwargs):
@@ -232,3 +232,43 @@ def test_an_error_while_saving_keeps_the_trained_model(tmp_path: Path, monkeypat
     assert (partial / "fit.json").is_file()
     assert "stopped by an error; the trained model is kept in" in caplog.text
     assert "--resume" in caplog.text
+
+
+def test_an_interruption_after_the_final_fit_keeps_both_models(tmp_path: Path, monkeypatch):
+    """The held-out evaluation on --resume uses the held-out model, never the final one
+    (which saw the test rows), and neither is trained again."""
+    from forecast import api, runs
+
+    config = small_gru_config(tmp_path, epochs=3, early_stopping=False)
+    whole = api.train(config, runs_dir=tmp_path / "whole", quiet=True)
+    real_write = runs.write_run_info
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, "write_run_info", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        api.train(config, runs_dir=tmp_path / "cut", quiet=True)
+    (partial,) = (tmp_path / "cut").glob(".t-*.partial")
+    assert {"held_out.keras", "fit.json", "model.keras", "final.json"} <= {
+        p.name for p in partial.iterdir()
+    }
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("--resume trained a model again")
+
+    monkeypatch.setattr(runs, "write_run_info", real_write)
+    monkeypatch.setattr(api, "fit", no_training)
+    monkeypatch.setattr(api, "fit_final", no_training)
+    resumed = api.train(config, runs_dir=tmp_path / "cut", quiet=True, resume=True)
+    assert resumed.metrics == whole.metrics  # the held-out model's scores
+    info = json.loads((resumed.run_dir / "run.json").read_text())
+    assert info["final_fit"] == json.loads((whole.run_dir / "run.json").read_text())["final_fit"]
+    assert sorted(p.name for p in resumed.run_dir.iterdir() if p.suffix in (".keras", ".json")) == [
+        "metrics.json",
+        "model.keras",
+        "run.json",
+        "scaler.json",
+    ]
+    for a, b in zip(model_weights(resumed.run_dir), model_weights(whole.run_dir), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
