@@ -167,20 +167,10 @@ def _set_unroll_false(node: Any) -> bool:
     return changed
 
 
-def build_model(
-    model: ModelConfig,
-    input_steps: int,
-    features: int,
-    horizon: int,
-    targets: int,
-    unroll: bool = False,
-    target_features: list[int] | None = None,
-    season: int = 1,
-) -> Any:
-    """A functional Keras model: (B, L, F) -> (B, H, K) (an ensemble's median)."""
-    return build_models(
-        model, input_steps, features, horizon, targets, unroll, target_features, season
-    )[1]
+def build_model(*args: Any, **kwargs: Any) -> Any:
+    """A functional Keras model: (B, L, F) -> (B, H, K) (an ensemble's median); the
+    forecasting half of `build_models`, same arguments."""
+    return build_models(*args, **kwargs)[1]
 
 
 def build_models(
@@ -204,12 +194,12 @@ def build_models(
     check_stack(model, input_steps, features, horizon, targets)
     import keras
 
+    from forecast.layers import register
+
     inputs = keras.Input(shape=(input_steps, features), name="window")  # (B, L, F)
     x = inputs
     relative = model.window_norm or model.residual != "none"
     if relative:
-        from forecast.layers import register
-
         if target_features is None:
             raise ValueError("`target_features` is needed with window_norm or a residual base")
         x, base, scale = register()["WindowNormalize"](
@@ -237,8 +227,6 @@ def build_models(
     stacked = keras.layers.Concatenate(axis=1, name="members")(
         [keras.layers.Reshape((1, horizon, targets))(o) for o in outs]
     )  # (B, N, H, K)
-    from forecast.layers import register
-
     median = register()["MemberMedian"](name="median")(stacked)  # (B, H, K)
     train = keras.Model(inputs, finish(stacked, "forecasts", True), name="ensemble_members")
     return train, keras.Model(inputs, finish(median, "forecast"), name="forecast_model")

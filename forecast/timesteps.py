@@ -21,7 +21,7 @@ def time_labels(times: pd.Index) -> np.ndarray:
     if isinstance(times, pd.DatetimeIndex):
         dates_only = bool((times.normalize() == times).all())
         return np.asarray(times.strftime("%Y-%m-%d" if dates_only else "%Y-%m-%dT%H:%M:%S"))
-    return np.asarray([int(t) for t in times], dtype=object)
+    return np.asarray(times, dtype=np.int64).astype(object)  # Python ints, JSON-ready
 
 
 def future_index(index: pd.Index, steps: int) -> pd.Index:

@@ -233,3 +233,16 @@ def test_interpolation_never_reads_a_later_part():
     assert fill_missing(values, [7])[:, 0] == pytest.approx([1, 2, 14 / 3, 22 / 3, 10, 12, 14])
     # a hole before a column's first value takes it
     assert fill_missing(np.array([[np.nan], [3.0]]), [2])[:, 0].tolist() == [3, 3]
+
+
+def test_time_labels_are_iso_dates_or_python_integers():
+    import json
+
+    from forecast.timesteps import time_labels
+
+    steps = time_labels(pd.Index([2008, 2009, 2010]))
+    assert json.dumps(list(steps)) == "[2008, 2009, 2010]"  # Python ints: JSON-ready
+    days = time_labels(pd.DatetimeIndex(["2020-01-01", "2020-01-02"]))
+    assert list(days) == ["2020-01-01", "2020-01-02"]
+    hours = time_labels(pd.DatetimeIndex(["2020-01-01 00:00", "2020-01-01 01:30"]))
+    assert list(hours) == ["2020-01-01T00:00:00", "2020-01-01T01:30:00"]

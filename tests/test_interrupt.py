@@ -185,6 +185,14 @@ def test_a_resumed_run_stops_where_an_uninterrupted_one_stops(tmp_path: Path, mo
     assert resumed.metrics["model"] == pytest.approx(whole.metrics["model"], rel=1e-5)
 
 
+def ctrl_c(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+def no_training(*args, **kwargs):
+    raise AssertionError("--resume trained a model again")
+
+
 def test_an_interruption_after_training_keeps_the_trained_model(tmp_path: Path, monkeypatch):
     from forecast import api, pipeline
 
@@ -192,18 +200,12 @@ def test_an_interruption_after_training_keeps_the_trained_model(tmp_path: Path, 
     config = small_gru_config(tmp_path, epochs=3, early_stopping=False, final_fit=False)
     real_evaluate = api._evaluate_on_test
 
-    def ctrl_c(*args, **kwargs):
-        raise KeyboardInterrupt
-
     monkeypatch.setattr(api, "_evaluate_on_test", ctrl_c)
     with pytest.raises(KeyboardInterrupt):
         api.train(config, runs_dir=tmp_path / "runs", quiet=True)
     (partial,) = (tmp_path / "runs").glob(".t-*.partial")
     assert (partial / "held_out.keras").is_file() and (partial / "fit.json").is_file()
     assert not (partial / "backup").exists()  # the trained model replaced the checkpoint
-
-    def no_training(*args, **kwargs):
-        raise AssertionError("--resume trained the model again")
 
     monkeypatch.setattr(api, "_evaluate_on_test", real_evaluate)
     monkeypatch.setattr(api, "fit", no_training)
@@ -243,9 +245,6 @@ def test_an_interruption_after_the_final_fit_keeps_both_models(tmp_path: Path, m
     whole = api.train(config, runs_dir=tmp_path / "whole", quiet=True)
     real_write = runs.write_run_info
 
-    def ctrl_c(*args, **kwargs):
-        raise KeyboardInterrupt
-
     monkeypatch.setattr(runs, "write_run_info", ctrl_c)
     with pytest.raises(KeyboardInterrupt):
         api.train(config, runs_dir=tmp_path / "cut", quiet=True)
@@ -253,9 +252,6 @@ def test_an_interruption_after_the_final_fit_keeps_both_models(tmp_path: Path, m
     assert {"held_out.keras", "fit.json", "model.keras", "final.json"} <= {
         p.name for p in partial.iterdir()
     }
-
-    def no_training(*args, **kwargs):
-        raise AssertionError("--resume trained a model again")
 
     monkeypatch.setattr(runs, "write_run_info", real_write)
     monkeypatch.setattr(api, "fit", no_training)
