@@ -28,9 +28,11 @@ from forecast.configfile import config_to_yaml, load_config, revalidate
 from forecast.data import read_series
 from forecast.errors import ConfigError, RunError
 from forecast.evaluation import evaluate, verdict
+from forecast.intervals import label
 from forecast.models import cudnn_warnings
 from forecast.pipeline import (
     Prepared,
+    calibrate_intervals,
     fit,
     fit_final,
     forecast,
@@ -129,9 +131,9 @@ def train(
         import_tensorflow_quietly()
         model, fitted = _fitted_model(partial, prepared, quiet)
         timings |= fitted["timings"]
-        metrics, predictions = _evaluate_on_test(prepared, model, timings)
+        metrics, predictions, calibration = _evaluate_on_test(prepared, model, timings)
         clock = time.perf_counter()
-        runs.write_results(partial, prepared, fitted, metrics, predictions)
+        runs.write_results(partial, prepared, fitted, metrics, predictions, calibration)
         timings["save"] = round(time.perf_counter() - clock, 4)
         final = None
         if cfg.training.final_fit:
@@ -192,15 +194,18 @@ def _final_fit(
 
 def _evaluate_on_test(
     prepared: Prepared, model: Any, timings: dict[str, Any]
-) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Forecast every test origin and score model and baselines: (metrics, predictions)."""
+) -> tuple[dict[str, Any], pd.DataFrame, Any]:
+    """Forecast every test origin, score model and baselines, and calibrate the intervals on
+    the validation origins: (metrics, predictions, Calibration or None)."""
     from forecast.forecasting import Forecaster
+    from forecast.intervals import interval_report
 
     cfg, split, lag = prepared.config, prepared.split, prepared.lag
     data, horizon = cfg.data, cfg.window.horizon
     clock = time.perf_counter()
     forecaster = Forecaster(model, data.features, data.targets)
     predicted = forecast(prepared, forecaster, split.test_origins, horizon)  # (N, H, K)
+    calibration, missing = calibrate_intervals(prepared, forecaster)
     timings["forecast"] = round(time.perf_counter() - clock, 4)
     clock = time.perf_counter()
     origins, test_start = split.test_origins + lag, split.test_start + lag  # original rows
@@ -213,10 +218,24 @@ def _evaluate_on_test(
         "test_origins": len(origins),
         **report,
     }
+    bounds = None
+    if calibration is not None:
+        overall, per_target = interval_report(
+            actual, origins, predicted, calibration, data.targets, prepared.season, test_start
+        )
+        metrics["intervals"] = overall
+        for target, block in per_target.items():
+            metrics["per_target"][target]["intervals"] = block
+        bounds = calibration.bounds(predicted)
+    elif missing:
+        metrics["intervals"] = {"unavailable": missing}
+        log.warning("no prediction intervals: %s", missing)
     metrics["verdict"] = verdict(metrics, cfg.model.label())
     timings["evaluate"] = round(time.perf_counter() - clock, 4)
-    table = runs.prediction_table(prepared.series.index, origins, actual, predicted, data.targets)
-    return metrics, table
+    table = runs.prediction_table(
+        prepared.series.index, origins, actual, predicted, data.targets, bounds, cfg.intervals
+    )
+    return metrics, table, calibration
 
 
 def _keep_or_discard(partial: Path, exc: BaseException, resume: bool) -> None:
@@ -271,10 +290,10 @@ def backtest(
     origins = rolling.check_folds(cfg, series, folds)
     if not quiet:
         _log_layout(cfg)
-    report, forecasts = rolling.run_backtest(cfg, series, origins, quiet)
+    report, forecasts, bounds = rolling.run_backtest(cfg, series, origins, quiet)
 
     def draw(path: Path) -> None:
-        plotting.backtest_figure(series.frame, cfg, origins, forecasts, path)
+        plotting.backtest_figure(series.frame, cfg, origins, forecasts, path, bounds)
 
     run_dir = runs.write_backtest(Path(runs_dir), cfg, report, draw)
     return BacktestResult(run_dir, run_dir / "backtest.json", report)
@@ -289,8 +308,9 @@ def predict(
 ) -> tuple[pd.DataFrame, Path]:
     """Forecast the next `horizon` steps after the last row of `csv_path`.
 
-    Returns the forecast (time column, then one column per target, original units) and the
-    CSV path it was written to (default: RUN_DIR/forecast.csv).
+    Returns the forecast (time column, then per target its column and, for each interval
+    level L, `<target>_lo_L` and `<target>_hi_L`; original units) and the CSV path it was
+    written to (default: RUN_DIR/forecast.csv).
     """
     opened = runs.open_run(runs.resolve_run(run, runs_dir))
     cfg, data = opened.config, opened.config.data
@@ -321,8 +341,18 @@ def predict(
         log.info("forecast by the model fitted on the first %s rows (final_fit off)", held_out)
     time_name = data.time_column or "step"
     result = pd.DataFrame({time_name: time_labels(future_index(series.index, steps))})
+    calibration = runs.load_intervals(opened.path)
+    bounds = calibration.bounds(future[None]) if calibration is not None else None
+    if calibration is not None and steps > calibration.half_width.shape[1]:
+        log.warning(
+            "intervals are calibrated for steps 1-%d only; later steps have empty bounds",
+            calibration.half_width.shape[1],
+        )
     for k, target in enumerate(data.targets):
         result[target] = future[:, k]
+        for i, level in enumerate(calibration.levels if calibration is not None else []):
+            result[f"{target}_lo_{label(level)}"] = bounds[0][i, 0, :, k]
+            result[f"{target}_hi_{label(level)}"] = bounds[1][i, 0, :, k]
     out_path = Path(output) if output is not None else opened.path / "forecast.csv"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     runs.write_text_atomic(out_path, result.to_csv(index=False))

@@ -19,7 +19,8 @@ from forecast.config import Config
 from forecast.data import Series, fill_missing
 from forecast.errors import ConfigError, DataError
 from forecast.evaluation import BASELINES, METRICS, evaluate, verdict
-from forecast.pipeline import fit, forecast, prepare
+from forecast.intervals import interval_report
+from forecast.pipeline import calibrate_intervals, fit, forecast, prepare
 from forecast.timesteps import time_labels
 
 log = logging.getLogger("forecast")
@@ -36,6 +37,7 @@ class Fold:
     report: dict[str, Any]  # backtest.json's entry for the fold
     forecast: np.ndarray  # (H, K) original units
     season: int
+    bounds: tuple[np.ndarray, np.ndarray] | None = None  # lo, hi (levels, 1, H, K)
 
 
 def check_folds(config: Config, series: Series, folds: int) -> np.ndarray:
@@ -80,13 +82,32 @@ def run_fold(config: Config, series: Series, origin: int, number: int) -> Fold:
         "model": scores["model"],
         "baselines": scores["baselines"],
         "per_target": scores["per_target"],
-        "seconds": round(time.perf_counter() - started, 3),
     }
-    return Fold(report, predicted[0], prepared.season)
+    calibration, missing = calibrate_intervals(prepared, forecaster)
+    bounds = None
+    if calibration is not None:
+        overall, per_target = interval_report(
+            actual,
+            np.array([origin]),
+            predicted,
+            calibration,
+            data.targets,
+            prepared.season,
+            origin + 1,
+        )
+        report["intervals"] = overall
+        for target, block in per_target.items():
+            report["per_target"][target]["intervals"] = block
+        bounds = calibration.bounds(predicted)
+    elif missing:
+        report["intervals"] = {"unavailable": missing}
+    report["seconds"] = round(time.perf_counter() - started, 3)
+    return Fold(report, predicted[0], prepared.season, bounds)
 
 
 def run_backtest(config: Config, series: Series, origins: np.ndarray, quiet: bool) -> tuple:
-    """Every fold in turn: (backtest.json's content, forecasts (K folds, H, targets))."""
+    """Every fold in turn: (backtest.json's content, forecasts (folds, H, K), interval bounds
+    lo, hi (levels, folds, H, K) or None)."""
     horizon = config.window.horizon
     times = time_labels(series.index)
     folds = []
@@ -117,7 +138,14 @@ def run_backtest(config: Config, series: Series, origins: np.ndarray, quiet: boo
     }
     where = f"averaged over {len(origins)} backtest folds"
     result["verdict"] = verdict(result["mean"], config.model.label(), where=where)
-    return result, np.stack([f.forecast for f in folds])
+    bounds = None
+    if all(f.bounds is not None for f in folds):
+        lo = np.concatenate([f.bounds[0] for f in folds], axis=1)  # (levels, folds, H, K)
+        bounds = (lo, np.concatenate([f.bounds[1] for f in folds], axis=1))
+    return result, np.stack([f.forecast for f in folds]), bounds
+
+
+INTERVAL_SCORES = ("coverage", "width", "msis")
 
 
 def mean_of_folds(folds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -135,10 +163,27 @@ def mean_of_folds(folds: list[dict[str, Any]]) -> dict[str, Any]:
             out["unavailable"] = reasons[0]
         return out
 
-    return {
+    out = {
         "model": {m: mean([f["model"] for f in folds], m) for m in METRICS},
         "baselines": {name: baseline(name) for name in BASELINES},
     }
+    scored = [
+        f["intervals"] for f in folds if "intervals" in f and "unavailable" not in f["intervals"]
+    ]
+    if scored:
+        out["intervals"] = {
+            level: {
+                **{m: mean([s[level] for s in scored], m) for m in INTERVAL_SCORES},
+                "seasonal_naive": {
+                    m: mean([s[level]["seasonal_naive"] for s in scored], m)
+                    for m in INTERVAL_SCORES
+                },
+            }
+            for level in scored[0]
+        }
+    elif folds and "intervals" in folds[0]:
+        out["intervals"] = folds[0]["intervals"]  # unavailable in every fold, with the reason
+    return out
 
 
 def import_tensorflow() -> None:

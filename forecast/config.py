@@ -205,6 +205,24 @@ class Config(Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    intervals: list[int | float] = Field(
+        default_factory=lambda: [80, 95],
+        description="prediction-interval levels in percent, calibrated on the validation "
+        "origins (conformal); [] = none",
+    )
+
+    @field_validator("intervals")
+    @classmethod
+    def _levels(cls, levels: list[int | float]) -> list[int | float]:
+        for level in levels:
+            if not 1 <= level < 100:
+                raise ValueError(
+                    f"levels are percentages from 1 to below 100 (80 for an 80% interval), "
+                    f"got {level:g}"
+                )
+        if len(set(levels)) != len(levels):
+            raise ValueError(f"lists a level more than once: {levels}")
+        return sorted(levels)
 
     @field_validator("name")
     @classmethod

@@ -34,6 +34,8 @@ from forecast.windows import Split, plan_split, row_count
 
 log = logging.getLogger("forecast")
 
+CALIBRATED_STEPS = 30
+
 
 @dataclass
 class Prepared:
@@ -256,6 +258,37 @@ def forecast(
     transformed = prepared.scaler.subset(data.targets).inverse_transform(scaled)
     last = prepared.target_values[work_origins + prepared.lag] if prepared.lag else None  # (N, K)
     return invert_transform(transformed, last, data.transform)
+
+
+def calibrate_intervals(prepared: Prepared, forecaster: Any) -> tuple[Any, str | None]:
+    """Conformal intervals from the forecasts of every validation origin, scored on the
+    steps that land on validation rows: (Calibration, None), or (None, why not). (None,
+    None) when the config asks for no intervals.
+
+    Where the model can forecast by recursion, steps beyond the horizon are calibrated too
+    (up to CALIBRATED_STEPS or the validation length), for `predict --horizon`."""
+    from forecast.intervals import calibrate, error_kind, step_residuals
+
+    cfg, split, lag = prepared.config, prepared.split, prepared.lag
+    assert split is not None, "calibration needs a split"
+    if not cfg.intervals:
+        return None, None
+    first = max(split.val_start - 1, cfg.window.input_steps - 1)
+    work_origins = np.arange(first, split.test_start - 1)
+    if split.test_start == split.val_start or len(work_origins) == 0:
+        return None, (
+            "no validation rows to calibrate them on; set split.validation > 0, "
+            "or intervals: [] to turn them off"
+        )
+    steps = cfg.window.horizon
+    if cfg.recursive_ok:  # `predict --horizon` may go further by recursion: calibrate that too
+        steps = max(steps, min(CALIBRATED_STEPS, split.test_start - split.val_start))
+    predicted = forecast(prepared, forecaster, work_origins, steps)
+    kind = error_kind(cfg.data.transform)
+    per_step = step_residuals(
+        prepared.target_values, work_origins + lag, predicted, split.test_start + lag, kind
+    )
+    return calibrate(per_step, cfg.intervals, kind), None
 
 
 def outside_training_range(prepared: Prepared) -> list[str]:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from forecast.config import Config
+from forecast.intervals import label
 from forecast.runs import write_atomic
 
 log = logging.getLogger("forecast")
@@ -86,6 +87,28 @@ def _times(values: pd.Series, config: Config) -> pd.Series:
     return pd.to_datetime(values)
 
 
+def _bands(
+    ax: Any, times: Any, bands: list[tuple[str, Any, Any]], color: str, legend: bool = True
+) -> None:
+    """Shade prediction intervals, the widest level lightest: bands [(level, lo, hi)]."""
+    ordered = sorted(bands, key=lambda band: -float(band[0]))
+    for i, (level, lo, hi) in enumerate(ordered):
+        ax.fill_between(
+            times,
+            np.asarray(lo, dtype=float),
+            np.asarray(hi, dtype=float),
+            color=color,
+            alpha=0.15 + 0.15 * i,
+            linewidth=0,
+            label=f"{level}% interval" if legend else None,
+        )
+
+
+def _levels(columns: Any, prefix: str) -> list[str]:
+    """Interval levels present as `<prefix>lo_L` columns, as written."""
+    return [c[len(prefix) + 3 :] for c in columns if c.startswith(f"{prefix}lo_")]
+
+
 def draw_run(run_dir: Path, config: Config, out_dir: Path) -> list[Path]:
     _use_fonts_for(config.data.columns + [config.data.time_column or ""])
     written = [_test_forecast(run_dir, config, out_dir), _loss(run_dir, out_dir)]
@@ -121,6 +144,8 @@ def _test_forecast(run_dir: Path, config: Config, out_dir: Path) -> Path:
                 linewidth=1,
                 label="predicted, step 1",
             )
+            bands = [(lv, first[f"lo_{lv}"], first[f"hi_{lv}"]) for lv in _levels(rows, "")]
+            _bands(ax, first["time"], bands, "tab:blue")
             if horizon > 1:
                 last = rows[rows["step"] == horizon]
                 ax.plot(
@@ -224,6 +249,11 @@ def _future(run_dir: Path, config: Config, out_dir: Path) -> Path | None:
                     marker="o",
                     label="forecast",
                 )
+            levels = _levels(future.columns, f"{target}_")
+            bands = [
+                (lv, future[f"{target}_lo_{lv}"], future[f"{target}_hi_{lv}"]) for lv in levels
+            ]
+            _bands(ax, future[time_name], bands, "tab:orange")
             ax.set_title(f"{target}: next {len(future)} step(s)")
             ax.set_ylabel(target)
             ax.legend(loc="best")
@@ -240,8 +270,10 @@ def backtest_figure(
     origins: np.ndarray,  # (K,) rows
     forecasts: np.ndarray,  # (K, H, targets)
     path: Path,
+    bounds: tuple[np.ndarray, np.ndarray] | None = None,  # lo, hi (levels, K, H, targets)
 ) -> Path:
-    """The actual series around the folds, with each fold's forecast drawn from its origin."""
+    """The actual series around the folds, with each fold's forecast drawn from its origin
+    and its intervals shaded."""
     plt = _pyplot()
     _use_fonts_for(config.data.columns + [config.data.time_column or ""])
     horizon = forecasts.shape[1]
@@ -271,6 +303,12 @@ def backtest_figure(
                 ax.axvline(
                     frame.index[origin], color=colors[k % len(colors)], alpha=0.3, linewidth=0.8
                 )
+                if bounds is not None:
+                    bands = [
+                        (label(level), bounds[0][i, k, :, row], bounds[1][i, k, :, row])
+                        for i, level in enumerate(config.intervals)
+                    ]
+                    _bands(ax, times[1:], bands, colors[k % len(colors)], legend=k == 0)
             ax.set_title(f"{target}: backtest, {len(origins)} fold(s) of {horizon} step(s)")
             ax.set_ylabel(target)
             ax.legend(loc="best", fontsize="small")

@@ -223,9 +223,13 @@ def write_results(
     fitted: dict[str, Any],
     metrics: dict[str, Any],
     predictions: pd.DataFrame,
+    calibration: Any = None,
 ) -> None:
-    """scaler.json, history.csv, metrics.json and test_predictions.csv."""
+    """scaler.json, history.csv, metrics.json, test_predictions.csv and, with intervals,
+    intervals.json (the calibrated half-widths `predict` uses)."""
     prepared.scaler.save(partial / "scaler.json")
+    if calibration is not None:
+        write_json(partial / "intervals.json", calibration.to_json())
     history = pd.DataFrame(fitted["history"], columns=HISTORY_COLUMNS)
     write_text_atomic(partial / "history.csv", history.to_csv(index=False))
     write_json(partial / "metrics.json", metrics)
@@ -267,13 +271,17 @@ def prediction_table(
     actual_values: np.ndarray,  # (rows, K)
     predicted: np.ndarray,  # (N, H, K)
     targets: list[str],
+    bounds: tuple[np.ndarray, np.ndarray] | None = None,  # lo, hi: (levels, N, H, K)
+    levels: list[float] | None = None,
 ) -> pd.DataFrame:
-    """test_predictions.csv: one row per origin, target and step."""
+    """test_predictions.csv: one row per origin, target and step; `lo_L, hi_L` per level."""
+    from forecast.intervals import label
+
     n, horizon, k = predicted.shape
     steps = np.arange(1, horizon + 1)
     rows = np.broadcast_to(origins[:, None, None] + steps[None, None, :], (n, k, horizon))
     target_idx = np.broadcast_to(np.arange(k)[None, :, None], (n, k, horizon))
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "time": time_labels(index)[rows.ravel()],
             "target": np.asarray(targets, dtype=object)[target_idx.ravel()],
@@ -282,6 +290,11 @@ def prediction_table(
             "predicted": predicted.transpose(0, 2, 1).ravel(),  # (N, K, H) order
         }
     )
+    if bounds is not None and levels:
+        for i, level in enumerate(levels):
+            table[f"lo_{label(level)}"] = bounds[0][i].transpose(0, 2, 1).ravel()
+            table[f"hi_{label(level)}"] = bounds[1][i].transpose(0, 2, 1).ravel()
+    return table
 
 
 def run_info(prepared: Any, timings: dict[str, Any]) -> dict[str, Any]:
@@ -362,6 +375,19 @@ class Run:
     @property
     def model_path(self) -> Path:
         return self.path / "model.keras"
+
+
+def load_intervals(run_dir: Path) -> Any:
+    """The run's calibrated intervals (intervals.json), or None for a run without them."""
+    from forecast.intervals import Calibration
+
+    path = run_dir / "intervals.json"
+    if not path.is_file():
+        return None
+    try:
+        return Calibration.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RunError(f"{path}: unreadable ({exc}); train the run again") from None
 
 
 def open_run(path: Path) -> Run:

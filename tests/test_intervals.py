@@ -1,0 +1,159 @@
+"""Prediction intervals: conformal arithmetic on hand-made residuals, and the interval
+columns and scores a real run writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from forecast import api
+from forecast.intervals import (
+    calibrate,
+    conformal_quantile,
+    interval_bounds,
+    interval_scores,
+    needed,
+    seasonal_naive_calibration,
+    step_residuals,
+)
+
+from .conftest import monthly_frame, write_config, write_csv
+
+
+def test_conformal_quantile_is_the_finite_sample_rank():
+    residuals = np.arange(1.0, 10.0)  # 1..9, shuffled order must not matter
+    np.random.default_rng(0).shuffle(residuals)
+    # n = 9, 80%: rank ceil(10 * 0.8) = 8
+    assert conformal_quantile(residuals, 80) == (8.0, True)
+    # 95%: rank ceil(9.5) = 10 > 9: not finite in theory; the largest residual, flagged
+    assert conformal_quantile(residuals, 95) == (9.0, False)
+    assert needed(80) == 4 and needed(95) == 19 and needed(50) == 1
+
+
+def test_steps_with_too_few_residuals_borrow_from_nearby_steps():
+    step1 = np.array([[1.0], [-2.0], [3.0], [-4.0], [5.0]])  # 5 residuals
+    step2 = np.array([[-10.0]])  # 1 residual: too few for 80% (4 needed)
+    calibration = calibrate([step1, step2], [50, 80], "additive")
+    # 50%, step 1: rank ceil(6 * .5) = 3 of |1, 2, 3, 4, 5| -> 3; step 2 alone: rank 1 -> 10
+    assert calibration.half_width[0, :, 0].tolist() == [3.0, 10.0]
+    # 80%, step 1: rank ceil(4.8) = 5 -> 5; step 2 pools both steps (6): rank 6 -> 10
+    assert calibration.half_width[1, :, 0].tolist() == [5.0, 10.0]
+    assert calibration.residuals == [5, 1]
+    assert calibration.notes == ["80%: steps 2 pooled residuals of nearby steps"]
+
+
+def test_too_few_residuals_in_all_is_said():
+    calibration = calibrate([np.array([[1.0], [2.0]])], [95], "additive")
+    assert calibration.half_width[0, 0, 0] == 2.0
+    assert "too few residuals (2 in all, 19 needed per step)" in calibration.notes[0]
+
+
+def test_residuals_never_reach_the_end_row():
+    values = np.arange(20.0)[:, None] ** 2  # (rows, 1)
+    predicted = np.zeros((3, 2, 1))  # origins 5, 6, 7; two steps
+    per_step = step_residuals(values, np.array([5, 6, 7]), predicted, end=8, kind="additive")
+    # step 1 lands on rows 6, 7 (origin 7 would reach row 8); step 2 on row 7 only
+    assert per_step[0][:, 0].tolist() == [36.0, 49.0]
+    assert per_step[1][:, 0].tolist() == [49.0]
+
+
+def test_log_errors_give_intervals_that_scale_with_the_forecast():
+    predicted = np.array([[[100.0]], [[10.0]]])  # (N=2, H=1, K=1)
+    lo, hi = interval_bounds(predicted, np.full((1, 1, 1), np.log(2)), "log")
+    assert lo[0, :, 0, 0] == pytest.approx([50.0, 5.0])
+    assert hi[0, :, 0, 0] == pytest.approx([200.0, 20.0])
+
+
+def test_coverage_width_and_msis_by_hand():
+    actual = np.array([1.0, 2.0, 3.0, 10.0])[:, None]
+    lo, hi = np.zeros_like(actual), np.full_like(actual, 2.0)
+    scores = interval_scores(actual, lo, hi, 80, scale=np.array([2.0]))
+    # 1 and 2 inside; 3 is 1 above, 10 is 8 above; 2/alpha = 10
+    # scores 2, 2, 2 + 10, 2 + 80 -> mean 24.5, over the scale 2
+    assert scores == pytest.approx({"coverage": 0.5, "width": 2.0, "msis": 12.25})
+
+
+def test_seasonal_naive_interval_of_an_exactly_seasonal_series_is_zero_width():
+    values = np.tile([1.0, 5.0, 3.0, 8.0], 10)[:, None]  # season 4
+    calibration = seasonal_naive_calibration(values, 32, 4, 2, [80, 95], "additive")
+    assert calibration is not None and np.all(calibration.half_width == 0)
+    # too short for one season before a step: none
+    assert seasonal_naive_calibration(values, 4, 4, 2, [80], "additive") is None
+
+
+def interval_config(folder: Path, **extra) -> Path:
+    write_csv(folder / "s.csv", monthly_frame(120, seed=5))
+    return write_config(
+        folder / "iv.yaml",
+        name="iv",
+        seed=2,
+        data={"path": "s.csv", "time_column": "date", "features": ["sales"]},
+        window={"input_steps": 12, "horizon": 3},
+        split={"test": 0.2, "validation": 0.25},
+        model={"architecture": "gru", "units": [4]},
+        training={"epochs": 2, "batch_size": 16, "final_fit": False},
+        **extra,
+    )
+
+
+def test_a_run_writes_interval_columns_and_scores_that_recompute(tmp_path):
+    result = api.train(interval_config(tmp_path), runs_dir=tmp_path / "runs", quiet=True)
+    run = result.run_dir
+    table = pd.read_csv(run / "test_predictions.csv")
+    assert list(table.columns) == [
+        "time", "target", "step", "actual", "predicted", "lo_80", "hi_80", "lo_95", "hi_95"
+    ]  # fmt: skip
+    assert (table["lo_95"] <= table["lo_80"]).all() and (table["lo_80"] <= table["predicted"]).all()
+    assert (table["predicted"] <= table["hi_80"]).all() and (table["hi_80"] <= table["hi_95"]).all()
+    calibration = json.loads((run / "intervals.json").read_text())
+    assert calibration["errors"] == "additive" and calibration["levels"] == [80, 95]
+    # validation: 25% of the 96 rows before the test part = 24 rows; step h has 24 - h + 1.
+    # A univariate model can recurse past its horizon, so steps up to 24 are calibrated too
+    assert calibration["residuals_per_step"] == list(range(24, 0, -1))
+    for step in (1, 2, 3):
+        rows = table[table["step"] == step]
+        half = calibration["half_width"]["80"][step - 1][0]
+        assert (rows["hi_80"] - rows["predicted"]).to_numpy() == pytest.approx(half)
+    metrics = json.loads((run / "metrics.json").read_text())
+    inside = (table["actual"] >= table["lo_80"]) & (table["actual"] <= table["hi_80"])
+    scores = metrics["intervals"]["80"]
+    assert scores["coverage"] == pytest.approx(inside.mean())
+    assert scores["width"] == pytest.approx((table["hi_80"] - table["lo_80"]).mean())
+    assert metrics["per_target"]["sales"]["intervals"]["80"]["coverage"] == scores["coverage"]
+    assert 0 <= scores["seasonal_naive"]["coverage"] <= 1 and scores["seasonal_naive"]["msis"] > 0
+
+    future, path = api.predict(run, tmp_path / "s.csv", horizon=3)
+    assert list(future.columns) == [
+        "date", "sales", "sales_lo_80", "sales_hi_80", "sales_lo_95", "sales_hi_95"
+    ]  # fmt: skip
+    halves = np.array(calibration["half_width"]["95"])[:3, 0]
+    assert (future["sales_hi_95"] - future["sales"]).to_numpy() == pytest.approx(halves)
+    written = [p.name for p in api.plot(run)]
+    assert "forecast.png" in written
+
+
+def test_intervals_off_and_without_validation(tmp_path):
+    off = api.train(interval_config(tmp_path, intervals=[]), runs_dir=tmp_path / "runs", quiet=True)
+    assert "lo_80" not in pd.read_csv(off.run_dir / "test_predictions.csv").columns
+    assert not (off.run_dir / "intervals.json").exists() and "intervals" not in off.metrics
+    future, _ = api.predict(off.run_dir, tmp_path / "s.csv")
+    assert list(future.columns) == ["date", "sales"]
+
+    raw = yaml.safe_load((tmp_path / "iv.yaml").read_text())
+    raw["split"]["validation"] = 0
+    del raw["intervals"]  # the default levels
+    (tmp_path / "noval.yaml").write_text(yaml.safe_dump(raw))
+    noval = api.train(tmp_path / "noval.yaml", runs_dir=tmp_path / "runs", quiet=True)
+    assert "set split.validation > 0" in noval.metrics["intervals"]["unavailable"]
+
+
+def test_backtest_folds_report_intervals(tmp_path):
+    report = api.backtest(interval_config(tmp_path), folds=2, runs_dir=tmp_path / "r").report
+    coverages = [fold["intervals"]["80"]["coverage"] for fold in report["folds"]]
+    assert all(c in (0.0, 1 / 3, 2 / 3, 1.0) for c in coverages)  # 3 steps per fold
+    assert report["mean"]["intervals"]["80"]["coverage"] == pytest.approx(np.mean(coverages))
