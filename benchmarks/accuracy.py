@@ -122,10 +122,21 @@ def network(spec: dict, seed: int, folder: Path, overrides: list[str]) -> dict:
             f"differs from the spec's {spec['season_length']}",
             file=sys.stderr,
         )
+    intervals = {}
+    for level in ("80", "95"):
+        folds = [f.get("intervals", {}).get(level) for f in report["folds"]]
+        if all(folds):
+            intervals[level] = {
+                "coverage": [f["coverage"] for f in folds],
+                "msis": [f["msis"] for f in folds],
+                "seasonal_naive_coverage": [f["seasonal_naive"]["coverage"] for f in folds],
+                "seasonal_naive_msis": [f["seasonal_naive"]["msis"] for f in folds],
+            }
     return {
         "mase": [f["model"]["mase"] for f in report["folds"]],
         "seconds": round(seconds, 3),
         "season_length": report["season_length"],
+        "intervals": intervals,
     }
 
 
@@ -209,6 +220,47 @@ def table(results: dict, seeds: list[int]) -> str:
     return "\n".join(lines)
 
 
+def interval_table(results: dict, seeds: list[int]) -> str:
+    """Markdown: per series, the network's 80% and 95% interval coverage and MSIS against
+    seasonal naive's own empirical interval, averaged over folds and seeds; pooled coverage
+    over every forecast step of every series."""
+    lines = [
+        "| series | h | 80% coverage | 95% coverage | MSIS 95% | snaive MSIS 95% | "
+        "snaive 80% coverage |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    pooled: dict[str, list[float]] = {"80": [], "95": [], "s80": []}
+    weights: list[int] = []
+    missing = []
+    for name, entry in results.items():
+        runs = [entry["network"].get(str(s), {}).get("intervals", {}) for s in seeds]
+        if not all("80" in r and "95" in r for r in runs):
+            missing.append(name)
+            continue
+
+        def mean(level: str, key: str, runs: list = runs) -> float:
+            return float(np.mean([v for r in runs for v in r[level][key]]))
+
+        cov80, cov95 = mean("80", "coverage"), mean("95", "coverage")
+        snaive80 = mean("80", "seasonal_naive_coverage")
+        pooled["80"].append(cov80)
+        pooled["95"].append(cov95)
+        pooled["s80"].append(snaive80)
+        weights.append(entry["horizon"])
+        lines.append(
+            f"| {name} | {entry['horizon']} | {cov80:.2f} | {cov95:.2f} | "
+            f"{mean('95', 'msis'):.2f} | {mean('95', 'seasonal_naive_msis'):.2f} | "
+            f"{snaive80:.2f} |"
+        )
+    if weights:
+        w = np.array(weights, dtype=float)
+        p80, p95, s80 = (float(np.average(pooled[k], weights=w)) for k in ("80", "95", "s80"))
+        lines.append(f"| **pooled over every step** | | {p80:.3f} | {p95:.3f} | | | {s80:.3f} |")
+    if missing:
+        lines.append(f"\nNo intervals (no validation part in the config): {', '.join(missing)}.")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", nargs="*", help="names (file stems); default: all")
@@ -227,6 +279,8 @@ def main() -> None:
     else:
         results = run(args.series, args.seeds, not args.no_stats, args.set)
     print(table(results, args.seeds))
+    print()
+    print(interval_table(results, args.seeds))
 
 
 if __name__ == "__main__":

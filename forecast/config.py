@@ -148,6 +148,11 @@ class TrainingConfig(Strict):
     batch_size: int = Field(32, ge=1)
     optimizer: Literal["adam", "rmsprop", "sgd", "adamw"] = "adam"
     learning_rate: float = Field(0.001, gt=0, le=10)
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant",
+        description="constant, or cosine: decay from learning_rate to a tenth of it over the "
+        "configured epochs",
+    )
     loss: Literal["mse", "mae", "huber"] = "mse"
     clipvalue: float | None = Field(None, gt=0)
     early_stopping: EarlyStoppingConfig | Literal[False] = Field(

@@ -206,7 +206,8 @@ def fit(
             ],
             season=prepared.season,
         )
-        compile_model(trained, cfg.training)
+        batches = -(-len(split.train_origins) // cfg.training.batch_size)  # per epoch
+        compile_model(trained, cfg.training, steps_per_epoch=max(batches, 1))
     source = WindowSource(
         prepared.features,
         prepared.targets,

@@ -98,7 +98,11 @@ def window_dataset(
     return ds.with_options(options)
 
 
-def make_optimizer(training: TrainingConfig) -> Any:
+def make_optimizer(training: TrainingConfig, steps_per_epoch: int = 1) -> Any:
+    """The configured optimizer; with lr_schedule cosine, its learning rate follows a cosine
+    from learning_rate down to a tenth of it over `epochs * steps_per_epoch` updates (a
+    function of the update count, which the checkpoint keeps, so a resumed fit follows the
+    same curve)."""
     import keras
 
     kinds = {
@@ -107,7 +111,12 @@ def make_optimizer(training: TrainingConfig) -> Any:
         "sgd": keras.optimizers.SGD,
         "adamw": keras.optimizers.AdamW,
     }
-    kwargs: dict[str, Any] = {"learning_rate": training.learning_rate}
+    rate: Any = training.learning_rate
+    if training.lr_schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(
+            training.learning_rate, decay_steps=training.epochs * steps_per_epoch, alpha=0.1
+        )
+    kwargs: dict[str, Any] = {"learning_rate": rate}
     if training.clipvalue is not None:
         kwargs["clipvalue"] = training.clipvalue
     return kinds[training.optimizer](**kwargs)
@@ -119,9 +128,9 @@ def make_loss(name: str) -> Any:
     return {"mse": "mse", "mae": "mae", "huber": keras.losses.Huber()}[name]
 
 
-def compile_model(model: Any, training: TrainingConfig) -> None:
+def compile_model(model: Any, training: TrainingConfig, steps_per_epoch: int = 1) -> None:
     model.compile(
-        optimizer=make_optimizer(training),
+        optimizer=make_optimizer(training, steps_per_epoch),
         loss=make_loss(training.loss),
         jit_compile=training.jit_compile,
     )

@@ -85,7 +85,9 @@ def test_test_predictions_are_in_original_units(trained):
     _, csv, _, run_dir, _ = trained
     frame = pd.read_csv(csv)
     preds = pd.read_csv(run_dir / "test_predictions.csv")
-    assert list(preds.columns) == ["time", "target", "step", "actual", "predicted"]
+    assert list(preds.columns) == [
+        "time", "target", "step", "actual", "predicted", "lo_80", "hi_80", "lo_95", "hi_95"
+    ]  # fmt: skip
     assert len(preds) == 24 and set(preds["step"]) == {1} and set(preds["target"]) == {"sales"}
     merged = preds.merge(frame, left_on="time", right_on="date")
     np.testing.assert_allclose(merged["actual"], merged["sales"])
@@ -103,7 +105,9 @@ def test_predict_continues_the_monthly_dates_and_matches_the_saved_model(trained
     out = Path(result.stdout.strip().splitlines()[-1])
     assert out == run_dir / "forecast.csv"
     forecast = pd.read_csv(out)
-    assert list(forecast.columns) == ["date", "sales"]
+    assert list(forecast.columns) == [
+        "date", "sales", "sales_lo_80", "sales_hi_80", "sales_lo_95", "sales_hi_95"
+    ]  # fmt: skip
     assert forecast["date"].tolist() == ["2010-01-01", "2010-02-01", "2010-03-01"]
     # the first step by hand: scale the last 12 rows, one model call, invert the scaling
     scaler = json.loads((run_dir / "scaler.json").read_text())["columns"]["sales"]
@@ -238,7 +242,8 @@ def test_chinese_gb18030_csv_end_to_end(tmp_path):
     result = invoke("predict", "--run", run_dir, "--csv", tmp_path / "平安.csv")
     assert result.exit_code == 0, result.output
     forecast = pd.read_csv(run_dir / "forecast.csv")
-    assert list(forecast.columns) == ["日期", "收盘价(元)"] and len(forecast) == 2
+    assert list(forecast.columns)[:2] == ["日期", "收盘价(元)"] and len(forecast) == 2
+    assert "收盘价(元)_lo_80" in forecast.columns
     result = invoke("plot", "--run", run_dir)
     assert result.exit_code == 0, result.output
     assert {Path(p).name for p in result.stdout.split()} == {

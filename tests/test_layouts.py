@@ -174,7 +174,11 @@ def test_predict_beyond_the_horizon(tmp_path, monthly_csv):
     )
     assert result.exit_code == 0, result.output
     forecast = pd.read_csv(run_both / "forecast.csv")
-    assert list(forecast.columns) == ["date", "sales", "price"] and len(forecast) == 5
+    bounds = ["lo_80", "hi_80", "lo_95", "hi_95"]
+    assert list(forecast.columns) == [
+        "date", "sales", *[f"sales_{b}" for b in bounds], "price", *[f"price_{b}" for b in bounds]
+    ]  # fmt: skip
+    assert len(forecast) == 5 and forecast.notna().all().all()  # 5 steps calibrated by recursion
 
     run_one = api.train(one, runs_dir=runs, quiet=True).run_dir
     result = runner.invoke(

@@ -70,3 +70,21 @@ def test_the_final_fit_trains_on_every_row_for_the_epochs_found(tmp_path):
 
 def model_weights(run_dir: Path) -> list:
     return load_model(run_dir / "model.keras").get_weights()
+
+
+def test_cosine_schedule_decays_to_a_tenth_over_the_epochs(tmp_path: Path):
+    from .conftest import small_gru_config
+
+    config = small_gru_config(
+        tmp_path,
+        epochs=3,
+        learning_rate=0.01,
+        lr_schedule="cosine",
+        early_stopping=False,
+        final_fit=False,
+    )
+    result = api.train(config, runs_dir=tmp_path / "runs", quiet=True)
+    rates = pd.read_csv(result.run_dir / "history.csv")["learning_rate"].to_numpy()
+    # after epoch e of 3: 0.01 * (0.1 + 0.9 * (1 + cos(pi * e / 3)) / 2)
+    expected = [0.01 * (0.1 + 0.9 * (1 + np.cos(np.pi * e / 3)) / 2) for e in (1, 2, 3)]
+    assert rates == pytest.approx(expected, rel=1e-5)
