@@ -206,7 +206,8 @@ def predict(
     ] = None,
     runs_dir: RunsDirOpt = Path("runs"),
 ) -> None:
-    """Forecast the next steps after the last row of a CSV, in original units.
+    """Forecast the next steps after the last row of a CSV, in original units, with the
+    run's prediction intervals (<target>_lo_80, <target>_hi_80, ... per level).
 
     Prints the forecast and, as its last line, the CSV it wrote.
 
