@@ -7,9 +7,11 @@
 With `window_norm`, each window is centred on its last value and divided by its own mean
 absolute step, so a level or trend outside the training range looks like any other window.
 With a residual base (`naive`: the last value; `seasonal_naive`: the value one season
-earlier, step by step), the network learns a correction to that forecast; its head starts at
-zero, so an untrained model forecasts the base. Targets that are not inputs get base 0 and
-scale 1. Both layers are registered Keras serializables, loaded in safe mode.
+earlier, step by step; `seasonal_average`: the window's whole seasons averaged into one
+pattern around each season's mean, put on the level of the last season), the network
+learns a correction to that forecast; its head starts at zero, so an untrained model
+forecasts the base. Targets that are not inputs get base 0 and scale 1. Both layers are
+registered Keras serializables, loaded in safe mode.
 
 Shape legend: B windows, L input steps, F features, H output steps, K targets.
 """
@@ -45,7 +47,7 @@ def register() -> dict[str, type]:
             self.base, self.season = base, season
 
         def call(self, window: Any) -> tuple[Any, Any, Any]:  # (B, L, F)
-            steps = window.shape[1]
+            steps, features = window.shape[1], window.shape[2]
             last = window[:, -1:, :]  # (B, 1, F)
             if self.window_norm:
                 moves = ops.abs(window[:, 1:, :] - window[:, :-1, :])  # (B, L-1, F)
@@ -54,9 +56,19 @@ def register() -> dict[str, type]:
             else:
                 scale = ops.ones_like(last)
                 normalised = window
-            season = self.season if self.base == "seasonal_naive" else 1
-            rows = [steps - season + s % season for s in range(self.output_steps)]  # (H,)
-            base = ops.take(window, rows, axis=1)  # (B, H, F)
+            season = self.season if self.base.startswith("seasonal") else 1
+            if self.base == "seasonal_average":
+                seasons = steps // season  # whole seasons in the window, ending at its end
+                blocks = ops.reshape(
+                    window[:, steps - seasons * season :, :], (-1, seasons, season, features)
+                )  # (B, S, m, F)
+                levels = ops.mean(blocks, axis=2, keepdims=True)  # (B, S, 1, F)
+                pattern = levels[:, -1] + ops.mean(blocks - levels, axis=1)  # (B, m, F)
+                rows = [s % season for s in range(self.output_steps)]  # (H,)
+                base = ops.take(pattern, rows, axis=1)  # (B, H, F)
+            else:
+                rows = [steps - season + s % season for s in range(self.output_steps)]  # (H,)
+                base = ops.take(window, rows, axis=1)  # (B, H, F)
             has_input = [f >= 0 for f in self.target_features]
             picks = [max(f, 0) for f in self.target_features]
             mask = ops.reshape(ops.convert_to_tensor(has_input, dtype=window.dtype), (1, 1, -1))

@@ -148,10 +148,12 @@ class ModelConfig(Strict):
     ensemble: int = Field(
         1, ge=1, le=64, description="members trained side by side; forecasts are their median"
     )
-    residual: Literal["none", "naive", "seasonal_naive"] = Field(
+    residual: Literal["none", "naive", "seasonal_naive", "seasonal_average"] = Field(
         "none",
-        description="learn a correction to this forecast, computed from the input window "
-        "(seasonal_naive needs window.input_steps >= the season length)",
+        description="learn a correction to this forecast, computed from the input window: "
+        "naive, seasonal_naive, or seasonal_average (the window's average seasonal pattern on "
+        "the level of its last season); the seasonal ones need window.input_steps >= the "
+        "season length",
     )
 
     @field_validator("units", mode="before")

@@ -148,9 +148,9 @@ def _transform_and_scale(
 def _check_window_covers(config: Config, season: int) -> None:
     """The model's own base forecast and window statistics need enough input steps."""
     steps, model = config.window.input_steps, config.model
-    if model.residual == "seasonal_naive" and steps < season:
+    if model.residual.startswith("seasonal") and steps < season:
         raise ConfigError(
-            f"model.residual seasonal_naive needs window.input_steps >= the season length "
+            f"model.residual {model.residual} needs window.input_steps >= the season length "
             f"{season}, got {steps}; raise input_steps or use residual: naive"
         )
     if model.window_norm and steps < 2:

@@ -38,6 +38,17 @@ def test_an_untrained_residual_model_forecasts_its_base(residual, season, expect
     np.testing.assert_allclose(model(x).numpy()[0, :, 0], expected, atol=1e-6)
 
 
+def test_seasonal_average_base_by_hand():
+    """Two seasons [1, 4, 2, 3] (mean 2.5) and [3, 8, 4, 5] (mean 5): the average deviation
+    from each season's mean is [-1.75, 2.25, -0.75, 0.25], put on the last season's mean 5.
+    A leading row that does not complete a season is left out."""
+    config = model_config(units=[4], residual="seasonal_average", window_norm=True)
+    model = build_model(config, 9, 1, 5, 1, target_features=[0], season=4)
+    x = window([100, 1, 4, 2, 3, 3, 8, 4, 5])
+    expected = [3.25, 7.25, 4.25, 5.25, 3.25]
+    np.testing.assert_allclose(model(x).numpy()[0, :, 0], expected, atol=1e-5)
+
+
 def test_window_normalised_forecasts_move_with_the_window(tmp_path: Path):
     """Shifting a window by b and scaling it by a > 0 shifts and scales its forecast the
     same way: levels never seen in training are no problem."""
