@@ -348,8 +348,15 @@ def _terminate(signum: int, frame: Any) -> None:
     request_stop(Terminated)
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    request_stop(KeyboardInterrupt)
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)  # clean up like Ctrl-C, exit 143
+    # Ctrl-C as Python raises it, but also remembered: TensorFlow's C++ code can swallow the
+    # exception, and the training loop checks for a request after every batch
+    signal.signal(signal.SIGINT, _interrupt)
     app()
 
 

@@ -1,6 +1,7 @@
 """Stop requests: Ctrl-C arrives as KeyboardInterrupt; SIGTERM is turned into `Terminated`.
 
-The CLI's SIGTERM handler calls `request_stop()`, which raises `Terminated` at once. An
+The CLI's SIGTERM and SIGINT handlers call `request_stop()`, which raises `Terminated` (or
+KeyboardInterrupt) at once. An
 exception raised while TensorFlow runs C++ code can be lost, so the request is also kept
 here, and the training loop calls `raise_if_stop_requested()` after every batch.
 """

@@ -43,6 +43,7 @@ def test_schema_describes_every_section_and_only_what_works():
     assert set(schema["properties"]) == {
         "name",
         "seed",
+        "intervals",
         "data",
         "layout",
         "window",

@@ -261,6 +261,7 @@ def test_an_interruption_after_the_final_fit_keeps_both_models(tmp_path: Path, m
     info = json.loads((resumed.run_dir / "run.json").read_text())
     assert info["final_fit"] == json.loads((whole.run_dir / "run.json").read_text())["final_fit"]
     assert sorted(p.name for p in resumed.run_dir.iterdir() if p.suffix in (".keras", ".json")) == [
+        "intervals.json",
         "metrics.json",
         "model.keras",
         "run.json",

@@ -205,4 +205,4 @@ def test_predict_warns_when_recent_inputs_leave_the_training_range(
     with caplog.at_level(logging.WARNING, logger="forecast"):
         api.predict(result.run_dir, tmp_path / "inside.csv")
     assert not [r for r in caplog.records if "training range" in r.getMessage()]
-    assert pd.read_csv(result.run_dir / "forecast.csv").shape == (1, 2)
+    assert pd.read_csv(result.run_dir / "forecast.csv").shape == (1, 6)  # date, sales, 4 bounds
