@@ -220,13 +220,14 @@ def _evaluate_on_test(
     }
     bounds = None
     if calibration is not None:
+        bounds = calibration.bounds(predicted, calibration.scales(actual, origins))
         overall, per_target = interval_report(
-            actual, origins, predicted, calibration, data.targets, prepared.season, test_start
-        )
+            actual, origins, bounds, cfg.intervals, calibration.kind, data.targets,
+            prepared.season, test_start,
+        )  # fmt: skip
         metrics["intervals"] = overall
         for target, block in per_target.items():
             metrics["per_target"][target]["intervals"] = block
-        bounds = calibration.bounds(predicted)
     elif missing:
         metrics["intervals"] = {"unavailable": missing}
         log.warning("no prediction intervals: %s", missing)
@@ -342,12 +343,23 @@ def predict(
     time_name = data.time_column or "step"
     result = pd.DataFrame({time_name: time_labels(future_index(series.index, steps))})
     calibration = runs.load_intervals(opened.path)
-    bounds = calibration.bounds(future[None]) if calibration is not None else None
-    if calibration is not None and steps > calibration.half_width.shape[1]:
-        log.warning(
-            "intervals are calibrated for steps 1-%d only; later steps have empty bounds",
-            calibration.half_width.shape[1],
+    bounds = None
+    if calibration is not None:
+        # the window scale of the last origin: from the targets' recent values, where read
+        recent = history.values[
+            :, [history.columns.index(t) for t in data.targets if t in history.columns]
+        ]
+        scales = (
+            calibration.scales(recent, last + history.lag)
+            if recent.shape[1] == len(data.targets)
+            else np.ones((1, len(data.targets)))
         )
+        bounds = calibration.bounds(future[None], scales)
+        if steps > calibration.steps:
+            log.warning(
+                "intervals are calibrated for steps 1-%d only; later steps have empty bounds",
+                calibration.steps,
+            )
     for k, target in enumerate(data.targets):
         result[target] = future[:, k]
         for i, level in enumerate(calibration.levels if calibration is not None else []):

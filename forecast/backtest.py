@@ -86,19 +86,15 @@ def run_fold(config: Config, series: Series, origin: int, number: int) -> Fold:
     calibration, missing = calibrate_intervals(prepared, forecaster)
     bounds = None
     if calibration is not None:
+        at = np.array([origin])
+        bounds = calibration.bounds(predicted, calibration.scales(actual, at))
         overall, per_target = interval_report(
-            actual,
-            np.array([origin]),
-            predicted,
-            calibration,
-            data.targets,
-            prepared.season,
-            origin + 1,
-        )
+            actual, at, bounds, config.intervals, calibration.kind, data.targets,
+            prepared.season, origin + 1,
+        )  # fmt: skip
         report["intervals"] = overall
         for target, block in per_target.items():
             report["per_target"][target]["intervals"] = block
-        bounds = calibration.bounds(predicted)
     elif missing:
         report["intervals"] = {"unavailable": missing}
     report["seconds"] = round(time.perf_counter() - started, 3)

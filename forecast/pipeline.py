@@ -262,34 +262,47 @@ def forecast(
 
 
 def calibrate_intervals(prepared: Prepared, forecaster: Any) -> tuple[Any, str | None]:
-    """Conformal intervals from the forecasts of every validation origin, scored on the
-    steps that land on validation rows: (Calibration, None), or (None, why not). (None,
-    None) when the config asks for no intervals.
+    """Prediction intervals from the held-out model's errors at the training and validation
+    origins (forecast.intervals): (Calibration, None), or (None, why not); (None, None) when
+    the config asks for none.
 
     Where the model can forecast by recursion, steps beyond the horizon are calibrated too
     (up to CALIBRATED_STEPS or the validation length), for `predict --horizon`."""
-    from forecast.intervals import calibrate, error_kind, step_residuals
+    from forecast.intervals import TRAINING_ORIGINS, calibrate, error_kind
 
     cfg, split, lag = prepared.config, prepared.split, prepared.lag
     assert split is not None, "calibration needs a split"
     if not cfg.intervals:
         return None, None
-    first = max(split.val_start - 1, cfg.window.input_steps - 1)
-    work_origins = np.arange(first, split.test_start - 1)
-    if split.test_start == split.val_start or len(work_origins) == 0:
+    window = cfg.window
+    first = max(split.val_start - 1, window.input_steps - 1)
+    val_origins = np.arange(first, split.test_start - 1)  # work rows
+    train_origins = np.arange(window.input_steps - 1, split.val_start - 1)[-TRAINING_ORIGINS:]
+    if split.test_start == split.val_start or len(val_origins) == 0:
         return None, (
             "no validation rows to calibrate them on; set split.validation > 0, "
             "or intervals: [] to turn them off"
         )
-    steps = cfg.window.horizon
+    if len(train_origins) == 0:
+        return None, "no training origin before the validation rows to calibrate them on"
+    steps = window.horizon
     if cfg.recursive_ok:  # `predict --horizon` may go further by recursion: calibrate that too
         steps = max(steps, min(CALIBRATED_STEPS, split.test_start - split.val_start))
-    predicted = forecast(prepared, forecaster, work_origins, steps)
-    kind = error_kind(cfg.data.transform)
-    per_step = step_residuals(
-        prepared.target_values, work_origins + lag, predicted, split.test_start + lag, kind
+    origins = np.concatenate([train_origins, val_origins])
+    predicted = forecast(prepared, forecaster, origins, steps)  # (N, S, K)
+    data = cfg.data
+    calibration = calibrate(
+        prepared.target_values,
+        (train_origins + lag, predicted[: len(train_origins)]),
+        (val_origins + lag, predicted[len(train_origins) :]),
+        val_start=split.val_start + lag,
+        test_start=split.test_start + lag,
+        levels=cfg.intervals,
+        kind=error_kind(data.transform),
+        input_steps=window.input_steps,
+        normalised=[t in data.features for t in data.targets],
     )
-    return calibrate(per_step, cfg.intervals, kind), None
+    return calibration, None
 
 
 def outside_training_range(prepared: Prepared) -> list[str]:

@@ -18,8 +18,10 @@ from forecast.intervals import (
     interval_bounds,
     interval_scores,
     needed,
-    seasonal_naive_calibration,
-    step_residuals,
+    seasonal_naive_bounds,
+    step_errors,
+    step_quantiles,
+    window_scales,
 )
 
 from .conftest import monthly_frame, write_config, write_csv
@@ -35,36 +37,68 @@ def test_conformal_quantile_is_the_finite_sample_rank():
     assert needed(80) == 4 and needed(95) == 19 and needed(50) == 1
 
 
-def test_steps_with_too_few_residuals_borrow_from_nearby_steps():
-    step1 = np.array([[1.0], [-2.0], [3.0], [-4.0], [5.0]])  # 5 residuals
-    step2 = np.array([[-10.0]])  # 1 residual: too few for 80% (4 needed)
-    calibration = calibrate([step1, step2], [50, 80], "additive")
+def test_steps_with_too_few_errors_borrow_from_nearby_steps():
+    step1 = np.array([[1.0], [-2.0], [3.0], [-4.0], [5.0]])  # 5 errors
+    step2 = np.array([[-10.0]])  # 1 error: too few for 80% (4 needed)
+    half, notes = step_quantiles([step1, step2], [50, 80])
     # 50%, step 1: rank ceil(6 * .5) = 3 of |1, 2, 3, 4, 5| -> 3; step 2 alone: rank 1 -> 10
-    assert calibration.half_width[0, :, 0].tolist() == [3.0, 10.0]
+    assert half[0, :, 0].tolist() == [3.0, 10.0]
     # 80%, step 1: rank ceil(4.8) = 5 -> 5; step 2 pools both steps (6): rank 6 -> 10
-    assert calibration.half_width[1, :, 0].tolist() == [5.0, 10.0]
-    assert calibration.residuals == [5, 1]
-    assert calibration.notes == ["80%: steps 2 pooled residuals of nearby steps"]
+    assert half[1, :, 0].tolist() == [5.0, 10.0]
+    assert notes == ["80%: steps 2 pooled the errors of nearby steps"]
 
 
-def test_too_few_residuals_in_all_is_said():
-    calibration = calibrate([np.array([[1.0], [2.0]])], [95], "additive")
-    assert calibration.half_width[0, 0, 0] == 2.0
-    assert "too few residuals (2 in all, 19 needed per step)" in calibration.notes[0]
+def test_too_few_errors_in_all_is_said():
+    half, notes = step_quantiles([np.array([[1.0], [2.0]])], [95])
+    assert half[0, 0, 0] == 2.0
+    assert "too few errors (2 in all, 19 needed per step)" in notes[0]
 
 
-def test_residuals_never_reach_the_end_row():
+def test_errors_never_reach_the_end_row():
     values = np.arange(20.0)[:, None] ** 2  # (rows, 1)
     predicted = np.zeros((3, 2, 1))  # origins 5, 6, 7; two steps
-    per_step = step_residuals(values, np.array([5, 6, 7]), predicted, end=8, kind="additive")
+    per_step = step_errors(values, np.array([5, 6, 7]), predicted, end=8, kind="additive")
     # step 1 lands on rows 6, 7 (origin 7 would reach row 8); step 2 on row 7 only
     assert per_step[0][:, 0].tolist() == [36.0, 49.0]
     assert per_step[1][:, 0].tolist() == [49.0]
 
 
+def test_window_scale_is_the_mean_absolute_step_of_the_input_window():
+    values = np.array([10.0, 12.0, 11.0, 15.0, 15.0, 9.0])[:, None]
+    # input_steps 3: origin 2 sees 10, 12, 11 (steps 2, 1); origin 5 sees 15, 15, 9 (0, 6)
+    scales = window_scales(values, np.array([2, 5]), 3, "additive", [True])
+    assert scales[:, 0].tolist() == [1.5, 3.0]
+    assert window_scales(values, np.array([2]), 3, "additive", [False]).tolist() == [[1.0]]
+    assert window_scales(values, np.array([4]), 2, "additive", [True], np.array([0.5]))[0, 0] == 0.5
+
+
+def test_validation_errors_widen_the_training_quantiles_by_their_ratio():
+    """A flat-step series (window scale 1 everywhere): training errors 1..10 at step 1, the
+    validation errors twice the training mean -> the quantile is doubled."""
+    values = np.arange(40.0)[:, None]  # every step is 1, so every window scale is 1
+    train_origins = np.arange(1, 11)  # steps land on rows 2..11, before val_start 30
+    train_pred = values[train_origins + 1][:, None, :] - np.arange(1, 11)[:, None, None]
+    val_origins = np.array([30, 31])
+    val_pred = values[val_origins + 1][:, None, :] - 11.0  # errors 11: mean training 5.5
+    calibration = calibrate(
+        values, (train_origins, train_pred), (val_origins, val_pred), val_start=30,
+        test_start=33, levels=[80], kind="additive", input_steps=2, normalised=[True],
+    )  # fmt: skip
+    assert calibration.ratio.tolist() == [2.0]
+    assert calibration.quantile[0, 0, 0] == 9.0  # rank ceil(11 * 0.8) = 9 of 1..10
+    lo, hi = calibration.bounds(np.array([[[100.0]]]), np.array([[3.0]]))
+    assert (lo[0, 0, 0, 0], hi[0, 0, 0, 0]) == (100 - 9 * 2 * 3, 100 + 9 * 2 * 3)
+    # validation errors smaller than the training ones never narrow the interval
+    calm = calibrate(
+        values, (train_origins, train_pred), (val_origins, val_pred + 10.5), val_start=30,
+        test_start=33, levels=[80], kind="additive", input_steps=2, normalised=[True],
+    )  # fmt: skip
+    assert calm.ratio.tolist() == [1.0]
+
+
 def test_log_errors_give_intervals_that_scale_with_the_forecast():
     predicted = np.array([[[100.0]], [[10.0]]])  # (N=2, H=1, K=1)
-    lo, hi = interval_bounds(predicted, np.full((1, 1, 1), np.log(2)), "log")
+    lo, hi = interval_bounds(predicted, np.full((1, 1, 1, 1), np.log(2)), "log")
     assert lo[0, :, 0, 0] == pytest.approx([50.0, 5.0])
     assert hi[0, :, 0, 0] == pytest.approx([200.0, 20.0])
 
@@ -80,10 +114,10 @@ def test_coverage_width_and_msis_by_hand():
 
 def test_seasonal_naive_interval_of_an_exactly_seasonal_series_is_zero_width():
     values = np.tile([1.0, 5.0, 3.0, 8.0], 10)[:, None]  # season 4
-    calibration = seasonal_naive_calibration(values, 32, 4, 2, [80, 95], "additive")
-    assert calibration is not None and np.all(calibration.half_width == 0)
-    # too short for one season before a step: none
-    assert seasonal_naive_calibration(values, 4, 4, 2, [80], "additive") is None
+    lo, hi = seasonal_naive_bounds(values, np.array([31]), 32, 4, 2, [80, 95], "additive")
+    assert np.all(lo == hi) and lo[0, 0, :, 0].tolist() == [1.0, 5.0]  # rows 32, 33
+    # an origin without a season before it: none
+    assert seasonal_naive_bounds(values, np.array([2]), 32, 4, 2, [80], "additive") is None
 
 
 def interval_config(folder: Path, **extra) -> Path:
@@ -114,10 +148,15 @@ def test_a_run_writes_interval_columns_and_scores_that_recompute(tmp_path):
     assert calibration["errors"] == "additive" and calibration["levels"] == [80, 95]
     # validation: 25% of the 96 rows before the test part = 24 rows; step h has 24 - h + 1.
     # A univariate model can recurse past its horizon, so steps up to 24 are calibrated too
-    assert calibration["residuals_per_step"] == list(range(24, 0, -1))
+    assert calibration["errors_per_step"]["validation"] == list(range(24, 0, -1))
+    # training origins 11..70 (window 12, validation from row 72): step h lands before row 72
+    assert calibration["errors_per_step"]["training"][:3] == [60, 59, 58]
+    sales = pd.read_csv(tmp_path / "s.csv")["sales"].to_numpy()
     for step in (1, 2, 3):
         rows = table[table["step"] == step]
-        half = calibration["half_width"]["80"][step - 1][0]
+        origins = np.arange(95, 95 + len(rows))  # test origins: rows 95 .. 116
+        scale = np.array([np.abs(np.diff(sales[o - 11 : o + 1])).mean() for o in origins])
+        half = calibration["quantile"]["80"][step - 1][0] * calibration["ratio"][0] * scale
         assert (rows["hi_80"] - rows["predicted"]).to_numpy() == pytest.approx(half)
     metrics = json.loads((run / "metrics.json").read_text())
     inside = (table["actual"] >= table["lo_80"]) & (table["actual"] <= table["hi_80"])
@@ -131,7 +170,8 @@ def test_a_run_writes_interval_columns_and_scores_that_recompute(tmp_path):
     assert list(future.columns) == [
         "date", "sales", "sales_lo_80", "sales_hi_80", "sales_lo_95", "sales_hi_95"
     ]  # fmt: skip
-    halves = np.array(calibration["half_width"]["95"])[:3, 0]
+    scale = np.abs(np.diff(sales[-12:])).mean()  # the last origin's window
+    halves = np.array(calibration["quantile"]["95"])[:3, 0] * calibration["ratio"][0] * scale
     assert (future["sales_hi_95"] - future["sales"]).to_numpy() == pytest.approx(halves)
     written = [p.name for p in api.plot(run)]
     assert "forecast.png" in written
