@@ -145,7 +145,7 @@ def test_init_recommendations_follow_the_data():
     assert not seasonal_swing_grows(10 + t, 1)  # no season
     # 36 monthly rows, horizon 6: the first of 3 backtest folds has 18 rows to train on
     plan = recommend(36, 12, 6)
-    assert plan["input_steps"] == 12 and plan["residual"] == "seasonal_naive"
+    assert plan["input_steps"] == 12 and plan["residual"] == "seasonal_average"
     assert plan["validation"] == 0  # one training window: nothing to spare
     assert recommend(200, 12, 12)["input_steps"] == 24  # two seasons where rows allow
     assert recommend(98, 1, 6)["residual"] == "naive"
