@@ -39,6 +39,7 @@ from forecast.pipeline import (
     outside_training_range,
     prepare,
     prepare_history,
+    score_intervals,
 )
 from forecast.scaling import Scaler
 from forecast.tf_setup import import_tensorflow_quietly
@@ -198,7 +199,6 @@ def _evaluate_on_test(
     """Forecast every test origin, score model and baselines, and calibrate the intervals on
     the validation origins: (metrics, predictions, Calibration or None)."""
     from forecast.forecasting import Forecaster
-    from forecast.intervals import interval_report
 
     cfg, split, lag = prepared.config, prepared.split, prepared.lag
     data, horizon = cfg.data, cfg.window.horizon
@@ -218,18 +218,10 @@ def _evaluate_on_test(
         "test_origins": len(origins),
         **report,
     }
-    bounds = None
-    if calibration is not None:
-        bounds = calibration.bounds(predicted, calibration.scales(actual, origins))
-        overall, per_target = interval_report(
-            actual, origins, bounds, cfg.intervals, calibration.kind, data.targets,
-            prepared.season, test_start,
-        )  # fmt: skip
-        metrics["intervals"] = overall
-        for target, block in per_target.items():
-            metrics["per_target"][target]["intervals"] = block
-    elif missing:
-        metrics["intervals"] = {"unavailable": missing}
+    bounds = score_intervals(
+        metrics, calibration, missing, actual, origins, predicted, prepared.season, test_start
+    )
+    if missing:
         log.warning("no prediction intervals: %s", missing)
     metrics["verdict"] = verdict(metrics, cfg.model.label())
     timings["evaluate"] = round(time.perf_counter() - clock, 4)

@@ -19,8 +19,7 @@ from forecast.config import Config
 from forecast.data import Series, fill_missing
 from forecast.errors import ConfigError, DataError
 from forecast.evaluation import BASELINES, METRICS, evaluate, verdict
-from forecast.intervals import interval_report
-from forecast.pipeline import calibrate_intervals, fit, forecast, prepare
+from forecast.pipeline import calibrate_intervals, fit, forecast, prepare, score_intervals
 from forecast.timesteps import time_labels
 
 log = logging.getLogger("forecast")
@@ -84,19 +83,10 @@ def run_fold(config: Config, series: Series, origin: int, number: int) -> Fold:
         "per_target": scores["per_target"],
     }
     calibration, missing = calibrate_intervals(prepared, forecaster)
-    bounds = None
-    if calibration is not None:
-        at = np.array([origin])
-        bounds = calibration.bounds(predicted, calibration.scales(actual, at))
-        overall, per_target = interval_report(
-            actual, at, bounds, config.intervals, calibration.kind, data.targets,
-            prepared.season, origin + 1,
-        )  # fmt: skip
-        report["intervals"] = overall
-        for target, block in per_target.items():
-            report["per_target"][target]["intervals"] = block
-    elif missing:
-        report["intervals"] = {"unavailable": missing}
+    bounds = score_intervals(
+        report, calibration, missing, actual, np.array([origin]), predicted, prepared.season,
+        origin + 1,
+    )  # fmt: skip
     report["seconds"] = round(time.perf_counter() - started, 3)
     return Fold(report, predicted[0], prepared.season, bounds)
 

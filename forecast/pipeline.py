@@ -305,6 +305,35 @@ def calibrate_intervals(prepared: Prepared, forecaster: Any) -> tuple[Any, str |
     return calibration, None
 
 
+def score_intervals(
+    report: dict[str, Any],
+    calibration: Any,
+    missing: str | None,
+    actual: np.ndarray,  # (rows, K) original units
+    origins: np.ndarray,  # (N,) original rows
+    predicted: np.ndarray,  # (N, H, K)
+    season: int,
+    test_start: int,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Add `intervals` (overall and per target) to a metrics report, or why there are none;
+    returns the bounds lo, hi (levels, N, H, K), or None."""
+    from forecast.intervals import interval_report
+
+    if calibration is None:
+        if missing:
+            report["intervals"] = {"unavailable": missing}
+        return None
+    bounds = calibration.bounds(predicted, calibration.scales(actual, origins))
+    overall, per_target = interval_report(
+        actual, origins, bounds, calibration.levels, calibration.kind,
+        list(report["per_target"]), season, test_start,
+    )  # fmt: skip
+    report["intervals"] = overall
+    for target, block in per_target.items():
+        report["per_target"][target]["intervals"] = block
+    return bounds
+
+
 def outside_training_range(prepared: Prepared) -> list[str]:
     """One line per input column whose recent (transformed) values leave the range the
     scaler saw in training, saying by how much, as a share of that range."""
