@@ -337,16 +337,17 @@ def predict(
     calibration = runs.load_intervals(opened.path)
     bounds = None
     if calibration is not None:
-        # the window scale of the last origin: from the targets' recent values, where read
-        recent = history.values[
-            :, [history.columns.index(t) for t in data.targets if t in history.columns]
-        ]
-        scales = (
-            calibration.scales(recent, last + history.lag)
-            if recent.shape[1] == len(data.targets)
-            else np.ones((1, len(data.targets)))
-        )
-        bounds = calibration.bounds(future[None], scales)
+        # the last origin's window scale; a target that is no input is not scaled (and may
+        # be missing from the CSV), so its column is never read
+        recent = np.column_stack(
+            [
+                history.values[:, history.columns.index(t)]
+                if t in history.columns
+                else np.zeros(len(history.values))
+                for t in data.targets
+            ]
+        )  # (rows, K)
+        bounds = calibration.bounds(future[None], calibration.scales(recent, last + history.lag))
         if steps > calibration.steps:
             log.warning(
                 "intervals are calibrated for steps 1-%d only; later steps have empty bounds",

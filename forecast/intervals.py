@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from forecast.evaluation import actuals, baseline_forecasts
+from forecast.evaluation import actuals, baseline_forecasts, mase_scale
 
 TRAINING_ORIGINS = 500  # the training origins whose errors shape the intervals, at most
 
@@ -333,8 +333,6 @@ def interval_report(
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """metrics.json's `intervals` (with seasonal naive's own interval under each level) and
     the same per target."""
-    from forecast.evaluation import mase_scale
-
     horizon = bounds[0].shape[2]
     actual = actuals(values, origins, horizon)
     scale = mase_scale(values[:test_start], season)

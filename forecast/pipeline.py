@@ -47,7 +47,7 @@ class Prepared:
     values: np.ndarray  # (rows, C) original units, holes filled
     lag: int
     split: Split | None  # on work rows; None for history that is only forecast from
-    scaler: Scaler  # fitted on work rows [0, split.val_start) only
+    scaler: Scaler  # every column of the config; fitted on work rows [0, split.val_start) only
     scaled: np.ndarray  # (rows - lag, C) transformed and scaled
     season: int
     params: int
@@ -101,7 +101,7 @@ def prepare_history(config: Config, series: Series, scaler: Scaler) -> Prepared:
         )
     columns = list(series.frame.columns)  # the features, and the targets when they are read
     values = fill_missing(series.values, [len(series.frame)])[-needed:]  # (L + lag, C)
-    return _transform_and_scale(config, series, columns, values, None, scaler.subset(columns))
+    return _transform_and_scale(config, series, columns, values, None, scaler)
 
 
 def _transform_and_scale(
@@ -139,7 +139,7 @@ def _transform_and_scale(
         lag=transform_lag(data.transform),
         split=split,
         scaler=scaler,
-        scaled=scaler.transform(work),
+        scaled=scaler.subset(columns).transform(work),  # a target may be absent from `values`
         season=int(season),
         params=shape.params,
     )
@@ -337,7 +337,7 @@ def score_intervals(
 def outside_training_range(prepared: Prepared) -> list[str]:
     """One line per input column whose recent (transformed) values leave the range the
     scaler saw in training, saying by how much, as a share of that range."""
-    scaler = prepared.scaler
+    scaler = prepared.scaler.subset(prepared.columns)
     if scaler.data_min is None or scaler.data_max is None:
         return []
     work = scaler.inverse_transform(prepared.scaled)  # (rows, C) transformed units

@@ -197,3 +197,26 @@ def test_backtest_folds_report_intervals(tmp_path):
     coverages = [fold["intervals"]["80"]["coverage"] for fold in report["folds"]]
     assert all(c in (0.0, 1 / 3, 2 / 3, 1.0) for c in coverages)  # 3 steps per fold
     assert report["mean"]["intervals"]["80"]["coverage"] == pytest.approx(np.mean(coverages))
+
+
+def test_a_target_that_is_no_input_gets_bounds_without_its_column_in_the_csv(tmp_path):
+    """features [price] -> target sales: sales' errors are not window-scaled, so predict
+    needs no sales column and the half-width is the quantile times the ratio."""
+    write_csv(tmp_path / "s.csv", monthly_frame(120, seed=5))
+    config = write_config(
+        tmp_path / "mv.yaml",
+        name="mv",
+        seed=2,
+        data={"path": "s.csv", "time_column": "date", "features": ["price"], "targets": ["sales"]},
+        window={"input_steps": 12, "horizon": 2},
+        split={"test": 0.2, "validation": 0.25},
+        model={"architecture": "gru", "units": [4]},
+        training={"epochs": 1, "batch_size": 16, "final_fit": False},
+    )
+    run = api.train(config, runs_dir=tmp_path / "runs", quiet=True).run_dir
+    calibration = json.loads((run / "intervals.json").read_text())
+    assert calibration["normalised"] == [False]
+    pd.read_csv(tmp_path / "s.csv").drop(columns="sales").to_csv(tmp_path / "p.csv", index=False)
+    future, _ = api.predict(run, tmp_path / "p.csv")
+    halves = np.array(calibration["quantile"]["80"])[:, 0] * calibration["ratio"][0]
+    assert (future["sales_hi_80"] - future["sales"]).to_numpy() == pytest.approx(halves)
