@@ -33,6 +33,7 @@ from forecast.models import cudnn_warnings
 from forecast.pipeline import (
     Prepared,
     calibrate_intervals,
+    choose_residual,
     fit,
     fit_final,
     forecast,
@@ -130,6 +131,7 @@ def train(
         runs.write_config(partial, cfg)
     try:
         import_tensorflow_quietly()
+        prepared = choose_residual(prepared)
         model, fitted = _fitted_model(partial, prepared, quiet)
         timings |= fitted["timings"]
         metrics, predictions, calibration = _evaluate_on_test(prepared, model, timings)

@@ -19,7 +19,14 @@ from forecast.config import Config
 from forecast.data import Series, fill_missing
 from forecast.errors import ConfigError, DataError
 from forecast.evaluation import BASELINES, METRICS, evaluate, verdict
-from forecast.pipeline import calibrate_intervals, fit, forecast, prepare, score_intervals
+from forecast.pipeline import (
+    calibrate_intervals,
+    choose_residual,
+    fit,
+    forecast,
+    prepare,
+    score_intervals,
+)
 from forecast.timesteps import time_labels
 
 log = logging.getLogger("forecast")
@@ -59,7 +66,7 @@ def run_fold(config: Config, series: Series, origin: int, number: int) -> Fold:
     import_tensorflow()
     started = time.perf_counter()
     horizon = config.window.horizon
-    prepared = prepare(config, series, rows=origin + 1)
+    prepared = choose_residual(prepare(config, series, rows=origin + 1))
     model, _, _ = fit(prepared, quiet=True)
     from forecast.forecasting import Forecaster
 

@@ -8,7 +8,11 @@ With `window_norm`, each window is centred on its last value and divided by its 
 absolute step, so a level or trend outside the training range looks like any other window.
 With a residual base (`naive`: the last value; `seasonal_naive`: the value one season
 earlier, step by step; `seasonal_average`: the window's whole seasons averaged into one
-pattern around each season's mean, put on the level of the last season), the network
+pattern around each season's mean, put on the level of the last season;
+`seasonal_drift`: that, plus the window's trend (the change of the season means per row,
+continued from the middle of the last season; none when the window holds one season);
+`seasonal_half_drift`: half that trend. With season 1 these are the last value, plus the
+window's mean step per row ahead or half of it.), the network
 learns a correction to that forecast; its head starts at zero, so an untrained model
 forecasts the base. Targets that are not inputs get base 0 and scale 1. Both layers are
 registered Keras serializables, loaded in safe mode.
@@ -22,6 +26,8 @@ import functools
 from typing import Any
 
 EPSILON = 1e-3  # in scaled units: a flat window is not divided by ~0
+# bases built on the window's average seasonal pattern, and the share of its trend they add
+AVERAGED = {"seasonal_average": 0.0, "seasonal_half_drift": 0.5, "seasonal_drift": 1.0}
 
 
 @functools.cache
@@ -57,7 +63,7 @@ def register() -> dict[str, type]:
                 scale = ops.ones_like(last)
                 normalised = window
             season = self.season if self.base.startswith("seasonal") else 1
-            if self.base == "seasonal_average":
+            if self.base in AVERAGED:
                 seasons = steps // season  # whole seasons in the window, ending at its end
                 blocks = ops.reshape(
                     window[:, steps - seasons * season :, :], (-1, seasons, season, features)
@@ -66,6 +72,15 @@ def register() -> dict[str, type]:
                 pattern = levels[:, -1] + ops.mean(blocks - levels, axis=1)  # (B, m, F)
                 rows = [s % season for s in range(self.output_steps)]  # (H,)
                 base = ops.take(pattern, rows, axis=1)  # (B, H, F)
+                if AVERAGED[self.base] and seasons > 1:
+                    # the trend: change of the season means per row, continued from the
+                    # middle of the last season
+                    slope = (levels[:, -1] - levels[:, 0]) / ((seasons - 1) * season)  # (B, 1, F)
+                    ahead = [(season - 1) / 2 + s + 1 for s in range(self.output_steps)]  # (H,)
+                    ahead = ops.reshape(
+                        ops.convert_to_tensor(ahead, dtype=window.dtype), (1, -1, 1)
+                    )
+                    base = base + AVERAGED[self.base] * slope * ahead
             else:
                 rows = [steps - season + s % season for s in range(self.output_steps)]  # (H,)
                 base = ops.take(window, rows, axis=1)  # (B, H, F)

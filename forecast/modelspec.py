@@ -148,12 +148,23 @@ class ModelConfig(Strict):
     ensemble: int = Field(
         1, ge=1, le=64, description="members trained side by side; forecasts are their median"
     )
-    residual: Literal["none", "naive", "seasonal_naive", "seasonal_average"] = Field(
+    residual: Literal[
+        "none",
+        "naive",
+        "seasonal_naive",
+        "seasonal_average",
+        "seasonal_half_drift",
+        "seasonal_drift",
+        "auto",
+    ] = Field(
         "none",
         description="learn a correction to this forecast, computed from the input window: "
-        "naive, seasonal_naive, or seasonal_average (the window's average seasonal pattern on "
-        "the level of its last season); the seasonal ones need window.input_steps >= the "
-        "season length",
+        "naive, seasonal_naive, seasonal_average (the window's average seasonal pattern on "
+        "the level of its last season), seasonal_drift (that plus the window's trend), "
+        "seasonal_half_drift (plus half of it), or auto (of seasonal_average, "
+        "seasonal_half_drift and seasonal_drift, the one with the lowest error on the "
+        "training rows; naive when the window is shorter than a season); the seasonal ones "
+        "need window.input_steps >= the season length",
     )
 
     @field_validator("units", mode="before")

@@ -30,11 +30,12 @@ from forecast.models import check_stack
 from forecast.scaling import Scaler
 from forecast.timesteps import season_length
 from forecast.transforms import apply_transform, invert_transform, transform_lag
-from forecast.windows import Split, plan_split, row_count
+from forecast.windows import Split, input_windows, plan_split, row_count, target_windows
 
 log = logging.getLogger("forecast")
 
 CALIBRATED_STEPS = 30
+RESIDUAL_ORIGINS = 2000  # at most this many recent training origins choose `residual: auto`
 
 
 @dataclass
@@ -155,6 +156,54 @@ def _check_window_covers(config: Config, season: int) -> None:
         )
     if model.window_norm and steps < 2:
         raise ConfigError("model.window_norm needs window.input_steps >= 2, got 1")
+
+
+def choose_residual(prepared: Prepared) -> Prepared:
+    """`model.residual: auto` made concrete from the training rows, before the fit.
+
+    Of seasonal_average, seasonal_half_drift and seasonal_drift (forecast.layers), the base
+    whose own forecasts miss the training targets least: mean absolute error in scaled
+    units over the later half of the training origins (the recent trend matters most); a
+    tie goes to the one with less trend. `naive` when the window is shorter than a season
+    or no target is an input. The final fit keeps the choice; other configs pass as they are.
+    """
+    cfg, split = prepared.config, prepared.split
+    if cfg.model.residual != "auto":
+        return prepared
+    assert split is not None, "the residual base is chosen on a split's training rows"
+    from forecast.layers import AVERAGED
+
+    data, window = cfg.data, cfg.window
+    target_features = [data.features.index(t) if t in data.features else -1 for t in data.targets]
+    inputs = np.array([f >= 0 for f in target_features])
+    usable = window.input_steps >= prepared.season and inputs.any()
+    candidates = list(AVERAGED) if usable else ["naive"]
+    origins = split.train_origins
+    origins = origins[len(origins) // 2 :][-RESIDUAL_ORIGINS:]
+    errors: dict[str, float] = {}
+    if len(candidates) > 1 and len(origins):
+        from forecast.tf_setup import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
+        import keras
+
+        from forecast.layers import register
+
+        windows = input_windows(prepared.features, origins, window.input_steps)  # (N, L, F)
+        actual = target_windows(prepared.targets, origins, window.output_steps)  # (N, H, K)
+        for base in candidates:
+            layer = register()["WindowNormalize"](
+                target_features, window.output_steps, False, base, prepared.season
+            )
+            predicted = keras.ops.convert_to_numpy(layer(windows.astype(np.float32))[1])
+            errors[base] = float(np.mean(np.abs(predicted - actual)[..., inputs]))
+    chosen = candidates[0]
+    for base in candidates[1:]:  # more trend only for a lower error, not a rounding tie
+        if errors[base] < errors[chosen] * (1 - 1e-6):
+            chosen = base
+    log.debug("residual: auto chose %s (training-window errors %s)", chosen, errors)
+    model = cfg.model.model_copy(update={"residual": chosen})
+    return replace(prepared, config=cfg.model_copy(update={"model": model}))
 
 
 def fit_only_split(rows: int, config: Config, source: str) -> Split:

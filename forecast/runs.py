@@ -326,6 +326,7 @@ def run_info(prepared: Any, timings: dict[str, Any]) -> dict[str, Any]:
         "seed": cfg.seed,
         "layout": cfg.layout,
         "model": cfg.model.describe(),
+        "residual": cfg.model.residual,  # what `auto` chose, when it was asked for
         "parameters": prepared.params,
         "rows": {
             "train_windows": len(split.train_origins),

@@ -49,6 +49,96 @@ def test_seasonal_average_base_by_hand():
     np.testing.assert_allclose(model(x).numpy()[0, :, 0], expected, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    ("residual", "share"), [("seasonal_drift", 1.0), ("seasonal_half_drift", 0.5)]
+)
+def test_drift_bases_by_hand(residual, share):
+    """The same seasons: their means rise from 2.5 to 5 in one season of 4 rows, 0.625 per
+    row. From the middle of the last season (1.5 rows before its end) step s lies s + 2.5
+    rows ahead, so the drift base is the seasonal average plus share * 0.625 * (s + 2.5)."""
+    config = model_config(units=[4], residual=residual, window_norm=True)
+    model = build_model(config, 9, 1, 5, 1, target_features=[0], season=4)
+    x = window([100, 1, 4, 2, 3, 3, 8, 4, 5])
+    average = np.array([3.25, 7.25, 4.25, 5.25, 3.25])
+    expected = average + share * 0.625 * (np.arange(5) + 2.5)
+    np.testing.assert_allclose(model(x).numpy()[0, :, 0], expected, atol=1e-5)
+
+
+def test_drift_without_season_and_with_one_season_only():
+    # season 1: the last value plus the window's mean step (8 - 1) / 3 per row ahead
+    config = model_config(units=[4], residual="seasonal_drift", window_norm=True)
+    model = build_model(config, 4, 1, 2, 1, target_features=[0], season=1)
+    np.testing.assert_allclose(
+        model(window([1, 2, 4, 8])).numpy()[0, :, 0], [8 + 7 / 3, 8 + 14 / 3], rtol=1e-5
+    )
+    # a window of one season has no trend to continue: the seasonal average, i.e. the season
+    model = build_model(config, 4, 1, 5, 1, target_features=[0], season=4)
+    np.testing.assert_allclose(
+        model(window([1, 2, 4, 8])).numpy()[0, :, 0], [1, 2, 4, 8, 1], rtol=1e-5
+    )
+
+
+def _auto_choice(tmp_path: Path, values: np.ndarray, input_steps: int, residual: str = "auto"):
+    import pandas as pd
+
+    from forecast.pipeline import choose_residual, prepare
+
+    from .conftest import write_csv
+
+    dates = pd.date_range("2000-01-01", periods=len(values), freq="MS").strftime("%Y-%m-%d")
+    write_csv(tmp_path / "s.csv", pd.DataFrame({"date": dates, "sales": values}))
+    config = validate_config(
+        {
+            "data": {"path": str(tmp_path / "s.csv"), "time_column": "date", "features": ["sales"]},
+            "window": {"input_steps": input_steps, "horizon": 6},
+            "model": {"architecture": "gru", "units": [4], "residual": residual},
+            "evaluation": {"season_length": 12},
+        }
+    )
+    return choose_residual(prepare(config)).config.model.residual
+
+
+def test_auto_residual_is_chosen_on_the_training_rows(tmp_path: Path):
+    t = np.arange(120)
+    season = 10 * np.sin(2 * np.pi * t / 12)
+    # a steady trend under the season: continuing it misses least
+    assert _auto_choice(tmp_path, 100 + 2 * t + season, 24) == "seasonal_drift"
+    # no trend: every drift is 0, the tie goes to the plain seasonal average
+    assert _auto_choice(tmp_path, 100 + season, 24) == "seasonal_average"
+    # a window shorter than the season: the last value
+    assert _auto_choice(tmp_path, 100 + 2 * t + season, 6) == "naive"
+    # a trend only in the test rows (the last 20%) cannot sway the choice
+    late = np.where(t >= 96, 100 + 5 * (t - 96), 100) + season
+    assert _auto_choice(tmp_path, late, 24) == "seasonal_average"
+    # a base that was asked for is kept
+    assert _auto_choice(tmp_path, 100 + 2 * t + season, 24, "seasonal_naive") == "seasonal_naive"
+
+
+def test_a_run_records_the_base_auto_chose_and_its_model_uses_it(tmp_path: Path):
+    import json
+
+    from forecast import api
+
+    from .conftest import monthly_frame, write_config, write_csv
+
+    write_csv(tmp_path / "s.csv", monthly_frame(100))
+    config = write_config(
+        tmp_path / "a.yaml",
+        data={"path": "s.csv", "time_column": "date", "features": ["sales"]},
+        window={"input_steps": 24, "horizon": 3},
+        model={"architecture": "gru", "units": [4], "window_norm": True, "residual": "auto"},
+        training={"epochs": 1},
+    )
+    result = api.train(config, runs_dir=tmp_path / "runs", quiet=True)
+    chosen = json.loads((result.run_dir / "run.json").read_text())["residual"]
+    assert chosen == "seasonal_drift"  # monthly_frame rises 0.5 a month under its season
+    layer = load_model(result.run_dir / "model.keras").get_layer("normalise")
+    assert layer.base == chosen  # the final fit kept the choice
+    assert "residual: auto" in (result.run_dir / "config.yaml").read_text()  # as asked
+    frame, _ = api.predict(result.run_dir, tmp_path / "s.csv")
+    assert len(frame) == 3
+
+
 def test_window_normalised_forecasts_move_with_the_window(tmp_path: Path):
     """Shifting a window by b and scaling it by a > 0 shifts and scales its forecast the
     same way: levels never seen in training are no problem."""
