@@ -158,6 +158,9 @@ def _compile_loop(
             outputs = outputs.write(call, predicted)
             fed = tf.gather(predicted, feed, axis=2)  # (B, h, F)
             window = tf.concat([window, fed], axis=1)[:, -input_steps:, :]  # (B, L, F)
+            # a layer that loses the static step count (an ensemble's median) must not
+            # change the loop variable's shape
+            window = tf.ensure_shape(window, (None, input_steps, n_features))
         stacked = outputs.stack()  # (calls, B, h, K)
         stacked = tf.transpose(stacked, [1, 0, 2, 3])  # (B, calls, h, K)
         shape = tf.shape(stacked)
