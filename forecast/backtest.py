@@ -20,6 +20,7 @@ from forecast.data import Series, fill_missing
 from forecast.errors import ConfigError, DataError
 from forecast.evaluation import BASELINES, METRICS, evaluate, verdict
 from forecast.pipeline import (
+    Compiled,
     calibrate_intervals,
     choose_residual,
     fit,
@@ -61,17 +62,19 @@ def check_folds(config: Config, series: Series, folds: int) -> np.ndarray:
     return origins
 
 
-def run_fold(config: Config, series: Series, origin: int, number: int) -> Fold:
-    """Refit on rows [0, origin] and forecast rows origin+1 .. origin+horizon."""
+def run_fold(
+    config: Config, series: Series, origin: int, number: int, compiled: Compiled | None = None
+) -> Fold:
+    """Refit on rows [0, origin] and forecast rows origin+1 .. origin+horizon; with
+    `compiled`, reusing the models an earlier fold built (pipeline.Compiled)."""
     import_tensorflow()
     started = time.perf_counter()
     horizon = config.window.horizon
     prepared = choose_residual(prepare(config, series, rows=origin + 1))
-    model, _, _ = fit(prepared, quiet=True)
-    from forecast.forecasting import Forecaster
-
+    compiled = compiled if compiled is not None else Compiled()
+    model, _, _ = fit(prepared, quiet=True, compiled=compiled)
     data = config.data
-    forecaster = Forecaster(model, data.features, data.targets)
+    forecaster = compiled.forecaster(model, data.features, data.targets)
     work_origin = np.array([len(prepared.scaled) - 1])  # the fold's last row
     predicted = forecast(prepared, forecaster, work_origin, horizon)  # (1, H, K)
     # actuals in hindsight: holes in the fold's future are filled from the whole series
@@ -104,6 +107,7 @@ def run_backtest(config: Config, series: Series, origins: np.ndarray, quiet: boo
     horizon = config.window.horizon
     times = time_labels(series.index)
     folds = []
+    compiled = Compiled()  # every fold after the first reuses the models it built
     for number, origin in enumerate(origins, start=1):
         if not quiet:
             log.info(
@@ -115,7 +119,7 @@ def run_backtest(config: Config, series: Series, origins: np.ndarray, quiet: boo
                 times[origin + 1],
                 times[origin + horizon],
             )
-        fold = run_fold(config, series, int(origin), number)
+        fold = run_fold(config, series, int(origin), number, compiled)
         folds.append(fold)
         if not quiet:
             mase = fold.report["model"]["mase"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -222,10 +222,70 @@ def fit_only_split(rows: int, config: Config, source: str) -> Split:
     return Split(rows, val_start, rows, window.input_steps, window.horizon, window.output_steps)
 
 
+@dataclass
+class Compiled:
+    """Models built, compiled and traced once, reused by later fits of the same shape.
+
+    A backtest refits the same model on more rows at every fold: instead of building and
+    tracing it again, the next fit restores the variables (weights, optimizer state, random
+    generators) the first one started from, so it starts exactly where a new model would,
+    and reuses the traced training, validation and forecasting functions.
+    """
+
+    slots: dict[str, Any] = field(default_factory=dict)  # shape key -> _Slot
+    forecasters: dict[int, Any] = field(default_factory=dict)  # id(model) -> Forecaster
+
+    def forecaster(self, model: Any, features: list[str], targets: list[str]) -> Any:
+        from forecast.forecasting import Forecaster
+
+        if id(model) not in self.forecasters:
+            self.forecasters[id(model)] = Forecaster(model, features, targets)
+        return self.forecasters[id(model)]
+
+
+@dataclass
+class _Slot:
+    trained: Any  # the model that trains (unrolled on CPUs)
+    model: Any  # the forecasting model sharing its layers (the ensemble's median)
+    plain: Any  # `model` with looped layers, what forecasts and is saved
+    start: list[Any]  # the values of trained.variables before any fit
+    optimizer_start: list[Any]  # the optimizer's variables before any update
+
+
+def _shape_key(prepared: Prepared, unroll: bool, batches: int) -> str:
+    """What a reusable model must share: every model/window/training setting that is built
+    or traced in, the seed (the starting weights), and for a cosine schedule its length."""
+    cfg = prepared.config
+    import json
+
+    return json.dumps(
+        {
+            "model": cfg.model.model_dump(mode="json"),
+            "window": cfg.window.model_dump(mode="json"),
+            "training": cfg.training.model_dump(mode="json", exclude={"epochs", "early_stopping"}),
+            "features": cfg.data.features,
+            "targets": cfg.data.targets,
+            "season": prepared.season,
+            "seed": cfg.seed,
+            "unroll": unroll,
+            "schedule": batches * cfg.training.epochs
+            if cfg.training.lr_schedule != "constant"
+            else 0,
+        },
+        sort_keys=True,
+    )
+
+
 def fit(
-    prepared: Prepared, quiet: bool, checkpoint_dir: Path | None = None
+    prepared: Prepared,
+    quiet: bool,
+    checkpoint_dir: Path | None = None,
+    compiled: Compiled | None = None,
 ) -> tuple[Any, Any, dict[str, Any]]:
-    """Seed, build and fit the model: (model, FitResult, {timings, strategy, unroll})."""
+    """Seed, build and fit the model: (model, FitResult, {timings, strategy, unroll}).
+
+    With `compiled`, a model of the same shape built by an earlier fit is reset to its
+    starting state and refitted (see Compiled); the result is the same as a new model's."""
     from forecast.models import build_models, resolve_unroll, without_unroll
     from forecast.training import (
         WindowSource,
@@ -241,22 +301,43 @@ def fit(
     seed_everything(cfg.seed)
     unroll = resolve_unroll(cfg.training.unroll, cfg.window.input_steps, cfg.training.jit_compile)
     scope, strategy = strategy_scope(cfg.training.distribute)
-    with scope:
-        data = cfg.data
-        trained, model = build_models(
-            cfg.model,
-            cfg.window.input_steps,
-            len(data.features),
-            cfg.window.output_steps,
-            len(data.targets),
-            unroll=unroll,
-            target_features=[
-                data.features.index(t) if t in data.features else -1 for t in data.targets
-            ],
-            season=prepared.season,
-        )
-        batches = -(-len(split.train_origins) // cfg.training.batch_size)  # per epoch
-        compile_model(trained, cfg.training, steps_per_epoch=max(batches, 1))
+    batches = max(-(-len(split.train_origins) // cfg.training.batch_size), 1)  # per epoch
+    key = _shape_key(prepared, unroll, batches)
+    slot = compiled.slots.get(key) if compiled is not None else None
+    if slot is not None:
+        for variable, value in zip(slot.trained.variables, slot.start, strict=True):
+            variable.assign(value)
+        for variable, value in zip(
+            slot.trained.optimizer.variables, slot.optimizer_start, strict=True
+        ):
+            variable.assign(value)
+        trained, model = slot.trained, slot.model
+    else:
+        with scope:
+            data = cfg.data
+            trained, model = build_models(
+                cfg.model,
+                cfg.window.input_steps,
+                len(data.features),
+                cfg.window.output_steps,
+                len(data.targets),
+                unroll=unroll,
+                target_features=[
+                    data.features.index(t) if t in data.features else -1 for t in data.targets
+                ],
+                season=prepared.season,
+            )
+            compile_model(trained, cfg.training, steps_per_epoch=batches)
+        if compiled is not None and checkpoint_dir is None and strategy["replicas"] == 1:
+            trained.optimizer.build(trained.trainable_variables)
+            slot = _Slot(
+                trained,
+                model,
+                None,
+                [v.numpy() for v in trained.variables],
+                [v.numpy() for v in trained.optimizer.variables],
+            )
+            compiled.slots[key] = slot
     source = WindowSource(
         prepared.features,
         prepared.targets,
@@ -278,7 +359,13 @@ def fit(
     if not quiet and fitted.stopped_epoch is not None:
         restored = f"; weights of epoch {fitted.best_epoch} restored" if fitted.best_epoch else ""
         log.info("early stopping after epoch %d%s", fitted.stopped_epoch, restored)
-    model = without_unroll(model)  # forecasts and the saved model use the looped layers
+    if slot is None:
+        model = without_unroll(model)  # forecasts and the saved model use the looped layers
+    elif slot.plain is None:
+        slot.plain = model = without_unroll(model)
+    else:
+        slot.plain.set_weights(model.get_weights())
+        model = slot.plain
     timings = {
         "build": round(build_seconds, 4),
         "window": round(fitted.dataset_seconds, 4),

@@ -79,3 +79,27 @@ def test_too_many_folds_is_a_user_error(tmp_path):
     result = CliRunner().invoke(app, ["backtest", str(config), "--folds", "40"])
     assert result.exit_code == 2
     assert "too few to train on" in result.stderr or "use fewer --folds" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        # dropout draws random numbers, members have their own weights; unrolled for training
+        ["model.dropout=0.3", "model.ensemble=2", "training.unroll=true"],
+    ],
+)
+def test_folds_that_reuse_the_first_folds_model_forecast_as_new_models_do(tmp_path, overrides):
+    from forecast.backtest import run_fold
+    from forecast.pipeline import Compiled
+
+    config = load_config(fold_config(tmp_path), [*overrides, "training.epochs=3"])
+    series = read_series(config.data)
+    origins = backtest_origins(len(series.frame), 3, config.window.horizon)
+    compiled = Compiled()
+    reused = [run_fold(config, series, int(o), i, compiled) for i, o in enumerate(origins)]
+    assert len(compiled.slots) == 1 and len(compiled.forecasters) == 1  # built once
+    for number, origin in enumerate(origins):
+        new = run_fold(config, series, int(origin), number)  # a model of its own
+        np.testing.assert_array_equal(reused[number].forecast, new.forecast)
+        assert reused[number].report["model"] == new.report["model"]
