@@ -105,12 +105,19 @@ def stats_forecasts(y: np.ndarray, spec: dict) -> dict[str, dict]:
     return out
 
 
-def network(spec: dict, seed: int, folder: Path, overrides: list[str]) -> dict:
-    """`forecast init` + `forecast backtest --folds 3`, as a user runs them."""
+def network(spec: dict, seed: int, folder: Path, overrides: list[str], trials: int = 0) -> dict:
+    """`forecast init` + `forecast backtest --folds 3`, as a user runs them; with `trials`,
+    `forecast tune` in between, on the rows before the first fold only."""
     text = starter_config("univariate", spec["path"], spec["target"], spec["horizon"])
     config = folder / f"{spec['name']}.yaml"
     config.write_text(text, encoding="utf-8")
     started = time.perf_counter()
+    if trials:
+        # the test part is the three folds' rows: tuning backtests the rows before them
+        hidden = [f"split.test={3 * spec['horizon']}"]
+        tuned = folder / f"{spec['name']}-{seed}.tuned.yaml"
+        api.tune(config, trials, 3, tuned, overrides=hidden + overrides, seed=seed, quiet=True)
+        config, overrides = tuned, []
     result = api.backtest(
         config, folds=3, runs_dir=folder / "runs", overrides=overrides, seed=seed, quiet=True
     )
@@ -140,7 +147,13 @@ def network(spec: dict, seed: int, folder: Path, overrides: list[str]) -> dict:
     }
 
 
-def run(names: list[str] | None, seeds: list[int], with_stats: bool, overrides: list[str]) -> dict:
+def run(
+    names: list[str] | None,
+    seeds: list[int],
+    with_stats: bool,
+    overrides: list[str],
+    trials: int = 0,
+) -> dict:
     logging.getLogger("forecast").setLevel(logging.ERROR)
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -168,7 +181,7 @@ def run(names: list[str] | None, seeds: list[int], with_stats: bool, overrides: 
             entry.setdefault("network", {})
             for seed in seeds:
                 try:
-                    entry["network"][str(seed)] = network(spec, seed, Path(tmp), overrides)
+                    entry["network"][str(seed)] = network(spec, seed, Path(tmp), overrides, trials)
                 except Exception as exc:  # report a series the recommended config cannot run
                     entry["network"][str(seed)] = {"error": f"{type(exc).__name__}: {exc}"}
                 shown = entry["network"][str(seed)]
@@ -271,13 +284,16 @@ def main() -> None:
         "--set", action="append", default=[], help="experiment: override the init config"
     )
     parser.add_argument("--results", type=Path, help="results JSON file (default: results/)")
+    parser.add_argument(
+        "--tune", type=int, default=0, metavar="N", help="experiment: `forecast tune --trials N`"
+    )
     args = parser.parse_args()
     global RESULTS
     RESULTS = args.results or RESULTS
     if args.table_only:
         results = json.loads(RESULTS.read_text())
     else:
-        results = run(args.series, args.seeds, not args.no_stats, args.set)
+        results = run(args.series, args.seeds, not args.no_stats, args.set, args.tune)
     print(table(results, args.seeds))
     print()
     print(interval_table(results, args.seeds))

@@ -294,6 +294,22 @@ def backtest(
     return BacktestResult(run_dir, run_dir / "backtest.json", report)
 
 
+def tune(
+    config: str | Path,
+    trials: int = 8,
+    folds: int = 3,
+    output: str | Path | None = None,
+    overrides: list[str] | None = None,
+    seed: int | None = None,
+    quiet: bool = False,
+) -> Any:
+    """Random search over accuracy options, each trial backtested on the training part only;
+    writes the best config (forecast.tune). Returns a TuneResult."""
+    from forecast.tune import tune as search
+
+    return search(config, trials, folds, output, overrides, seed, quiet)
+
+
 def predict(
     run: str | Path | None,
     csv_path: str | Path,

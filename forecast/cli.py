@@ -176,6 +176,49 @@ def backtest(
     typer.echo(str(result.path))
 
 
+@app.command()
+def tune(
+    config: Annotated[Path, typer.Argument(help="The YAML config file.")],
+    trials: Annotated[int, typer.Option("--trials", "-n", help="Settings to try.")] = 8,
+    folds: Annotated[int, typer.Option("--folds", "-k", help="Backtest folds per trial.")] = 3,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Where to write the best config (a new file)."),
+    ] = None,
+    set_: SetOpt = None,
+    seed: SeedOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Search the residual base, window, layer width, learning rate, schedule and loss.
+
+    Each trial is a rolling-origin backtest on the config's training part only (the test
+    rows are never used); trial 1 is the config as given. Writes the best as a complete
+    config (default: CONFIG's folder, NAME.tuned.yaml), every trial's score in its header;
+    the last line printed is its path. Then: forecast train NAME.tuned.yaml
+
+    Example: forecast tune configs/univariate.yaml --trials 8
+    """
+    _setup_logging(quiet)
+    from forecast import api
+
+    result = _run(
+        lambda: api.tune(config, trials, folds, output, overrides=set_, seed=seed, quiet=quiet),
+        left="no config was written",
+    )
+    for number, trial in enumerate(result.trials, start=1):
+        score = f"{trial.mase:.4g}" if trial.error is None else "skipped"
+        mark = "*" if number - 1 == result.best else " "
+        typer.echo(
+            f"{mark} trial {number}: MASE {score}  {' '.join(trial.overrides) or 'as given'}"
+        )
+    best = result.trials[result.best]
+    typer.echo(
+        f"best: trial {result.best + 1}, mean MASE {best.mase:.4g} over {folds} folds on the "
+        f"first {result.rows} rows (seasonal naive {best.seasonal_naive:.4g})"
+    )
+    typer.echo(str(result.path))
+
+
 @app.command("runs")
 def list_runs(runs_dir: RunsDirOpt = Path("runs")) -> None:
     """List finished runs: name, date, layout, model, MASE and seasonal naive MASE.

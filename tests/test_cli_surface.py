@@ -22,7 +22,9 @@ COMMANDS = sorted(command.name or command.callback.__name__ for command in app.r
 
 def test_the_commands_are_the_documented_ones():
     assert (
-        sorted(["train", "predict", "plot", "validate", "backtest", "init", "schema", "runs"])
+        sorted(
+            ["train", "predict", "plot", "validate", "backtest", "tune", "init", "schema", "runs"]
+        )
         == COMMANDS
     )
 

@@ -1,0 +1,224 @@
+"""`forecast tune`: a seeded random search over the options that matter for accuracy, each
+trial scored by a rolling-origin backtest on the config's training part only.
+
+The test rows (the config's `split.test`) are never used: the series is cut before them,
+and the folds (`horizon` rows apart) end at the last training row. Trial 1 is the config as
+given; the others are distinct draws from `space(config)`, applied as `--set` overrides to
+the config file, so a trial is exactly what `forecast backtest --set ...` would run. The
+best trial (lowest mean model MASE over the folds) is written as a complete config, with
+every trial's score in its header.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from forecast.config import Config
+from forecast.configfile import config_to_yaml, load_config
+from forecast.data import Series, read_series
+from forecast.errors import ConfigError, DataError, ForecastError
+from forecast.pipeline import prepare
+from forecast.timesteps import season_length
+from forecast.transforms import transform_lag
+from forecast.windows import plan_split
+
+log = logging.getLogger("forecast")
+
+
+@dataclass
+class Trial:
+    overrides: list[str]  # `--set` items on top of the config file
+    mase: float | None = None  # mean model MASE over the folds
+    seasonal_naive: float | None = None
+    seconds: float = 0.0
+    error: str | None = None  # why the trial could not run
+
+
+@dataclass
+class TuneResult:
+    path: Path  # the best config, written
+    config: Config
+    trials: list[Trial]
+    best: int  # index into trials
+    rows: int  # rows the search saw (the training part)
+
+
+def space(config: Config, season: int) -> dict[str, list[Any]]:
+    """The options searched, each with its values: the residual base, the window (whole
+    seasons), the width of the layers, the learning rate and its schedule, the loss."""
+    model, steps = config.model, config.window.input_steps
+    found: dict[str, list[Any]] = {}
+    if season > 1:
+        found["window.input_steps"] = sorted({steps, season, 2 * season, 3 * season})
+        found["model.residual"] = [
+            "seasonal_average",
+            "seasonal_half_drift",
+            "seasonal_drift",
+            "seasonal_naive",
+        ]
+    else:
+        found["window.input_steps"] = sorted({max(2, steps // 2), steps, 2 * steps})
+        found["model.residual"] = ["naive", "seasonal_half_drift", "seasonal_drift"]
+    if model.layers is None:
+        found["model.units"] = [[16], [32], [64]]
+    found["training.learning_rate"] = [0.001, 0.003]
+    found["training.lr_schedule"] = ["constant", "cosine"]
+    found["training.loss"] = ["mse", "mae"]
+    return found
+
+
+def draws(options: dict[str, list[Any]], season: int, count: int, seed: int) -> list[list[str]]:
+    """`count` distinct combinations in a seeded random order, as `--set` items; a seasonal
+    base only with a window of at least a season."""
+    keys = list(options)
+    grid = []
+    for values in itertools.product(*(options[k] for k in keys)):
+        chosen = dict(zip(keys, values, strict=True))
+        if str(chosen["model.residual"]).startswith("seasonal") and (
+            chosen["window.input_steps"] < season
+        ):
+            continue
+        grid.append([f"{k}={_yaml(v)}" for k, v in chosen.items()])
+    order = np.random.default_rng(seed).permutation(len(grid))
+    return [grid[i] for i in order[:count]]
+
+
+def _yaml(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value)
+
+
+def tune(
+    config_path: str | Path,
+    trials: int = 8,
+    folds: int = 3,
+    output: str | Path | None = None,
+    overrides: list[str] | None = None,
+    seed: int | None = None,
+    quiet: bool = False,
+) -> TuneResult:
+    from forecast import backtest as rolling
+
+    if trials < 1:
+        raise ConfigError(f"--trials must be >= 1, got {trials}")
+    if folds < 1:
+        raise ConfigError(f"--folds must be >= 1, got {folds}")
+    config_path = Path(config_path)
+    base = list(overrides or [])
+    config = load_config(config_path, base, seed)
+    target = Path(output) if output else config_path.with_name(f"{config_path.stem}.tuned.yaml")
+    if target.exists():
+        raise ConfigError(f"{target}: exists; pass --output with a new path or remove it")
+    series = read_series(config.data)
+    part = training_part(config, series)
+    horizon = config.window.horizon
+    origins = rolling.backtest_origins(len(part.frame), folds, horizon)
+    if origins[0] < 0:
+        raise DataError(
+            f"{series.path}: the {len(part.frame)} training rows cannot hold {folds} folds of "
+            f"horizon {horizon}; use fewer --folds"
+        )
+    season = _season(config, part)
+    runs = [Trial([])]
+    for items in draws(space(config, season), season, 4 * trials, config.seed):
+        changed = [i for i in items if _changes(config, config_path, base + [i], seed)]
+        if len(runs) < trials and changed and changed not in [t.overrides for t in runs]:
+            runs.append(Trial(changed))
+    rolling.import_tensorflow()
+    for number, trial in enumerate(runs, start=1):
+        started = time.perf_counter()
+        try:
+            cfg = load_config(config_path, base + trial.overrides, seed)
+            prepare(cfg, part, rows=int(origins[0]) + 1)  # the first fold must train
+            report, _, _ = rolling.run_backtest(cfg, part, origins, quiet=True)
+        except ForecastError as exc:
+            trial.error = str(exc)
+        else:
+            mean = report["mean"]
+            trial.mase = mean["model"]["mase"]
+            trial.seasonal_naive = mean["baselines"]["seasonal_naive"]["mase"]
+        trial.seconds = round(time.perf_counter() - started, 3)
+        if not quiet:
+            shown = (
+                f"MASE {trial.mase:.3g}" if trial.mase is not None else f"skipped: {trial.error}"
+            )
+            log.info(
+                "trial %d/%d: %s: %s",
+                number,
+                len(runs),
+                " ".join(trial.overrides) or "the config as given",
+                shown,
+            )
+    scored = [i for i, t in enumerate(runs) if t.mase is not None and math.isfinite(t.mase)]
+    if not scored:
+        raise DataError(f"{series.path}: no trial could be backtested: {runs[0].error}")
+    best = min(scored, key=lambda i: runs[i].mase)
+    best_config = load_config(config_path, base + runs[best].overrides, seed)
+    _write(target, best_config, config_path, runs, best, len(part.frame), folds)
+    return TuneResult(target, best_config, runs, best, len(part.frame))
+
+
+def training_part(config: Config, series: Series) -> Series:
+    """The rows before the config's test part: all that tuning may see."""
+    window = config.window
+    lag = transform_lag(config.data.transform)
+    split = plan_split(
+        len(series.frame) - lag,
+        config.split,
+        window.input_steps,
+        window.horizon,
+        str(series.path),
+        window.output_steps,
+    )
+    return replace(series, frame=series.frame.iloc[: split.test_start + lag])
+
+
+def _season(config: Config, series: Series) -> int:
+    season = config.evaluation.season_length
+    return int(season_length(series.index) if season == "auto" else season)
+
+
+def _changes(config: Config, path: Path, items: list[str], seed: int | None) -> bool:
+    """Whether `items` on top of the config file change the config."""
+    try:
+        return load_config(path, items, seed) != config
+    except ConfigError:
+        return True  # the trial will say what is wrong with it
+
+
+def _write(
+    target: Path,
+    config: Config,
+    source: Path,
+    trials: list[Trial],
+    best: int,
+    rows: int,
+    folds: int,
+) -> None:
+    lines = [
+        f"# tuned by `forecast tune` from {source}: {len(trials)} trials, each scored by the mean",
+        f"# model MASE of a {folds}-fold backtest on the first {rows} rows (the test rows unseen).",
+        f"# best: trial {best + 1}. Seasonal naive scored "
+        f"{_shown(trials[best].seasonal_naive)} on the same folds.",
+    ]
+    for number, trial in enumerate(trials, start=1):
+        score = _shown(trial.mase) if trial.error is None else f"skipped ({trial.error})"
+        what = " ".join(trial.overrides) or "the config as given"
+        lines.append(f"#   trial {number}: {score}  {what}")
+    text = "\n".join(lines) + "\n" + config_to_yaml(config)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "x", encoding="utf-8") as handle:  # never over a file written meanwhile
+        handle.write(text)
+
+
+def _shown(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
