@@ -349,11 +349,69 @@ def bench_cli() -> None:
         )
 
 
+# --------------------------------------------------------------------------- backtests
+
+
+def bench_backtest(quick: bool) -> None:
+    """`forecast backtest --folds 3` of the config `forecast init` writes, on every series in
+    data/accuracy: a new model per fold (as before) vs the first fold's model reused, with
+    identical forecasts checked; and statsforecast's three models on the same folds."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import logging
+
+    import accuracy
+
+    from forecast.backtest import backtest_origins, run_backtest, run_fold
+    from forecast.configfile import load_config
+    from forecast.data import read_series
+    from forecast.starter import starter_config
+
+    logging.getLogger("forecast").setLevel(logging.ERROR)
+    specs = [s for s in accuracy.series_list() if "accuracy" in str(s["path"])]
+    specs = specs[:3] if quick else specs
+    new = reused = stats = 0.0
+    with_stats = True
+    with tempfile.TemporaryDirectory() as tmp:
+        for spec in specs:
+            path = Path(tmp) / f"{spec['name']}.yaml"
+            path.write_text(
+                starter_config("univariate", spec["path"], spec["target"], spec["horizon"])
+            )
+            config = load_config(path, seed=1)
+            series = read_series(config.data)
+            origins = backtest_origins(len(series.frame), 3, config.window.horizon)
+            # reused first: any cache the runtime keeps (XLA's, TF's) helps the other one
+            start = time.perf_counter()
+            _, forecasts, _ = run_backtest(config, series, origins, quiet=True)
+            reused += time.perf_counter() - start
+            start = time.perf_counter()
+            folds = [run_fold(config, series, int(o), i) for i, o in enumerate(origins, 1)]
+            new += time.perf_counter() - start
+            assert np.array_equal(np.stack([f.forecast for f in folds]), forecasts), spec["name"]
+            if with_stats:
+                y = series.frame[spec["target"]].to_numpy(dtype=float)
+                try:
+                    stats += sum(m["seconds"] for m in accuracy.stats_forecasts(y, spec).values())
+                except ImportError:  # statsforecast is in the dev extra only
+                    with_stats = False
+    n = len(specs)
+    record(
+        f"backtest --folds 3, recommended configs, {n} series: a new model per fold vs reused",
+        round(new, 2), reused, "s", "the same forecasts (checked)",
+    )  # fmt: skip
+    if with_stats:
+        record(
+            f"same backtests, {n} series: statsforecast AutoETS+AutoTheta+AutoARIMA vs ours",
+            round(stats, 2), reused, "s", "ratio > 1: ours is faster",
+        )  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     parser.add_argument(
-        "--only", help="run one group: cli, windowing, forecasting, training, batch, memory"
+        "--only",
+        help="run one group: cli, windowing, forecasting, training, batch, memory, backtest",
     )
     args = parser.parse_args()
     quick = args.quick
@@ -371,6 +429,7 @@ def main() -> None:
         "training": lambda: [bench_training(2000 if quick else 8000, 60, b) for b in (32, 256)],
         "batch": bench_batch_accuracy,
         "memory": lambda: bench_memory(100_000 if quick else 1_000_000),
+        "backtest": lambda: bench_backtest(quick),
     }
     for name, run in groups.items():
         if args.only in (None, name):
