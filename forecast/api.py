@@ -46,6 +46,7 @@ from forecast.scaling import Scaler
 from forecast.tf_setup import import_tensorflow_quietly
 from forecast.timesteps import future_index, time_labels
 from forecast.transforms import transform_lag
+from forecast.tune import TuneResult, tune  # noqa: F401  (the API: api.tune)
 
 log = logging.getLogger("forecast")
 
@@ -292,22 +293,6 @@ def backtest(
 
     run_dir = runs.write_backtest(Path(runs_dir), cfg, report, draw)
     return BacktestResult(run_dir, run_dir / "backtest.json", report)
-
-
-def tune(
-    config: str | Path,
-    trials: int = 8,
-    folds: int = 3,
-    output: str | Path | None = None,
-    overrides: list[str] | None = None,
-    seed: int | None = None,
-    quiet: bool = False,
-) -> Any:
-    """Random search over accuracy options, each trial backtested on the training part only;
-    writes the best config (forecast.tune). Returns a TuneResult."""
-    from forecast.tune import tune as search
-
-    return search(config, trials, folds, output, overrides, seed, quiet)
 
 
 def predict(

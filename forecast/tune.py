@@ -106,6 +106,10 @@ def tune(
     seed: int | None = None,
     quiet: bool = False,
 ) -> TuneResult:
+    """Backtest `trials` settings (`folds` folds each) on the training part of the config's
+    series and write the best as a complete config to `output` (default: NAME.tuned.yaml
+    beside the config; never over an existing file). `overrides` are `--set` items applied
+    to every trial."""
     from forecast import backtest as rolling
 
     if trials < 1:
