@@ -196,7 +196,7 @@ def tune(
     config (default: CONFIG's folder, NAME.tuned.yaml), every trial's score in its header;
     the last line printed is its path. Then: forecast train NAME.tuned.yaml
 
-    Example: forecast tune configs/univariate.yaml --trials 8
+    Example: forecast tune configs/univariate_multi_step.yaml --trials 4 --folds 1
     """
     _setup_logging(quiet)
     from forecast import api
@@ -213,7 +213,8 @@ def tune(
         )
     best = result.trials[result.best]
     typer.echo(
-        f"best: trial {result.best + 1}, mean MASE {best.mase:.4g} over {folds} folds on the "
+        f"best: trial {result.best + 1}, mean MASE {best.mase:.4g} over {folds} "
+        f"fold{'s' if folds != 1 else ''} on the "
         f"first {result.rows} rows (seasonal naive {best.seasonal_naive:.4g})"
     )
     typer.echo(str(result.path))
