@@ -212,10 +212,11 @@ def tune(
             f"{mark} trial {number}: MASE {score}  {' '.join(trial.overrides) or 'as given'}"
         )
     best = result.trials[result.best]
+    naive = "n/a" if best.seasonal_naive is None else f"{best.seasonal_naive:.4g}"
     typer.echo(
         f"best: trial {result.best + 1}, mean MASE {best.mase:.4g} over {folds} "
-        f"fold{'s' if folds != 1 else ''} on the "
-        f"first {result.rows} rows (seasonal naive {best.seasonal_naive:.4g})"
+        f"fold{'s' if folds != 1 else ''} on the first {result.rows} rows "
+        f"(seasonal naive {naive})"
     )
     typer.echo(str(result.path))
 
