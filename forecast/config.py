@@ -81,6 +81,11 @@ class DataConfig(Strict):
         """Position of each target in `columns`."""
         return [self.columns.index(t) for t in self.targets]
 
+    @property
+    def target_features(self) -> list[int]:
+        """Each target's position among the features, or -1 where it is no input."""
+        return [self.features.index(t) if t in self.features else -1 for t in self.targets]
+
 
 # --------------------------------------------------------------------------- window, split
 

@@ -15,6 +15,7 @@ turned back into original units before anything is scored or saved.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -174,7 +175,7 @@ def choose_residual(prepared: Prepared) -> Prepared:
     from forecast.layers import AVERAGED
 
     data, window = cfg.data, cfg.window
-    target_features = [data.features.index(t) if t in data.features else -1 for t in data.targets]
+    target_features = data.target_features
     inputs = np.array([f >= 0 for f in target_features])
     usable = window.input_steps >= prepared.season and inputs.any()
     candidates = list(AVERAGED) if usable else ["naive"]
@@ -256,8 +257,6 @@ def _shape_key(prepared: Prepared, unroll: bool, batches: int) -> str:
     """What a reusable model must share: every model/window/training setting that is built
     or traced in, the seed (the starting weights), and for a cosine schedule its length."""
     cfg = prepared.config
-    import json
-
     return json.dumps(
         {
             "model": cfg.model.model_dump(mode="json"),
@@ -322,9 +321,7 @@ def fit(
                 cfg.window.output_steps,
                 len(data.targets),
                 unroll=unroll,
-                target_features=[
-                    data.features.index(t) if t in data.features else -1 for t in data.targets
-                ],
+                target_features=data.target_features,
                 season=prepared.season,
             )
             compile_model(trained, cfg.training, steps_per_epoch=batches)
