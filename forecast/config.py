@@ -175,7 +175,8 @@ class TrainingConfig(Strict):
     unroll: Literal["auto"] | bool = Field(
         "auto",
         description="unroll recurrent layers: auto = on CPU-only machines for input_steps <= 100 "
-        "(about 2x faster training at batch 32 there); never on GPUs, where it would lose cuDNN",
+        "when the fit is long enough to win back the slower graph build (about 44 batches per "
+        "input step and recurrent layer); never on GPUs, where it would lose cuDNN",
     )
 
     @field_validator("early_stopping", mode="before")

@@ -122,19 +122,40 @@ def _recurrent(
 
 
 UNROLL_MAX_STEPS = 100  # longer windows make unrolled graphs slow to build
+# Unrolling saves about 1.5 ms per batch on this kind of CPU but costs about 0.033 s of graph
+# building per unrolled step and layer, paid again when a partial last batch retraces:
+# it wins back its build after about 44 batches per step and layer (benchmarks/README.md)
+UNROLL_BATCHES_PER_STEP = 44
 
 
-def resolve_unroll(setting: str | bool, input_steps: int, jit_compile: bool = False) -> bool:
-    """training.unroll: auto unrolls on CPU-only machines for short windows. An unrolled
-    LSTM/GRU cannot use cuDNN, so auto never unrolls where a GPU is visible; nor with XLA,
-    which takes minutes to compile an unrolled training step."""
+def resolve_unroll(
+    setting: str | bool,
+    input_steps: int,
+    jit_compile: bool = False,
+    expected_batches: float | None = None,
+    recurrent_layers: int = 1,
+) -> bool:
+    """training.unroll: auto unrolls on CPU-only machines when the fit is long enough to win
+    back the graph build: `expected_batches` (batches per epoch x the epochs it is expected
+    to run) at least UNROLL_BATCHES_PER_STEP x input_steps x recurrent layers, for windows up
+    to UNROLL_MAX_STEPS. An unrolled LSTM/GRU cannot use cuDNN, so auto never unrolls where
+    a GPU is visible; nor with XLA, which takes minutes to compile an unrolled training step."""
     if setting != "auto":
         return bool(setting)
-    if jit_compile or input_steps > UNROLL_MAX_STEPS:
+    if jit_compile or input_steps > UNROLL_MAX_STEPS or recurrent_layers == 0:
+        return False
+    needed = UNROLL_BATCHES_PER_STEP * input_steps * recurrent_layers
+    if expected_batches is not None and expected_batches < needed:
         return False
     import tensorflow as tf
 
     return not tf.config.list_physical_devices("GPU")
+
+
+def recurrent_layer_count(model: ModelConfig) -> int:
+    """Recurrent layers an unroll multiplies (a bidirectional layer counts twice)."""
+    specs = model.layer_specs()
+    return sum(2 if s.type == "bidirectional" else 1 for s in specs if s.type in RNN_TYPES)
 
 
 def without_unroll(model: Any) -> Any:

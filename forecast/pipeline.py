@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from forecast.config import Config
+from forecast.config import Config, TrainingConfig
 from forecast.data import Series, fill_missing, read_series
 from forecast.errors import ConfigError, DataError
 from forecast.models import check_stack
@@ -275,6 +275,14 @@ def _shape_key(prepared: Prepared, unroll: bool, batches: int) -> str:
     )
 
 
+def expected_epochs(training: TrainingConfig) -> int:
+    """Epochs a fit is expected to run: all of them, or with early stopping at most three
+    patiences (most fits of the development set stopped within two)."""
+    if training.early_stopping is False:
+        return training.epochs
+    return min(training.epochs, 3 * training.early_stopping.patience)
+
+
 def fit(
     prepared: Prepared,
     quiet: bool,
@@ -285,7 +293,12 @@ def fit(
 
     With `compiled`, a model of the same shape built by an earlier fit is reset to its
     starting state and refitted (see Compiled); the result is the same as a new model's."""
-    from forecast.models import build_models, resolve_unroll, without_unroll
+    from forecast.models import (
+        build_models,
+        recurrent_layer_count,
+        resolve_unroll,
+        without_unroll,
+    )
     from forecast.training import (
         WindowSource,
         compile_model,
@@ -298,9 +311,15 @@ def fit(
     assert split is not None, "fit needs a split"
     clock = time.perf_counter()
     seed_everything(cfg.seed)
-    unroll = resolve_unroll(cfg.training.unroll, cfg.window.input_steps, cfg.training.jit_compile)
     scope, strategy = strategy_scope(cfg.training.distribute)
     batches = max(-(-len(split.train_origins) // cfg.training.batch_size), 1)  # per epoch
+    unroll = resolve_unroll(
+        cfg.training.unroll,
+        cfg.window.input_steps,
+        cfg.training.jit_compile,
+        expected_batches=batches * expected_epochs(cfg.training),
+        recurrent_layers=recurrent_layer_count(cfg.model),
+    )
     key = _shape_key(prepared, unroll, batches)
     slot = compiled.slots.get(key) if compiled is not None else None
     if slot is not None:

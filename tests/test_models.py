@@ -68,3 +68,22 @@ def test_configs_that_forfeit_cudnn_are_named():
     assert cudnn_warnings(model_config({"architecture": "gru", "units": [4], "dropout": 0.2})) == []
     rnn = model_config({"layers": [{"simple_rnn": {"units": 4, "activation": "relu"}}]})
     assert cudnn_warnings(rnn) == []  # SimpleRNN has no cuDNN kernel to lose
+
+
+def test_auto_unrolls_only_fits_long_enough_to_win_back_the_build():
+    from forecast.models import recurrent_layer_count, resolve_unroll
+    from forecast.pipeline import expected_epochs
+
+    # 44 batches per input step and recurrent layer: 96 steps x 1 layer needs 4,224 batches
+    assert not resolve_unroll("auto", 96, expected_batches=4223, recurrent_layers=1)
+    assert resolve_unroll("auto", 96, expected_batches=4224, recurrent_layers=1)
+    assert not resolve_unroll("auto", 24, expected_batches=4223, recurrent_layers=4)
+    assert resolve_unroll("auto", 12, expected_batches=1056, recurrent_layers=2)
+    assert not resolve_unroll("auto", 101, expected_batches=10**9)  # too long to build
+    assert not resolve_unroll("auto", 12, True, expected_batches=10**9)  # not with XLA
+    assert resolve_unroll(True, 200) and not resolve_unroll(False, 12)  # as configured
+    stacks = {"lstm": 2, "bidirectional": 2, "conv1d_lstm": 1, "explicit": 1, "gru": 1}
+    assert {n: recurrent_layer_count(model_config(STACKS[n])) for n in stacks} == stacks
+    training = validate_config({"data": {"path": "x.csv", "features": ["a"]}}).training
+    assert expected_epochs(training) == 30  # early stopping, patience 10: three patiences
+    assert expected_epochs(training.model_copy(update={"early_stopping": False})) == 50  # all
