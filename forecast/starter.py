@@ -62,10 +62,8 @@ def starter_config(
             f"{csv}: --target '{target}' is not a numeric column; "
             f"numeric columns: {', '.join(numeric)}"
         )
-    target = target or next(
-        (c for c in numeric if c.lower() in ("close", "收盘价(元)")),
-        numeric[-1] if csv else "value",
-    )
+    if target is None:
+        target = default_target(numeric) if csv else "value"
     if base != "univariate" and len(numeric) < 2:
         raise DataError(f"{csv}: layout '{layout}' needs two or more numeric columns")
     others = [c for c in numeric if c != target]
@@ -91,7 +89,8 @@ def starter_config(
         layout = f"{base}_multi_step"
     plan = recommend(rows, season, horizon)
     input_steps, test, validation = plan["input_steps"], plan["test"], plan["validation"]
-    residual_line = f"{plan['residual']:<17}# the network corrects this forecast"
+    residual_line = f"{plan['residual']:<17}# the network corrects this forecast; auto: the base"
+    residual_line += "\n                             # that misses the training rows least"
     q = lambda items: "[" + ", ".join(_yaml_str(i) for i in items) + "]"  # noqa: E731
     text = f"""# forecast config ({layout}). A relative data.path is read from this file's folder.
 # Check it with `forecast validate FILE`, then `forecast train FILE`.
@@ -133,6 +132,28 @@ evaluation:
     return text
 
 
+# a closing price is what stock tables are forecast for; volumes and counts never by default
+PRICE_NAMES = ("close", "收盘价", "收盘", "adj close", "adj_close", "adjclose", "adjusted close",
+               "closing price", "close price", "price", "价格")  # fmt: skip
+NOT_TARGETS = ("volume", "vol", "成交量", "成交额", "amount", "turnover", "openint", "持仓量")
+
+
+def default_target(numeric: list[str]) -> str:
+    """The column forecast when --target is not given: a closing price where the table has
+    one (Close, Adj Close, 收盘价(元), 收盘...), else the last numeric column that is not a
+    volume, turnover or open interest."""
+
+    def bare(name: str) -> str:  # '收盘价(元)' -> '收盘价', ' Close ' -> 'close'
+        return name.strip().lower().split("(")[0].split("（")[0].strip()
+
+    for wanted in PRICE_NAMES:
+        found = [c for c in numeric if bare(c) == wanted]
+        if found:
+            return found[0]
+    usable = [c for c in numeric if bare(c) not in NOT_TARGETS]
+    return (usable or numeric)[-1]
+
+
 def seasonal_swing_grows(values: np.ndarray, season: int) -> bool:
     """Does the seasonal swing grow with the level? Per whole season: the spread of its
     values against their mean; True when they rise together (correlation > 0.6) and the
@@ -149,28 +170,37 @@ def seasonal_swing_grows(values: np.ndarray, season: int) -> bool:
     return bool(together and swing[-third:].mean() > 1.5 * swing[:third].mean())
 
 
+MAX_SEASONS = 8  # a longer window averages the seasonal pattern over more seasons
+MAX_INPUT_STEPS = 104  # beyond this, windows cost more training time than they win back
+MIN_TRAIN_WINDOWS = 12  # training windows the first backtest fold keeps besides validation
+
+
 def recommend(rows: int | None, season: int, horizon: int) -> dict:
     """Window, splits and residual base for a series of `rows` rows.
 
     The smallest training set a user meets is the first fold of `forecast backtest --folds
-    3`: about rows - 3 * horizon rows. The window covers whole seasons (two where that still
-    leaves training windows), and a validation part is kept only where enough windows remain.
+    3`: about rows - 3 * horizon rows. The window covers as many whole seasons as that fold
+    can spare (up to MAX_SEASONS, while MIN_TRAIN_WINDOWS windows and a validation horizon
+    remain): the residual base averages its seasonal pattern and trend over them, so more
+    seasons give a steadier base (benchmarks/README.md). A validation part is kept only where
+    enough windows remain. The base itself is chosen on the training rows (`auto`).
     """
     if rows is None:
         return {
             "input_steps": max(12, 2 * season) if season > 1 else 24,
             "test": 0.2,
             "validation": 0.1,
-            "residual": "seasonal_average" if season > 1 else "naive",
+            "residual": "auto",
         }
     fold_rows = max(rows - 3 * horizon, 2)
     if season > 1:
-        input_steps = 2 * season if fold_rows >= 4 * season + 2 * horizon else season
+        seasons = max(min(MAX_SEASONS, MAX_INPUT_STEPS // season), 1)
+        while seasons > 1 and fold_rows - seasons * season - 2 * horizon + 1 < MIN_TRAIN_WINDOWS:
+            seasons -= 1
+        input_steps = seasons * season
     else:
         input_steps = min(max(2 * horizon, 8), 24)
     input_steps = max(2, min(input_steps, fold_rows - horizon))  # at least one window
-    # the window's seasons averaged beat the last season alone (benchmarks/README.md)
-    residual = "seasonal_average" if 1 < season <= input_steps else "naive"
     windows = fold_rows - input_steps - horizon + 1
     validation = horizon if windows - horizon >= 12 else 0
     test = 0.2 if round(rows * 0.2) >= 2 * horizon else 2 * horizon
@@ -178,7 +208,7 @@ def recommend(rows: int | None, season: int, horizon: int) -> dict:
         "input_steps": input_steps,
         "test": test,
         "validation": validation,
-        "residual": residual,
+        "residual": "auto",
     }
 
 

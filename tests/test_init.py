@@ -71,3 +71,26 @@ def test_init_target_must_be_numeric(tmp_path):
     assert result.stdout == ""  # no half config printed
     assert (tmp_path / "a.csv").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv"]  # nothing else written
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("Date,Open,High,Low,Close,Volume,OpenInt", "Close"),
+        ("日期,开盘价(元),最高价(元),最低价(元),收盘价(元),成交量", "收盘价(元)"),
+        ("日期,开盘,收盘,成交量", "收盘"),
+        ("Date,Open,Adj Close,Volume", "Adj Close"),
+        ("date,sales,volume", "sales"),  # the last numeric column that is not a volume
+    ],
+)
+def test_init_picks_a_closing_price_never_a_volume(tmp_path, header, expected):
+    columns = header.split(",")
+    rows = [
+        ",".join([f"2020-01-{day:02d}"] + [str(10 * i + day) for i in range(1, len(columns))])
+        for day in range(1, 29)
+    ]
+    csv = tmp_path / "prices.csv"
+    csv.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    result = runner.invoke(app, ["init", "--csv", str(csv)])
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(result.stdout)["data"]["targets"] == [expected]

@@ -235,10 +235,14 @@ def test_init_recommendations_follow_the_data():
     assert not seasonal_swing_grows(10 + t, 1)  # no season
     # 36 monthly rows, horizon 6: the first of 3 backtest folds has 18 rows to train on
     plan = recommend(36, 12, 6)
-    assert plan["input_steps"] == 12 and plan["residual"] == "seasonal_average"
+    assert plan["input_steps"] == 12 and plan["residual"] == "auto"
     assert plan["validation"] == 0  # one training window: nothing to spare
-    assert recommend(200, 12, 12)["input_steps"] == 24  # two seasons where rows allow
-    assert recommend(98, 1, 6)["residual"] == "naive"
+    # as many whole seasons as the first fold spares, keeping 12 windows besides validation:
+    # 72 - 18 = 54 rows; 3 seasons would leave 54 - 36 - 12 + 1 = 7, 2 seasons leave 19
+    assert recommend(72, 12, 6)["input_steps"] == 24
+    assert recommend(200, 12, 12)["input_steps"] == 96  # 8 seasons, the most
+    assert recommend(4032, 48, 48)["input_steps"] == 96  # 2 days: at most 104 steps
+    assert recommend(98, 1, 6)["input_steps"] == 12  # no season: twice the horizon
 
 
 def test_the_recommended_config_backtests_a_36_row_series(tmp_path: Path):
