@@ -56,13 +56,38 @@ EXTRA = [
 ]  # fmt: skip
 
 
-def series_list() -> list[dict]:
+# each panel's series as its own CSV, cut from the panel file on first use
+PANELS = Path(tempfile.gettempdir()) / "forecast-accuracy-panels"
+
+
+def series_list(panels: bool = True) -> list[dict]:
+    """The development series: data/accuracy/spec.json's series, the shipped EXTRA ones and,
+    with `panels`, every series of the spec's long-format panels on its own (one CSV each
+    in PANELS, cut from the panel file as a user would)."""
     spec = json.loads((DATA / "accuracy" / "spec.json").read_text())
     found = [{**s, "path": DATA / "accuracy" / s["file"]} for s in spec["series"]]
     found += [{**s, "path": DATA / s["file"]} for s in EXTRA]
     for s in found:
         s["name"] = Path(s["file"]).stem
+    for panel in spec.get("panels", []) if panels else []:
+        found += panel_series(panel)
     return found
+
+
+def panel_series(panel: dict) -> list[dict]:
+    """A long-format panel (id, time, target) as one spec per series, each in its own CSV."""
+    frame = pd.read_csv(DATA / "accuracy" / panel["file"])
+    stem = Path(panel["file"]).stem.removesuffix("_long")
+    out = []
+    for key, part in frame.groupby(panel["id_column"], sort=True):
+        name = f"{stem}_{key}"
+        path = PANELS / f"{name}.csv"
+        if not path.is_file():
+            PANELS.mkdir(parents=True, exist_ok=True)
+            part[[panel["time_column"], panel["target"]]].to_csv(path, index=False)
+        spec = {k: v for k, v in panel.items() if k not in ("file", "id_column")}
+        out.append({**spec, "file": path.name, "path": path, "name": name})
+    return out
 
 
 def mase_scale(y: np.ndarray, season: int) -> float:
