@@ -9,11 +9,13 @@ Shape legend: B batch, L input steps, F features, H horizon, K targets.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
 from forecast.errors import ConfigError
 from forecast.modelspec import RECURRENT_TYPES, ModelConfig
+from forecast.stacked import build_stacked, copy_into_plain, copy_into_stacked, stackable
 
 RNN_TYPES = (*RECURRENT_TYPES, "bidirectional")
 SEQUENCE_INPUT = (*RNN_TYPES, "conv1d", "max_pooling1d")  # layers that need (B, steps, width)
@@ -250,7 +252,38 @@ def build_models(
     )  # (B, N, H, K)
     median = register()["MemberMedian"](name="median")(stacked)  # (B, H, K)
     train = keras.Model(inputs, finish(stacked, "forecasts", True), name="ensemble_members")
-    return train, keras.Model(inputs, finish(median, "forecast"), name="forecast_model")
+    forecaster = keras.Model(inputs, finish(median, "forecast"), name="forecast_model")
+    if not stackable(model):
+        return train, forecaster
+    # the same members as one wide model for training (forecast.stacked), started from the
+    # plain members' weights; the plain ensemble forecasts and is saved
+    wide_inputs = keras.Input(shape=(input_steps, features), name="window")  # (B, L, F)
+    x = wide_inputs
+    if relative:
+        x, base, scale = register()["WindowNormalize"](
+            target_features, horizon, model.window_norm, model.residual, season, name="normalise"
+        )(wide_inputs)
+    wide, layout = build_stacked(keras, model, x, horizon, targets, unroll)  # (B, N, H, K)
+    wide_train = keras.Model(wide_inputs, finish(wide, "forecasts", True), name="stacked_members")
+    copy_into_stacked(train, wide_train, layout)
+    STACKED[wide_train] = layout
+    return wide_train, forecaster
+
+
+STACKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # stacked model -> layout
+
+
+def forecasting_model(trained: Any, model: Any, plain: Any = None) -> Any:
+    """The model that forecasts and is saved, holding what `trained` learnt: for a stacked
+    ensemble the plain ensemble `model` with the members' weights copied in; otherwise the
+    looped twin of `model` (`plain`, made when None)."""
+    if trained in STACKED:
+        copy_into_plain(trained, model, STACKED[trained])
+        return model
+    if plain is None:
+        return without_unroll(model)
+    plain.set_weights(model.get_weights())
+    return plain
 
 
 def _member(

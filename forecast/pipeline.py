@@ -295,9 +295,9 @@ def fit(
     starting state and refitted (see Compiled); the result is the same as a new model's."""
     from forecast.models import (
         build_models,
+        forecasting_model,
         recurrent_layer_count,
         resolve_unroll,
-        without_unroll,
     )
     from forecast.training import (
         WindowSource,
@@ -375,13 +375,10 @@ def fit(
     if not quiet and fitted.stopped_epoch is not None:
         restored = f"; weights of epoch {fitted.best_epoch} restored" if fitted.best_epoch else ""
         log.info("early stopping after epoch %d%s", fitted.stopped_epoch, restored)
-    if slot is None:
-        model = without_unroll(model)  # forecasts and the saved model use the looped layers
-    elif slot.plain is None:
-        slot.plain = model = without_unroll(model)
-    else:
-        slot.plain.set_weights(model.get_weights())
-        model = slot.plain
+    # forecasts and the saved model use the looped layers (and an ensemble's plain members)
+    model = forecasting_model(trained, model, slot.plain if slot is not None else None)
+    if slot is not None:
+        slot.plain = model
     timings = {
         "build": round(build_seconds, 4),
         "window": round(fitted.dataset_seconds, 4),

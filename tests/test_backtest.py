@@ -87,6 +87,7 @@ def test_too_many_folds_is_a_user_error(tmp_path):
         [],
         # dropout draws random numbers, members have their own weights; unrolled for training
         ["model.dropout=0.3", "model.ensemble=2", "training.unroll=true"],
+        ["model.ensemble=3"],  # the members trained as one wide model (forecast.stacked)
     ],
 )
 def test_folds_that_reuse_the_first_folds_model_forecast_as_new_models_do(tmp_path, overrides):
@@ -103,3 +104,20 @@ def test_folds_that_reuse_the_first_folds_model_forecast_as_new_models_do(tmp_pa
         new = run_fold(config, series, int(origin), number)  # a model of its own
         np.testing.assert_array_equal(reused[number].forecast, new.forecast)
         assert reused[number].report["model"] == new.report["model"]
+
+
+def test_a_stacked_ensemble_forecasts_as_its_plain_members_trained_apart(tmp_path, monkeypatch):
+    import forecast.models
+    from forecast.backtest import run_fold
+
+    config = load_config(fold_config(tmp_path), ["model.ensemble=3", "training.epochs=3"])
+    series = read_series(config.data)
+    origin = int(backtest_origins(len(series.frame), 1, config.window.horizon)[0])
+    stacked = run_fold(config, series, origin, 1)
+    monkeypatch.setattr(forecast.models, "stackable", lambda model: False)
+    plain = run_fold(config, series, origin, 1)  # N models side by side, as before
+    np.testing.assert_allclose(stacked.forecast, plain.forecast, rtol=1e-4)
+    assert not np.allclose(
+        stacked.forecast,
+        run_fold(config.model_copy(update={"seed": 7}), series, origin, 1).forecast,
+    )

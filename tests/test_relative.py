@@ -179,7 +179,51 @@ def test_an_ensemble_forecasts_the_median_of_its_members():
     assert members.shape == (2, 3, 2, 1)
     assert not np.allclose(members[:, 0], members[:, 1])  # own initialisations
     np.testing.assert_allclose(forecast(x).numpy(), np.median(members, axis=1), rtol=1e-6)
-    assert len(forecast.trainable_weights) == len(train.trainable_weights)  # shared layers
+
+
+@pytest.mark.parametrize(
+    ("architecture", "units"), [("lstm", [3]), ("gru", [4, 3]), ("simple_rnn", [2])]
+)
+def test_a_stacked_ensemble_holds_the_plain_members_weights(architecture, units):
+    import keras
+
+    from forecast.models import STACKED, forecasting_model
+    from forecast.stacked import member_mask
+
+    keras.utils.set_random_seed(3)
+    config = validate_config(
+        {
+            "data": {"path": "x.csv", "features": ["a"]},
+            "model": {"architecture": architecture, "units": units, "ensemble": 3},
+        }
+    ).model
+    wide, plain = build_models(config, 6, 1, 2, 1)  # one wide model trains the 3 members
+    assert wide in STACKED and len(wide.trainable_weights) == 3 * len(units) + 2  # + head
+    x = np.random.default_rng(1).random((4, 6, 1)).astype("float32")
+    rng = np.random.default_rng(0)
+    plain.set_weights([rng.normal(size=w.shape).astype("float32") for w in plain.get_weights()])
+    from forecast.stacked import copy_into_stacked
+
+    copy_into_stacked(plain, wide, STACKED[wide])
+    np.testing.assert_allclose(np.median(wide(x).numpy(), axis=1), plain(x).numpy(), atol=1e-5)
+    # what the wide model learns goes back into the members that forecast and are saved
+    wide.set_weights([w * 1.5 for w in wide.get_weights()])
+    forecasting = forecasting_model(wide, plain)
+    np.testing.assert_allclose(
+        forecasting(x).numpy(), np.median(wide(x).numpy(), axis=1), atol=1e-5
+    )
+    # the mask: member 1 of 2 (rows 3..5 of 2 x 3 inputs) reaches only its own columns
+    mask = member_mask(members=2, inputs=3, outputs=2, gates=2, shared=False)  # (6, 8)
+    assert mask[3:].tolist() == [[0, 0, 1, 1, 0, 0, 1, 1]] * 3
+
+
+def test_dropout_keeps_an_ensemble_plain():
+    from forecast.stacked import stackable
+
+    assert stackable(model_config(units=[3], ensemble=2))
+    assert not stackable(model_config(units=[3], ensemble=2, dropout=0.2))
+    assert not stackable(model_config(units=[3], ensemble=1))
+    assert not stackable(model_config(architecture="bidirectional", units=[3], ensemble=2))
 
 
 def test_seasonal_residual_needs_a_window_of_a_season(tmp_path: Path):
