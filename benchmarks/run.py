@@ -367,7 +367,9 @@ def bench_backtest(quick: bool) -> None:
     from forecast.starter import starter_config
 
     logging.getLogger("forecast").setLevel(logging.ERROR)
-    specs = [s for s in accuracy.series_list() if "accuracy" in str(s["path"])]
+    # every series in data/accuracy/: spec.json's and the panels' (each on its own)
+    local = (ROOT / "data" / "accuracy", accuracy.PANELS)
+    specs = [s for s in accuracy.series_list() if Path(s["path"]).parent in local]
     specs = specs[:3] if quick else specs
     new = reused = stats = 0.0
     with_stats = True
@@ -406,12 +408,64 @@ def bench_backtest(quick: bool) -> None:
         )  # fmt: skip
 
 
+def bench_ensemble(quick: bool) -> None:
+    """`model.ensemble: 5` against one member, on the recommended configs' 3-fold backtests:
+    the members trained as one wide model (forecast.stacked) and side by side as before,
+    with the same forecasts checked."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import logging
+
+    import accuracy
+
+    import forecast.models
+    from forecast.backtest import backtest_origins, run_backtest
+    from forecast.configfile import load_config
+    from forecast.data import read_series
+    from forecast.starter import starter_config
+
+    logging.getLogger("forecast").setLevel(logging.ERROR)
+    names = ["johnsonjohnson_quarterly", "a10_monthly", "airline_monthly"]
+    specs = [s for s in accuracy.series_list(panels=False) if s["name"] in names]
+    specs = specs[:1] if quick else specs
+    stackable = forecast.models.stackable
+    seconds = {"one": 0.0, "stacked": 0.0, "plain": 0.0}
+    with tempfile.TemporaryDirectory() as tmp:
+        # the first series once more, untimed, before the others: TensorFlow warms up
+        for number, spec in enumerate([specs[0], *specs]):
+            warm_up = number == 0
+            path = Path(tmp) / f"{spec['name']}.yaml"
+            path.write_text(
+                starter_config("univariate", spec["path"], spec["target"], spec["horizon"])
+            )
+            forecasts = {}
+            for case, members in (("one", 1), ("stacked", 5), ("plain", 5)):
+                config = load_config(path, [f"model.ensemble={members}"], seed=1)
+                series = read_series(config.data)
+                origins = backtest_origins(len(series.frame), 3, config.window.horizon)
+                forecast.models.stackable = stackable if case != "plain" else lambda m: False
+                start = time.perf_counter()
+                _, forecasts[case], _ = run_backtest(config, series, origins, quiet=True)
+                seconds[case] += 0.0 if warm_up else time.perf_counter() - start
+            forecast.models.stackable = stackable
+            assert np.allclose(forecasts["stacked"], forecasts["plain"], rtol=1e-4), spec["name"]
+    n = len(specs)
+    record(
+        f"backtest --folds 3, {n} series: model.ensemble 5 (one wide model) vs one member",
+        round(seconds["one"], 2), seconds["stacked"], "s", "ratio < 1: the ensemble costs more",
+    )  # fmt: skip
+    record(
+        f"same, {n} series: ensemble 5 side by side (before) vs one wide model",
+        round(seconds["plain"], 2), seconds["stacked"], "s", "the same forecasts (checked)",
+    )  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     parser.add_argument(
         "--only",
-        help="run one group: cli, windowing, forecasting, training, batch, memory, backtest",
+        help="run one group: cli, windowing, forecasting, training, batch, memory, backtest, "
+        "ensemble",
     )
     args = parser.parse_args()
     quick = args.quick
@@ -430,6 +484,7 @@ def main() -> None:
         "batch": bench_batch_accuracy,
         "memory": lambda: bench_memory(100_000 if quick else 1_000_000),
         "backtest": lambda: bench_backtest(quick),
+        "ensemble": lambda: bench_ensemble(quick),
     }
     for name, run in groups.items():
         if args.only in (None, name):
