@@ -20,6 +20,7 @@ from forecast.data import Series, fill_missing
 from forecast.errors import ConfigError, DataError
 from forecast.evaluation import BASELINES, METRICS, evaluate, verdict
 from forecast.pipeline import (
+    SHARED,
     Compiled,
     calibrate_intervals,
     choose_residual,
@@ -107,7 +108,7 @@ def run_backtest(config: Config, series: Series, origins: np.ndarray, quiet: boo
     horizon = config.window.horizon
     times = time_labels(series.index)
     folds = []
-    compiled = Compiled()  # every fold after the first reuses the models it built
+    compiled = SHARED  # every fold reuses the models an earlier fold (or backtest) built
     for number, origin in enumerate(origins, start=1):
         if not quiet:
             log.info(

@@ -233,8 +233,9 @@ class Compiled:
     and reuses the traced training, validation and forecasting functions.
     """
 
-    slots: dict[str, Any] = field(default_factory=dict)  # shape key -> _Slot
+    slots: dict[str, Any] = field(default_factory=dict)  # shape key -> _Slot, oldest first
     forecasters: dict[int, Any] = field(default_factory=dict)  # id(model) -> Forecaster
+    limit: int | None = None  # at most this many slots; the least recently used go first
 
     def forecaster(self, model: Any, features: list[str], targets: list[str]) -> Any:
         from forecast.forecasting import Forecaster
@@ -242,6 +243,25 @@ class Compiled:
         if id(model) not in self.forecasters:
             self.forecasters[id(model)] = Forecaster(model, features, targets)
         return self.forecasters[id(model)]
+
+    def take(self, key: str) -> Any:
+        """The slot of `key`, marked as the most recently used, or None."""
+        slot = self.slots.pop(key, None)
+        if slot is not None:
+            self.slots[key] = slot
+        return slot
+
+    def keep(self, key: str, slot: Any) -> None:
+        self.slots[key] = slot
+        while self.limit is not None and len(self.slots) > self.limit:
+            old = self.slots.pop(next(iter(self.slots)))
+            for model in (old.model, old.plain):
+                self.forecasters.pop(id(model), None)
+
+
+# Backtests in one process share their models: the same config on another series of the same
+# shape (a panel's series, a benchmark's loop) skips building and tracing again.
+SHARED = Compiled(limit=8)
 
 
 @dataclass
@@ -321,7 +341,7 @@ def fit(
         recurrent_layers=recurrent_layer_count(cfg.model),
     )
     key = _shape_key(prepared, unroll, batches)
-    slot = compiled.slots.get(key) if compiled is not None else None
+    slot = compiled.take(key) if compiled is not None else None
     if slot is not None:
         for variable, value in zip(slot.trained.variables, slot.start, strict=True):
             variable.assign(value)
@@ -353,7 +373,7 @@ def fit(
                 [v.numpy() for v in trained.variables],
                 [v.numpy() for v in trained.optimizer.variables],
             )
-            compiled.slots[key] = slot
+            compiled.keep(key, slot)
     source = WindowSource(
         prepared.features,
         prepared.targets,

@@ -121,3 +121,40 @@ def test_a_stacked_ensemble_forecasts_as_its_plain_members_trained_apart(tmp_pat
         stacked.forecast,
         run_fold(config.model_copy(update={"seed": 7}), series, origin, 1).forecast,
     )
+
+
+def test_a_backtest_of_another_series_reuses_the_models_and_forecasts_as_new_ones(tmp_path):
+    from forecast.backtest import run_backtest, run_fold
+    from forecast.pipeline import SHARED
+
+    config = load_config(fold_config(tmp_path), ["training.epochs=3"])
+    run_backtest(config, read_series(config.data), np.array([50, 52]), quiet=True)
+    slots = len(SHARED.slots)
+    # the same config on another series of the same shape (rows in any number)
+    write_csv(tmp_path / "other.csv", monthly_frame(70, seed=5))
+    other = config.model_copy(
+        update={"data": config.data.model_copy(update={"path": tmp_path / "other.csv"})}
+    )
+    series = read_series(other.data)
+    origins = backtest_origins(len(series.frame), 3, other.window.horizon)
+    _, forecasts, _ = run_backtest(other, series, origins, quiet=True)
+    assert len(SHARED.slots) == slots  # nothing built again
+    for number, origin in enumerate(origins):
+        new = run_fold(other, series, int(origin), number)  # a model of its own
+        np.testing.assert_array_equal(forecasts[number], new.forecast)
+
+
+def test_the_shared_models_keep_only_the_most_recently_used():
+    from types import SimpleNamespace
+
+    from forecast.pipeline import Compiled
+
+    compiled = Compiled(limit=2)
+    slots = {key: SimpleNamespace(model=object(), plain=object()) for key in "abc"}
+    for key in "ab":
+        compiled.keep(key, slots[key])
+        compiled.forecasters[id(slots[key].plain)] = key
+    assert compiled.take("a") is slots["a"]  # now the most recent
+    compiled.keep("c", slots["c"])  # over the limit: b, the least recently used, goes
+    assert list(compiled.slots) == ["a", "c"] and compiled.take("b") is None
+    assert list(compiled.forecasters.values()) == ["a"]  # b's forecaster went with it
