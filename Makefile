@@ -35,7 +35,12 @@ format: $(STAMP)
 	$(BIN)/ruff format forecast tests benchmarks
 	$(BIN)/ruff check --fix forecast tests benchmarks
 
-bench: $(STAMP)
+# plain PyTorch and Keras on JAX beside ours (benchmarks/peers.py): the bench extra
+$(VENV)/.installed-bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/run.py
 
 # the recommended configs vs seasonal naive and statsforecast on data/accuracy (about an hour)

@@ -184,6 +184,22 @@ def bench_forecasting(
 # --------------------------------------------------------------------------- training
 
 
+def peer_throughput(stack: str, batch: int) -> float | None:
+    """samples/s of benchmarks/peers.py for `stack` in its own process; None (and a line
+    saying why) when that stack is not installed (`make bench` installs the bench extra)."""
+    env = {**os.environ, "KERAS_BACKEND": stack.split("-")[1] if "-" in stack else ""}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "peers.py"), stack, "--batch", str(batch)],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    lines = done.stdout.strip().splitlines()
+    answer = json.loads(lines[-1]) if lines else {"error": done.stderr.strip()[-300:]}
+    if "samples_per_s" not in answer:
+        print(f"  {stack}: skipped ({answer.get('error')})", flush=True)
+        return None
+    return answer["samples_per_s"]
+
+
 def bench_training(windows: int, input_steps: int, batch: int) -> None:
     from forecast.config import TrainingConfig
     from forecast.models import resolve_unroll
@@ -229,6 +245,13 @@ def bench_training(windows: int, input_steps: int, batch: int) -> None:
         "samples/s",
         f"unroll={unroll}",
     )
+    for stack, label in (("torch", "plain PyTorch nn.LSTM"), ("keras-jax", "Keras on JAX")):
+        theirs = peer_throughput(stack, batch)
+        if theirs is not None:
+            record(
+                f"  same model and windows, batch {batch}: {label} vs ours",
+                theirs, ours, "samples/s", "own process; target ours >= theirs",
+            )  # fmt: skip
     record(
         f"  pipeline overhead, same model, batch {batch} (fit time ours/plain Keras)",
         None,
@@ -250,6 +273,68 @@ def bench_training(windows: int, input_steps: int, batch: int) -> None:
             len(x) * epochs / (time.perf_counter() - start),
             "samples/s",
         )
+
+
+def bench_train_epoch(windows: int) -> None:
+    """The fit of a 1-epoch `forecast train` (model build, compile, trace and one epoch, as
+    `pipeline.fit` runs it) against plain Keras: the same model built, compiled and
+    `fit(X, y)` for one epoch on the same windows, materialised. 2 x LSTM(32), window 48,
+    batch 32; alternated three times, medians."""
+    import keras
+    import pandas as pd
+
+    from forecast.configfile import validate_config
+    from forecast.models import build_model
+    from forecast.pipeline import fit, prepare
+    from forecast.windows import input_windows, target_windows
+
+    input_steps = 48
+    rows = windows + input_steps + 1
+    t = np.arange(rows)
+    values = np.sin(2 * np.pi * t / 50) + np.random.default_rng(0).normal(0, 0.1, rows)
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = Path(tmp) / "s.csv"
+        pd.DataFrame({"value": values}).to_csv(csv, index=False)
+        config = validate_config(
+            {
+                "data": {"path": str(csv), "features": ["value"]},
+                "window": {"input_steps": input_steps},
+                "split": {"test": 1, "validation": 0},
+                "model": {"architecture": "lstm", "units": [32, 32]},
+                "training": {"epochs": 1, "batch_size": 32, "early_stopping": False},
+                "intervals": [],
+            }
+        )
+        prepared = prepare(config)
+        origins = prepared.split.train_origins
+        x = input_windows(prepared.features, origins, input_steps)  # (N, L, 1)
+        y = target_windows(prepared.targets, origins, 1)  # (N, 1, 1)
+
+        def ours() -> float:
+            start = time.perf_counter()
+            _, _, info = fit(prepared, quiet=True)
+            ours.unroll = info["unroll"]
+            return time.perf_counter() - start
+
+        def plain() -> float:
+            start = time.perf_counter()
+            keras.utils.set_random_seed(0)
+            model = build_model(config.model, input_steps, 1, 1, 1)
+            model.compile(optimizer="adam", loss="mse")
+            model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+            return time.perf_counter() - start
+
+        plain()  # warm-up: TensorFlow's first graph
+        mine, theirs = [], []
+        for _ in range(3):
+            mine.append(ours())
+            theirs.append(plain())
+    record(
+        f"1-epoch fit of `train`, 2xLSTM(32), window 48, {len(origins):,} windows, batch 32: "
+        "plain Keras build + fit(X, y) vs ours",
+        round(statistics.median(theirs), 2), statistics.median(mine), "s",
+        f"target ours <= 1.1x plain; unroll={ours.unroll}",
+    )  # fmt: skip
 
 
 def bench_batch_accuracy() -> None:
@@ -480,7 +565,10 @@ def main() -> None:
             bench_forecasting(100 if quick else 1000, 100, 60, [50, 50], sample=2),
             bench_forecasting(400 if quick else 4000, 24, 48, [32, 32], sample=4),
         ),
-        "training": lambda: [bench_training(2000 if quick else 8000, 60, b) for b in (32, 256)],
+        "training": lambda: (
+            [bench_training(2000 if quick else 8000, 60, b) for b in (32, 256)],
+            bench_train_epoch(2000 if quick else 14_352),
+        ),
         "batch": bench_batch_accuracy,
         "memory": lambda: bench_memory(100_000 if quick else 1_000_000),
         "backtest": lambda: bench_backtest(quick),
