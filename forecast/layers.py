@@ -122,7 +122,12 @@ def register() -> dict[str, type]:
         """An ensemble's members (B, N, H, K) -> their median (B, H, K)."""
 
         def call(self, members: Any) -> Any:
-            return ops.median(members, axis=1)
+            # sorted, the middle one (or the mean of the middle two): what ops.median gives,
+            # without its float64 index arithmetic, which TFLite's builtins lack
+            n = members.shape[1]
+            ordered = ops.sort(ops.moveaxis(members, 1, -1), axis=-1)  # (B, H, K, N)
+            middle = ordered[..., (n - 1) // 2 : n // 2 + 1]
+            return ops.mean(middle, axis=-1)  # (B, H, K)
 
         def compute_output_shape(self, shape: tuple) -> tuple:
             return (shape[0], *shape[2:])

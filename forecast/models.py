@@ -166,27 +166,33 @@ def without_unroll(model: Any) -> Any:
     Unrolling speeds up training on CPUs, but a looped model traces and compiles much faster
     for forecasting, and keeps cuDNN eligibility wherever the saved model is loaded later.
     """
+    return with_unroll(model, False)
+
+
+def with_unroll(model: Any, unroll: bool) -> Any:
+    """The same model and weights with every recurrent layer's `unroll` set to `unroll`
+    (the model itself when none changes)."""
     config = model.get_config()
-    if not _set_unroll_false(config):
+    if not _set_unroll(config, unroll):
         return model
     import keras
 
-    plain = keras.Model.from_config(config)
-    plain.set_weights(model.get_weights())
-    return plain
+    copy = keras.Model.from_config(config)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
-def _set_unroll_false(node: Any) -> bool:
+def _set_unroll(node: Any, unroll: bool) -> bool:
     changed = False
     if isinstance(node, dict):
-        if node.get("unroll") is True:
-            node["unroll"] = False
+        if "unroll" in node and node["unroll"] is not unroll:
+            node["unroll"] = unroll
             changed = True
         for value in node.values():
-            changed = _set_unroll_false(value) or changed
+            changed = _set_unroll(value, unroll) or changed
     elif isinstance(node, list):
         for value in node:
-            changed = _set_unroll_false(value) or changed
+            changed = _set_unroll(value, unroll) or changed
     return changed
 
 
