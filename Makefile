@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_RUNS ?= runs
 
 .PHONY: install demo test test-fast lint format bench bench-accuracy clean
 
@@ -14,9 +15,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# DEMO_SET: extra train options, e.g. DEMO_SET="--set training.epochs=1", and DEMO_RUNS the
+# runs folder (the tests set both);
+# train's output goes through a file, not `tee /dev/stderr`: reopening /dev/stderr truncates
+# the file that `make demo > out.txt 2>&1` writes to
 demo: $(STAMP)
-	@set -e; \
-	run=$$($(BIN)/forecast train configs/univariate.yaml | tee /dev/stderr | tail -n 1); \
+	@set -e; mkdir -p $(DEMO_RUNS); out=$(DEMO_RUNS)/.demo-train.out; \
+	$(BIN)/forecast train configs/univariate.yaml --runs-dir $(DEMO_RUNS) $(DEMO_SET) > $$out; \
+	cat $$out; run=$$(tail -n 1 $$out); rm $$out; \
 	$(BIN)/forecast predict --run "$$run" --csv data/msft_daily.csv --horizon 10; \
 	$(BIN)/forecast plot --run "$$run"; \
 	echo; echo "Results are in $$run (metrics.json, test_predictions.csv, forecast.csv, *.png)"

@@ -434,6 +434,85 @@ def bench_cli() -> None:
         )
 
 
+# --------------------------------------------------------------------------- serving
+
+
+def bench_serve(requests: int) -> None:
+    """`forecast serve` on the shipped univariate config (trained for 1 epoch): one-origin
+    forecasts over real HTTP from another process's threads, requests/s and p50/p99
+    latency, sequential and 8 at a time; against one `forecast predict` command per
+    forecast, the way without a server."""
+    import socket
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pandas as pd
+
+    from forecast import api
+
+    forecast = str(Path(sys.executable).parent / "forecast")
+    csv = ROOT / "data" / "msft_daily.csv"
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = api.train(
+            ROOT / "configs" / "univariate.yaml", runs_dir=tmp, overrides=["training.epochs=1"],
+            quiet=True,
+        ).run_dir  # fmt: skip
+        tail = Path(tmp) / "recent.csv"
+        pd.read_csv(csv).tail(200).to_csv(tail, index=False)
+        command = timed(
+            lambda: subprocess.run(
+                [forecast, "predict", "--run", str(run_dir), "--csv", str(tail), "--output",
+                 str(Path(tmp) / "f.csv")], capture_output=True, check=True,
+            ), repeat=3,
+        )  # fmt: skip
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        server = subprocess.Popen(
+            [forecast, "serve", "--run", str(run_dir), "--port", str(port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        body = tail.read_bytes()
+
+        def one() -> float:
+            start = time.perf_counter()
+            req = urllib.request.Request(
+                f"{url}/forecast", data=body, headers={"Content-Type": "text/csv"}
+            )
+            with urllib.request.urlopen(req, timeout=60) as answer:
+                answer.read()
+            return time.perf_counter() - start
+
+        try:
+            for _ in range(600):
+                try:
+                    urllib.request.urlopen(f"{url}/health", timeout=5).read()
+                    break
+                except OSError:
+                    time.sleep(0.2)
+            for _ in range(20):
+                one()  # warm-up: the forecasting function is traced on the first request
+            for workers in (1, 8):
+                start = time.perf_counter()
+                with ThreadPoolExecutor(workers) as pool:
+                    latencies = sorted(pool.map(lambda _: one(), range(requests)))
+                wall = time.perf_counter() - start
+                p50 = latencies[len(latencies) // 2]
+                p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+                record(
+                    f"`forecast serve`, POST /forecast (CSV, 200 rows, 1 origin), {workers} "
+                    f"client thread(s), {requests} requests: one `forecast predict` command "
+                    "vs one request",
+                    round(command, 3), wall / requests, "s",
+                    f"{requests / wall:.0f} requests/s; p50 {1000 * p50:.1f} ms, "
+                    f"p99 {1000 * p99:.1f} ms",
+                )  # fmt: skip
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
 # --------------------------------------------------------------------------- backtests
 
 
@@ -550,7 +629,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         help="run one group: cli, windowing, forecasting, training, batch, memory, backtest, "
-        "ensemble",
+        "ensemble, serve",
     )
     args = parser.parse_args()
     quick = args.quick
@@ -573,6 +652,7 @@ def main() -> None:
         "memory": lambda: bench_memory(100_000 if quick else 1_000_000),
         "backtest": lambda: bench_backtest(quick),
         "ensemble": lambda: bench_ensemble(quick),
+        "serve": lambda: bench_serve(100 if quick else 1000),
     }
     for name, run in groups.items():
         if args.only in (None, name):

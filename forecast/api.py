@@ -149,7 +149,7 @@ def train(
         runs.drop_resume_files(partial)
         run_dir = runs.finish(partial, runs_path, name, when)
     except BaseException as exc:
-        _keep_or_discard(partial, exc, resume)
+        _keep_or_discard(partial, exc, resume, resume_command(config, runs_dir, overrides, seed))
         raise
     return TrainResult(run_dir, cfg, metrics, metrics["verdict"], fitted["history"])
 
@@ -234,7 +234,26 @@ def _evaluate_on_test(
     return metrics, table, calibration
 
 
-def _keep_or_discard(partial: Path, exc: BaseException, resume: bool) -> None:
+def resume_command(
+    config: Config | str | Path,
+    runs_dir: str | Path = "runs",
+    overrides: list[str] | None = None,
+    seed: int | None = None,
+) -> str:
+    """The `forecast train` command that continues this training, options included."""
+    import shlex
+
+    words = ["forecast", "train", str(config) if isinstance(config, str | Path) else "CONFIG"]
+    if Path(runs_dir) != Path("runs"):
+        words += ["--runs-dir", str(runs_dir)]
+    for override in overrides or []:
+        words += ["--set", override]
+    if seed is not None:
+        words += ["--seed", str(seed)]
+    return shlex.join([*words, "--resume"])
+
+
+def _keep_or_discard(partial: Path, exc: BaseException, resume: bool, command: str) -> None:
     """Keep a partial run that holds finished epochs or a trained model; else remove it."""
     from forecast.training import Checkpoint
 
@@ -242,10 +261,11 @@ def _keep_or_discard(partial: Path, exc: BaseException, resume: bool) -> None:
     if resume or trained or Checkpoint(partial / "backup").exists():
         what = "the trained model is" if trained else "the finished epochs are"
         log.warning(
-            "training %s; %s kept in %s: continue with `forecast train CONFIG --resume`",
+            "training %s; %s kept in %s: continue with `%s`",
             "interrupted" if isinstance(exc, KeyboardInterrupt) else "stopped by an error",
             what,
             partial,
+            command,
         )
         return
     if isinstance(exc, KeyboardInterrupt):
@@ -295,6 +315,80 @@ def backtest(
     return BacktestResult(run_dir, run_dir / "backtest.json", report)
 
 
+class Predictor:
+    """A finished run loaded once: its config, scaler, model and intervals. `forecast(series,
+    steps)` gives what `predict` writes; `forecast serve` answers every request with one."""
+
+    def __init__(self, run: str | Path | None, runs_dir: str | Path = "runs") -> None:
+        opened = runs.open_run(runs.resolve_run(run, runs_dir))
+        data = opened.config.data
+        self.run, self.config, self.info = opened.path, opened.config, opened.info
+        self.scaler = Scaler.load(opened.path / "scaler.json")
+        if self.scaler.columns != data.columns:
+            raise RunError(
+                f"{opened.path}: scaler.json columns do not match config.yaml; train again"
+            )
+        self.calibration = runs.load_intervals(opened.path)
+        import_tensorflow_quietly()
+        from forecast.forecasting import Forecaster
+
+        model = runs.load_model(opened.model_path)
+        self.forecaster = Forecaster(model, data.features, data.targets)
+
+    @property
+    def needs_targets(self) -> bool:
+        """Differences are summed onto the targets' last values: the history needs them."""
+        return transform_lag(self.config.data.transform) > 0
+
+    def forecast(self, series: Any, steps: int | None = None) -> tuple[pd.DataFrame, list[str]]:
+        """The next `steps` (default: the config's horizon) after the last row of `series`:
+        (time column, then per target its column and `<target>_lo_L`, `<target>_hi_L` per
+        interval level; original units), and the warnings to tell the user."""
+        cfg, data = self.config, self.config.data
+        steps = cfg.window.horizon if steps is None else steps
+        if steps < 1:
+            raise ConfigError(f"--horizon must be >= 1, got {steps}")
+        history = prepare_history(cfg, series, self.scaler)
+        last = np.array([len(history.scaled) - 1])
+        future = forecast(history, self.forecaster, last, steps)[0]  # (H, K)
+        warnings = outside_training_range(history)
+        trained = cfg.window.horizon
+        if steps > trained:
+            warnings.append(
+                f"--horizon {steps} goes past the trained horizon {trained}: steps "
+                f"{trained + 1}-{steps} are forecast recursively, from the model's own "
+                "predictions fed back as inputs"
+            )
+        time_name = data.time_column or "step"
+        result = pd.DataFrame({time_name: time_labels(future_index(series.index, steps))})
+        calibration = self.calibration
+        bounds = None
+        if calibration is not None:
+            # the last origin's window scale; a target that is no input is not scaled (and
+            # may be missing from the CSV), so its column is never read
+            recent = np.column_stack(
+                [
+                    history.values[:, history.columns.index(t)]
+                    if t in history.columns
+                    else np.zeros(len(history.values))
+                    for t in data.targets
+                ]
+            )  # (rows, K)
+            scales = calibration.scales(recent, last + history.lag)
+            bounds = calibration.bounds(future[None], scales)
+            if steps > calibration.steps:
+                warnings.append(
+                    f"intervals are calibrated for steps 1-{calibration.steps} only; later "
+                    "steps have empty bounds"
+                )
+        for k, target in enumerate(data.targets):
+            result[target] = future[:, k]
+            for i, level in enumerate(calibration.levels if calibration is not None else []):
+                result[f"{target}_lo_{label(level)}"] = bounds[0][i, 0, :, k]
+                result[f"{target}_hi_{label(level)}"] = bounds[1][i, 0, :, k]
+        return result, warnings
+
+
 def predict(
     run: str | Path | None,
     csv_path: str | Path,
@@ -308,64 +402,28 @@ def predict(
     level L, `<target>_lo_L` and `<target>_hi_L`; original units) and the CSV path it was
     written to (default: RUN_DIR/forecast.csv).
     """
-    opened = runs.open_run(runs.resolve_run(run, runs_dir))
-    cfg, data = opened.config, opened.config.data
-    steps = cfg.window.horizon if horizon is None else horizon
-    if steps < 1:
-        raise ConfigError(f"--horizon must be >= 1, got {steps}")
-    scaler = Scaler.load(opened.path / "scaler.json")
-    if scaler.columns != data.columns:
-        raise RunError(f"{opened.path}: scaler.json columns do not match config.yaml; train again")
-    # differences are summed onto the targets' last values, so they must be in the CSV too
-    series = read_series(data, path=csv_path, require_targets=transform_lag(data.transform) > 0)
-    history = prepare_history(cfg, series, scaler)
-
-    import_tensorflow_quietly()
-    from forecast.forecasting import Forecaster
-
-    forecaster = Forecaster(runs.load_model(opened.model_path), data.features, data.targets)
-    last = np.array([len(history.scaled) - 1])
-    future = forecast(history, forecaster, last, steps)[0]  # (H, K)
+    predictor = Predictor(run, runs_dir)
+    if horizon is not None and horizon < 1:
+        raise ConfigError(f"--horizon must be >= 1, got {horizon}")
+    series = read_series(
+        predictor.config.data, path=csv_path, require_targets=predictor.needs_targets
+    )
+    result, warnings = predictor.forecast(series, horizon)
     # said once the forecast stands, so that an error stays the only line
-    for line in outside_training_range(history):
+    for line in warnings:
         log.warning(line)
-    final = opened.info.get("final_fit")
+    final = predictor.info.get("final_fit")
     if final:
         log.info("forecast by the final model, refitted on all %d rows", final["rows"])
     else:
-        held_out = opened.info.get("split", {}).get("val_start")
+        held_out = predictor.info.get("split", {}).get("val_start")
         log.info("forecast by the model fitted on the first %s rows (final_fit off)", held_out)
-    time_name = data.time_column or "step"
-    result = pd.DataFrame({time_name: time_labels(future_index(series.index, steps))})
-    calibration = runs.load_intervals(opened.path)
-    bounds = None
-    if calibration is not None:
-        # the last origin's window scale; a target that is no input is not scaled (and may
-        # be missing from the CSV), so its column is never read
-        recent = np.column_stack(
-            [
-                history.values[:, history.columns.index(t)]
-                if t in history.columns
-                else np.zeros(len(history.values))
-                for t in data.targets
-            ]
-        )  # (rows, K)
-        bounds = calibration.bounds(future[None], calibration.scales(recent, last + history.lag))
-        if steps > calibration.steps:
-            log.warning(
-                "intervals are calibrated for steps 1-%d only; later steps have empty bounds",
-                calibration.steps,
-            )
-    for k, target in enumerate(data.targets):
-        result[target] = future[:, k]
-        for i, level in enumerate(calibration.levels if calibration is not None else []):
-            result[f"{target}_lo_{label(level)}"] = bounds[0][i, 0, :, k]
-            result[f"{target}_hi_{label(level)}"] = bounds[1][i, 0, :, k]
-    out_path = Path(output) if output is not None else opened.path / "forecast.csv"
+    out_path = Path(output) if output is not None else predictor.run / "forecast.csv"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     runs.write_text_atomic(out_path, result.to_csv(index=False))
     if output is None:
-        runs.write_forecast_history(opened.path, series, cfg, steps)
+        steps = predictor.config.window.horizon if horizon is None else horizon
+        runs.write_forecast_history(predictor.run, series, predictor.config, steps)
     return result, out_path
 
 

@@ -18,11 +18,41 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from forecast.errors import ForecastError
 from forecast.interrupts import Terminated, request_stop
 
+try:  # Typer >= 0.20 carries its own click
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - older Typer on the click package
+    from click.exceptions import ClickException
+
+
+class OneLineErrors(TyperGroup):
+    """Usage errors (a bad option value, a missing option, an unknown command) as one line
+    on stderr, `error: <what>; see 'forecast CMD --help'`, exit 2, instead of Typer's box."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except ClickException as exc:
+            ctx = getattr(exc, "ctx", None)
+            hint = f"; see '{ctx.command_path} --help'" if ctx is not None else ""
+            message = " ".join(exc.format_message().split()).rstrip(".")
+            if message:  # no arguments at all: the help was shown, no error to add
+                typer.echo(f"error: {message}{hint}", err=True)
+            code = exc.exit_code
+        except typer.Abort:
+            typer.echo("aborted", err=True)
+            code = 1
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=OneLineErrors,
     name="forecast",
     help="Time-series forecasting with recurrent networks (Keras), from one YAML config.",
     add_completion=False,
@@ -287,6 +317,59 @@ def plot(
 
 
 @app.command()
+def export(
+    format_: Annotated[
+        str, typer.Option("--format", help="saved_model, tflite or onnx (onnx needs tf2onnx).")
+    ],
+    run: RunOpt = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            help="Artifact path; default: RUN_DIR/export/saved_model, model.tflite or model.onnx.",
+        ),
+    ] = None,
+    runs_dir: RunsDirOpt = Path("runs"),
+) -> None:
+    """Export the run's model with its preprocessing inside (SavedModel, TFLite, ONNX).
+
+    Raw recent values (batch, input_steps [+1 with differences], features) float32 in,
+    forecasts in original units (batch, horizon, targets) out, endpoint `serve`. Prints the
+    artifact's path.
+
+    Example: forecast export --format tflite
+    """
+    _setup_logging(False)
+    from forecast.export import export_run
+
+    typer.echo(str(_run(lambda: export_run(run, format_, output, runs_dir))))
+
+
+@app.command()
+def serve(
+    run: RunOpt = None,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on; 0.0.0.0 for every interface.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.", min=0, max=65535)] = 8000,
+    runs_dir: RunsDirOpt = Path("runs"),
+) -> None:
+    """Serve the run's forecasts over HTTP until Ctrl-C: /health, /info, /forecast.
+
+    POST /forecast with JSON {"history": [{column: value, ...}, ...], "horizon": H} or a CSV
+    body (Content-Type: text/csv, ?horizon=H) answers with the same numbers as `predict`.
+
+    Example: forecast serve --port 8000
+    """
+    _setup_logging(False)
+    from forecast import api
+    from forecast.serving import serve as run_server
+
+    predictor = _run(lambda: api.Predictor(run, runs_dir))
+    _run(lambda: run_server(predictor, host, port), left="the server stopped")
+
+
+@app.command()
 def validate(
     config: Annotated[Path, typer.Argument(help="The YAML config file.")],
     set_: SetOpt = None,
@@ -402,7 +485,7 @@ def main() -> None:
     # Ctrl-C as Python raises it, but also remembered: TensorFlow's C++ code can swallow the
     # exception, and the training loop checks for a request after every batch
     signal.signal(signal.SIGINT, _interrupt)
-    app()
+    app(prog_name="forecast")  # also under `python -m forecast`
 
 
 if __name__ == "__main__":  # pragma: no cover

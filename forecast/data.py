@@ -52,14 +52,25 @@ class Series:
 
 
 def read_series(
-    config: DataConfig, path: str | Path | None = None, require_targets: bool = True
+    config: DataConfig,
+    path: str | Path | None = None,
+    require_targets: bool = True,
+    raw: bytes | None = None,
 ) -> Series:
     """Read `path` (default `config.path`) and return the config's columns, cleaned.
 
-    `require_targets=False` is for forecasting, where only the features are needed.
+    `require_targets=False` is for forecasting, where only the features are needed. With
+    `raw`, those bytes are the CSV (a request body, say) and `path` only names them in
+    messages.
     """
     path = Path(path if path is not None else config.path)
-    frame, raw = read_table(path, config.encoding, config.decimal, config.thousands)
+    if raw is None:
+        frame, raw = read_table(path, config.encoding, config.decimal, config.thousands)
+    else:
+        if not raw.strip():
+            raise DataError(f"{path}: is empty; it needs a header row and data rows")
+        text = _decode(raw, path, config.encoding)
+        frame = _parse_csv(text, path, config.decimal, config.thousands)
     needed = config.columns if require_targets else list(config.features)
     _check_columns(frame, needed, config.time_column, path)
     index = _time_index(frame, config.time_column, path)

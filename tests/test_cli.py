@@ -116,6 +116,14 @@ def test_predict_continues_the_monthly_dates_and_matches_the_saved_model(trained
     scaled = model.predict_on_batch((last * scaler["scale"] + scaler["offset"]).reshape(1, 12, 1))
     first = (scaled[0, 0, 0] - scaler["offset"]) / scaler["scale"]
     assert forecast["sales"].iloc[0] == pytest.approx(first, rel=1e-5)
+    # the config's horizon is 1: steps 2-3 are recursive, said once
+    said = [line for line in result.stderr.splitlines() if "trained horizon" in line]
+    assert said == [
+        "warning: --horizon 3 goes past the trained horizon 1: steps 2-3 are forecast "
+        "recursively, from the model's own predictions fed back as inputs"
+    ]
+    within = invoke("predict", "--run", run_dir, "--csv", csv)
+    assert within.exit_code == 0 and "trained horizon" not in within.stderr
 
 
 def test_predict_output_option_and_latest_run(trained, tmp_path, monkeypatch):

@@ -23,7 +23,10 @@ COMMANDS = sorted(command.name or command.callback.__name__ for command in app.r
 def test_the_commands_are_the_documented_ones():
     assert (
         sorted(
-            ["train", "predict", "plot", "validate", "backtest", "tune", "init", "schema", "runs"]
+            [
+                *["train", "predict", "plot", "validate", "backtest", "tune", "init", "schema"],
+                *["runs", "export", "serve"],
+            ]
         )
         == COMMANDS
     )
@@ -91,6 +94,42 @@ def test_a_negative_seed_is_a_user_error_and_leaves_nothing(tiny_config: Path):
     assert result.exit_code == 2, result.output
     assert result.stderr.strip() == "error: --seed -1: seed: must be >= 0, got -1"
     assert not folder.exists()  # not even a partial run
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["train", "x.yaml", "--seed", "abc"],
+            "error: Invalid value for '--seed': Input should be a valid integer, unable to "
+            "parse string as an integer; see 'forecast train --help'",
+        ),
+        (["predict"], "error: Missing option '--csv'; see 'forecast predict --help'"),
+        (["nope"], "error: No such command 'nope'; see 'forecast --help'"),
+        (
+            ["serve", "--port", "99999"],
+            "error: Invalid value for '--port': Input should be less than or equal to 65535; "
+            "see 'forecast serve --help'",
+        ),
+    ],
+)
+def test_a_bad_option_is_one_line_and_exit_2(args: list[str], line: str):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == line and result.stdout == ""
+
+
+def test_a_bad_option_from_the_console_script_is_one_line_too():
+    done = subprocess.run(
+        [sys.executable, "-m", "forecast", "backtest", "x.yaml", "--folds", "three"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: Invalid value for '--folds' / '-k': Input should be a valid integer, unable to "
+        "parse string as an integer; see 'forecast backtest --help'"
+    ]
 
 
 def test_runs_lists_every_finished_run_oldest_first(tiny_config: Path):

@@ -84,7 +84,8 @@ def test_signal_exits_cleanly_and_resume_continues(long_config, sig, code):
     returncode, seconds, stderr = start_and_stop_at_epoch(long_config, 3, sig)
     assert returncode == code, stderr
     assert seconds < 10
-    assert "Traceback" not in stderr and "--resume" in stderr
+    assert "Traceback" not in stderr
+    assert f"continue with `forecast train {long_config.name} --resume`" in stderr
     folder = long_config.parent
     assert visible_runs(folder) == []
     (partial,) = (folder / "runs").glob(".long-*.partial")
@@ -269,3 +270,16 @@ def test_an_interruption_after_the_final_fit_keeps_both_models(tmp_path: Path, m
     ]
     for a, b in zip(model_weights(resumed.run_dir), model_weights(whole.run_dir), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_the_resume_hint_is_the_exact_command():
+    """With --runs-dir, --set and --seed, the hint repeats them (quoted for the shell)."""
+    from forecast import api
+
+    assert api.resume_command("long.yaml") == "forecast train long.yaml --resume"
+    assert api.resume_command(
+        "my configs/a.yaml", "out", ["training.epochs=80", "data.features=[a, b]"], 7
+    ) == (
+        "forecast train 'my configs/a.yaml' --runs-dir out --set training.epochs=80 "
+        "--set 'data.features=[a, b]' --seed 7 --resume"
+    )

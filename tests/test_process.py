@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args, cwd: Path) -> subprocess.CompletedProcess:
@@ -53,3 +55,26 @@ def test_user_error_exit_code_and_one_line(tmp_path):
     result = run(BIN / "forecast", "train", "missing.yaml", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == "error: missing.yaml: config file not found; check the path"
+
+
+@pytest.mark.slow
+def test_make_demo_redirected_to_a_file_keeps_every_line(tmp_path: Path):
+    """`make demo > out.txt 2>&1` used to lose the start of the file (`tee /dev/stderr`
+    reopened and truncated it): the metrics table, the forecast and the closing line all land."""
+    out = tmp_path / "demo.txt"
+    runs_dir = tmp_path / "runs"
+    with out.open("w") as sink:
+        done = subprocess.run(
+            ["make", "-o", ".venv/.installed", "demo", f"BIN={BIN}", f"DEMO_RUNS={runs_dir}",
+             "DEMO_SET=--set training.epochs=1 --quiet"],
+            cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, check=False,
+        )  # fmt: skip
+    text = out.read_text()
+    assert done.returncode == 0, text
+    (run_dir,) = [p for p in runs_dir.iterdir() if p.is_dir()]
+    assert "MASE" in text and "seasonal_naive" in text  # train's table, first in the file
+    assert f"{run_dir}\n" in text  # train's last line
+    assert "Close_lo_80" in text  # predict's table
+    assert text.rstrip().endswith(f"Results are in {run_dir} (metrics.json, "
+                                  "test_predictions.csv, forecast.csv, *.png)")  # fmt: skip
+    assert not (runs_dir / ".demo-train.out").exists()

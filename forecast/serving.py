@@ -1,0 +1,210 @@
+"""`forecast serve`: an HTTP server over one loaded run (FastAPI on uvicorn).
+
+The run is loaded once, at start, in safe mode (`api.Predictor`); every request is parsed
+into the same `Series` that `forecast predict --csv` reads (a JSON history is written out as
+CSV text and goes through the same reader), so the answers are `predict`'s numbers.
+
+    GET  /health    {"status": "ok", "run": NAME}
+    GET  /info      layout, columns, input_steps, history_rows, horizon, interval levels
+    POST /forecast  JSON {"history": [{<time column>: ..., <col>: ...}, ...], "horizon": H}
+                    or a CSV body (Content-Type: text/csv; horizon as ?horizon=H)
+                    -> {"run": NAME, "forecast": [{<time column>: ..., <target>: ...,
+                        <target>_lo_80: ..., ...}], "warnings": [...]}
+
+A bad request gets a 4xx with {"error": one line naming the field or column}; the server
+keeps serving. Forecasts run in a worker thread, one at a time per model (a lock), so the
+event loop keeps answering while one is computed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from forecast.errors import ForecastError
+
+# imported by `forecast serve` only (FastAPI resolves the handlers' annotations from this
+# module's globals, so Request must be one)
+MAX_BODY = 5_000_000  # bytes; a longer history than that is no one-origin forecast
+DRAIN = 4  # an over-long body is read (and dropped) up to DRAIN x MAX_BODY before answering
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def history_csv(payload: Any) -> tuple[bytes, Any]:
+    """A JSON body -> (the history as CSV bytes, the horizon asked or None)."""
+    import pandas as pd
+
+    if not isinstance(payload, dict):
+        raise BadRequest(400, 'body: must be a JSON object {"history": [...], "horizon": H}')
+    unknown = sorted(set(payload) - {"history", "horizon"})
+    if unknown:
+        raise BadRequest(
+            400, f"body: unknown field '{unknown[0]}'; the fields are history, horizon"
+        )
+    history = payload.get("history")
+    if not isinstance(history, list) or not history:
+        raise BadRequest(400, "history: must be a non-empty list of rows ({column: value})")
+    for i, row in enumerate(history):
+        if not isinstance(row, dict):
+            raise BadRequest(400, f"history[{i}]: must be an object {{column: value}}")
+    return pd.DataFrame(history).to_csv(index=False).encode("utf-8"), payload.get("horizon")
+
+
+def parse_horizon(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().lstrip("+").isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BadRequest(400, f"horizon: must be an integer >= 1, got {value!r}")
+    return value
+
+
+def records(frame: Any) -> list[dict[str, Any]]:
+    """Rows as JSON-ready dicts: NaN (a bound past the calibrated steps) becomes null."""
+    rows = frame.to_dict(orient="records")
+    return [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for row in rows
+    ]
+
+
+def run_info(predictor: Any) -> dict[str, Any]:
+    from forecast.export import input_rows
+
+    cfg = predictor.config
+    data = cfg.data
+    calibration = predictor.calibration
+    return {
+        "run": predictor.run.name,
+        "layout": cfg.layout,  # filled in by validation
+        "time_column": data.time_column,
+        "features": list(data.features),
+        "targets": list(data.targets),
+        "columns": list(data.columns if predictor.needs_targets else data.features),
+        "input_steps": cfg.window.input_steps,
+        "history_rows": input_rows(cfg),
+        "horizon": cfg.window.horizon,
+        "multi_step": cfg.window.multi_step,
+        "intervals": [] if calibration is None else list(calibration.levels),
+        "transform": data.transform,
+    }
+
+
+def create_app(predictor: Any, max_body: int = MAX_BODY) -> Any:
+    """The FastAPI application answering for `predictor` (an `api.Predictor`)."""
+    from forecast.data import read_series
+
+    name = predictor.run.name
+    info = run_info(predictor)
+    lock = threading.Lock()
+    app = FastAPI(title="forecast", version="1", docs_url=None, redoc_url=None)
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return error(
+                404, f"{request.url.path}: no such endpoint; try /health, /info, /forecast"
+            )
+        if exc.status_code == 405:
+            return error(405, f"{request.method} {request.url.path}: method not allowed")
+        return error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error(400, f"request: {exc.errors()[0].get('msg', 'invalid')}")
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "run": name}
+
+    @app.get("/info")
+    async def get_info() -> dict[str, Any]:
+        return info
+
+    async def body_of(request: Request) -> bytes:
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size <= max_body:
+                chunks.append(chunk)
+            elif size > DRAIN * max_body:  # stop reading an endless body
+                break
+        if size > max_body:  # read to its end (up to a point): the client gets this answer
+            raise BadRequest(413, f"body: over the limit of {max_body:,} bytes; send fewer rows")
+        return b"".join(chunks)
+
+    def answer(raw: bytes, horizon: int | None) -> dict[str, Any]:
+        series = read_series(
+            predictor.config.data,
+            path="request body",
+            require_targets=predictor.needs_targets,
+            raw=raw,
+        )
+        with lock:
+            frame, warnings = predictor.forecast(series, horizon)
+        return {"run": name, "forecast": records(frame), "warnings": warnings}
+
+    @app.post("/forecast")
+    async def post_forecast(request: Request) -> Any:
+        try:
+            body = await body_of(request)
+            kind = request.headers.get("content-type", "application/json").split(";")[0]
+            kind = kind.strip().lower()
+            if kind in ("text/csv", "application/csv"):
+                raw, horizon = body, request.query_params.get("horizon")
+            elif kind in ("application/json", ""):
+                try:
+                    payload = json.loads(body)
+                except (ValueError, UnicodeDecodeError) as exc:
+                    raise BadRequest(400, f"body: not valid JSON ({exc})") from None
+                raw, horizon = history_csv(payload)
+            else:
+                raise BadRequest(415, f"Content-Type {kind}: send application/json or text/csv")
+            return await run_in_threadpool(answer, raw, parse_horizon(horizon))
+        except BadRequest as exc:
+            return error(exc.status, str(exc))
+        except ForecastError as exc:  # the reader's and the model's one-line messages
+            return error(400, str(exc))
+
+    return app
+
+
+def serve(predictor: Any, host: str, port: int) -> None:
+    """Run the server until Ctrl-C or SIGTERM."""
+    import socket
+
+    import uvicorn
+
+    from forecast.errors import ConfigError
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"--host {host} --port {port}: cannot listen ({exc.strerror})"
+            ) from None
+    app = create_app(predictor)
+    logging.getLogger("forecast").info(
+        "serving %s on http://%s:%d (Ctrl-C stops)", predictor.run.name, host, port
+    )
+    uvicorn.run(app, host=host, port=port, log_level="warning")

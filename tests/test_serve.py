@@ -1,0 +1,181 @@
+"""`forecast serve` as a real server: a subprocess on a free loopback port, real HTTP.
+
+One run is trained for one epoch; the server answers /health, /info and /forecast (JSON and
+CSV bodies) with `forecast predict`'s numbers for the same rows, 50 concurrent requests
+alike, bad requests with a 4xx and a one-line error while it keeps serving, and it stops on
+SIGTERM by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecast import api
+from tests.conftest import monthly_frame, write_config, write_csv
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(url: str, body: bytes | None = None, kind: str = "application/json") -> tuple:
+    """(status, parsed JSON answer) of a GET (no body) or POST."""
+    headers = {"Content-Type": kind} if body is not None else {}
+    req = urllib.request.Request(url, data=body, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """(base URL, run dir, history CSV path, predict's forecast of it, the process)."""
+    folder = tmp_path_factory.mktemp("serve")
+    write_csv(folder / "s.csv", monthly_frame(120))
+    config = write_config(
+        folder / "c.yaml",
+        name="served",
+        seed=2,
+        data={"path": "s.csv", "time_column": "date", "features": ["sales"], "transform": "diff"},
+        window={"input_steps": 12, "horizon": 3},
+        model={"architecture": "lstm", "units": [8]},
+        training={"epochs": 1, "batch_size": 16},
+    )
+    run_dir = api.train(config, runs_dir=folder / "runs", quiet=True).run_dir
+    history = write_csv(folder / "recent.csv", monthly_frame(130, seed=5).tail(30))
+    expected, _ = api.predict(run_dir, history, output=folder / "predicted.csv")
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "forecast", "serve", "--run", str(run_dir), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"server exited: {process.stderr.read().decode()}")
+        try:
+            if request(f"{base}/health")[0] == 200:
+                break
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.3)
+    else:
+        process.kill()
+        pytest.fail("server did not answer /health within 120 s")
+    yield base, run_dir, history, expected, process
+    if process.poll() is None:
+        process.kill()
+    process.communicate()  # waits, and closes the pipe
+
+
+def json_body(history: Path, horizon: int | None = None) -> bytes:
+    rows = pd.read_csv(history).to_dict(orient="records")
+    payload = {"history": rows} | ({"horizon": horizon} if horizon else {})
+    return json.dumps(payload).encode()
+
+
+def test_health_and_info(server) -> None:
+    base, run_dir, _, _, _ = server
+    assert request(f"{base}/health") == (200, {"status": "ok", "run": run_dir.name})
+    status, info = request(f"{base}/info")
+    assert status == 200
+    assert info["run"] == run_dir.name and info["layout"] == "univariate_multi_step"
+    assert (info["input_steps"], info["history_rows"], info["horizon"]) == (12, 13, 3)
+    assert info["time_column"] == "date" and info["targets"] == ["sales"]
+    assert info["intervals"] == [80, 95]
+
+
+def test_forecast_is_predicts(server) -> None:
+    base, _, history, expected, _ = server
+    for body, kind in (
+        (json_body(history), "application/json"),
+        (history.read_bytes(), "text/csv"),
+    ):
+        status, answer = request(f"{base}/forecast", body, kind)
+        assert status == 200, answer
+        got = pd.DataFrame(answer["forecast"])
+        assert list(got.columns) == list(expected.columns)  # date, sales, sales_lo_80, ...
+        assert list(got["date"]) == list(expected["date"])
+        np.testing.assert_allclose(got.drop(columns="date"), expected.drop(columns="date"))
+    # another horizon: as in the body, or as ?horizon= with CSV
+    status, answer = request(f"{base}/forecast", json_body(history, 2))
+    assert status == 200 and len(answer["forecast"]) == 2
+    status, answer = request(f"{base}/forecast?horizon=1", history.read_bytes(), "text/csv")
+    assert status == 200 and len(answer["forecast"]) == 1
+    assert answer["forecast"][0]["sales"] == pytest.approx(expected["sales"][0])
+
+
+def test_fifty_concurrent_requests(server) -> None:
+    base, _, history, expected, _ = server
+    body = json_body(history)
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        answers = list(pool.map(lambda _: request(f"{base}/forecast", body), range(50)))
+    assert all(status == 200 for status, _ in answers)
+    forecasts = {tuple(row["sales"] for row in answer["forecast"]) for _, answer in answers}
+    (only,) = forecasts  # every answer the same
+    np.testing.assert_allclose(only, expected["sales"])
+
+
+def test_bad_requests_get_one_line_and_the_server_keeps_serving(server) -> None:
+    base, _, history, _, _ = server
+    rows = pd.read_csv(history).to_dict(orient="records")
+    text_in_number = [dict(r) for r in rows]
+    text_in_number[4]["sales"] = "lots"
+    cases = [
+        (b'{"history": [', "application/json", 400, "body: not valid JSON"),
+        (
+            json.dumps({"history": [{"date": r["date"]} for r in rows]}),
+            None,
+            400,
+            "no column 'sales'",
+        ),
+        (json.dumps({"history": rows[:5]}), None, 400, "the model needs the last 13"),
+        (json.dumps({"history": text_in_number}), None, 400, "'lots' is not a number"),
+        (json.dumps({"history": rows, "horizon": -1}), None, 400, "horizon: must be an integer"),
+        (json.dumps({"rows": rows}), None, 400, "unknown field 'rows'"),
+        (b"x" * 6_000_000, "text/csv", 413, "over the limit"),
+        (b"date,sales\n", "text/plain", 415, "send application/json or text/csv"),
+    ]
+    for body, kind, status, words in cases:
+        raw = body if isinstance(body, bytes) else body.encode()
+        got, answer = request(f"{base}/forecast", raw, kind or "application/json")
+        assert got == status, (words, answer)
+        assert list(answer) == ["error"] and words in answer["error"], answer
+        assert "\n" not in answer["error"]
+    assert request(f"{base}/nowhere")[0] == 404
+    assert request(f"{base}/health")[0] == 200  # still serving
+    assert request(f"{base}/forecast", json_body(history))[0] == 200
+
+
+def test_stops_on_sigterm(server) -> None:
+    base, _, _, _, process = server
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=30)
+    # a server stopped on request has done its job: exit 0, nothing but its start line
+    assert process.returncode == 0
+    lines = [line for line in err.decode().splitlines() if line.strip()]
+    assert lines[-1].startswith("serving ") and "Traceback" not in err.decode()
+    with pytest.raises(urllib.error.URLError):
+        request(f"{base}/health")
