@@ -54,7 +54,39 @@ def load_config(
             data_path = (path.resolve().parent / data_path).resolve()
         raw["data"]["path"] = str(data_path)
     raw.setdefault("name", re.sub(r"[^\w.\-]", "_", path.stem) or "run")
-    return validate_config(raw, source=str(path), sources=sources)
+    try:
+        return validate_config(raw, source=str(path), sources=sources)
+    except ConfigError as exc:
+        # a misspelt column makes features and targets disagree with the layout: name the
+        # column, not the layout
+        typo = _column_typo(raw.get("data")) if "layout" in str(exc) else None
+        if typo:
+            raise ConfigError(typo) from None
+        raise
+
+
+def _column_typo(data: Any) -> str | None:
+    """'<csv>: no column ...; did you mean ...?' for a features/targets name the CSV's
+    header lacks, or None (also when the CSV cannot be read: the config error stands)."""
+    from forecast.data import missing_column, read_table
+    from forecast.errors import ForecastError
+
+    if not isinstance(data, dict) or not isinstance(data.get("path"), str):
+        return None
+    names = [
+        c
+        for key in ("features", "targets")
+        for c in (data.get(key) if isinstance(data.get(key), list) else [])
+        if isinstance(c, str)
+    ]
+    try:
+        frame, _ = read_table(
+            Path(data["path"]), data.get("encoding", "auto"), data.get("decimal", ".")
+        )
+    except (ForecastError, OSError, TypeError, ValueError):
+        return None
+    message = missing_column(names, [str(c) for c in frame.columns], None)
+    return f"{data['path']}: {message}" if message else None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

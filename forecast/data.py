@@ -12,6 +12,7 @@ pipeline calls once the split is known, so a hole is never filled from a later p
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import io
 import logging
@@ -167,13 +168,23 @@ def _check_columns(
     frame: pd.DataFrame, needed: list[str], time_column: str | None, path: Path
 ) -> None:
     wanted = needed + ([time_column] if time_column else [])
-    missing = [c for c in wanted if c not in frame.columns]
-    if missing:
-        which = "time_column" if missing[0] == time_column else "features/targets"
-        raise DataError(
-            f"{path}: no column '{missing[0]}' (data.{which}); "
-            f"the columns are: {', '.join(frame.columns)}"
-        )
+    message = missing_column(wanted, list(frame.columns), time_column)
+    if message:
+        raise DataError(f"{path}: {message}")
+
+
+def missing_column(wanted: list[str], columns: list[str], time_column: str | None) -> str:
+    """'' if every wanted column is there; else what is missing, the closest name (a typo
+    such as 收盤 for 收盘, Close for close) and the columns there are."""
+    missing = [c for c in wanted if c not in columns]
+    if not missing:
+        return ""
+    which = "time_column" if missing[0] == time_column else "features/targets"
+    folded = {c.casefold(): c for c in columns}
+    close = [folded[missing[0].casefold()]] if missing[0].casefold() in folded else []
+    close = close or difflib.get_close_matches(missing[0], columns, n=1, cutoff=0.5)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"no column '{missing[0]}' (data.{which}); the columns are: {', '.join(columns)}{hint}"
 
 
 def _time_index(frame: pd.DataFrame, time_column: str | None, path: Path) -> pd.Index:

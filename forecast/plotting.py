@@ -51,18 +51,30 @@ def _use_fonts_for(labels: list[str]) -> None:
         return
     from matplotlib import font_manager, rcParams
 
-    installed = {font.name for font in font_manager.fontManager.ttflist}
-    found = [name for name in CJK_FONTS if name in installed]
+    found = _cjk_fonts(font_manager.fontManager)
+    if not found and hasattr(font_manager, "_load_fontmanager"):
+        # matplotlib lists fonts from a cache made before a font installed since: rebuild it
+        font_manager.fontManager = font_manager._load_fontmanager(try_read_cache=False)
+        found = _cjk_fonts(font_manager.fontManager)
     if found:
         rcParams["font.sans-serif"] = [*found, *rcParams["font.sans-serif"]]
         rcParams["font.family"] = "sans-serif"
         rcParams["axes.unicode_minus"] = False
     else:
+        import matplotlib
+
         log.warning(
-            "no font with Chinese characters is installed, so Chinese labels show as boxes; "
-            "install one (e.g. Debian/Ubuntu: apt-get install fonts-noto-cjk) and plot again"
+            "no font with Chinese characters is installed (matplotlib's font list, cached in "
+            "%s, was rebuilt and has none), so Chinese labels show as boxes; install one "
+            "(Debian/Ubuntu: apt-get install fonts-noto-cjk) and run plot again",
+            matplotlib.get_cachedir(),
         )
     warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
+
+
+def _cjk_fonts(manager: Any) -> list[str]:
+    installed = {font.name for font in manager.ttflist}
+    return [name for name in CJK_FONTS if name in installed]
 
 
 @contextlib.contextmanager
@@ -104,6 +116,16 @@ def _bands(
         )
 
 
+def _height(panels: int) -> float:
+    """Inches: 3.6 per panel, at least 6 (every PNG at least 1200 x 600 px at 100 dpi)."""
+    return max(6.0, 3.6 * panels)
+
+
+def _marker(points: int) -> dict[str, Any]:
+    """Markers where a line has few points (one test origin draws a dot, not nothing)."""
+    return {"marker": "o", "markersize": 4} if points <= 30 else {}
+
+
 def _levels(columns: Any, prefix: str) -> list[str]:
     """Interval levels present as `<prefix>lo_L` columns, as written."""
     return [c[len(prefix) + 3 :] for c in columns if c.startswith(f"{prefix}lo_")]
@@ -111,7 +133,7 @@ def _levels(columns: Any, prefix: str) -> list[str]:
 
 def draw_run(run_dir: Path, config: Config, out_dir: Path) -> list[Path]:
     _use_fonts_for(config.data.columns + [config.data.time_column or ""])
-    written = [_test_forecast(run_dir, config, out_dir), _loss(run_dir, out_dir)]
+    written = [_test_forecast(run_dir, config, out_dir), _loss(run_dir, config, out_dir)]
     future = _future(run_dir, config, out_dir)
     if future is not None:
         written.append(future)
@@ -129,20 +151,31 @@ def _test_forecast(run_dir: Path, config: Config, out_dir: Path) -> Path:
         path,
         len(targets),
         columns,
-        figsize=(12 if columns == 1 else 16, 3.6 * len(targets)),
+        figsize=(12 if columns == 1 else 16, _height(len(targets))),
         squeeze=False,
     ) as (fig, axes):
         for row, target in enumerate(targets):
             rows = frame[frame["target"] == target]
             ax = axes[row][0]
             first = rows[rows["step"] == 1]
-            ax.plot(first["time"], first["actual"], color="black", linewidth=1.2, label="actual")
+            # every actual the test rows hold: the last origins' later steps reach past the
+            # step-1 rows by horizon - 1
+            actual = rows[["time", "actual"]].drop_duplicates("time").sort_values("time")
+            ax.plot(
+                actual["time"],
+                actual["actual"],
+                color="black",
+                linewidth=1.2,
+                label="actual",
+                **_marker(len(actual)),
+            )
             ax.plot(
                 first["time"],
                 first["predicted"],
                 color="tab:blue",
                 linewidth=1,
                 label="predicted, step 1",
+                **_marker(len(first)),
             )
             bands = [(lv, first[f"lo_{lv}"], first[f"hi_{lv}"]) for lv in _levels(rows, "")]
             _bands(ax, first["time"], bands, "tab:blue")
@@ -154,6 +187,7 @@ def _test_forecast(run_dir: Path, config: Config, out_dir: Path) -> Path:
                     color="tab:orange",
                     linewidth=1,
                     label=f"predicted, step {horizon}",
+                    **_marker(len(last)),
                 )
             ax.set_title(f"{target}: test split, actual vs predicted")
             ax.set_ylabel(target)
@@ -178,12 +212,12 @@ def _test_forecast(run_dir: Path, config: Config, out_dir: Path) -> Path:
     return path
 
 
-def _loss(run_dir: Path, out_dir: Path) -> Path:
+def _loss(run_dir: Path, config: Config, out_dir: Path) -> Path:
     from matplotlib.ticker import MaxNLocator
 
     history = pd.read_csv(run_dir / "history.csv")
     path = out_dir / "loss.png"
-    with _figure(path, figsize=(8, 4.5)) as (fig, ax):
+    with _figure(path, figsize=(12, 6)) as (fig, ax):
         ax.plot(history["epoch"], history["loss"], marker="o", markersize=3, label="train loss")
         if history["val_loss"].notna().any():
             ax.plot(
@@ -195,12 +229,22 @@ def _loss(run_dir: Path, out_dir: Path) -> Path:
             )
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel("loss (scaled units)")
+        ax.set_ylabel(f"{config.training.loss} loss ({_loss_units(config)})")
         ax.set_yscale("log" if (history["loss"] > 0).all() else "linear")
         ax.set_title("training and validation loss")
         ax.legend(loc="best")
         ax.grid(alpha=0.3)
     return path
+
+
+def _loss_units(config: Config) -> str:
+    """What the loss is measured in: the model's targets after transform and scaling."""
+    transform = config.data.transform
+    if config.scaling.method != "none":
+        return "scaled units" + (
+            f", after data.transform {transform}" if transform != "none" else ""
+        )
+    return "original units" if transform == "none" else f"units after data.transform {transform}"
 
 
 def _future(run_dir: Path, config: Config, out_dir: Path) -> Path | None:
@@ -213,7 +257,7 @@ def _future(run_dir: Path, config: Config, out_dir: Path) -> Path | None:
     history[time_name] = _times(history[time_name], config)
     targets = [t for t in config.data.targets if t in future.columns]
     path = out_dir / "forecast.png"
-    with _figure(path, len(targets), 1, figsize=(12, 3.6 * len(targets)), squeeze=False) as (
+    with _figure(path, len(targets), 1, figsize=(12, _height(len(targets))), squeeze=False) as (
         fig,
         axes,
     ):
@@ -280,7 +324,7 @@ def backtest_figure(
     start = max(0, int(origins[0]) - max(3 * horizon, 2 * config.window.input_steps, 30))
     shown = frame.iloc[start:]
     targets = list(config.data.targets)
-    with _figure(path, len(targets), 1, figsize=(12, 3.6 * len(targets)), squeeze=False) as (
+    with _figure(path, len(targets), 1, figsize=(12, _height(len(targets))), squeeze=False) as (
         fig,
         axes,
     ):

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from forecast.cli import app
 
-from .conftest import monthly_frame, write_csv
+from .conftest import ROOT, monthly_frame, write_csv
 
 runner = CliRunner()
 GOOD_DATA = {"path": "s.csv", "time_column": "date", "features": ["sales"]}
@@ -474,3 +474,36 @@ def test_bad_input_through_the_console_script(folder, case):
     assert len(result.stderr.strip().splitlines()) == 1
     for word in words:
         assert word in result.stderr
+
+
+def test_a_misspelt_column_is_named_before_the_layout(tmp_path: Path):
+    """收盤价(元) (traditional 盤) for the GB18030 file's 收盘价(元): the layout would disagree
+    (features and targets differ), but the message names the column and the one meant."""
+    (tmp_path / "prices.csv").write_bytes(
+        b"".join((ROOT / "data" / "msft_gb18030.csv").read_bytes().splitlines(True)[:80])
+    )
+    config = tmp_path / "typo.yaml"
+    config.write_text(
+        "layout: univariate\n"
+        "data:\n  path: prices.csv\n  time_column: 日期\n"
+        "  features: [收盤价(元)]\n  targets: [收盘价(元)]\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["validate", str(config)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"error: {tmp_path / 'prices.csv'}: no column '收盤价(元)' (data.features/targets); "
+        "the columns are: 日期, 开盘价(元), 最高价(元), 最低价(元), 收盘价(元), 成交量; "
+        "did you mean '收盘价(元)'?"
+    )
+    # a name cut short, with the layout left to inference: the same hint
+    config.write_text(
+        "data:\n  path: prices.csv\n  time_column: 日期\n  features: [收盘价(元), 成交量]\n"
+        "  targets: [收盘价(元)]\n",
+        encoding="utf-8",
+    )
+    data = runner.invoke(
+        app, ["validate", str(config), "--set", "data.features=[收盘价(元), 成交]"]
+    )
+    assert data.exit_code == 2
+    assert data.stderr.strip().endswith("did you mean '成交量'?")

@@ -60,3 +60,88 @@ def test_pngs_are_real_images(run_dir: Path):
     for path in api.plot(run_dir):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert path.stat().st_size > 5_000
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) in pixels, from the PNG header."""
+    head = path.read_bytes()[:24]
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def test_every_png_is_at_least_1200_by_600(run_dir: Path, tmp_path: Path):
+    monthly = run_dir.parent.parent / "sales.csv"
+    api.predict(run_dir, monthly)
+    paths = api.plot(run_dir, output=tmp_path / "plots")
+    assert sorted(p.name for p in paths) == ["forecast.png", "loss.png", "test_forecast.png"]
+    for path in paths:
+        width, height = png_size(path)
+        assert width >= 1200 and height >= 600, (path.name, width, height)
+
+
+def test_the_actual_line_covers_every_test_row_and_one_origin_is_drawn(tmp_path: Path, monkeypatch):
+    """Multi-step: the actual line reaches the last test row (not horizon - 1 rows short);
+    a single test origin is drawn with markers; the loss axis says what units it is in."""
+    import matplotlib.pyplot as plt
+
+    from forecast import plotting
+    from tests.conftest import monthly_frame, write_config, write_csv
+
+    write_csv(tmp_path / "s.csv", monthly_frame(60))
+    config = write_config(
+        tmp_path / "c.yaml",
+        data={"path": "s.csv", "time_column": "date", "features": ["sales"]},
+        window={"input_steps": 12, "horizon": 4},
+        split={"test": 4, "validation": 0},
+        scaling={"method": "none"},
+        model={"architecture": "lstm", "units": [4]},
+        training={"epochs": 1, "early_stopping": False},
+    )
+    run = api.train(config, runs_dir=tmp_path / "runs", quiet=True).run_dir
+    drawn = {}
+    real_close = plt.close
+
+    def keep(fig=None):  # read the lines before the figure goes
+        for ax in fig.axes:
+            drawn[ax.get_title() or ax.get_ylabel()] = ax
+        return real_close(fig)
+
+    monkeypatch.setattr(plt, "close", keep)
+    (tmp_path / "out").mkdir()
+    plotting.draw_run(run, api.runs.open_run(run).config, tmp_path / "out")
+    monkeypatch.undo()
+    test_ax = drawn["sales: test split, actual vs predicted"]
+    lines = {line.get_label(): line for line in test_ax.get_lines()}
+    assert len(lines["actual"].get_xdata()) == 4  # one origin, 4 steps: every actual row
+    assert len(lines["predicted, step 1"].get_xdata()) == 1
+    assert lines["predicted, step 1"].get_marker() == "o"  # a dot, not an invisible line
+    loss_ax = drawn["training and validation loss"]
+    assert loss_ax.get_ylabel() == "mse loss (original units)"
+
+
+def test_a_stale_font_list_is_rebuilt_before_warning(monkeypatch, caplog):
+    """A CJK font installed after matplotlib cached its font list is found by rebuilding the
+    list; with none even then, the warning says what to install."""
+    from types import SimpleNamespace
+
+    from matplotlib import font_manager, rcParams
+
+    from forecast import plotting
+
+    for key in ("font.sans-serif", "font.family", "axes.unicode_minus"):
+        monkeypatch.setitem(rcParams, key, rcParams[key])
+    stale = SimpleNamespace(ttflist=[SimpleNamespace(name="DejaVu Sans")])
+    fresh = SimpleNamespace(ttflist=[*stale.ttflist, SimpleNamespace(name="Noto Sans CJK SC")])
+    monkeypatch.setattr(font_manager, "fontManager", stale)
+    rebuilt = []
+    monkeypatch.setattr(
+        font_manager, "_load_fontmanager", lambda try_read_cache: rebuilt.append(1) or fresh
+    )
+    plotting._use_fonts_for(["收盘价(元)"])
+    assert rebuilt == [1] and rcParams["font.sans-serif"][0] == "Noto Sans CJK SC"
+    assert "Chinese" not in caplog.text
+
+    monkeypatch.setattr(font_manager, "fontManager", stale)
+    monkeypatch.setattr(font_manager, "_load_fontmanager", lambda try_read_cache: stale)
+    plotting._use_fonts_for(["收盘价(元)"])
+    assert "was rebuilt and has none" in caplog.text
+    assert "apt-get install fonts-noto-cjk" in caplog.text
