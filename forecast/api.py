@@ -118,6 +118,14 @@ def train(
     """
     clock = time.perf_counter()
     cfg = load(config, overrides, seed)
+    if cfg.training.tensorboard:
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboard") is None:
+            raise ConfigError(
+                "training.tensorboard: needs the tensorboard package: pip install tensorboard "
+                "(or set training.tensorboard: false)"
+            )
     prepared = prepare(cfg)
     timings: dict[str, Any] = {"load": round(time.perf_counter() - clock, 4)}
     if not quiet:
@@ -163,7 +171,10 @@ def _fitted_model(partial: Path, prepared: Prepared, quiet: bool) -> tuple[Any, 
     from forecast.training import Checkpoint
 
     checkpoint = Checkpoint(partial / "backup")
-    model, result, info = fit(prepared, quiet, checkpoint_dir=checkpoint.folder)
+    board = partial / "tensorboard" / "held_out" if prepared.config.training.tensorboard else None
+    model, result, info = fit(
+        prepared, quiet, checkpoint_dir=checkpoint.folder, tensorboard_dir=board
+    )
     clock = time.perf_counter()
     fitted = runs.fit_record(result, info)
     runs.save_fitted(partial, model, fitted)
@@ -183,7 +194,8 @@ def _final_fit(
     if not quiet:
         log.info("final fit: %d epoch(s) on all %d rows", epochs, rows)
     clock = time.perf_counter()
-    model, result, _ = fit_final(prepared, epochs, quiet=True)
+    board = partial / "tensorboard" / "final" if prepared.config.training.tensorboard else None
+    model, result, _ = fit_final(prepared, epochs, quiet=True, tensorboard_dir=board)
     window = prepared.config.window
     info = {
         "rows": rows,

@@ -172,6 +172,11 @@ class TrainingConfig(Strict):
         description="after the held-out evaluation, refit on every row for the epochs early "
         "stopping found; predict uses that model",
     )
+    tensorboard: bool = Field(
+        False,
+        description="write TensorBoard logs (loss, val_loss, learning rate per epoch) under "
+        "RUN_DIR/tensorboard/ (held_out/ and final/); view with tensorboard --logdir runs",
+    )
     unroll: Literal["auto"] | bool = Field(
         "auto",
         description="unroll recurrent layers: auto = on CPU-only machines for input_steps <= 100 "

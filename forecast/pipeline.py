@@ -308,6 +308,7 @@ def fit(
     quiet: bool,
     checkpoint_dir: Path | None = None,
     compiled: Compiled | None = None,
+    tensorboard_dir: Path | None = None,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """Seed, build and fit the model: (model, FitResult, {timings, strategy, unroll}).
 
@@ -391,6 +392,7 @@ def fit(
         seed=cfg.seed,
         quiet=quiet,
         checkpoint_dir=checkpoint_dir,
+        tensorboard_dir=tensorboard_dir,
     )
     if not quiet and fitted.stopped_epoch is not None:
         restored = f"; weights of epoch {fitted.best_epoch} restored" if fitted.best_epoch else ""
@@ -407,7 +409,9 @@ def fit(
     return model, fitted, {"timings": timings, "strategy": strategy, "unroll": unroll}
 
 
-def fit_final(prepared: Prepared, epochs: int, quiet: bool) -> tuple[Any, Any, dict[str, Any]]:
+def fit_final(
+    prepared: Prepared, epochs: int, quiet: bool, tensorboard_dir: Path | None = None
+) -> tuple[Any, Any, dict[str, Any]]:
     """Refit on every row (the test rows too) for `epochs`, with the held-out run's scaler
     and settings, without validation or early stopping: the model `predict` uses."""
     cfg = prepared.config
@@ -416,7 +420,7 @@ def fit_final(prepared: Prepared, epochs: int, quiet: bool) -> tuple[Any, Any, d
     window = cfg.window
     every_row = Split(rows, rows, rows, window.input_steps, window.horizon, window.output_steps)
     final = replace(prepared, config=cfg.model_copy(update={"training": training}), split=every_row)
-    return fit(final, quiet)
+    return fit(final, quiet, tensorboard_dir=tensorboard_dir)
 
 
 def forecast(

@@ -165,6 +165,7 @@ def fit(
     seed: int,
     quiet: bool = False,
     checkpoint_dir: Path | None = None,
+    tensorboard_dir: Path | None = None,
 ) -> FitResult:
     """Fit a compiled model with early stopping.
 
@@ -208,6 +209,14 @@ def fit(
         if checkpoint_dir is not None:
             callbacks.append(
                 _checkpoint_writer_class()(Checkpoint(checkpoint_dir), result, stopper)
+            )
+        if tensorboard_dir is not None:  # after the Recorder, which adds learning_rate
+            import keras
+
+            callbacks.append(
+                keras.callbacks.TensorBoard(
+                    log_dir=str(tensorboard_dir), write_graph=False, profile_batch=0
+                )
             )
         model.fit(
             train_ds,
@@ -418,6 +427,7 @@ def _recorder_class() -> type:
                 "seconds": round(time.perf_counter() - self._start, 4),
             }
             self.result.history.append(row)
+            logs["learning_rate"] = row["learning_rate"]  # for TensorBoard, after this one
             if not self.quiet:
                 val = f"  val_loss {row['val_loss']:.6g}" if "val_loss" in logs else ""
                 print(

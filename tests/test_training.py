@@ -88,3 +88,57 @@ def test_cosine_schedule_decays_to_a_tenth_over_the_epochs(tmp_path: Path):
     # after epoch e of 3: 0.01 * (0.1 + 0.9 * (1 + cos(pi * e / 3)) / 2)
     expected = [0.01 * (0.1 + 0.9 * (1 + np.cos(np.pi * e / 3)) / 2) for e in (1, 2, 3)]
     assert rates == pytest.approx(expected, rel=1e-5)
+
+
+def test_tensorboard_logs_each_epochs_loss_and_learning_rate(tmp_path: Path):
+    """training.tensorboard: the held-out fit's train and validation losses and the learning
+    rate per epoch, and the final fit's, under RUN_DIR/tensorboard/; the same numbers as
+    history.csv."""
+    import pandas as pd
+    import tensorflow as tf
+
+    from forecast import api
+    from tests.conftest import small_gru_config
+
+    config = small_gru_config(tmp_path, epochs=3, tensorboard=True, early_stopping=False)
+    run_dir = api.train(config, runs_dir=tmp_path / "runs", quiet=True).run_dir
+
+    def scalars(folder: Path) -> dict[str, list[float]]:
+        found: dict[str, list[float]] = {}
+        for path in folder.glob("events.out.tfevents.*"):
+            for raw in tf.data.TFRecordDataset(str(path)):
+                event = tf.compat.v1.Event.FromString(raw.numpy())
+                for value in event.summary.value:
+                    found.setdefault(value.tag, []).append(float(tf.make_ndarray(value.tensor)))
+        return found
+
+    history = pd.read_csv(run_dir / "history.csv")
+    train = scalars(run_dir / "tensorboard" / "held_out" / "train")
+    assert train["epoch_loss"] == pytest.approx(history["loss"].tolist(), rel=1e-5)
+    assert train["epoch_learning_rate"] == pytest.approx(history["learning_rate"].tolist())
+    validation = scalars(run_dir / "tensorboard" / "held_out" / "validation")
+    assert validation["epoch_loss"] == pytest.approx(history["val_loss"].tolist(), rel=1e-5)
+    assert len(scalars(run_dir / "tensorboard" / "final" / "train")["epoch_loss"]) == 3
+    # off by default: no folder
+    (tmp_path / "plain").mkdir()
+    plain = small_gru_config(tmp_path / "plain", epochs=1)
+    assert not (
+        api.train(plain, runs_dir=tmp_path / "r2", quiet=True).run_dir / "tensorboard"
+    ).exists()
+
+
+def test_tensorboard_without_the_package_is_one_line_before_training(tmp_path: Path, monkeypatch):
+    import importlib.util
+
+    from forecast import api
+    from forecast.errors import ConfigError
+    from tests.conftest import small_gru_config
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "tensorboard" else find_spec(n)
+    )
+    config = small_gru_config(tmp_path, epochs=1, tensorboard=True)
+    with pytest.raises(ConfigError, match="pip install tensorboard"):
+        api.train(config, runs_dir=tmp_path / "runs", quiet=True)
+    assert not (tmp_path / "runs").exists()
