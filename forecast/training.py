@@ -334,6 +334,7 @@ def _early_stopping_class() -> type:
 
 
 VALIDATION_IN_MEMORY = 4096  # validation windows held as one tensor; more go through tf.data
+PROGRESS_EVERY = 0.5  # seconds between progress lines within an epoch, on a terminal
 _VALIDATION_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -407,14 +408,32 @@ def _recorder_class() -> type:
         def __init__(self, result: FitResult, epochs: int, quiet: bool) -> None:
             super().__init__()
             self.result, self.epochs, self.quiet = result, epochs, quiet
-            self._start = 0.0
+            self._start = self._shown = 0.0
+            self._epoch = 0
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-            self._start = time.perf_counter()
+            self._start = self._shown = time.perf_counter()
+            self._epoch = epoch + 1
             raise_if_stop_requested()
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             raise_if_stop_requested()
+            # on a terminal, a long epoch shows its batches on one line, rewritten twice a
+            # second; elsewhere (a log file) only the line per epoch
+            if self.quiet or not sys.stderr.isatty():
+                return
+            now = time.perf_counter()
+            if now - self._shown >= PROGRESS_EVERY:
+                self._shown = now
+                steps = (self.params or {}).get("steps") or "?"
+                loss = (logs or {}).get("loss")
+                shown = f"  loss {float(loss):.6g}" if loss is not None else ""
+                print(
+                    f"\repoch {self._epoch}/{self.epochs}  batch {batch + 1}/{steps}{shown}",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             logs = logs or {}
@@ -430,6 +449,8 @@ def _recorder_class() -> type:
             logs["learning_rate"] = row["learning_rate"]  # for TensorBoard, after this one
             if not self.quiet:
                 val = f"  val_loss {row['val_loss']:.6g}" if "val_loss" in logs else ""
+                if self._shown > self._start:  # a progress line is showing: clear it
+                    print("\r\033[K", end="", file=sys.stderr)
                 print(
                     f"epoch {row['epoch']}/{self.epochs}  loss {row['loss']:.6g}{val}"
                     f"  ({row['seconds']:.1f}s)",

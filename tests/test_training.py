@@ -142,3 +142,34 @@ def test_tensorboard_without_the_package_is_one_line_before_training(tmp_path: P
     with pytest.raises(ConfigError, match="pip install tensorboard"):
         api.train(config, runs_dir=tmp_path / "runs", quiet=True)
     assert not (tmp_path / "runs").exists()
+
+
+def test_progress_within_an_epoch_on_a_terminal_only(tmp_path: Path, monkeypatch, capsys):
+    """On a terminal, batches show on one rewritten line, cleared before the epoch's line;
+    not on a terminal (a log file), only the line per epoch."""
+    import io
+    import sys
+
+    from forecast import api, training
+    from tests.conftest import small_gru_config
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(training, "PROGRESS_EVERY", 0.0)  # every batch
+    config = small_gru_config(tmp_path, epochs=2, batch_size=8, early_stopping=False)
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    api.train(config, runs_dir=tmp_path / "runs", overrides=["training.final_fit=false"])
+    shown = terminal.getvalue()
+    assert "\repoch 1/2  batch 1/" in shown and "\repoch 2/2  batch 2/" in shown
+    assert "\r\033[Kepoch 1/2  loss" in shown  # cleared, then the epoch's own line
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal
+    api.train(config, runs_dir=tmp_path / "runs2", overrides=["training.final_fit=false"])
+    logged = sys.stderr.getvalue()
+    assert "batch" not in logged and "\r" not in logged
+    assert [line.split("  ")[0] for line in logged.splitlines() if line.startswith("epoch")] == [
+        "epoch 1/2",
+        "epoch 2/2",
+    ]
