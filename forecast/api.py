@@ -407,13 +407,25 @@ def predict(
     horizon: int | None = None,
     output: str | Path | None = None,
     runs_dir: str | Path = "runs",
+    encoding: str = "auto",
 ) -> tuple[pd.DataFrame, Path]:
     """Forecast the next `horizon` steps after the last row of `csv_path`.
 
     Returns the forecast (time column, then per target its column and, for each interval
     level L, `<target>_lo_L` and `<target>_hi_L`; original units) and the CSV path it was
-    written to (default: RUN_DIR/forecast.csv).
+    written to (default: RUN_DIR/forecast.csv), in `encoding`: auto writes it the way the
+    input CSV came (GB18030 stays GB18030, a UTF-8 BOM stays), or a codec such as utf-8-sig
+    (what Excel on Windows reads as UTF-8).
     """
+    if encoding != "auto":
+        import codecs
+
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise ConfigError(
+                f"--encoding {encoding}: unknown; use auto, utf-8, utf-8-sig or gb18030"
+            ) from None
     predictor = Predictor(run, runs_dir)
     if horizon is not None and horizon < 1:
         raise ConfigError(f"--horizon must be >= 1, got {horizon}")
@@ -432,7 +444,14 @@ def predict(
         log.info("forecast by the model fitted on the first %s rows (final_fit off)", held_out)
     out_path = Path(output) if output is not None else predictor.run / "forecast.csv"
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    runs.write_text_atomic(out_path, result.to_csv(index=False))
+    written = series.encoding if encoding == "auto" else encoding
+    try:
+        runs.write_text_atomic(out_path, result.to_csv(index=False), encoding=written)
+    except UnicodeEncodeError as exc:
+        raise ConfigError(
+            f"--encoding {written}: cannot write {exc.object[exc.start : exc.end]!r} of the "
+            "forecast's header; use --encoding utf-8-sig"
+        ) from None
     if output is None:
         steps = predictor.config.window.horizon if horizon is None else horizon
         runs.write_forecast_history(predictor.run, series, predictor.config, steps)

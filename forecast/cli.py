@@ -279,6 +279,14 @@ def predict(
         Path | None,
         typer.Option("--output", help="Forecast CSV; default: RUN_DIR/forecast.csv."),
     ] = None,
+    encoding: Annotated[
+        str,
+        typer.Option(
+            "--encoding",
+            help="Of the forecast CSV: auto = as the input CSV (GB18030 stays GB18030), or a "
+            "codec, e.g. utf-8-sig for Excel.",
+        ),
+    ] = "auto",
     runs_dir: RunsDirOpt = Path("runs"),
 ) -> None:
     """Forecast the next steps after the last row of a CSV, in original units, with the
@@ -291,7 +299,7 @@ def predict(
     _setup_logging(False)
     from forecast import api
 
-    frame, path = _run(lambda: api.predict(run, csv, horizon, output, runs_dir))
+    frame, path = _run(lambda: api.predict(run, csv, horizon, output, runs_dir, encoding))
     typer.echo(frame.to_string(index=False))
     typer.echo(str(path))
 

@@ -42,6 +42,7 @@ class Series:
     path: Path
     sha256: str
     time_column: str | None
+    encoding: str = "utf-8"  # what the file was written in: utf-8, utf-8-sig, gb18030, ...
 
     @property
     def values(self) -> np.ndarray:
@@ -87,6 +88,7 @@ def read_series(
         path=path,
         sha256=hashlib.sha256(raw).hexdigest(),
         time_column=config.time_column,
+        encoding=file_encoding(raw, config.encoding),
     )
 
 
@@ -114,6 +116,22 @@ def _read_bytes(path: Path) -> bytes:
     if not raw.strip():
         raise DataError(f"{path}: the file is empty; it needs a header row and data rows")
     return raw
+
+
+def file_encoding(raw: bytes, encoding: str = "auto") -> str:
+    """The codec `raw` decodes with (as `_decode` tries them): utf-8-sig only with a BOM,
+    so a file is written back the way it came."""
+    if encoding != "auto":
+        return encoding
+    for codec in AUTO_ENCODINGS:
+        try:
+            raw.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        if codec == "utf-8-sig":
+            return codec if raw.startswith(b"\xef\xbb\xbf") else "utf-8"
+        return codec
+    return "utf-8"
 
 
 def _decode(raw: bytes, path: Path, encoding: str) -> str:

@@ -251,7 +251,11 @@ def _future(run_dir: Path, config: Config, out_dir: Path) -> Path | None:
     forecast_csv, history_csv = run_dir / "forecast.csv", run_dir / "forecast_history.csv"
     if not (forecast_csv.is_file() and history_csv.is_file()):
         return None
-    future, history = pd.read_csv(forecast_csv), pd.read_csv(history_csv)
+    from forecast.data import file_encoding
+
+    # written in the input CSV's encoding (GB18030 stays GB18030)
+    future = pd.read_csv(forecast_csv, encoding=file_encoding(forecast_csv.read_bytes()))
+    history = pd.read_csv(history_csv)
     time_name = future.columns[0]
     future[time_name] = _times(future[time_name], config)
     history[time_name] = _times(history[time_name], config)

@@ -138,9 +138,9 @@ def resolve_run(run: str | Path | None, runs_dir: str | Path = "runs") -> Path:
 # --------------------------------------------------------------------------- writing files
 
 
-def write_text_atomic(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str, encoding: str = "utf-8") -> None:
     """Write via a temporary file in the same folder and rename, so readers never see half."""
-    write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8", newline=""))
+    write_atomic(path, lambda tmp: tmp.write_text(text, encoding=encoding, newline=""))
 
 
 def write_atomic(path: Path, write: Callable[[Path], Any], suffix: str = ".tmp") -> None:

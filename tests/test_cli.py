@@ -249,9 +249,22 @@ def test_chinese_gb18030_csv_end_to_end(tmp_path):
     )
     result = invoke("predict", "--run", run_dir, "--csv", tmp_path / "平安.csv")
     assert result.exit_code == 0, result.output
-    forecast = pd.read_csv(run_dir / "forecast.csv")
+    # written as it came, GB18030, so that Excel on Chinese Windows shows the headers
+    raw = (run_dir / "forecast.csv").read_bytes()
+    assert raw.decode("gb18030").startswith("日期,收盘价(元),")
+    forecast = pd.read_csv(run_dir / "forecast.csv", encoding="gb18030")
     assert list(forecast.columns)[:2] == ["日期", "收盘价(元)"] and len(forecast) == 2
     assert "收盘价(元)_lo_80" in forecast.columns
+    # or UTF-8 with a BOM, on request; an unknown codec is one line
+    out = tmp_path / "utf8.csv"
+    args = ["predict", "--run", run_dir, "--csv", tmp_path / "平安.csv", "--output", out]
+    assert invoke(*args, "--encoding", "utf-8-sig").exit_code == 0
+    assert out.read_bytes().startswith("\ufeff日期,".encode())
+    bad = invoke(*args, "--encoding", "klingon")
+    assert bad.exit_code == 2
+    assert bad.stderr.strip() == (
+        "error: --encoding klingon: unknown; use auto, utf-8, utf-8-sig or gb18030"
+    )
     result = invoke("plot", "--run", run_dir)
     assert result.exit_code == 0, result.output
     assert {Path(p).name for p in result.stdout.split()} == {
