@@ -471,5 +471,10 @@ def plot(
 
 
 def list_runs(runs_dir: str | Path = "runs") -> pd.DataFrame:
-    """Finished runs, oldest first: name, finished, layout, model, MASE, seasonal naive MASE."""
+    """Finished runs, oldest first: name, finished, layout, model, MASE, seasonal naive MASE.
+    Folders holding part of a run only are left out, each with a warning."""
+    for path, missing in runs.incomplete_runs(Path(runs_dir)):
+        log.warning(
+            "%s: incomplete run (no %s), not listed; train it again or delete it", path, missing
+        )
     return runs.run_summaries(Path(runs_dir))

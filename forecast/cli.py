@@ -257,6 +257,7 @@ def list_runs(runs_dir: RunsDirOpt = Path("runs")) -> None:
 
     Example: forecast runs --runs-dir runs
     """
+    _setup_logging(False)
     from forecast import api
 
     frame = _run(lambda: api.list_runs(runs_dir))

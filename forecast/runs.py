@@ -103,13 +103,36 @@ def discard(partial: Path) -> None:
     shutil.rmtree(partial, ignore_errors=True)
 
 
+REQUIRED_FILES = ("config.yaml", "model.keras", "scaler.json", "run.json", "metrics.json")
+
+
+def missing_files(path: Path) -> list[str]:
+    """The files a finished run must hold that `path` lacks."""
+    return [f for f in REQUIRED_FILES if not (path / f).is_file()]
+
+
+def incomplete_runs(runs_dir: Path) -> list[tuple[Path, str]]:
+    """Visible folders that hold part of a run but not all of it: (path, a missing file)."""
+    if not runs_dir.is_dir():
+        return []
+    found = []
+    for path in sorted(runs_dir.iterdir()):
+        if path.name.startswith(".") or not path.is_dir():
+            continue
+        missing = missing_files(path)
+        if missing and len(missing) < len(REQUIRED_FILES):
+            found.append((path, missing[0]))
+    return found
+
+
 def finished_runs(runs_dir: Path) -> list[Path]:
-    """Complete runs, oldest first (by the finish time recorded in run.json)."""
+    """Complete runs (every file of REQUIRED_FILES), oldest first (by the finish time
+    recorded in run.json)."""
     if not runs_dir.is_dir():
         return []
     found = []
     for path in runs_dir.iterdir():
-        if path.name.startswith(".") or not (path / "run.json").is_file():
+        if path.name.startswith(".") or not path.is_dir() or missing_files(path):
             continue
         try:
             finished = json.loads((path / "run.json").read_text(encoding="utf-8"))["finished"]
@@ -393,11 +416,7 @@ def load_intervals(run_dir: Path) -> Any:
 
 def open_run(path: Path) -> Run:
     """Check the files and read config.yaml and run.json (the model is loaded separately)."""
-    missing = [
-        f
-        for f in ("config.yaml", "model.keras", "scaler.json", "run.json")
-        if not (path / f).is_file()
-    ]
+    missing = missing_files(path)
     if missing:
         raise RunError(f"{path}: incomplete run (no {missing[0]}); train it again")
     try:
@@ -434,8 +453,14 @@ def load_model(path: Path) -> Any:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many kinds for a bad file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "safe_mode" in str(exc):  # a Lambda layer: code that safe mode never runs
+            raise RunError(
+                f"{path}: refused by safe mode, it carries Python code ({first[:160]}); "
+                "train the run again"
+            ) from None
         raise RunError(
-            f"{path}: cannot load the model ({first[:200]}); train the run again"
+            f"{path}: corrupted or incomplete, Keras cannot load it ({first[:160]}); "
+            "train the run again"
         ) from None
 
 

@@ -95,3 +95,31 @@ def test_mirrored_strategy_trains_and_is_recorded(tiny_config: Path):
     replicas = max(1, len(tf.config.list_logical_devices("GPU")))
     assert info["strategy"] == {"name": "mirrored", "replicas": replicas}
     assert result.metrics["model"]["mae"] is not None
+
+
+def test_runs_lists_complete_runs_only_and_a_broken_model_says_so(tiny_config: Path):
+    """A run missing scaler.json is not listed (a warning names it) nor taken as the latest;
+    a model.keras of garbage is "corrupted or incomplete", not "file not found"."""
+    from typer.testing import CliRunner
+
+    from forecast.cli import app
+
+    folder = tiny_config.parent / "runs"
+    older = api.train(tiny_config, runs_dir=folder, overrides=["training.epochs=1"], quiet=True)
+    newer = api.train(tiny_config, runs_dir=folder, overrides=["training.epochs=1"], quiet=True)
+    (newer.run_dir / "scaler.json").unlink()
+    runner = CliRunner()
+    listed = runner.invoke(app, ["runs", "--runs-dir", str(folder)])
+    assert listed.exit_code == 0
+    assert older.run_dir.name in listed.stdout and newer.run_dir.name not in listed.stdout
+    assert listed.stderr.strip() == (
+        f"warning: {newer.run_dir}: incomplete run (no scaler.json), not listed; train it "
+        "again or delete it"
+    )
+    assert resolve_run(None, folder) == older.run_dir  # the latest complete one
+    (older.run_dir / "model.keras").write_bytes(b"not a keras archive")
+    csv = tiny_config.parent / "sales.csv"
+    broken = runner.invoke(app, ["predict", "--run", str(older.run_dir), "--csv", str(csv)])
+    assert broken.exit_code == 2
+    (line,) = broken.stderr.strip().splitlines()
+    assert line.startswith(f"error: {older.run_dir / 'model.keras'}: corrupted or incomplete")
