@@ -307,15 +307,17 @@ def backtest(
     overrides: list[str] | None = None,
     seed: int | None = None,
     quiet: bool = False,
+    step: int | None = None,
 ) -> BacktestResult:
-    """Rolling-origin evaluation: for each of `folds` origins, refit the scaler, transforms
-    and model on the rows up to and including the origin and forecast the next horizon."""
+    """Rolling-origin evaluation: for each of `folds` origins, `step` rows apart (default:
+    the horizon), refit the scaler, transforms and model on the rows up to and including
+    the origin and forecast the next horizon."""
     from forecast import backtest as rolling
     from forecast import plotting
 
     cfg = load(config, overrides, seed)
     series = read_series(cfg.data)
-    origins = rolling.check_folds(cfg, series, folds)
+    origins = rolling.check_folds(cfg, series, folds, step)
     if not quiet:
         _log_layout(cfg)
     report, forecasts, bounds = rolling.run_backtest(cfg, series, origins, quiet)

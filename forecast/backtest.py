@@ -34,10 +34,11 @@ from forecast.timesteps import time_labels
 log = logging.getLogger("forecast")
 
 
-def backtest_origins(rows: int, folds: int, horizon: int) -> np.ndarray:
-    """K origins `horizon` rows apart; the last fold's forecast ends at the last row."""
+def backtest_origins(rows: int, folds: int, horizon: int, step: int | None = None) -> np.ndarray:
+    """K origins `step` rows apart (default `horizon`); the last fold's forecast ends at the
+    last row."""
     last = rows - 1 - horizon
-    return last - horizon * np.arange(folds - 1, -1, -1)
+    return last - (horizon if step is None else step) * np.arange(folds - 1, -1, -1)
 
 
 @dataclass
@@ -48,16 +49,19 @@ class Fold:
     bounds: tuple[np.ndarray, np.ndarray] | None = None  # lo, hi (levels, 1, H, K)
 
 
-def check_folds(config: Config, series: Series, folds: int) -> np.ndarray:
+def check_folds(config: Config, series: Series, folds: int, step: int | None = None) -> np.ndarray:
     """The folds' origins, or a user error when the series cannot hold them."""
     if folds < 1:
         raise ConfigError(f"--folds must be >= 1, got {folds}")
+    if step is not None and step < 1:
+        raise ConfigError(f"--step must be >= 1 (rows between fold origins), got {step}")
     horizon = config.window.horizon
-    origins = backtest_origins(len(series.frame), folds, horizon)
+    origins = backtest_origins(len(series.frame), folds, horizon, step)
     if origins[0] < 0:
+        apart = "" if step is None else f", {step} rows apart"
         raise DataError(
             f"{series.path}: {len(series.frame)} rows cannot hold {folds} folds of horizon "
-            f"{horizon}; use fewer --folds"
+            f"{horizon}{apart}; use fewer --folds{' or a smaller --step' if step else ''}"
         )
     prepare(config, series, rows=int(origins[0]) + 1)  # the first fold has the fewest rows
     return origins
@@ -130,6 +134,7 @@ def run_backtest(config: Config, series: Series, origins: np.ndarray, quiet: boo
     result = {
         "layout": config.layout,
         "horizon": horizon,
+        "step": int(origins[1] - origins[0]) if len(origins) > 1 else horizon,
         "folds": reports,
         "mean": mean_of_folds(reports),
         "season_length": folds[0].season,

@@ -182,6 +182,10 @@ def train(
 def backtest(
     config: Annotated[Path, typer.Argument(help="The YAML config file.")],
     folds: Annotated[int, typer.Option("--folds", "-k", help="Number of forecast origins.")] = 3,
+    step: Annotated[
+        int | None,
+        typer.Option("--step", help="Rows between fold origins; default: the horizon."),
+    ] = None,
     runs_dir: RunsDirOpt = Path("runs"),
     set_: SetOpt = None,
     seed: SeedOpt = None,
@@ -189,16 +193,19 @@ def backtest(
 ) -> None:
     """Rolling-origin evaluation: refit on the rows up to each origin, forecast the horizon.
 
-    Origins are `horizon` rows apart, the last fold ending at the last row. Prints a table per
-    fold and the mean; the last line is the path of backtest.json.
+    Origins are `--step` rows apart (default: the horizon), the last fold ending at the
+    last row. Prints a table per fold (with the dates it forecasts) and the mean; the last
+    line is the path of backtest.json.
 
-    Example: forecast backtest configs/univariate_multi_step.yaml --folds 3
+    Example: forecast backtest configs/univariate_multi_step.yaml --folds 3 --step 20
     """
     _setup_logging(quiet)
     from forecast import api
 
     result = _run(
-        lambda: api.backtest(config, folds, runs_dir, overrides=set_, seed=seed, quiet=quiet),
+        lambda: api.backtest(
+            config, folds, runs_dir, overrides=set_, seed=seed, quiet=quiet, step=step
+        ),
         left=NO_RUN_WRITTEN,
     )
     typer.echo(format_backtest(result.report))
@@ -467,17 +474,29 @@ def format_metrics(metrics: dict[str, Any], model_label: str) -> str:
 def format_backtest(report: dict[str, Any]) -> str:
     """One line per fold and the mean: MAE and MASE of the model and each baseline."""
     names = ["model", "naive", "seasonal_naive", "mean"]
-    head = f"{'fold':>5} {'origin':>20}" + "".join(f"{n + ' MASE':>21}" for n in names)
+
+    def when(value: Any) -> str:
+        return str(value)[:19].replace("T00:00:00", "")
+
+    spans = [f"{when(f['test_start'])} .. {when(f['test_end'])}" for f in report["folds"]]
+    width = max([len("forecasts"), *map(len, spans)])
+    head = f"{'fold':>5} {'origin':>20}  {'forecasts':<{width}}" + "".join(
+        f"{n + ' MASE':>21}" for n in names
+    )
 
     def mase(block: dict[str, Any], name: str) -> str:
         value = block["model"]["mase"] if name == "model" else block["baselines"][name]["mase"]
         return f"{'n/a':>21}" if value is None else f"{value:>21.3f}"
 
     lines = [head]
-    for fold in report["folds"]:
-        origin = str(fold["origin"])[:19].replace("T00:00:00", "")
-        lines.append(f"{fold['fold']:>5} {origin:>20}" + "".join(mase(fold, n) for n in names))
-    lines.append(f"{'mean':>5} {'':>20}" + "".join(mase(report["mean"], n) for n in names))
+    for fold, span in zip(report["folds"], spans, strict=True):
+        lines.append(
+            f"{fold['fold']:>5} {when(fold['origin']):>20}  {span:<{width}}"
+            + "".join(mase(fold, n) for n in names)
+        )
+    lines.append(
+        f"{'mean':>5} {'':>20}  {'':<{width}}" + "".join(mase(report["mean"], n) for n in names)
+    )
     return "\n".join(lines)
 
 

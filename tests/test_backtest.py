@@ -21,6 +21,29 @@ def test_origins_are_horizon_apart_and_end_at_the_last_row():
     assert backtest_origins(rows=100, folds=3, horizon=5).tolist() == [84, 89, 94]
     # the last fold forecasts rows 95..99: the last row is 99
     assert backtest_origins(rows=10, folds=1, horizon=1).tolist() == [8]
+    # --step: origins 7 rows apart, still ending at the last row
+    assert backtest_origins(rows=100, folds=3, horizon=5, step=7).tolist() == [80, 87, 94]
+
+
+def test_backtest_step_and_the_dates_each_fold_forecasts(tmp_path):
+    config = fold_config(tmp_path)
+    result = CliRunner().invoke(
+        app,
+        ["backtest", str(config), "--folds", "2", "--step", "6", "--runs-dir", str(tmp_path / "r")],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(Path(result.stdout.strip().splitlines()[-1]).read_text())
+    frame = pd.read_csv(tmp_path / "s.csv")
+    # 60 rows, horizon 2, step 6: origins 51 and 57
+    assert [f["origin"] for f in report["folds"]] == frame["date"].iloc[[51, 57]].tolist()
+    assert report["step"] == 6
+    table = result.stdout.splitlines()
+    assert "forecasts" in table[0]
+    dates = frame["date"]
+    assert f"{dates[52]} .. {dates[53]}" in table[1] and f"{dates[58]} .. {dates[59]}" in table[2]
+    bad = CliRunner().invoke(app, ["backtest", str(config), "--folds", "3", "--step", "0"])
+    assert bad.exit_code == 2
+    assert bad.stderr.strip() == "error: --step must be >= 1 (rows between fold origins), got 0"
 
 
 def fold_config(tmp_path: Path) -> Path:
