@@ -265,5 +265,6 @@ class ModelConfig(Strict):
         return "-".join(parts)
 
     def label(self) -> str:
-        """'GRU' for the shorthand, else the stack, e.g. 'lstm(50)-dropout-lstm(50)'."""
-        return self.architecture.upper() if self.architecture is not None else self.describe()
+        """The one name of the model everywhere (verdicts, tables, `forecast runs`): the stack,
+        e.g. 'lstm(50)-dropout-lstm(50)' or 'bi-lstm(32)', for the shorthand too."""
+        return self.describe()

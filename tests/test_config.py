@@ -262,3 +262,17 @@ def test_unknown_keys_have_one_mechanism_with_did_you_mean():
     assert "valid keys: batch_size, clipvalue" in message
     layer = error_of(with_(model={"layers": [{"gru": {"unitz": 3}}]}))
     assert "model.layers[0]: unknown key 'unitz' (did you mean 'units'?)" in layer
+
+
+@pytest.mark.parametrize(
+    ("model", "name"),
+    [
+        ({"architecture": "bidirectional", "units": [8]}, "bi-lstm(8)"),
+        ({"architecture": "conv1d_lstm", "units": [16]}, "conv1d(64)-max_pooling1d-lstm(16)"),
+        ({"architecture": "gru", "units": [8, 4], "dropout": 0.1}, "gru(8)-dropout-gru(4)-dropout"),
+    ],
+)
+def test_one_model_label_everywhere(model, name):
+    """The verdict's name is the stack's (run.json's `model`), not BIDIRECTIONAL/CONV1D_LSTM."""
+    cfg = validate_config({"data": {"path": "x.csv", "features": ["a"]}, "model": model})
+    assert cfg.model.label() == cfg.model.describe() == name
