@@ -233,3 +233,26 @@ def test_typer_exit_passes_through(monkeypatch):
 
     monkeypatch.setattr(api, "list_runs", leave)
     assert runner.invoke(app, ["runs"]).exit_code == 3
+
+
+@pytest.mark.parametrize("readme", ["README.md", "README.zh-CN.md"])
+def test_every_command_and_option_the_readmes_show_exists(readme: str):
+    """The English and the Chinese README stay in step with the CLI: each `forecast CMD
+    --option` they show is a command with that option."""
+    import re
+
+    from .conftest import ROOT
+
+    text = (ROOT / readme).read_text(encoding="utf-8")
+    uses = re.findall(r"forecast ([a-z]+)((?: [^`\n|#]*)?)", text)
+    helps: dict[str, str] = {}
+    checked = 0
+    for command, rest in uses:
+        if command not in COMMANDS:
+            continue
+        if command not in helps:
+            helps[command] = runner.invoke(app, [command, "--help"]).output
+        for option in re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", rest):
+            assert option in helps[command], f"{readme}: forecast {command} {option}"
+            checked += 1
+    assert {"train", "predict", "export", "serve"} <= set(helps) and checked >= 10

@@ -65,7 +65,8 @@ def test_make_demo_redirected_to_a_file_keeps_every_line(tmp_path: Path):
     runs_dir = tmp_path / "runs"
     with out.open("w") as sink:
         done = subprocess.run(
-            ["make", "-o", ".venv/.installed", "demo", f"BIN={BIN}", f"DEMO_RUNS={runs_dir}",
+            ["make", "--no-print-directory", "-o", ".venv/.installed", "demo", f"BIN={BIN}",
+             f"DEMO_RUNS={runs_dir}",
              "DEMO_SET=--set training.epochs=1 --quiet"],
             cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, check=False,
         )  # fmt: skip
