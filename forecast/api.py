@@ -461,15 +461,22 @@ def predict(
 
 
 def plot(
-    run: str | Path | None = None, output: str | Path | None = None, runs_dir: str | Path = "runs"
+    run: str | Path | None = None,
+    output: str | Path | None = None,
+    runs_dir: str | Path = "runs",
+    last: int | None = None,
 ) -> list[Path]:
-    """Draw the run's figures as PNG files; returns their paths."""
+    """Draw the run's figures as PNG files; returns their paths. `last`: the test plot shows
+    the last N test origins only (0: all; default: all up to 500, else the last 300 under
+    an overview of the whole test split)."""
     from forecast import plotting
 
+    if last is not None and last < 0:
+        raise ConfigError(f"--last must be >= 0 (0: every test origin), got {last}")
     opened = runs.open_run(runs.resolve_run(run, runs_dir))
     out_dir = Path(output) if output is not None else opened.path
     out_dir.mkdir(parents=True, exist_ok=True)
-    return plotting.draw_run(opened.path, opened.config, out_dir)
+    return plotting.draw_run(opened.path, opened.config, out_dir, last)
 
 
 def list_runs(runs_dir: str | Path = "runs") -> pd.DataFrame:

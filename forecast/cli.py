@@ -319,16 +319,24 @@ def plot(
         Path | None,
         typer.Option("--output", help="Folder for the PNGs; default: the run directory."),
     ] = None,
+    last: Annotated[
+        int | None,
+        typer.Option(
+            "--last",
+            help="Test plot: the last N test origins only (0: all); default: all up to 500, "
+            "else the last 300 under an overview of the whole test split.",
+        ),
+    ] = None,
     runs_dir: RunsDirOpt = Path("runs"),
 ) -> None:
     """Draw test_forecast.png, loss.png and (after predict) forecast.png; print their paths.
 
-    Example: forecast plot --run runs/univariate-20261122-185410 --output plots
+    Example: forecast plot --run runs/univariate-20261122-185410 --output plots --last 100
     """
     _setup_logging(False)
     from forecast import api
 
-    for path in _run(lambda: api.plot(run, output, runs_dir)):
+    for path in _run(lambda: api.plot(run, output, runs_dir, last)):
         typer.echo(str(path))
 
 

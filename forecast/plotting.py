@@ -131,85 +131,125 @@ def _levels(columns: Any, prefix: str) -> list[str]:
     return [c[len(prefix) + 3 :] for c in columns if c.startswith(f"{prefix}lo_")]
 
 
-def draw_run(run_dir: Path, config: Config, out_dir: Path) -> list[Path]:
+SHOWN_BY_DEFAULT = 300  # test origins drawn in detail when there are more than ...
+OVERVIEW_FROM = 500  # ... this many: the rest is in an overview panel above
+
+
+def draw_run(run_dir: Path, config: Config, out_dir: Path, last: int | None = None) -> list[Path]:
+    """The run's PNGs. `last`: draw only the last N test origins (0: all); by default all up
+    to 500 origins, else the last 300 in detail under an overview of the whole test split."""
     _use_fonts_for(config.data.columns + [config.data.time_column or ""])
-    written = [_test_forecast(run_dir, config, out_dir), _loss(run_dir, config, out_dir)]
+    written = [
+        _test_forecast(run_dir, config, out_dir, last),
+        _loss(run_dir, config, out_dir),
+    ]
     future = _future(run_dir, config, out_dir)
     if future is not None:
         written.append(future)
     return written
 
 
-def _test_forecast(run_dir: Path, config: Config, out_dir: Path) -> Path:
+def _test_forecast(run_dir: Path, config: Config, out_dir: Path, last: int | None) -> Path:
     frame = pd.read_csv(run_dir / "test_predictions.csv")
     frame["time"] = _times(frame["time"], config)
     horizon = int(frame["step"].max())
     targets = list(config.data.targets)
     columns = 2 if horizon > 1 else 1
+    origins = np.sort(frame.loc[frame["step"] == 1, "time"].unique())
+    overview = last is None and len(origins) > OVERVIEW_FROM
+    if last is None:
+        last = SHOWN_BY_DEFAULT if overview else 0
+    whole = frame
+    if 0 < last < len(origins):
+        frame = frame[frame["time"] >= origins[-last]]  # the last N origins' steps 1..H
     path = out_dir / "test_forecast.png"
+    panels = 2 * len(targets) if overview else len(targets)
     with _figure(
         path,
-        len(targets),
+        panels,
         columns,
-        figsize=(12 if columns == 1 else 16, _height(len(targets))),
+        figsize=(12 if columns == 1 else 16, _height(len(targets)) + (2.4 if overview else 0)),
         squeeze=False,
+        gridspec_kw={"height_ratios": [1, 2] * len(targets)} if overview else None,
     ) as (fig, axes):
         for row, target in enumerate(targets):
-            rows = frame[frame["target"] == target]
-            ax = axes[row][0]
-            first = rows[rows["step"] == 1]
-            # every actual the test rows hold: the last origins' later steps reach past the
-            # step-1 rows by horizon - 1
-            actual = rows[["time", "actual"]].drop_duplicates("time").sort_values("time")
-            ax.plot(
-                actual["time"],
-                actual["actual"],
-                color="black",
-                linewidth=1.2,
-                label="actual",
-                **_marker(len(actual)),
-            )
-            ax.plot(
-                first["time"],
-                first["predicted"],
-                color="tab:blue",
-                linewidth=1,
-                label="predicted, step 1",
-                **_marker(len(first)),
-            )
-            bands = [(lv, first[f"lo_{lv}"], first[f"hi_{lv}"]) for lv in _levels(rows, "")]
-            _bands(ax, first["time"], bands, "tab:blue")
-            if horizon > 1:
-                last = rows[rows["step"] == horizon]
-                ax.plot(
-                    last["time"],
-                    last["predicted"],
-                    color="tab:orange",
-                    linewidth=1,
-                    label=f"predicted, step {horizon}",
-                    **_marker(len(last)),
+            if overview:
+                top = axes[2 * row][0]
+                every = whole[(whole["target"] == target) & (whole["step"] == 1)]
+                top.plot(every["time"], every["actual"], color="black", linewidth=0.8)
+                top.plot(every["time"], every["predicted"], color="tab:blue", linewidth=0.6)
+                top.axvspan(origins[-last], origins[-1], color="tab:orange", alpha=0.15)
+                top.set_title(
+                    f"{target}: the whole test split, {len(origins)} origins (shaded: the "
+                    f"last {last}, below; forecast plot --last N for another span)"
                 )
-            ax.set_title(f"{target}: test split, actual vs predicted")
-            ax.set_ylabel(target)
-            ax.legend(loc="best")
-            ax.grid(alpha=0.3)
-            if horizon > 1:
-                by_step = (
-                    rows.assign(err=(rows["predicted"] - rows["actual"]).abs())
-                    .groupby("step")["err"]
-                    .mean()
-                )
-                bar = axes[row][1]
-                bar.bar(by_step.index, by_step.to_numpy(), color="tab:blue")
-                bar.set_title(f"{target}: mean absolute error by step")
-                bar.set_xlabel("step ahead")
-                bar.set_ylabel("MAE")
-                bar.set_xticks(np.arange(1, horizon + 1))
-                bar.grid(alpha=0.3, axis="y")
+                top.grid(alpha=0.3)
+                for spare in axes[2 * row][1:]:
+                    spare.axis("off")
+            _test_panel(
+                axes[2 * row + 1 if overview else row], frame, target, horizon, len(origins), last
+            )
         axes[-1][0].set_xlabel(config.data.time_column or "step")
         if config.data.time_column:
             fig.autofmt_xdate()
     return path
+
+
+def _test_panel(
+    axes_row: Any, frame: pd.DataFrame, target: str, horizon: int, origins: int, last: int
+) -> None:
+    rows = frame[frame["target"] == target]
+    ax = axes_row[0]
+    first = rows[rows["step"] == 1]
+    # every actual the test rows hold: the last origins' later steps reach past the step-1
+    # rows by horizon - 1
+    actual = rows[["time", "actual"]].drop_duplicates("time").sort_values("time")
+    ax.plot(
+        actual["time"],
+        actual["actual"],
+        color="black",
+        linewidth=1.2,
+        label="actual",
+        **_marker(len(actual)),
+    )
+    ax.plot(
+        first["time"],
+        first["predicted"],
+        color="tab:blue",
+        linewidth=1,
+        label="predicted, step 1",
+        **_marker(len(first)),
+    )
+    bands = [(lv, first[f"lo_{lv}"], first[f"hi_{lv}"]) for lv in _levels(rows, "")]
+    _bands(ax, first["time"], bands, "tab:blue")
+    if horizon > 1:
+        final = rows[rows["step"] == horizon]
+        ax.plot(
+            final["time"],
+            final["predicted"],
+            color="tab:orange",
+            linewidth=1,
+            label=f"predicted, step {horizon}",
+            **_marker(len(final)),
+        )
+    span = f", the last {last} of {origins} origins" if 0 < last < origins else ""
+    ax.set_title(f"{target}: test split, actual vs predicted{span}")
+    ax.set_ylabel(target)
+    ax.legend(loc="best")
+    ax.grid(alpha=0.3)
+    if horizon > 1:
+        by_step = (
+            rows.assign(err=(rows["predicted"] - rows["actual"]).abs())
+            .groupby("step")["err"]
+            .mean()
+        )
+        bar = axes_row[1]
+        bar.bar(by_step.index, by_step.to_numpy(), color="tab:blue")
+        bar.set_title(f"{target}: mean absolute error by step")
+        bar.set_xlabel("step ahead")
+        bar.set_ylabel("MAE")
+        bar.set_xticks(np.arange(1, horizon + 1))
+        bar.grid(alpha=0.3, axis="y")
 
 
 def _loss(run_dir: Path, config: Config, out_dir: Path) -> Path:

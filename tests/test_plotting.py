@@ -145,3 +145,58 @@ def test_a_stale_font_list_is_rebuilt_before_warning(monkeypatch, caplog):
     plotting._use_fonts_for(["收盘价(元)"])
     assert "was rebuilt and has none" in caplog.text
     assert "apt-get install fonts-noto-cjk" in caplog.text
+
+
+def test_a_long_test_split_is_drawn_as_its_last_300_under_an_overview(tmp_path: Path, monkeypatch):
+    """600 test origins: by default the detail panel holds the last 300 and an overview the
+    whole split; `--last 50` draws 50 and no overview; `--last 0` all 600."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from forecast.cli import app
+    from tests.conftest import write_config, write_csv
+
+    t = np.arange(700)
+    write_csv(tmp_path / "s.csv", pd.DataFrame({"value": np.sin(t / 7).round(4)}))
+    config = write_config(
+        tmp_path / "c.yaml",
+        data={"path": "s.csv", "features": ["value"]},
+        window={"input_steps": 8},
+        split={"test": 600, "validation": 0},
+        model={"architecture": "lstm", "units": [2]},
+        training={"epochs": 1, "early_stopping": False, "final_fit": False},
+        intervals=[],
+    )
+    run = api.train(config, runs_dir=tmp_path / "runs", quiet=True).run_dir
+    real_close = plt.close
+
+    def drawn_with(*options: str) -> dict:
+        axes = {}
+
+        def keep(fig=None):
+            if fig is not None and any("test split" in ax.get_title() for ax in fig.axes):
+                axes.update({ax.get_title(): ax for ax in fig.axes})
+            return real_close(fig)
+
+        monkeypatch.setattr(plt, "close", keep)
+        result = CliRunner().invoke(app, ["plot", "--run", str(run), *options])
+        monkeypatch.undo()
+        assert result.exit_code == 0, result.output
+        return axes
+
+    def points(ax) -> int:
+        return len({line.get_label(): line for line in ax.get_lines()}["actual"].get_xdata())
+
+    default = drawn_with()
+    (detail,) = [ax for title, ax in default.items() if "the last 300 of 600 origins" in title]
+    (overview,) = [ax for title, ax in default.items() if "the whole test split" in title]
+    assert points(detail) == 300 and len(overview.get_lines()[0].get_xdata()) == 600
+    few = drawn_with("--last", "50")
+    assert list(few) == ["value: test split, actual vs predicted, the last 50 of 600 origins"]
+    assert points(next(iter(few.values()))) == 50
+    every = drawn_with("--last", "0")
+    assert points(every["value: test split, actual vs predicted"]) == 600
+    bad = CliRunner().invoke(app, ["plot", "--run", str(run), "--last", "-1"])
+    assert bad.exit_code == 2 and "--last must be >= 0" in bad.stderr
