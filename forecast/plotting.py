@@ -121,9 +121,11 @@ def _height(panels: int) -> float:
     return max(6.0, 3.6 * panels)
 
 
-def _marker(points: int) -> dict[str, Any]:
-    """Markers where a line has few points (one test origin draws a dot, not nothing)."""
-    return {"marker": "o", "markersize": 4} if points <= 30 else {}
+def _line(ax: Any, x: Any, y: Any, label: str, color: str, width: float) -> None:
+    """A line, with markers where it has few points (one test origin draws a dot, not
+    nothing)."""
+    markers = {"marker": "o", "markersize": 4} if len(x) <= 30 else {}
+    ax.plot(x, y, color=color, linewidth=width, label=label, **markers)
 
 
 def _levels(columns: Any, prefix: str) -> list[str]:
@@ -204,33 +206,14 @@ def _test_panel(
     # every actual the test rows hold: the last origins' later steps reach past the step-1
     # rows by horizon - 1
     actual = rows[["time", "actual"]].drop_duplicates("time").sort_values("time")
-    ax.plot(
-        actual["time"],
-        actual["actual"],
-        color="black",
-        linewidth=1.2,
-        label="actual",
-        **_marker(len(actual)),
-    )
-    ax.plot(
-        first["time"],
-        first["predicted"],
-        color="tab:blue",
-        linewidth=1,
-        label="predicted, step 1",
-        **_marker(len(first)),
-    )
+    _line(ax, actual["time"], actual["actual"], "actual", "black", 1.2)
+    _line(ax, first["time"], first["predicted"], "predicted, step 1", "tab:blue", 1.0)
     bands = [(lv, first[f"lo_{lv}"], first[f"hi_{lv}"]) for lv in _levels(rows, "")]
     _bands(ax, first["time"], bands, "tab:blue")
     if horizon > 1:
         final = rows[rows["step"] == horizon]
-        ax.plot(
-            final["time"],
-            final["predicted"],
-            color="tab:orange",
-            linewidth=1,
-            label=f"predicted, step {horizon}",
-            **_marker(len(final)),
+        _line(
+            ax, final["time"], final["predicted"], f"predicted, step {horizon}", "tab:orange", 1.0
         )
     span = f", the last {last} of {origins} origins" if 0 < last < origins else ""
     ax.set_title(f"{target}: test split, actual vs predicted{span}")
