@@ -182,8 +182,8 @@ def _test_forecast(run_dir: Path, config: Config, out_dir: Path, last: int | Non
                 top.plot(every["time"], every["predicted"], color="tab:blue", linewidth=0.6)
                 top.axvspan(origins[-last], origins[-1], color="tab:orange", alpha=0.15)
                 top.set_title(
-                    f"{target}: the whole test split, {len(origins)} origins (shaded: the "
-                    f"last {last}, below; forecast plot --last N for another span)"
+                    f"{target}: the whole test split, {len(origins)} origins; shaded: the last "
+                    f"{last}, drawn below (plot --last N)"
                 )
                 top.grid(alpha=0.3)
                 for spare in axes[2 * row][1:]:
@@ -193,7 +193,8 @@ def _test_forecast(run_dir: Path, config: Config, out_dir: Path, last: int | Non
             )
         axes[-1][0].set_xlabel(config.data.time_column or "step")
         if config.data.time_column:
-            fig.autofmt_xdate()
+            for ax in axes[:, 0]:  # every time axis keeps its dates (the overview's too)
+                ax.tick_params(axis="x", labelrotation=30)
     return path
 
 
