@@ -572,6 +572,39 @@ def bench_backtest(quick: bool) -> None:
         )  # fmt: skip
 
 
+def bench_backtest_workers(quick: bool) -> None:
+    """`forecast backtest --folds 3` as a user runs it (the command, TensorFlow's import
+    included) with `--workers 2` against one process, on a long series (eustocks DAX, 1,860
+    rows) and a short one (johnsonjohnson, 84 rows); the recommended configs."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import accuracy
+
+    from forecast.starter import starter_config
+
+    forecast = str(Path(sys.executable).parent / "forecast")
+    wanted = ["johnsonjohnson_quarterly"] if quick else ["eustocks_DAX", "johnsonjohnson_quarterly"]
+    specs = [s for s in accuracy.series_list(panels=True) if s["name"] in wanted]
+    with tempfile.TemporaryDirectory() as tmp:
+        for spec in specs:
+            path = Path(tmp) / f"{spec['name']}.yaml"
+            path.write_text(
+                starter_config("univariate", spec["path"], spec["target"], spec["horizon"])
+            )
+            seconds = {}
+            for workers in (1, 2):
+                start = time.perf_counter()
+                subprocess.run(
+                    [forecast, "backtest", str(path), "--folds", "3", "--seed", "1", "--quiet",
+                     "--runs-dir", str(Path(tmp) / "runs"), "--workers", str(workers)],
+                    capture_output=True, check=True,
+                )  # fmt: skip
+                seconds[workers] = time.perf_counter() - start
+            record(
+                f"`forecast backtest --folds 3` of {spec['name']}: one process vs --workers 2",
+                round(seconds[1], 2), seconds[2], "s", "the whole command",
+            )  # fmt: skip
+
+
 def bench_ensemble(quick: bool) -> None:
     """`model.ensemble: 5` against one member, on the recommended configs' 3-fold backtests:
     the members trained as one wide model (forecast.stacked) and side by side as before,
@@ -629,7 +662,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         help="run one group: cli, windowing, forecasting, training, batch, memory, backtest, "
-        "ensemble, serve",
+        "ensemble, serve, workers",
     )
     args = parser.parse_args()
     quick = args.quick
@@ -653,6 +686,7 @@ def main() -> None:
         "backtest": lambda: bench_backtest(quick),
         "ensemble": lambda: bench_ensemble(quick),
         "serve": lambda: bench_serve(100 if quick else 1000),
+        "workers": lambda: bench_backtest_workers(quick),
     }
     for name, run in groups.items():
         if args.only in (None, name):

@@ -308,6 +308,7 @@ def backtest(
     seed: int | None = None,
     quiet: bool = False,
     step: int | None = None,
+    workers: int = 1,
 ) -> BacktestResult:
     """Rolling-origin evaluation: for each of `folds` origins, `step` rows apart (default:
     the horizon), refit the scaler, transforms and model on the rows up to and including
@@ -315,12 +316,14 @@ def backtest(
     from forecast import backtest as rolling
     from forecast import plotting
 
+    if workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
     cfg = load(config, overrides, seed)
     series = read_series(cfg.data)
     origins = rolling.check_folds(cfg, series, folds, step)
     if not quiet:
         _log_layout(cfg)
-    report, forecasts, bounds = rolling.run_backtest(cfg, series, origins, quiet)
+    report, forecasts, bounds = rolling.run_backtest(cfg, series, origins, quiet, workers)
 
     def draw(path: Path) -> None:
         plotting.backtest_figure(series.frame, cfg, origins, forecasts, path, bounds)

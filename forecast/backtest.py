@@ -106,30 +106,38 @@ def run_fold(
     return Fold(report, predicted[0], prepared.season, bounds)
 
 
-def run_backtest(config: Config, series: Series, origins: np.ndarray, quiet: bool) -> tuple:
-    """Every fold in turn: (backtest.json's content, forecasts (folds, H, K), interval bounds
-    lo, hi (levels, folds, H, K) or None)."""
+def run_backtest(
+    config: Config, series: Series, origins: np.ndarray, quiet: bool, workers: int = 1
+) -> tuple:
+    """Every fold, in turn or in `workers` processes: (backtest.json's content, forecasts
+    (folds, H, K), interval bounds lo, hi (levels, folds, H, K) or None)."""
     horizon = config.window.horizon
     times = time_labels(series.index)
-    folds = []
-    compiled = SHARED  # every fold reuses the models an earlier fold (or backtest) built
-    for number, origin in enumerate(origins, start=1):
-        if not quiet:
-            log.info(
-                "fold %d/%d: origin %s, fitting on %d rows, forecasting %s .. %s",
-                number,
-                len(origins),
-                times[origin],
-                origin + 1,
-                times[origin + 1],
-                times[origin + horizon],
-            )
-        fold = run_fold(config, series, int(origin), number, compiled)
-        folds.append(fold)
+
+    def said(fold: Fold, number: int) -> None:
         if not quiet:
             mase = fold.report["model"]["mase"]
             shown = "n/a" if mase is None else f"{mase:.3g}"
             log.info("fold %d/%d: model MASE %s", number, len(origins), shown)
+
+    if workers > 1 and len(origins) > 1:
+        folds = _parallel_folds(config, series, origins, workers, quiet, said)
+    else:
+        folds = []
+        compiled = SHARED  # every fold reuses the models an earlier fold (or backtest) built
+        for number, origin in enumerate(origins, start=1):
+            if not quiet:
+                log.info(
+                    "fold %d/%d: origin %s, fitting on %d rows, forecasting %s .. %s",
+                    number,
+                    len(origins),
+                    times[origin],
+                    origin + 1,
+                    times[origin + 1],
+                    times[origin + horizon],
+                )
+            folds.append(run_fold(config, series, int(origin), number, compiled))
+            said(folds[-1], number)
     reports = [f.report for f in folds]
     result = {
         "layout": config.layout,
@@ -187,6 +195,64 @@ def mean_of_folds(folds: list[dict[str, Any]]) -> dict[str, Any]:
     elif folds and "intervals" in folds[0]:
         out["intervals"] = folds[0]["intervals"]  # unavailable in every fold, with the reason
     return out
+
+
+def _parallel_folds(
+    config: Config, series: Series, origins: np.ndarray, workers: int, quiet: bool, said: Any
+) -> list[Fold]:
+    """The folds in `workers` fresh processes (spawned: no TensorFlow state is forked), the
+    machine's cores shared out between them; the config goes as its YAML, the folds come
+    back in order."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from forecast.configfile import config_to_yaml
+
+    workers = min(workers, len(origins))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    if not quiet:
+        log.info(
+            "%d folds in %d worker processes, %d thread(s) each", len(origins), workers, threads
+        )
+    text = config_to_yaml(config)
+    folds: dict[int, Fold] = {}
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(threads,),
+    ) as pool:
+        running = {
+            pool.submit(fold_in_worker, text, series, int(origin), number): number
+            for number, origin in enumerate(origins, start=1)
+        }
+        for done in as_completed(running):
+            number = running[done]
+            folds[number] = done.result()
+            said(folds[number], number)
+    return [folds[n] for n in sorted(folds)]
+
+
+def _start_worker(threads: int) -> None:
+    import logging as _logging
+
+    _logging.getLogger("forecast").setLevel(_logging.WARNING)
+    import_tensorflow()
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def fold_in_worker(config_yaml: str, series: Series, origin: int, number: int) -> Fold:
+    """`run_fold` in a worker process, from the config's YAML (what a run directory keeps)."""
+    import yaml
+
+    from forecast.configfile import validate_config
+
+    config = validate_config(yaml.safe_load(config_yaml), source="backtest worker")
+    return run_fold(config, series, origin, number)
 
 
 def import_tensorflow() -> None:

@@ -186,6 +186,12 @@ def backtest(
         int | None,
         typer.Option("--step", help="Rows between fold origins; default: the horizon."),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", help="Folds in this many processes at once (the cores shared out)."
+        ),
+    ] = 1,
     runs_dir: RunsDirOpt = Path("runs"),
     set_: SetOpt = None,
     seed: SeedOpt = None,
@@ -204,8 +210,15 @@ def backtest(
 
     result = _run(
         lambda: api.backtest(
-            config, folds, runs_dir, overrides=set_, seed=seed, quiet=quiet, step=step
-        ),
+            config,
+            folds,
+            runs_dir,
+            overrides=set_,
+            seed=seed,
+            quiet=quiet,
+            step=step,
+            workers=workers,
+        ),  # fmt: skip
         left=NO_RUN_WRITTEN,
     )
     typer.echo(format_backtest(result.report))

@@ -181,3 +181,28 @@ def test_the_shared_models_keep_only_the_most_recently_used():
     compiled.keep("c", slots["c"])  # over the limit: b, the least recently used, goes
     assert list(compiled.slots) == ["a", "c"] and compiled.take("b") is None
     assert list(compiled.forecasters.values()) == ["a"]  # b's forecaster went with it
+
+
+def test_folds_in_worker_processes_give_the_sequential_results(tmp_path):
+    """--workers 2: the same folds, in order, with the same forecasts and scores as one
+    process (each worker has its own models; the numbers agree to float tolerance)."""
+    config = fold_config(tmp_path)
+    one = CliRunner().invoke(
+        app, ["backtest", str(config), "--runs-dir", str(tmp_path / "one"), "--seed", "5"]
+    )
+    two = CliRunner().invoke(
+        app,
+        ["backtest", str(config), "--runs-dir", str(tmp_path / "two"), "--seed", "5",
+         "--workers", "2"],
+    )  # fmt: skip
+    assert one.exit_code == 0 and two.exit_code == 0, two.output
+    assert "3 folds in 2 worker processes" in two.stderr
+    first, second = (
+        json.loads(Path(r.stdout.strip().splitlines()[-1]).read_text()) for r in (one, two)
+    )
+    assert [f["origin"] for f in second["folds"]] == [f["origin"] for f in first["folds"]]
+    for a, b in zip(first["folds"], second["folds"], strict=True):
+        assert b["model"]["mae"] == pytest.approx(a["model"]["mae"], rel=1e-4)
+        assert b["baselines"] == a["baselines"]
+    bad = CliRunner().invoke(app, ["backtest", str(config), "--workers", "0"])
+    assert bad.exit_code == 2 and bad.stderr.strip() == "error: --workers must be >= 1, got 0"
