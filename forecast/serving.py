@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import threading
 from typing import Any
 
@@ -151,13 +152,24 @@ def create_app(predictor: Any, max_body: int = MAX_BODY) -> Any:
             raise BadRequest(413, f"body: over the limit of {max_body:,} bytes; send fewer rows")
         return b"".join(chunks)
 
-    def answer(raw: bytes, horizon: int | None) -> dict[str, Any]:
-        series = read_series(
-            predictor.config.data,
-            path="request body",
-            require_targets=predictor.needs_targets,
-            raw=raw,
-        )
+    def answer(raw: bytes, horizon: int | None, from_json: bool) -> dict[str, Any]:
+        try:
+            series = read_series(
+                predictor.config.data,
+                path="request body",
+                require_targets=predictor.needs_targets,
+                raw=raw,
+            )
+        except ForecastError as exc:
+            if not from_json:
+                raise
+            # the reader counts CSV lines (the header is line 1): name the JSON row instead
+            message = re.sub(
+                r"column '(.*?)' row (\d+):",
+                lambda m: f"history[{int(m.group(2)) - 2}].{m.group(1)}:",
+                str(exc),
+            )
+            raise BadRequest(400, message) from None
         with lock:
             frame, warnings = predictor.forecast(series, horizon)
         return {"run": name, "forecast": records(frame), "warnings": warnings}
@@ -168,7 +180,8 @@ def create_app(predictor: Any, max_body: int = MAX_BODY) -> Any:
             body = await body_of(request)
             kind = request.headers.get("content-type", "application/json").split(";")[0]
             kind = kind.strip().lower()
-            if kind in ("text/csv", "application/csv"):
+            from_json = kind not in ("text/csv", "application/csv")
+            if not from_json:
                 raw, horizon = body, request.query_params.get("horizon")
             elif kind in ("application/json", ""):
                 try:
@@ -178,7 +191,7 @@ def create_app(predictor: Any, max_body: int = MAX_BODY) -> Any:
                 raw, horizon = history_csv(payload)
             else:
                 raise BadRequest(415, f"Content-Type {kind}: send application/json or text/csv")
-            return await run_in_threadpool(answer, raw, parse_horizon(horizon))
+            return await run_in_threadpool(answer, raw, parse_horizon(horizon), from_json)
         except BadRequest as exc:
             return error(exc.status, str(exc))
         except ForecastError as exc:  # the reader's and the model's one-line messages

@@ -152,7 +152,7 @@ def test_bad_requests_get_one_line_and_the_server_keeps_serving(server) -> None:
             "no column 'sales'",
         ),
         (json.dumps({"history": rows[:5]}), None, 400, "the model needs the last 13"),
-        (json.dumps({"history": text_in_number}), None, 400, "'lots' is not a number"),
+        (json.dumps({"history": text_in_number}), None, 400, "history[4].sales: 'lots' is not"),
         (json.dumps({"history": rows, "horizon": -1}), None, 400, "horizon: must be an integer"),
         (json.dumps({"rows": rows}), None, 400, "unknown field 'rows'"),
         (b"x" * 6_000_000, "text/csv", 413, "over the limit"),
