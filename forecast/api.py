@@ -426,7 +426,8 @@ def predict(
         import codecs
 
         try:
-            codecs.lookup(encoding)
+            if not codecs.lookup(encoding)._is_text_encoding:
+                raise LookupError(encoding)  # base64, rot13...: bytes codecs, not text
         except LookupError:
             raise ConfigError(
                 f"--encoding {encoding}: unknown; use auto, utf-8, utf-8-sig or gb18030"

@@ -140,7 +140,16 @@ def export_run(
         model = with_unroll(model, True)
     serve = serving_function(model, config, scaler)
     rows, n_features = input_rows(config), len(config.data.features)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return _build(model, serve, config, fmt, rows, n_features, out)
+    except OSError as exc:
+        raise ConfigError(f"--output {out}: cannot write there ({exc.strerror})") from None
+
+
+def _build(
+    model: Any, serve: Any, config: Any, fmt: str, rows: int, n_features: int, out: Path
+) -> Path:
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as tmp:
         saved = Path(tmp) / "saved_model"
         _write_saved_model(model, serve, rows, n_features, saved)
@@ -152,7 +161,7 @@ def export_run(
         else:
             built = Path(tmp) / "model.onnx"
             _write_onnx(serve, rows, n_features, built)
-        _replace(built, out)
+        _replace(built, out, Path(tmp) / "replaced")
     log.info(
         "%s: values (batch, %d, %d) float32, raw %s -> forecast (batch, %d, %d) in original "
         "units: %s",
@@ -230,14 +239,14 @@ def _check_output(out: Path, fmt: str) -> None:
         raise ConfigError(f"--output {out}: is a folder; give a file path for {fmt}")
 
 
-def _replace(built: Path, out: Path) -> None:
-    """Move the finished artifact to `out`; an older artifact there goes only once the new
-    one is in place."""
-    old = out.with_name(out.name + ".old")
+def _replace(built: Path, out: Path, parked: Path) -> None:
+    """Move the finished artifact to `out`. An older artifact there is first parked inside
+    the temporary folder (removed with it), and put back if the move fails."""
     if out.exists():
-        out.rename(old)
-    shutil.move(str(built), str(out))
-    if old.is_dir():
-        shutil.rmtree(old)
-    elif old.exists():
-        old.unlink()
+        out.rename(parked)
+    try:
+        shutil.move(str(built), str(out))
+    except BaseException:
+        if parked.exists() and not out.exists():
+            parked.rename(out)
+        raise

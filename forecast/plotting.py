@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import re
 import warnings
@@ -275,10 +276,7 @@ def _future(run_dir: Path, config: Config, out_dir: Path) -> Path | None:
     forecast_csv, history_csv = run_dir / "forecast.csv", run_dir / "forecast_history.csv"
     if not (forecast_csv.is_file() and history_csv.is_file()):
         return None
-    from forecast.data import file_encoding
-
-    # written in the input CSV's encoding (GB18030 stays GB18030)
-    future = pd.read_csv(forecast_csv, encoding=file_encoding(forecast_csv.read_bytes()))
+    future = _read_forecast(forecast_csv, config)
     history = pd.read_csv(history_csv)
     time_name = future.columns[0]
     future[time_name] = _times(future[time_name], config)
@@ -334,6 +332,28 @@ def _future(run_dir: Path, config: Config, out_dir: Path) -> Path | None:
         if config.data.time_column:
             fig.autofmt_xdate()
     return path
+
+
+def _read_forecast(path: Path, config: Config) -> pd.DataFrame:
+    """forecast.csv, written in the input's encoding (or predict --encoding): the config's
+    encoding first, then the detected one; the one whose header holds the targets."""
+    import codecs
+
+    from forecast.data import file_encoding
+    from forecast.errors import RunError
+
+    raw = path.read_bytes()
+    tried = [config.data.encoding] if config.data.encoding != "auto" else []
+    for encoding in [*tried, file_encoding(raw), "utf-8", "gb18030"]:
+        try:
+            frame = pd.read_csv(io.StringIO(codecs.decode(raw, encoding)))
+        except (UnicodeDecodeError, LookupError, ValueError):
+            continue
+        if any(t in frame.columns for t in config.data.targets):
+            return frame
+    raise RunError(
+        f"{path}: holds none of the targets' columns in any encoding tried; run predict again"
+    )
 
 
 def backtest_figure(

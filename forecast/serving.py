@@ -36,6 +36,7 @@ from forecast.errors import ForecastError
 # imported by `forecast serve` only (FastAPI resolves the handlers' annotations from this
 # module's globals, so Request must be one)
 MAX_BODY = 5_000_000  # bytes; a longer history than that is no one-origin forecast
+MAX_HORIZON = 1000  # steps per request: a longer loop would hold the model from every other
 DRAIN = 4  # an over-long body is read (and dropped) up to DRAIN x MAX_BODY before answering
 
 
@@ -45,8 +46,9 @@ class BadRequest(Exception):
         self.status = status
 
 
-def history_csv(payload: Any) -> tuple[bytes, Any]:
-    """A JSON body -> (the history as CSV bytes, the horizon asked or None)."""
+def history_csv(payload: Any, decimal: str = ".") -> tuple[bytes, Any]:
+    """A JSON body -> (the history as CSV bytes in the run's number format, the horizon
+    asked or None)."""
     import pandas as pd
 
     if not isinstance(payload, dict):
@@ -62,7 +64,10 @@ def history_csv(payload: Any) -> tuple[bytes, Any]:
     for i, row in enumerate(history):
         if not isinstance(row, dict):
             raise BadRequest(400, f"history[{i}]: must be an object {{column: value}}")
-    return pd.DataFrame(history).to_csv(index=False).encode("utf-8"), payload.get("horizon")
+    # written as the run's reader expects: with a decimal comma, `;` between fields
+    sep = ";" if decimal == "," else ","
+    text = pd.DataFrame(history).to_csv(index=False, sep=sep, decimal=decimal)
+    return text.encode("utf-8"), payload.get("horizon")
 
 
 def parse_horizon(value: Any) -> int | None:
@@ -70,8 +75,8 @@ def parse_horizon(value: Any) -> int | None:
         return None
     if isinstance(value, str) and value.strip().lstrip("+").isdigit():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise BadRequest(400, f"horizon: must be an integer >= 1, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_HORIZON:
+        raise BadRequest(400, f"horizon: must be an integer from 1 to {MAX_HORIZON}, got {value!r}")
     return value
 
 
@@ -186,9 +191,9 @@ def create_app(predictor: Any, max_body: int = MAX_BODY) -> Any:
             elif kind in ("application/json", ""):
                 try:
                     payload = json.loads(body)
-                except (ValueError, UnicodeDecodeError) as exc:
+                except (ValueError, UnicodeDecodeError, RecursionError) as exc:
                     raise BadRequest(400, f"body: not valid JSON ({exc})") from None
-                raw, horizon = history_csv(payload)
+                raw, horizon = history_csv(payload, predictor.config.data.decimal)
             else:
                 raise BadRequest(415, f"Content-Type {kind}: send application/json or text/csv")
             return await run_in_threadpool(answer, raw, parse_horizon(horizon), from_json)
@@ -196,6 +201,9 @@ def create_app(predictor: Any, max_body: int = MAX_BODY) -> Any:
             return error(exc.status, str(exc))
         except ForecastError as exc:  # the reader's and the model's one-line messages
             return error(400, str(exc))
+        except Exception as exc:  # a bug: still one JSON line, and the server goes on
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            return error(500, f"internal error: {type(exc).__name__}: {first[:200]}")
 
     return app
 
@@ -221,3 +229,8 @@ def serve(predictor: Any, host: str, port: int) -> None:
         "serving %s on http://%s:%d (Ctrl-C stops)", predictor.run.name, host, port
     )
     uvicorn.run(app, host=host, port=port, log_level="warning")
+    # uvicorn stops on Ctrl-C or SIGTERM and passes the signal on to our handlers, which
+    # note it: exit 130 or 143 as every other command does
+    from forecast.interrupts import raise_if_stop_requested
+
+    raise_if_stop_requested()

@@ -33,9 +33,16 @@ def future_index(index: pd.Index, steps: int) -> pd.Index:
     """
     if isinstance(index, pd.DatetimeIndex):
         offset = date_offset(index)
-        return pd.DatetimeIndex(
-            pd.date_range(index[-1], periods=steps + 1, freq=offset)[1:], name=index.name
-        )
+        try:
+            dates = pd.date_range(index[-1], periods=steps + 1, freq=offset)[1:]
+        except (pd.errors.OutOfBoundsDatetime, OverflowError):
+            from forecast.errors import DataError
+
+            raise DataError(
+                f"--horizon {steps}: the dates would run past what pandas can hold (year "
+                "2262); ask for fewer steps"
+            ) from None
+        return pd.DatetimeIndex(dates, name=index.name)
     values = np.asarray(index, dtype=np.int64)
     step = int(pd.Series(np.diff(values)).mode().iloc[0]) if len(values) > 1 else 1
     return pd.Index(values[-1] + step * np.arange(1, steps + 1), name=index.name or "step")

@@ -288,3 +288,13 @@ def test_predict_says_which_model_it_used(trained):
     assert "forecast by the final model, refitted on all 120 rows" in result.stderr
     info = json.loads((run_dir / "run.json").read_text())
     assert info["final_fit"]["rows"] == 120 and info["final_fit"]["windows"] == 120 - 12
+
+
+def test_a_horizon_past_the_calendar_is_one_line(trained):
+    _, csv, _, run_dir, _ = trained
+    result = invoke("predict", "--run", run_dir, "--csv", csv, "--horizon", "4000")
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: --horizon 4000: the dates would run past what pandas can hold (year 2262); "
+        "ask for fewer steps"
+    )

@@ -156,10 +156,18 @@ def test_default_path_and_bad_options(trained, monkeypatch) -> None:
     assert result.stderr.startswith("error: --format onnx needs tf2onnx: pip install tf2onnx")
     assert not (run_dir / "export" / "model.onnx").exists()
     monkeypatch.undo()
+    # a folder beside the output named like a backup is never touched
+    backup = run_dir / "export" / "saved_model.old"
+    backup.mkdir(parents=True, exist_ok=True)
+    (backup / "mine.txt").write_text("mine")
     # the default path, twice: the second export replaces the first
     for _ in range(2):
         result = runner.invoke(app, ["export", "--run", str(run_dir), "--format", "saved_model"])
         assert result.exit_code == 0, result.output
         assert result.stdout.strip().splitlines()[-1] == str(run_dir / "export" / "saved_model")
-    assert sorted(p.name for p in (run_dir / "export").iterdir()) == ["saved_model"]
+    assert sorted(p.name for p in (run_dir / "export").iterdir()) == [
+        "saved_model",
+        "saved_model.old",
+    ]
+    assert (backup / "mine.txt").read_text() == "mine"
     assert (run_dir / "export" / "saved_model" / "saved_model.pb").is_file()

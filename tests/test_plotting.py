@@ -200,3 +200,25 @@ def test_a_long_test_split_is_drawn_as_its_last_300_under_an_overview(tmp_path: 
     assert points(every["value: test split, actual vs predicted"]) == 600
     bad = CliRunner().invoke(app, ["plot", "--run", str(run), "--last", "-1"])
     assert bad.exit_code == 2 and "--last must be >= 0" in bad.stderr
+
+
+def test_plot_reads_a_forecast_written_in_latin_1(tmp_path: Path):
+    """data.encoding latin-1: predict writes forecast.csv in it, and plot reads it back
+    (auto-detection alone would take the bytes for GB18030 and find no target)."""
+    from tests.conftest import monthly_frame, write_config
+
+    frame = monthly_frame(80).rename(columns={"sales": "Température"})
+    (tmp_path / "t.csv").write_bytes(frame.to_csv(index=False).encode("latin-1"))
+    config = write_config(
+        tmp_path / "c.yaml",
+        data={"path": "t.csv", "time_column": "date", "features": ["Température"],
+              "encoding": "latin-1"},
+        window={"input_steps": 12},
+        model={"architecture": "lstm", "units": [2]},
+        training={"epochs": 1, "final_fit": False},
+    )  # fmt: skip
+    run = api.train(config, runs_dir=tmp_path / "runs", quiet=True).run_dir
+    api.predict(run, tmp_path / "t.csv")
+    assert (run / "forecast.csv").read_bytes().startswith("date,Température".encode("latin-1"))
+    names = sorted(p.name for p in api.plot(run, output=tmp_path / "plots"))
+    assert names == ["forecast.png", "loss.png", "test_forecast.png"]

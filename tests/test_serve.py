@@ -173,9 +173,20 @@ def test_stops_on_sigterm(server) -> None:
     base, _, _, _, process = server
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=30)
-    # a server stopped on request has done its job: exit 0, nothing but its start line
-    assert process.returncode == 0
+    # stopped cleanly, with the exit code of every other command stopped by SIGTERM
+    assert process.returncode == 143
     lines = [line for line in err.decode().splitlines() if line.strip()]
-    assert lines[-1].startswith("serving ") and "Traceback" not in err.decode()
+    assert lines[-1] == "terminated; the server stopped" and "Traceback" not in err.decode()
+    assert lines[-2].startswith("serving ")
     with pytest.raises(urllib.error.URLError):
         request(f"{base}/health")
+
+
+def test_a_json_history_is_written_in_the_runs_number_format():
+    """With data.decimal ',', the history goes to the reader as `;`-separated decimal commas
+    (a comma-separated file would clash with the decimal comma)."""
+    from forecast.serving import history_csv
+
+    rows = {"history": [{"day": "2020-01-01", "value": 1.5}, {"day": "2020-01-02", "value": 2.25}]}
+    assert history_csv(rows, ",")[0] == b"day;value\n2020-01-01;1,5\n2020-01-02;2,25\n"
+    assert history_csv(rows)[0] == b"day,value\n2020-01-01,1.5\n2020-01-02,2.25\n"
