@@ -13,6 +13,7 @@ user can fix raise `forecast.errors.ForecastError` subclasses.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -346,11 +347,17 @@ class Predictor:
                 f"{opened.path}: scaler.json columns do not match config.yaml; train again"
             )
         self.calibration = runs.load_intervals(opened.path)
+        self.model_path = opened.model_path
+
+    @functools.cached_property
+    def forecaster(self) -> Any:
+        """The model, loaded (safe mode) on first use: a bad history CSV is reported before
+        TensorFlow is imported; `serve` touches it at start, so it is loaded once."""
         import_tensorflow_quietly()
         from forecast.forecasting import Forecaster
 
-        model = runs.load_model(opened.model_path)
-        self.forecaster = Forecaster(model, data.features, data.targets)
+        data = self.config.data
+        return Forecaster(runs.load_model(self.model_path), data.features, data.targets)
 
     @property
     def needs_targets(self) -> bool:
@@ -433,8 +440,6 @@ def predict(
                 f"--encoding {encoding}: unknown; use auto, utf-8, utf-8-sig or gb18030"
             ) from None
     predictor = Predictor(run, runs_dir)
-    if horizon is not None and horizon < 1:
-        raise ConfigError(f"--horizon must be >= 1, got {horizon}")
     series = read_series(
         predictor.config.data, path=csv_path, require_targets=predictor.needs_targets
     )

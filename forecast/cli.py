@@ -403,6 +403,7 @@ def serve(
     from forecast.serving import serve as run_server
 
     predictor = _run(lambda: api.Predictor(run, runs_dir))
+    _run(lambda: predictor.forecaster)  # the model, loaded once, before the first request
     _run(lambda: run_server(predictor, host, port), left="the server stopped")
 
 

@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from forecast.errors import ConfigError, RunError
+from forecast.errors import ConfigError
 
 FORMATS = ("saved_model", "tflite", "onnx")
 DEFAULT_NAMES = {"saved_model": "saved_model", "tflite": "model.tflite", "onnx": "model.onnx"}
@@ -115,24 +115,18 @@ def export_run(
     runs_dir: str | Path = "runs",
 ) -> Path:
     """Write the artifact of `run` in `fmt`; returns its path (default RUN_DIR/export/...)."""
-    from forecast import runs
+    from forecast.api import Predictor
     from forecast.models import with_unroll
-    from forecast.scaling import Scaler
-    from forecast.tf_setup import import_tensorflow_quietly
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    opened = runs.open_run(runs.resolve_run(run, runs_dir))
-    config = opened.config
-    scaler = Scaler.load(opened.path / "scaler.json")
-    if scaler.columns != config.data.columns:
-        raise RunError(f"{opened.path}: scaler.json columns do not match config.yaml; train again")
-    out = Path(output) if output is not None else opened.path / "export" / DEFAULT_NAMES[fmt]
+    predictor = Predictor(run, runs_dir)  # the run's files checked as predict checks them
+    config, scaler = predictor.config, predictor.scaler
+    out = Path(output) if output is not None else predictor.run / "export" / DEFAULT_NAMES[fmt]
     _check_output(out, fmt)
     if fmt == "onnx":
         _require_onnx()
-    import_tensorflow_quietly()
-    model = runs.load_model(opened.model_path)
+    model = predictor.forecaster.model
     if fmt != "saved_model":
         # a looping recurrent layer needs TensorFlow's tensor-list ops, which TFLite has only
         # as Select TF ops (the Flex delegate, not in the pip package's interpreter);
