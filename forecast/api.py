@@ -26,16 +26,18 @@ import pandas as pd
 from forecast import runs
 from forecast.config import Config
 from forecast.configfile import config_to_yaml, load_config, revalidate
-from forecast.data import read_series
+from forecast.data import Panel, read_panel, read_series
 from forecast.errors import ConfigError, RunError
 from forecast.evaluation import evaluate, verdict
 from forecast.intervals import label
 from forecast.models import cudnn_warnings
+from forecast.panel import PreparedPanel, prepare_panel
 from forecast.pipeline import (
     Prepared,
     calibrate_intervals,
     choose_residual,
     fit,
+    final_split,
     fit_final,
     forecast,
     outside_training_range,
@@ -127,7 +129,8 @@ def train(
                 "training.tensorboard: needs the tensorboard package: pip install tensorboard "
                 "(or set training.tensorboard: false)"
             )
-    prepared = prepare(cfg)
+    many = cfg.data.id_column is not None
+    prepared = prepare_panel(cfg, read_panel(cfg.data)) if many else prepare(cfg)
     timings: dict[str, Any] = {"load": round(time.perf_counter() - clock, 4)}
     if not quiet:
         _log_layout(cfg)
@@ -141,16 +144,22 @@ def train(
         runs.write_config(partial, cfg)
     try:
         import_tensorflow_quietly()
-        prepared = choose_residual(prepared)
-        model, fitted = _fitted_model(partial, prepared, quiet)
+        if many:
+            chosen = choose_residual(prepared.combined)
+            prepared = prepared.with_config(chosen.config)
+            fitting = prepared.combined
+        else:
+            prepared = fitting = choose_residual(prepared)
+        model, fitted = _fitted_model(partial, fitting, quiet)
         timings |= fitted["timings"]
-        metrics, predictions, calibration = _evaluate_on_test(prepared, model, timings)
+        evaluate_on_test = _evaluate_panel if many else _evaluate_on_test
+        metrics, predictions, calibration = evaluate_on_test(prepared, model, timings)
         clock = time.perf_counter()
         runs.write_results(partial, prepared, fitted, metrics, predictions, calibration)
         timings["save"] = round(time.perf_counter() - clock, 4)
         final = None
         if cfg.training.final_fit:
-            final = runs.load_final(partial) or _final_fit(partial, prepared, fitted, quiet)
+            final = runs.load_final(partial) or _final_fit(partial, fitting, fitted, quiet)
             timings["final_fit"] = final["seconds"]
         else:
             runs.keep_held_out(partial)
@@ -197,10 +206,9 @@ def _final_fit(
     clock = time.perf_counter()
     board = partial / "tensorboard" / "final" if prepared.config.training.tensorboard else None
     model, result, _ = fit_final(prepared, epochs, quiet=True, tensorboard_dir=board)
-    window = prepared.config.window
     info = {
         "rows": rows,
-        "windows": len(prepared.scaled) - window.input_steps - window.output_steps + 1,
+        "windows": len(final_split(prepared).train_origins),
         "epochs": epochs,
         "loss": result.history[-1]["loss"] if result.history else None,
         "seconds": round(time.perf_counter() - clock, 4),
@@ -216,7 +224,7 @@ def _evaluate_on_test(
     the validation origins: (metrics, predictions, Calibration or None)."""
     from forecast.forecasting import Forecaster
 
-    cfg, split, lag = prepared.config, prepared.split, prepared.lag
+    cfg, split = prepared.config, prepared.split
     data, horizon = cfg.data, cfg.window.horizon
     clock = time.perf_counter()
     forecaster = Forecaster(model, data.features, data.targets)
@@ -224,6 +232,71 @@ def _evaluate_on_test(
     calibration, missing = calibrate_intervals(prepared, forecaster)
     timings["forecast"] = round(time.perf_counter() - clock, 4)
     clock = time.perf_counter()
+    metrics, table = _score(prepared, predicted, calibration, missing)
+    if missing:
+        log.warning("no prediction intervals: %s", missing)
+    metrics["verdict"] = verdict(metrics, cfg.model.label())
+    timings["evaluate"] = round(time.perf_counter() - clock, 4)
+    return metrics, table, calibration
+
+
+def _evaluate_panel(
+    prepared: PreparedPanel, model: Any, timings: dict[str, Any]
+) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Any]]:
+    """`_evaluate_on_test` for a long table: every series scored on its own test rows
+    (MASE on its own scale), and the overall metrics the mean over series of each series'
+    metrics; intervals calibrated per series. (metrics, predictions with the id column
+    first, id -> Calibration)."""
+    from forecast.forecasting import Forecaster
+    from forecast.panel import calibrate_members, forecast_members, mean_reports
+
+    cfg = prepared.config
+    data, horizon, id_column = cfg.data, cfg.window.horizon, cfg.data.id_column
+    clock = time.perf_counter()
+    forecaster = Forecaster(model, data.features, data.targets)
+    origins = {i: m.split.test_origins for i, m in prepared.members.items()}
+    predicted = forecast_members(prepared, forecaster, origins, horizon)
+    calibrations, missing = calibrate_members(prepared, forecaster)
+    timings["forecast"] = round(time.perf_counter() - clock, 4)
+    clock = time.perf_counter()
+    reports, tables = {}, []
+    for sid, member in prepared.members.items():
+        report, table = _score(member, predicted[sid], calibrations.get(sid), missing.get(sid))
+        reports[sid] = report
+        table.insert(0, id_column, sid)
+        tables.append(table)
+    if missing:
+        log.warning(
+            "no prediction intervals for %d series: %s", len(missing), next(iter(missing.values()))
+        )
+    overall = mean_reports(list(reports.values()))
+    metrics = {
+        "layout": cfg.layout,
+        "horizon": horizon,
+        "series": len(reports),
+        "test_rows": sum(r["test_rows"] for r in reports.values()),
+        "test_origins": sum(r["test_origins"] for r in reports.values()),
+        **{k: v for k, v in overall.items() if k not in ("layout", "horizon", "test_rows", "test_origins")},
+        "per_series": {
+            sid: {k: r[k] for k in ("model", "baselines", "intervals") if k in r}
+            for sid, r in reports.items()
+        },
+        "skipped_series": prepared.skipped,
+    }
+    metrics["mase_scale"] = {sid: r["mase_scale"] for sid, r in reports.items()}
+    where = f"on the test split, mean over {len(reports)} series"
+    metrics["verdict"] = verdict(metrics, cfg.model.label(), where=where)
+    timings["evaluate"] = round(time.perf_counter() - clock, 4)
+    return metrics, pd.concat(tables, ignore_index=True), calibrations
+
+
+def _score(
+    prepared: Prepared, predicted: np.ndarray, calibration: Any, missing: str | None
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Score the forecasts (N, H, K) from every test origin and their intervals against the
+    baselines: (metrics without the verdict, test_predictions table)."""
+    cfg, split, lag = prepared.config, prepared.split, prepared.lag
+    data, horizon = cfg.data, cfg.window.horizon
     origins, test_start = split.test_origins + lag, split.test_start + lag  # original rows
     actual = prepared.target_values
     report = evaluate(actual, origins, predicted, data.targets, prepared.season, test_start)
@@ -237,14 +310,10 @@ def _evaluate_on_test(
     bounds = score_intervals(
         metrics, calibration, missing, actual, origins, predicted, prepared.season, test_start
     )
-    if missing:
-        log.warning("no prediction intervals: %s", missing)
-    metrics["verdict"] = verdict(metrics, cfg.model.label())
-    timings["evaluate"] = round(time.perf_counter() - clock, 4)
     table = runs.prediction_table(
         prepared.series.index, origins, actual, predicted, data.targets, bounds, cfg.intervals
     )
-    return metrics, table, calibration
+    return metrics, table
 
 
 def resume_command(
@@ -341,13 +410,17 @@ class Predictor:
         opened = runs.open_run(runs.resolve_run(run, runs_dir))
         data = opened.config.data
         self.run, self.config, self.info = opened.path, opened.config, opened.info
+        self.model_path = opened.model_path
+        if data.id_column is not None:  # a long table: a scaler and intervals per series
+            self.scalers = runs.load_panel_scalers(opened.path / "scaler.json", data.columns)
+            self.calibrations = runs.load_panel_intervals(opened.path)
+            return
         self.scaler = Scaler.load(opened.path / "scaler.json")
         if self.scaler.columns != data.columns:
             raise RunError(
                 f"{opened.path}: scaler.json columns do not match config.yaml; train again"
             )
         self.calibration = runs.load_intervals(opened.path)
-        self.model_path = opened.model_path
 
     @functools.cached_property
     def forecaster(self) -> Any:
@@ -367,12 +440,55 @@ class Predictor:
     def forecast(self, series: Any, steps: int | None = None) -> tuple[pd.DataFrame, list[str]]:
         """The next `steps` (default: the config's horizon) after the last row of `series`:
         (time column, then per target its column and `<target>_lo_L`, `<target>_hi_L` per
-        interval level; original units), and the warnings to tell the user."""
-        cfg, data = self.config, self.config.data
-        steps = cfg.window.horizon if steps is None else steps
+        interval level; original units), and the warnings to tell the user.
+
+        For a long table (a `Panel`), every series in it is forecast: the id column comes
+        first. A series the model never saw is scaled on its own history and has no
+        intervals (a warning says so)."""
+        steps = self.config.window.horizon if steps is None else steps
         if steps < 1:
             raise ConfigError(f"--horizon must be >= 1, got {steps}")
-        history = prepare_history(cfg, series, self.scaler)
+        if isinstance(series, Panel):
+            return self._forecast_panel(series, steps)
+        return self._forecast_one(series, steps, self.scaler, self.calibration)
+
+    def _forecast_panel(self, panel: Panel, steps: int) -> tuple[pd.DataFrame, list[str]]:
+        data = self.config.data
+        frames, warnings, unseen, outside = [], [], [], []
+        for sid, series in panel.members.items():
+            scaler = self.scalers.get(sid)
+            if scaler is None:
+                unseen.append(sid)
+                scaler = _own_scaler(self.config, series)
+            frame, said = self._forecast_one(series, steps, scaler, self.calibrations.get(sid))
+            frame.insert(0, data.id_column, sid)
+            frames.append(frame)
+            ranges = [w for w in said if w.startswith(series.source)]  # outside_training_range
+            outside += [(sid, w) for w in ranges]
+            warnings += [w for w in said if w not in warnings and w not in ranges]
+        far = list(dict.fromkeys(sid for sid, _ in outside))
+        if len(far) > 3:  # one line, not one per series
+            more = f" and {len(far) - 5} more" if len(far) > 5 else ""
+            warnings.insert(
+                0,
+                f"{panel.path}: recent values of {len(far)} series lie outside their training "
+                f"range ({', '.join(far[:5])}{more}); forecasts there rest on extrapolation",
+            )
+        else:
+            warnings[:0] = [w for _, w in outside]
+        if unseen:
+            warnings.append(
+                f"{len(unseen)} series not in training ({', '.join(unseen[:5])}"
+                f"{' ...' if len(unseen) > 5 else ''}): forecast from their own history, "
+                "scaled on it, without intervals (the model has no series id feature)"
+            )
+        return pd.concat(frames, ignore_index=True), warnings
+
+    def _forecast_one(
+        self, series: Any, steps: int, scaler: Scaler, calibration: Any
+    ) -> tuple[pd.DataFrame, list[str]]:
+        cfg, data = self.config, self.config.data
+        history = prepare_history(cfg, series, scaler)
         last = np.array([len(history.scaled) - 1])
         future = forecast(history, self.forecaster, last, steps)[0]  # (H, K)
         warnings = outside_training_range(history)
@@ -385,8 +501,8 @@ class Predictor:
             )
         time_name = data.time_column or "step"
         result = pd.DataFrame({time_name: time_labels(future_index(series.index, steps))})
-        calibration = self.calibration
         bounds = None
+        levels = cfg.intervals if self.calibration_known else []
         if calibration is not None:
             # the last origin's window scale; a target that is no input is not scaled (and
             # may be missing from the CSV), so its column is never read
@@ -407,10 +523,37 @@ class Predictor:
                 )
         for k, target in enumerate(data.targets):
             result[target] = future[:, k]
-            for i, level in enumerate(calibration.levels if calibration is not None else []):
-                result[f"{target}_lo_{label(level)}"] = bounds[0][i, 0, :, k]
-                result[f"{target}_hi_{label(level)}"] = bounds[1][i, 0, :, k]
+            for i, level in enumerate(levels):
+                known = bounds is not None
+                result[f"{target}_lo_{label(level)}"] = bounds[0][i, 0, :, k] if known else np.nan
+                result[f"{target}_hi_{label(level)}"] = bounds[1][i, 0, :, k] if known else np.nan
         return result, warnings
+
+    @property
+    def calibration_known(self) -> bool:
+        """The run has intervals (for a long table: for some series)."""
+        if self.config.data.id_column is not None:
+            return bool(self.calibrations)
+        return self.calibration is not None
+
+
+def _own_scaler(config: Config, series: Any) -> Scaler:
+    """The scaler of a series the run never trained on: fitted on the rows given."""
+    from forecast.data import fill_missing
+    from forecast.transforms import apply_transform
+
+    data, scaling = config.data, config.scaling
+    if list(series.frame.columns) != data.columns:
+        missing = [c for c in data.columns if c not in series.frame.columns]
+        raise ConfigError(
+            f"{series.source}: was not in training, so it is scaled on its own history, "
+            f"which needs the column '{missing[0]}' too"
+        )
+    values = fill_missing(series.values, [len(series.frame)])
+    if len(values) < config.window.input_steps + transform_lag(data.transform):
+        return Scaler.fit(np.zeros((1, len(data.columns))), data.columns)  # prepare_history says why
+    work = apply_transform(values, data.transform, data.columns, series.index, series.source)
+    return Scaler.fit(work, data.columns, scaling.method, scaling.feature_range)
 
 
 def predict(
@@ -420,6 +563,7 @@ def predict(
     output: str | Path | None = None,
     runs_dir: str | Path = "runs",
     encoding: str = "auto",
+    ids: list[str] | None = None,
 ) -> tuple[pd.DataFrame, Path]:
     """Forecast the next `horizon` steps after the last row of `csv_path`.
 
@@ -428,6 +572,9 @@ def predict(
     written to (default: RUN_DIR/forecast.csv), in `encoding`: auto writes it the way the
     input CSV came (GB18030 stays GB18030, a UTF-8 BOM stays), or a codec such as utf-8-sig
     (what Excel on Windows reads as UTF-8).
+
+    With `data.id_column` (a long table), every series in the CSV is forecast, or only
+    those in `ids`; the id column comes first.
     """
     if encoding != "auto":
         import codecs
@@ -440,9 +587,15 @@ def predict(
                 f"--encoding {encoding}: unknown; use auto, utf-8, utf-8-sig or gb18030"
             ) from None
     predictor = Predictor(run, runs_dir)
-    series = read_series(
-        predictor.config.data, path=csv_path, require_targets=predictor.needs_targets
-    )
+    data = predictor.config.data
+    if ids and data.id_column is None:
+        raise ConfigError(f"--id: the run {predictor.run.name} has no data.id_column (one series)")
+    if data.id_column is not None:
+        series: Any = read_panel(
+            data, path=csv_path, require_targets=predictor.needs_targets, only=ids or None
+        )
+    else:
+        series = read_series(data, path=csv_path, require_targets=predictor.needs_targets)
     result, warnings = predictor.forecast(series, horizon)
     # said once the forecast stands, so that an error stays the only line
     for line in warnings:

@@ -308,19 +308,30 @@ def predict(
             "codec, e.g. utf-8-sig for Excel.",
         ),
     ] = "auto",
+    series_ids: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--id",
+            help="Long tables (data.id_column): forecast this series only; repeat for more. "
+            "Default: every series in the CSV.",
+        ),
+    ] = None,
     runs_dir: RunsDirOpt = Path("runs"),
 ) -> None:
     """Forecast the next steps after the last row of a CSV, in original units, with the
     run's prediction intervals (<target>_lo_80, <target>_hi_80, ... per level).
 
-    Prints the forecast and, as its last line, the CSV it wrote.
+    Prints the forecast and, as its last line, the CSV it wrote. For a run on a long table
+    (data.id_column), every series in the CSV is forecast, the id column first.
 
     Example: forecast predict --csv data/msft_daily.csv --horizon 10
     """
     _setup_logging(False)
     from forecast import api
 
-    frame, path = _run(lambda: api.predict(run, csv, horizon, output, runs_dir, encoding))
+    frame, path = _run(
+        lambda: api.predict(run, csv, horizon, output, runs_dir, encoding, series_ids)
+    )
     typer.echo(frame.to_string(index=False))
     typer.echo(str(path))
 

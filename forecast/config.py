@@ -34,6 +34,11 @@ class DataConfig(Strict):
     path: str = Field(description="CSV file, relative to the config file")
     encoding: str = Field("auto", description="auto (utf-8, utf-8-sig, gb18030) or a codec")
     time_column: str | None = Field(None, description="time column; without it rows are steps")
+    id_column: str | None = Field(
+        None,
+        description="long format: the column naming each row's series (a ticker, a store); "
+        "every series is split, transformed and scaled on its own, one model learns them all",
+    )
     features: list[str] = Field(min_length=1, description="input columns")
     targets: list[str] | None = Field(None, description="predicted columns; default: features")
     missing: Literal["error", "drop", "ffill", "interpolate"] = "error"
@@ -60,6 +65,18 @@ class DataConfig(Strict):
     def _default_targets(self) -> DataConfig:
         if self.targets is None:
             self.targets = list(self.features)
+        return self
+
+    @model_validator(mode="after")
+    def _id_column_apart(self) -> DataConfig:
+        if self.id_column is not None:
+            if self.id_column == self.time_column:
+                raise ValueError(f"id_column and time_column are both '{self.id_column}'")
+            if self.id_column in self.columns:
+                raise ValueError(
+                    f"id_column '{self.id_column}' names the series; it cannot also be a "
+                    "feature or target"
+                )
         return self
 
     @model_validator(mode="after")

@@ -43,6 +43,12 @@ class Series:
     sha256: str
     time_column: str | None
     encoding: str = "utf-8"  # what the file was written in: utf-8, utf-8-sig, gb18030, ...
+    series_id: str | None = None  # the series' id in a long table (data.id_column)
+
+    @property
+    def source(self) -> str:
+        """How messages name it: the file, and the series of a long table."""
+        return str(self.path) if self.series_id is None else f"{self.path} (series {self.series_id})"
 
     @property
     def values(self) -> np.ndarray:
@@ -65,6 +71,15 @@ def read_series(
     `raw`, those bytes are the CSV (a request body, say) and `path` only names them in
     messages.
     """
+    frame, raw, path = _raw_frame(config, path, raw)
+    needed = config.columns if require_targets else list(config.features)
+    values = _values(frame, config, needed, path)
+    return _finish(values, config, path, raw)
+
+
+def _raw_frame(
+    config: DataConfig, path: str | Path | None, raw: bytes | None
+) -> tuple[pd.DataFrame, bytes, Path]:
     path = Path(path if path is not None else config.path)
     if raw is None:
         frame, raw = read_table(path, config.encoding, config.decimal, config.thousands)
@@ -73,23 +88,103 @@ def read_series(
             raise DataError(f"{path}: is empty; it needs a header row and data rows")
         text = _decode(raw, path, config.encoding)
         frame = _parse_csv(text, path, config.decimal, config.thousands)
-    needed = config.columns if require_targets else list(config.features)
+    return frame, raw, path
+
+
+def _values(frame: pd.DataFrame, config: DataConfig, needed: list[str], path: Path) -> pd.DataFrame:
+    """The needed columns as float64, indexed by time (rows in file order)."""
     _check_columns(frame, needed, config.time_column, path)
     index = _time_index(frame, config.time_column, path)
     numbers = NumberFormat(config.decimal, config.thousands, frame.attrs["delimiter"])
-    values = pd.DataFrame(
-        {col: numbers.parse(frame[col], col, path) for col in needed}, index=index
-    )
-    values = _sorted_unique(values, config.time_column, path)
-    values = _handle_missing(values, config.missing, path)
-    warn_irregular_gaps(values.index, path)
+    return pd.DataFrame({col: numbers.parse(frame[col], col, path) for col in needed}, index=index)
+
+
+def _finish(
+    values: pd.DataFrame,
+    config: DataConfig,
+    path: Path,
+    raw: bytes,
+    series_id: str | None = None,
+    sha256: str | None = None,
+) -> Series:
+    """Sorted by time, duplicates refused, missing values handled: the Series."""
+    source = path if series_id is None else f"{path} (series {series_id})"
+    values = _sorted_unique(values, config.time_column, source, quiet=series_id is not None)
+    values = _handle_missing(values, config.missing, source)
+    warn_irregular_gaps(values.index, source)
     return Series(
         frame=values,
         path=path,
-        sha256=hashlib.sha256(raw).hexdigest(),
+        sha256=sha256 or hashlib.sha256(raw).hexdigest(),
         time_column=config.time_column,
         encoding=file_encoding(raw, config.encoding),
+        series_id=series_id,
     )
+
+
+@dataclass
+class Panel:
+    """A long table (data.id_column): one Series per id, each sorted by time on its own."""
+
+    members: dict[str, Series]  # id -> its series, in the order ids first appear
+    path: Path
+    sha256: str
+    id_column: str
+    encoding: str = "utf-8"
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self.members)
+
+
+def read_panel(
+    config: DataConfig,
+    path: str | Path | None = None,
+    require_targets: bool = True,
+    raw: bytes | None = None,
+    only: Sequence[str] | None = None,
+) -> Panel:
+    """Read a long table: rows of every series in any order, `config.id_column` naming each
+    row's series. Each series is sorted by time, checked for duplicates and its missing values
+    handled on its own. `only`: these ids, in this order (an id not in the file is an error)."""
+    assert config.id_column is not None, "read_panel needs data.id_column"
+    frame, raw, path = _raw_frame(config, path, raw)
+    id_column = config.id_column
+    message = missing_column([id_column], list(frame.columns), None)
+    if message:
+        raise DataError(f"{path}: {message.replace('data.features/targets', 'data.id_column')}")
+    ids = frame[id_column]
+    blank = ids.isna() | (ids.astype("string").str.strip() == "")
+    if blank.any():
+        row = int(np.argmax(blank.to_numpy()))
+        raise DataError(
+            f"{path}: column '{id_column}' row {row + 2} is empty; every row needs its "
+            "series id (data.id_column)"
+        )
+    ids = ids.astype("string").str.strip().to_numpy(dtype=object)
+    needed = config.columns if require_targets else list(config.features)
+    values = _values(frame, config, needed, path)
+    digest = hashlib.sha256(raw).hexdigest()
+    order = list(dict.fromkeys(ids))
+    if only is not None:
+        unknown = [i for i in only if i not in set(order)]
+        if unknown:
+            raise DataError(
+                f"{path}: no series '{unknown[0]}' in column '{id_column}'; it holds "
+                f"{_some(order)}"
+            )
+        order = list(dict.fromkeys(only))
+    positions = pd.Series(np.arange(len(ids))).groupby(ids, sort=False).indices
+    members = {
+        i: _finish(values.iloc[positions[i]], config, path, raw, series_id=i, sha256=digest)
+        for i in order
+    }
+    return Panel(members, path, digest, id_column, file_encoding(raw, config.encoding))
+
+
+def _some(ids: list[str], shown: int = 5) -> str:
+    more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+    return ", ".join(f"'{i}'" for i in ids[:shown]) + more
 
 
 def read_table(
@@ -301,18 +396,23 @@ def _matches(text: pd.Series, pattern: str) -> np.ndarray:
     return text.str.fullmatch(pattern).fillna(False).to_numpy(dtype=bool)  # (rows,)
 
 
-def _sorted_unique(values: pd.DataFrame, time_column: str | None, path: Path) -> pd.DataFrame:
+def _sorted_unique(
+    values: pd.DataFrame, time_column: str | None, path: Path | str, quiet: bool = False
+) -> pd.DataFrame:
     if time_column is None:
         return values
     duplicated = values.index.duplicated()
     if duplicated.any():
         row = int(np.argmax(duplicated))
+        where = "" if quiet else f" row {row + 2}"  # a long table's rows are not in file order
         raise DataError(
-            f"{path}: column '{time_column}' row {row + 2}: duplicate time "
+            f"{path}: column '{time_column}'{where}: duplicate time "
             f"{time_labels(values.index[[row]])[0]}; "
             "remove or aggregate duplicate rows"
         )
     if not values.index.is_monotonic_increasing:
+        if quiet:  # a long table's rows are in any order by design
+            return values.sort_index(kind="stable")
         log.warning("%s: rows are not in time order; sorted by '%s'", path, time_column)
         values = values.sort_index(kind="stable")
     return values

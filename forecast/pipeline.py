@@ -77,7 +77,7 @@ def prepare(config: Config, series: Series | None = None, rows: int | None = Non
     data, window = config.data, config.window
     values = series.values if rows is None else series.values[:rows]  # (rows, C)
     lag = transform_lag(data.transform)
-    source = str(series.path)
+    source = series.source
     work_rows = len(values) - lag
     if rows is None:
         split = plan_split(
@@ -98,7 +98,7 @@ def prepare_history(config: Config, series: Series, scaler: Scaler) -> Prepared:
     needed = config.window.input_steps + lag
     if len(series.frame) < needed:
         raise DataError(
-            f"{series.path}: has {len(series.frame)} usable row(s); the model needs the last "
+            f"{series.source}: has {len(series.frame)} usable row(s); the model needs the last "
             f"{needed} (window.input_steps{' + 1 for the differences' if lag else ''})"
         )
     columns = list(series.frame.columns)  # the features, and the targets when they are read
@@ -117,7 +117,7 @@ def _transform_and_scale(
     """Transform, then scale with `scaler`, or with one fitted on the split's training rows."""
     data, window = config.data, config.window
     index = series.index[-len(values) :] if split is None else series.index[: len(values)]
-    work = apply_transform(values, data.transform, columns, index, str(series.path))
+    work = apply_transform(values, data.transform, columns, index, series.source)
     if scaler is None:
         assert split is not None, "a scaler is fitted on a split's training rows"
         scaling = config.scaling
@@ -416,19 +416,33 @@ def fit_final(
     and settings, without validation or early stopping: the model `predict` uses."""
     cfg = prepared.config
     training = cfg.training.model_copy(update={"epochs": epochs, "early_stopping": False})
-    rows = len(prepared.scaled)
-    window = cfg.window
-    every_row = Split(rows, rows, rows, window.input_steps, window.horizon, window.output_steps)
-    final = replace(prepared, config=cfg.model_copy(update={"training": training}), split=every_row)
+    final = replace(
+        prepared, config=cfg.model_copy(update={"training": training}), split=final_split(prepared)
+    )
     return fit(final, quiet, tensorboard_dir=tensorboard_dir)
+
+
+def final_split(prepared: Prepared) -> Any:
+    """Every row trains: a Split without validation or test rows (for a long table's
+    combined rows, a PanelSplit of every origin of every series)."""
+    split = prepared.split
+    if split is not None and not isinstance(split, Split):
+        return type(split)(split.every, split.every[:0], split.every, split.rows)
+    rows, window = len(prepared.scaled), prepared.config.window
+    return Split(rows, rows, rows, window.input_steps, window.horizon, window.output_steps)
 
 
 def forecast(
     prepared: Prepared, forecaster: Any, work_origins: np.ndarray, steps: int
 ) -> np.ndarray:
     """Forecast `steps` from each origin, in original units: (N, steps, K)."""
-    data = prepared.config.data
     scaled = forecaster.from_origins(prepared.features, work_origins, steps)  # (N, steps, K)
+    return to_original(prepared, scaled, work_origins)
+
+
+def to_original(prepared: Prepared, scaled: np.ndarray, work_origins: np.ndarray) -> np.ndarray:
+    """Forecasts from `work_origins` in scaled units (N, steps, K) -> original units."""
+    data = prepared.config.data
     transformed = prepared.scaler.subset(data.targets).inverse_transform(scaled)
     last = prepared.target_values[work_origins + prepared.lag] if prepared.lag else None  # (N, K)
     return invert_transform(transformed, last, data.transform)
@@ -441,33 +455,61 @@ def calibrate_intervals(prepared: Prepared, forecaster: Any) -> tuple[Any, str |
 
     Where the model can forecast by recursion, steps beyond the horizon are calibrated too
     (up to CALIBRATED_STEPS or the validation length), for `predict --horizon`."""
-    from forecast.intervals import TRAINING_ORIGINS, calibrate, error_kind
+    plan = calibration_plan(prepared)
+    if not isinstance(plan, CalibrationPlan):
+        return None, plan
+    predicted = forecast(prepared, forecaster, plan.origins, plan.steps)  # (N, S, K)
+    return calibrate_from(prepared, plan, predicted), None
 
-    cfg, split, lag = prepared.config, prepared.split, prepared.lag
+
+@dataclass
+class CalibrationPlan:
+    train_origins: np.ndarray  # work rows
+    val_origins: np.ndarray
+    steps: int
+
+    @property
+    def origins(self) -> np.ndarray:
+        return np.concatenate([self.train_origins, self.val_origins])
+
+
+def calibration_plan(prepared: Prepared) -> CalibrationPlan | str | None:
+    """The origins and steps the intervals are calibrated on, or why there are none (None
+    when the config asks for none)."""
+    from forecast.intervals import TRAINING_ORIGINS
+
+    cfg, split = prepared.config, prepared.split
     assert split is not None, "calibration needs a split"
     if not cfg.intervals:
-        return None, None
+        return None
     window = cfg.window
     first = max(split.val_start - 1, window.input_steps - 1)
     val_origins = np.arange(first, split.test_start - 1)  # work rows
     train_origins = np.arange(window.input_steps - 1, split.val_start - 1)[-TRAINING_ORIGINS:]
     if split.test_start == split.val_start or len(val_origins) == 0:
-        return None, (
+        return (
             "no validation rows to calibrate them on; set split.validation > 0, "
             "or intervals: [] to turn them off"
         )
     if len(train_origins) == 0:
-        return None, "no training origin before the validation rows to calibrate them on"
+        return "no training origin before the validation rows to calibrate them on"
     steps = window.horizon
     if cfg.recursive_ok:  # `predict --horizon` may go further by recursion: calibrate that too
         steps = max(steps, min(CALIBRATED_STEPS, split.test_start - split.val_start))
-    origins = np.concatenate([train_origins, val_origins])
-    predicted = forecast(prepared, forecaster, origins, steps)  # (N, S, K)
-    data = cfg.data
-    calibration = calibrate(
+    return CalibrationPlan(train_origins, val_origins, steps)
+
+
+def calibrate_from(prepared: Prepared, plan: CalibrationPlan, predicted: np.ndarray) -> Any:
+    """The Calibration from the forecasts (N, S, K) at `plan.origins`, original units."""
+    from forecast.intervals import calibrate, error_kind
+
+    cfg, split, lag = prepared.config, prepared.split, prepared.lag
+    data, window = cfg.data, cfg.window
+    n = len(plan.train_origins)
+    return calibrate(
         prepared.target_values,
-        (train_origins + lag, predicted[: len(train_origins)]),
-        (val_origins + lag, predicted[len(train_origins) :]),
+        (plan.train_origins + lag, predicted[:n]),
+        (plan.val_origins + lag, predicted[n:]),
         val_start=split.val_start + lag,
         test_start=split.test_start + lag,
         levels=cfg.intervals,
@@ -475,7 +517,6 @@ def calibrate_intervals(prepared: Prepared, forecaster: Any) -> tuple[Any, str |
         input_steps=window.input_steps,
         normalised=[t in data.features for t in data.targets],
     )
-    return calibration, None
 
 
 def score_intervals(
@@ -525,7 +566,7 @@ def outside_training_range(prepared: Prepared) -> list[str]:
             unit = f" after data.transform {kind}" if kind != "none" else ""
             which = "max" if side == "above" else "min"
             lines.append(
-                f"{prepared.series.path}: recent '{column}' values lie up to {100 * by:.0f}% of "
+                f"{prepared.series.source}: recent '{column}' values lie up to {100 * by:.0f}% of "
                 f"the training range {side} it (training {which} {edge:.6g}{unit}); "
                 "forecasts there rest on extrapolation"
             )

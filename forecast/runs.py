@@ -250,9 +250,20 @@ def write_results(
 ) -> None:
     """scaler.json, history.csv, metrics.json, test_predictions.csv and, with intervals,
     intervals.json (the calibrated half-widths `predict` uses)."""
-    prepared.scaler.save(partial / "scaler.json")
-    if calibration is not None:
-        write_json(partial / "intervals.json", calibration.to_json())
+    members = getattr(prepared, "members", None)  # a long table's series (forecast.panel)
+    if members is None:
+        prepared.scaler.save(partial / "scaler.json")
+        if calibration is not None:
+            write_json(partial / "intervals.json", calibration.to_json())
+    else:
+        scalers = {sid: m.scaler.to_dict() for sid, m in members.items()}
+        write_json(
+            partial / "scaler.json",
+            {"format_version": 1, "id_column": prepared.config.data.id_column, "series": scalers},
+        )
+        if calibration:
+            series = {sid: c.to_json() for sid, c in calibration.items()}
+            write_json(partial / "intervals.json", {"series": series})
     history = pd.DataFrame(fitted["history"], columns=HISTORY_COLUMNS)
     write_text_atomic(partial / "history.csv", history.to_csv(index=False))
     write_json(partial / "metrics.json", metrics)
@@ -279,13 +290,21 @@ def write_run_info(
 
 
 def write_forecast_history(run_dir: Path, series: Any, config: Config, steps: int) -> None:
-    """forecast_history.csv: the history tail that forecast.png draws before the forecast."""
-    tail = series.frame.iloc[-max(4 * steps, 3 * config.window.input_steps, 50) :]
-    history = pd.DataFrame({config.data.time_column or "step": time_labels(tail.index)})
-    for target in config.data.targets:
-        if target in tail.columns:
-            history[target] = tail[target].to_numpy()
-    write_text_atomic(run_dir / "forecast_history.csv", history.to_csv(index=False))
+    """forecast_history.csv: the history tail that forecast.png draws before the forecast
+    (of every series of a long table, its id column first)."""
+    members = getattr(series, "members", None)
+    parts = []
+    for sid, one in (members or {None: series}).items():
+        tail = one.frame.iloc[-max(4 * steps, 3 * config.window.input_steps, 50) :]
+        history = pd.DataFrame({config.data.time_column or "step": time_labels(tail.index)})
+        if sid is not None:
+            history.insert(0, config.data.id_column, sid)
+        for target in config.data.targets:
+            if target in tail.columns:
+                history[target] = tail[target].to_numpy()
+        parts.append(history)
+    table = pd.concat(parts, ignore_index=True)
+    write_text_atomic(run_dir / "forecast_history.csv", table.to_csv(index=False))
 
 
 def prediction_table(
@@ -325,6 +344,9 @@ def run_info(prepared: Any, timings: dict[str, Any]) -> dict[str, Any]:
     import keras
     import tensorflow as tf
 
+    members = getattr(prepared, "members", None)  # a long table's series (forecast.panel)
+    if members is not None:
+        return _panel_info(prepared, timings)
     cfg, split, lag = prepared.config, prepared.split, prepared.lag
     first, last = time_labels(prepared.series.index[[0, len(prepared.values) - 1]])
     return {
@@ -366,6 +388,41 @@ def run_info(prepared: Any, timings: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _panel_info(panel: Any, timings: dict[str, Any]) -> dict[str, Any]:
+    """run.json of a long table: as for one series, with `data.series` (how many trained,
+    which were left out) and `split` per series (rows, val_start, test_start)."""
+    combined = panel.combined
+    info = run_info(next(iter(panel.members.values())), timings)
+    split = combined.split
+    info["data"] = {
+        "path": str(panel.panel.path),
+        "sha256": panel.panel.sha256,
+        "id_column": panel.config.data.id_column,
+        "series": len(panel.members),
+        "skipped": list(panel.skipped),
+        "rows": int(sum(len(m.values) for m in panel.members.values())),
+    }
+    info["rows"] = {
+        "train_windows": len(split.train_origins),
+        "val_windows": len(split.val_origins),
+        "test_origins": int(sum(len(m.split.test_origins) for m in panel.members.values())),
+    }
+    info["split"] = {
+        "transform_lag": combined.lag,
+        "series": {
+            sid: {
+                "rows": len(m.values),
+                "val_start": m.split.val_start + m.lag,
+                "test_start": m.split.test_start + m.lag,
+                "first": time_labels(m.series.index[[0]])[0],
+                "last": time_labels(m.series.index[[len(m.values) - 1]])[0],
+            }
+            for sid, m in panel.members.items()
+        },
+    }
+    return info
+
+
 def write_backtest(
     runs_dir: Path,
     config: Config,
@@ -399,6 +456,37 @@ class Run:
     @property
     def model_path(self) -> Path:
         return self.path / "model.keras"
+
+
+def load_panel_scalers(path: Path, columns: list[str]) -> dict[str, Any]:
+    """A long table's scaler.json: id -> Scaler."""
+    from forecast.scaling import Scaler
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        series = data["series"]
+        scalers = {str(sid): Scaler.from_dict(entry, str(path)) for sid, entry in series.items()}
+    except FileNotFoundError:
+        raise RunError(f"{path}: missing; the run is incomplete, train it again") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise RunError(f"{path}: unreadable scaler ({exc!r}); train the run again") from None
+    if not scalers or any(s.columns != columns for s in scalers.values()):
+        raise RunError(f"{path}: scaler columns do not match config.yaml; train again")
+    return scalers
+
+
+def load_panel_intervals(run_dir: Path) -> dict[str, Any]:
+    """A long table's intervals.json: id -> Calibration ({} for a run without them)."""
+    from forecast.intervals import Calibration
+
+    path = run_dir / "intervals.json"
+    if not path.is_file():
+        return {}
+    try:
+        series = json.loads(path.read_text(encoding="utf-8"))["series"]
+        return {str(sid): Calibration.from_json(entry) for sid, entry in series.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise RunError(f"{path}: unreadable ({exc}); train the run again") from None
 
 
 def load_intervals(run_dir: Path) -> Any:
