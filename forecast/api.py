@@ -389,6 +389,8 @@ def backtest(
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     cfg = load(config, overrides, seed)
+    if cfg.data.id_column is not None:
+        return _backtest_panel(cfg, folds, runs_dir, quiet, step, workers)
     series = read_series(cfg.data)
     origins = rolling.check_folds(cfg, series, folds, step)
     if not quiet:
@@ -397,6 +399,29 @@ def backtest(
 
     def draw(path: Path) -> None:
         plotting.backtest_figure(series.frame, cfg, origins, forecasts, path, bounds)
+
+    run_dir = runs.write_backtest(Path(runs_dir), cfg, report, draw)
+    return BacktestResult(run_dir, run_dir / "backtest.json", report)
+
+
+def _backtest_panel(
+    cfg: Config, folds: int, runs_dir: str | Path, quiet: bool, step: int | None, workers: int
+) -> BacktestResult:
+    """`backtest` of a long table: in each fold one model refitted on every series up to its
+    own origin; backtest.json rows per fold and series, `per_series`, and their mean."""
+    from forecast import backtest as rolling
+    from forecast import plotting
+
+    if workers > 1:
+        raise ConfigError("--workers: not yet for long tables (data.id_column); use 1")
+    panel = read_panel(cfg.data)
+    backs = rolling.panel_backs(cfg, panel, folds, step)
+    if not quiet:
+        _log_layout(cfg)
+    report, forecasts, _ = rolling.run_panel_backtest(cfg, panel, backs, quiet)
+
+    def draw(path: Path) -> None:
+        plotting.panel_backtest_figure(panel, cfg, report, forecasts, backs, path)
 
     run_dir = runs.write_backtest(Path(runs_dir), cfg, report, draw)
     return BacktestResult(run_dir, run_dir / "backtest.json", report)

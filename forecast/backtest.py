@@ -259,3 +259,129 @@ def import_tensorflow() -> None:
     from forecast.tf_setup import import_tensorflow_quietly
 
     import_tensorflow_quietly()
+
+
+# --------------------------------------------------------------------------- long tables
+
+
+def panel_backs(config: Config, panel: Any, folds: int, step: int | None = None) -> list[int]:
+    """For each fold, the rows left out at the end of every series of a long table (the
+    last fold's forecast ends at each series' last row), or a user error when no series can
+    hold the first fold."""
+    if folds < 1:
+        raise ConfigError(f"--folds must be >= 1, got {folds}")
+    if step is not None and step < 1:
+        raise ConfigError(f"--step must be >= 1 (rows between fold origins), got {step}")
+    horizon = config.window.horizon
+    apart = horizon if step is None else step
+    backs = [horizon + apart * (folds - k) for k in range(1, folds + 1)]
+    from forecast.panel import prepare_panel
+
+    prepare_panel(config, panel, back=backs[0])  # the first fold has the fewest rows
+    return backs
+
+
+def run_panel_fold(
+    config: Config, panel: Any, back: int, number: int, compiled: Compiled | None = None
+) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], dict[str, Any]]:
+    """One fold of a long table: one model refitted on every series' rows up to its own
+    origin (its last `back` rows left out), each series forecast from there and scored on
+    its own scale: (backtest.json rows, id -> forecast (H, K), id -> bounds)."""
+    from forecast.panel import calibrate_members, forecast_members, prepare_panel
+
+    import_tensorflow()
+    started = time.perf_counter()
+    data, horizon = config.data, config.window.horizon
+    prepared = prepare_panel(config, panel, back=back)
+    prepared = prepared.with_config(choose_residual(prepared.combined).config)
+    compiled = compiled if compiled is not None else Compiled()
+    model, _, _ = fit(prepared.combined, quiet=True, compiled=compiled)
+    forecaster = compiled.forecaster(model, data.features, data.targets)
+    last = {i: np.array([len(m.scaled) - 1]) for i, m in prepared.members.items()}
+    predicted = forecast_members(prepared, forecaster, last, horizon)  # id -> (1, H, K)
+    calibrations, missing = calibrate_members(prepared, forecaster)
+    rows, bounds = [], {}
+    for sid, member in prepared.members.items():
+        series = panel.members[sid]
+        origin = len(member.values) - 1  # original rows of the series
+        actual = fill_missing(series.values, [len(series.frame)])[:, data.target_index]
+        scores = evaluate(
+            actual, np.array([origin]), predicted[sid], data.targets, member.season, origin + 1
+        )
+        times = time_labels(series.index)
+        report = {
+            "fold": number,
+            data.id_column: sid,
+            "origin": times[origin],
+            "test_start": times[origin + 1],
+            "test_end": times[origin + horizon],
+            "model": scores["model"],
+            "baselines": scores["baselines"],
+            "per_target": scores["per_target"],
+        }
+        bounds[sid] = score_intervals(
+            report, calibrations.get(sid), missing.get(sid), actual, np.array([origin]),
+            predicted[sid], member.season, origin + 1,
+        )  # fmt: skip
+        rows.append(report)
+    seconds = round(time.perf_counter() - started, 3)
+    for report in rows:
+        report["seconds"] = seconds  # the fold's one fit, shared by its series
+    return rows, {i: p[0] for i, p in predicted.items()}, bounds
+
+
+def run_panel_backtest(
+    config: Config, panel: Any, backs: list[int], quiet: bool
+) -> tuple[dict[str, Any], list[dict[str, np.ndarray]], list[dict[str, Any]]]:
+    """Every fold of a long table: (backtest.json's content, per fold id -> forecast (H, K),
+    per fold id -> interval bounds or None). `mean` is the mean over series of each series'
+    mean over its folds; `per_series` holds those."""
+    from forecast.panel import mean_reports
+
+    rows, forecasts, bounds = [], [], []
+    for number, back in enumerate(backs, start=1):
+        if not quiet:
+            log.info(
+                "fold %d/%d: every series' last %d rows held out, forecasting %d of them",
+                number,
+                len(backs),
+                back,
+                config.window.horizon,
+            )
+        fold_rows, fold_forecasts, fold_bounds = run_panel_fold(
+            config, panel, back, number, SHARED
+        )
+        rows += fold_rows
+        forecasts.append(fold_forecasts)
+        bounds.append(fold_bounds)
+        if not quiet:
+            mase = mean_reports([r["model"]["mase"] for r in fold_rows])
+            shown = "n/a" if mase is None else f"{mase:.3g}"
+            log.info("fold %d/%d: model MASE %s (mean over %d series)", number, len(backs),
+                     shown, len(fold_rows))  # fmt: skip
+    id_column = config.data.id_column
+    per_series = {
+        sid: mean_of_folds([r for r in rows if r[id_column] == sid])
+        for sid in dict.fromkeys(r[id_column] for r in rows)
+    }
+    result = {
+        "layout": config.layout,
+        "horizon": config.window.horizon,
+        "step": backs[0] - backs[1] if len(backs) > 1 else config.window.horizon,
+        "series": len(per_series),
+        "folds": rows,
+        "mean": mean_reports(list(per_series.values())),
+        "per_series": per_series,
+        "season_length": _season(config, panel),
+    }
+    where = f"averaged over {len(backs)} backtest folds and {len(per_series)} series"
+    result["verdict"] = verdict(result["mean"], config.model.label(), where=where)
+    return result, forecasts, bounds
+
+
+def _season(config: Config, panel: Any) -> int:
+    from forecast.timesteps import season_length
+
+    season = config.evaluation.season_length
+    first = next(iter(panel.members.values()))
+    return int(season) if season != "auto" else int(season_length(first.index))

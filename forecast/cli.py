@@ -504,9 +504,16 @@ def format_metrics(metrics: dict[str, Any], model_label: str) -> str:
     return "\n".join(lines)
 
 
+SERIES_LINES = 30  # a long table's backtest prints one line per series up to this many
+
+
 def format_backtest(report: dict[str, Any]) -> str:
-    """One line per fold and the mean: MAE and MASE of the model and each baseline."""
+    """One line per fold and the mean: MAE and MASE of the model and each baseline. For a
+    long table, one line per series (its mean over the folds; up to SERIES_LINES) and the
+    mean over series."""
     names = ["model", "naive", "seasonal_naive", "mean"]
+    if "per_series" in report:
+        return _format_panel_backtest(report, names)
 
     def when(value: Any) -> str:
         return str(value)[:19].replace("T00:00:00", "")
@@ -529,6 +536,28 @@ def format_backtest(report: dict[str, Any]) -> str:
         )
     lines.append(
         f"{'mean':>5} {'':>20}  {'':<{width}}" + "".join(mase(report["mean"], n) for n in names)
+    )
+    return "\n".join(lines)
+
+
+def _format_panel_backtest(report: dict[str, Any], names: list[str]) -> str:
+    per_series = report["per_series"]
+    width = max([len("series"), *(len(str(i)) for i in per_series)])
+    head = f"{'series':<{width}}" + "".join(f"{n + ' MASE':>21}" for n in names)
+
+    def mase(block: dict[str, Any], name: str) -> str:
+        value = block["model"]["mase"] if name == "model" else block["baselines"][name]["mase"]
+        return f"{'n/a':>21}" if value is None else f"{value:>21.3f}"
+
+    lines = [head]
+    for sid, block in list(per_series.items())[:SERIES_LINES]:
+        lines.append(f"{sid:<{width}}" + "".join(mase(block, n) for n in names))
+    if len(per_series) > SERIES_LINES:
+        lines.append(f"... {len(per_series) - SERIES_LINES} more series in backtest.json")
+    folds = len({f["fold"] for f in report["folds"]})
+    lines.append(
+        f"{'mean':<{width}}" + "".join(mase(report["mean"], n) for n in names)
+        + f"   ({len(per_series)} series x {folds} folds)"
     )
     return "\n".join(lines)
 

@@ -141,6 +141,8 @@ OVERVIEW_FROM = 500  # ... this many: the rest is in an overview panel above
 def draw_run(run_dir: Path, config: Config, out_dir: Path, last: int | None = None) -> list[Path]:
     """The run's PNGs. `last`: draw only the last N test origins (0: all); by default all up
     to 500 origins, else the last 300 in detail under an overview of the whole test split."""
+    if config.data.id_column is not None:
+        return draw_panel_run(run_dir, config, out_dir)
     _use_fonts_for(config.data.columns + [config.data.time_column or ""])
     written = [
         _test_forecast(run_dir, config, out_dir, last),
@@ -408,4 +410,216 @@ def backtest_figure(
         axes[-1][0].set_xlabel(config.data.time_column or "step")
         if config.data.time_column:
             fig.autofmt_xdate()
+    return path
+
+
+# --------------------------------------------------------------------------- long tables
+
+PANELS = 6  # series drawn one panel each; beyond that the worst and best by MASE
+
+
+def chosen_series(per_series: dict[str, Any], shown: int = PANELS) -> list[tuple[str, str]]:
+    """The series to draw, with why: all of them up to `shown`, else the worst and the best
+    by the model's MASE over seasonal naive's (series without a ratio last)."""
+    ids = list(per_series)
+    if len(ids) <= shown:
+        return [(i, "") for i in ids]
+
+    def ratio(sid: str) -> float:
+        block = per_series[sid]
+        ours = block["model"]["mase"]
+        naive = block["baselines"]["seasonal_naive"]["mase"]
+        return ours / naive if ours is not None and naive else float("nan")
+
+    ordered = sorted((i for i in ids if np.isfinite(ratio(i))), key=ratio)
+    worst = ordered[::-1][: shown // 2]
+    best = [i for i in ordered[: shown - len(worst)] if i not in worst]
+    return [(i, f"worst {n + 1}") for n, i in enumerate(worst)] + [
+        (i, f"best {n + 1}") for n, i in enumerate(best)
+    ]
+
+
+def _grid(count: int) -> tuple[int, int]:
+    columns = 1 if count == 1 else 2
+    return -(-count // columns), columns
+
+
+def _series_title(sid: str, why: str, block: dict[str, Any] | None) -> str:
+    if block is None:
+        return sid
+    ours, naive = block["model"]["mase"], block["baselines"]["seasonal_naive"]["mase"]
+    scores = f"MASE {ours:.3g}" if ours is not None else "MASE n/a"
+    if naive is not None:
+        scores += f", seasonal naive {naive:.3g}"
+    return f"{sid}{f' ({why})' if why else ''}: {scores}"
+
+
+def draw_panel_run(run_dir: Path, config: Config, out_dir: Path) -> list[Path]:
+    """A long table's PNGs: the test forecasts of a handful of series, the per-series MASE
+    against seasonal naive's, the loss, and the forecast after predict."""
+    import json
+
+    id_column = config.data.id_column
+    _use_fonts_for(config.data.columns + [config.data.time_column or "", str(id_column)])
+    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    per_series = metrics["per_series"]
+    frame = pd.read_csv(run_dir / "test_predictions.csv", dtype={id_column: str})
+    frame["time"] = _times(frame["time"], config)
+    target = config.data.targets[0]
+    chosen = chosen_series(per_series)
+    rows, columns = _grid(len(chosen))
+    path = out_dir / "test_forecast.png"
+    horizon = int(frame["step"].max())
+    with _figure(path, rows, columns, figsize=(16, _height(rows)), squeeze=False) as (fig, axes):
+        for n, (sid, why) in enumerate(chosen):
+            ax = axes[n // columns][n % columns]
+            one = frame[(frame[id_column] == sid) & (frame["target"] == target)]
+            first = one[one["step"] == 1]
+            actual = one[["time", "actual"]].drop_duplicates("time").sort_values("time")
+            _line(ax, actual["time"], actual["actual"], "actual", "black", 1.2)
+            _line(ax, first["time"], first["predicted"], "predicted, step 1", "tab:blue", 1.0)
+            bands = [(lv, first[f"lo_{lv}"], first[f"hi_{lv}"]) for lv in _levels(one, "")]
+            _bands(ax, first["time"], bands, "tab:blue", legend=n == 0)
+            if horizon > 1:
+                final = one[one["step"] == horizon]
+                _line(ax, final["time"], final["predicted"], f"predicted, step {horizon}",
+                      "tab:orange", 1.0)  # fmt: skip
+            ax.set_title(_series_title(sid, why, per_series.get(sid)), fontsize="medium")
+            ax.set_ylabel(target)
+            ax.grid(alpha=0.3)
+            ax.tick_params(axis="x", labelrotation=30)
+            if n == 0:
+                ax.legend(loc="best", fontsize="small")
+        for n in range(len(chosen), rows * columns):
+            axes[n // columns][n % columns].axis("off")
+        fig.suptitle(
+            f"{target}: test split of {len(chosen)} of {len(per_series)} series ({id_column})"
+        )
+    written = [path, _series_mase(per_series, config, out_dir), _loss(run_dir, config, out_dir)]
+    future = _panel_future(run_dir, config, out_dir)
+    if future is not None:
+        written.append(future)
+    return written
+
+
+def _series_mase(per_series: dict[str, Any], config: Config, out_dir: Path) -> Path:
+    """Each series' model MASE against its seasonal naive MASE (below the diagonal: the
+    model wins), and the distribution of their ratio."""
+    ids = [
+        i
+        for i, b in per_series.items()
+        if b["model"]["mase"] is not None and b["baselines"]["seasonal_naive"]["mase"]
+    ]
+    ours = np.array([per_series[i]["model"]["mase"] for i in ids], dtype=float)
+    naive = np.array([per_series[i]["baselines"]["seasonal_naive"]["mase"] for i in ids], float)
+    path = out_dir / "series_mase.png"
+    with _figure(path, 1, 2, figsize=(16, 6)) as (fig, (scatter, hist)):
+        if len(ids):
+            scatter.scatter(naive, ours, color="tab:blue", s=18)
+            top = float(max(ours.max(), naive.max())) * 1.05
+            scatter.plot([0, top], [0, top], color="grey", linestyle="--", linewidth=1)
+            ratio = ours / naive
+            hist.hist(ratio, bins=min(30, max(5, len(ids) // 3)), color="tab:blue", alpha=0.8)
+            hist.axvline(1.0, color="grey", linestyle="--", linewidth=1)
+            wins = int((ratio < 1).sum())
+            geo = float(np.exp(np.mean(np.log(ratio)))) if (ratio > 0).all() else float("nan")
+            hist.set_title(
+                f"model MASE / seasonal naive MASE: below 1 on {wins} of {len(ids)} series, "
+                f"geometric mean {geo:.3g}"
+            )
+        scatter.set_xlabel("seasonal naive MASE")
+        scatter.set_ylabel("model MASE")
+        scatter.set_title("per series (below the dashed line: the model wins)")
+        hist.set_xlabel("ratio")
+        hist.set_ylabel("series")
+        for ax in (scatter, hist):
+            ax.grid(alpha=0.3)
+    return path
+
+
+def _panel_future(run_dir: Path, config: Config, out_dir: Path) -> Path | None:
+    forecast_csv, history_csv = run_dir / "forecast.csv", run_dir / "forecast_history.csv"
+    if not (forecast_csv.is_file() and history_csv.is_file()):
+        return None
+    id_column = str(config.data.id_column)
+    future = _read_forecast(forecast_csv, config)
+    history = pd.read_csv(history_csv, dtype={id_column: str})
+    if id_column not in future.columns or id_column not in history.columns:
+        return None
+    future[id_column] = future[id_column].astype(str)
+    time_name = future.columns[1]
+    future[time_name] = _times(future[time_name], config)
+    history[time_name] = _times(history[time_name], config)
+    target = config.data.targets[0]
+    ids = list(dict.fromkeys(future[id_column]))[:PANELS]
+    rows, columns = _grid(len(ids))
+    path = out_dir / "forecast.png"
+    with _figure(path, rows, columns, figsize=(16, _height(rows)), squeeze=False) as (fig, axes):
+        for n, sid in enumerate(ids):
+            ax = axes[n // columns][n % columns]
+            past = history[history[id_column] == sid]
+            ahead = future[future[id_column] == sid]
+            if target in past.columns and len(past):
+                ax.plot(past[time_name], past[target], color="black", linewidth=1.2, label="history")
+            _line(ax, ahead[time_name], ahead[target], "forecast", "tab:orange", 1.5)
+            levels = _levels(ahead.columns, f"{target}_")
+            bands = [(lv, ahead[f"{target}_lo_{lv}"], ahead[f"{target}_hi_{lv}"]) for lv in levels]
+            _bands(ax, ahead[time_name], bands, "tab:orange", legend=n == 0)
+            ax.set_title(f"{sid}: next {len(ahead)} step(s)", fontsize="medium")
+            ax.set_ylabel(target)
+            ax.grid(alpha=0.3)
+            ax.tick_params(axis="x", labelrotation=30)
+            if n == 0:
+                ax.legend(loc="best", fontsize="small")
+        for n in range(len(ids), rows * columns):
+            axes[n // columns][n % columns].axis("off")
+        shown = len(ids)
+        total = future[id_column].nunique()
+        fig.suptitle(f"{target}: forecast of {shown} of {total} series ({id_column})")
+    return path
+
+
+def panel_backtest_figure(
+    panel: Any, config: Config, report: dict[str, Any], forecasts: list[dict[str, np.ndarray]],
+    backs: list[int], path: Path,
+) -> Path:  # fmt: skip
+    """A long table's backtest: a handful of series (the worst and best by MASE beyond
+    PANELS), each with its folds' forecasts from their origins."""
+    plt = _pyplot()
+    id_column = config.data.id_column
+    _use_fonts_for(config.data.columns + [config.data.time_column or "", str(id_column)])
+    chosen = chosen_series(report["per_series"])
+    rows, columns = _grid(len(chosen))
+    target = config.data.targets[0]
+    k = config.data.targets.index(target)
+    horizon = config.window.horizon
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    with _figure(path, rows, columns, figsize=(16, _height(rows)), squeeze=False) as (fig, axes):
+        for n, (sid, why) in enumerate(chosen):
+            ax = axes[n // columns][n % columns]
+            frame = panel.members[sid].frame
+            first = len(frame) - 1 - backs[0]
+            start = max(0, first - max(3 * horizon, 2 * config.window.input_steps, 30))
+            shown = frame.iloc[start:]
+            ax.plot(shown.index, shown[target], color="black", linewidth=1.2, label="actual")
+            for f, back in enumerate(backs):
+                if sid not in forecasts[f]:
+                    continue
+                origin = len(frame) - 1 - back
+                times = frame.index[origin : origin + horizon + 1]
+                values = np.concatenate([[frame[target].iloc[origin]], forecasts[f][sid][:, k]])
+                ax.plot(times, values, color=colors[f % len(colors)], marker="o", markersize=3,
+                        linewidth=1.5, label=f"fold {f + 1}")  # fmt: skip
+            ax.set_title(_series_title(sid, why, report["per_series"].get(sid)), fontsize="medium")
+            ax.set_ylabel(target)
+            ax.grid(alpha=0.3)
+            ax.tick_params(axis="x", labelrotation=30)
+            if n == 0:
+                ax.legend(loc="best", fontsize="small")
+        for n in range(len(chosen), rows * columns):
+            axes[n // columns][n % columns].axis("off")
+        fig.suptitle(
+            f"{target}: backtest of {len(chosen)} of {len(report['per_series'])} series, "
+            f"{len(backs)} fold(s) of {horizon} step(s)"
+        )
     return path
