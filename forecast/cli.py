@@ -434,6 +434,10 @@ def validate(
     split = info["split"]
     shape = "x".join
     typer.echo(f"layout:          {info['layout']}")
+    if "series" in info:
+        left = info["skipped_series"]
+        out = f" ({len(left)} too short, left out: {', '.join(left[:5])})" if left else ""
+        typer.echo(f"series:          {info['series']}{out}")
     typer.echo(
         f"rows:            {info['rows']} (train {split['train']}, validation "
         f"{split['validation']}, test {split['test']})"

@@ -121,6 +121,12 @@ def export_run(
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     predictor = Predictor(run, runs_dir)  # the run's files checked as predict checks them
+    if predictor.config.data.id_column is not None:
+        raise ConfigError(
+            f"{predictor.run.name}: a run on a long table (data.id_column) scales every series "
+            "its own way; export does not carry those scalers yet: use forecast predict or "
+            "forecast serve"
+        )
     config, scaler = predictor.config, predictor.scaler
     out = Path(output) if output is not None else predictor.run / "export" / DEFAULT_NAMES[fmt]
     _check_output(out, fmt)

@@ -94,26 +94,28 @@ def run_info(predictor: Any) -> dict[str, Any]:
 
     cfg = predictor.config
     data = cfg.data
-    calibration = predictor.calibration
+    levels = list(cfg.intervals) if predictor.calibration_known else []
     return {
         "run": predictor.run.name,
         "layout": cfg.layout,  # filled in by validation
         "time_column": data.time_column,
         "features": list(data.features),
         "targets": list(data.targets),
-        "columns": list(data.columns if predictor.needs_targets else data.features),
+        "columns": ([data.id_column] if data.id_column else [])
+        + list(data.columns if predictor.needs_targets else data.features),
         "input_steps": cfg.window.input_steps,
         "history_rows": input_rows(cfg),
         "horizon": cfg.window.horizon,
         "multi_step": cfg.window.multi_step,
-        "intervals": [] if calibration is None else list(calibration.levels),
+        "intervals": levels,
+        "id_column": data.id_column,  # a long table: every row names its series
         "transform": data.transform,
     }
 
 
 def create_app(predictor: Any, max_body: int = MAX_BODY) -> Any:
     """The FastAPI application answering for `predictor` (an `api.Predictor`)."""
-    from forecast.data import read_series
+    from forecast.data import read_panel, read_series
 
     name = predictor.run.name
     info = run_info(predictor)
@@ -159,7 +161,8 @@ def create_app(predictor: Any, max_body: int = MAX_BODY) -> Any:
 
     def answer(raw: bytes, horizon: int | None, from_json: bool) -> dict[str, Any]:
         try:
-            series = read_series(
+            read = read_panel if predictor.config.data.id_column else read_series
+            series = read(
                 predictor.config.data,
                 path="request body",
                 require_targets=predictor.needs_targets,

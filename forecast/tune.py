@@ -122,6 +122,11 @@ def tune(
     target = Path(output) if output else config_path.with_name(f"{config_path.stem}.tuned.yaml")
     if target.exists():
         raise ConfigError(f"{target}: exists; pass --output with a new path or remove it")
+    if config.data.id_column is not None:
+        raise ConfigError(
+            "forecast tune: not yet for long tables (data.id_column); tune on one series' "
+            "CSV, or compare settings with forecast backtest --set"
+        )
     series = read_series(config.data)
     part = training_part(config, series)
     horizon = config.window.horizon
