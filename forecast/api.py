@@ -36,8 +36,8 @@ from forecast.pipeline import (
     Prepared,
     calibrate_intervals,
     choose_residual,
-    fit,
     final_split,
+    fit,
     fit_final,
     forecast,
     outside_training_range,
@@ -123,7 +123,9 @@ def _validate_panel(panel: PreparedPanel) -> dict[str, Any]:
         "series": len(panel.members),
         "skipped_series": list(panel.skipped),
         "rows": sum(len(m.values) for m in panel.members.values()),
-        "split": {k: sum(p["split"][k] for p in per.values()) for k in ("train", "validation", "test")},
+        "split": {
+            k: sum(p["split"][k] for p in per.values()) for k in ("train", "validation", "test")
+        },
         "train_windows": [total("train_windows"), steps, feats],
         "val_windows": [total("val_windows"), steps, feats],
         "test_origins": [total("test_origins"), steps, feats],
@@ -320,7 +322,11 @@ def _evaluate_panel(
         "series": len(reports),
         "test_rows": sum(r["test_rows"] for r in reports.values()),
         "test_origins": sum(r["test_origins"] for r in reports.values()),
-        **{k: v for k, v in overall.items() if k not in ("layout", "horizon", "test_rows", "test_origins")},
+        **{
+            k: v
+            for k, v in overall.items()
+            if k not in ("layout", "horizon", "test_rows", "test_origins")
+        },
         "per_series": {
             sid: {k: r[k] for k in ("model", "baselines", "intervals") if k in r}
             for sid, r in reports.items()
@@ -620,7 +626,9 @@ def _own_scaler(config: Config, series: Any) -> Scaler:
         )
     values = fill_missing(series.values, [len(series.frame)])
     if len(values) < config.window.input_steps + transform_lag(data.transform):
-        return Scaler.fit(np.zeros((1, len(data.columns))), data.columns)  # prepare_history says why
+        return Scaler.fit(
+            np.zeros((1, len(data.columns))), data.columns
+        )  # prepare_history says why
     work = apply_transform(values, data.transform, data.columns, series.index, series.source)
     return Scaler.fit(work, data.columns, scaling.method, scaling.feature_range)
 

@@ -348,9 +348,7 @@ def run_panel_backtest(
                 back,
                 config.window.horizon,
             )
-        fold_rows, fold_forecasts, fold_bounds = run_panel_fold(
-            config, panel, back, number, SHARED
-        )
+        fold_rows, fold_forecasts, fold_bounds = run_panel_fold(config, panel, back, number, SHARED)
         rows += fold_rows
         forecasts.append(fold_forecasts)
         bounds.append(fold_bounds)

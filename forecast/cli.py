@@ -560,7 +560,8 @@ def _format_panel_backtest(report: dict[str, Any], names: list[str]) -> str:
         lines.append(f"... {len(per_series) - SERIES_LINES} more series in backtest.json")
     folds = len({f["fold"] for f in report["folds"]})
     lines.append(
-        f"{'mean':<{width}}" + "".join(mase(report["mean"], n) for n in names)
+        f"{'mean':<{width}}"
+        + "".join(mase(report["mean"], n) for n in names)
         + f"   ({len(per_series)} series x {folds} folds)"
     )
     return "\n".join(lines)

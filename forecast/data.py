@@ -48,7 +48,9 @@ class Series:
     @property
     def source(self) -> str:
         """How messages name it: the file, and the series of a long table."""
-        return str(self.path) if self.series_id is None else f"{self.path} (series {self.series_id})"
+        return (
+            str(self.path) if self.series_id is None else f"{self.path} (series {self.series_id})"
+        )
 
     @property
     def values(self) -> np.ndarray:
@@ -170,8 +172,7 @@ def read_panel(
         unknown = [i for i in only if i not in set(order)]
         if unknown:
             raise DataError(
-                f"{path}: no series '{unknown[0]}' in column '{id_column}'; it holds "
-                f"{_some(order)}"
+                f"{path}: no series '{unknown[0]}' in column '{id_column}'; it holds {_some(order)}"
             )
         order = list(dict.fromkeys(only))
     positions = pd.Series(np.arange(len(ids))).groupby(ids, sort=False).indices

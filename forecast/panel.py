@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from forecast.config import Config
-from forecast.data import Panel, Series
+from forecast.data import Panel
 from forecast.errors import DataError
 from forecast.pipeline import (
     CalibrationPlan,
@@ -91,7 +91,9 @@ def prepare_panel(config: Config, panel: Panel, back: int | None = None) -> Prep
             else:
                 rows = len(series.frame) - back
                 if rows < 1:
-                    raise DataError(f"{series.source}: {len(series.frame)} rows, none before the origin")
+                    raise DataError(
+                        f"{series.source}: {len(series.frame)} rows, none before the origin"
+                    )
                 members[sid] = prepare(config, series, rows=rows)
         except DataError as exc:
             skipped[sid] = str(exc)
@@ -132,9 +134,7 @@ def _combine(config: Config, members: dict[str, Prepared]) -> tuple[dict[str, in
     first = next(iter(members.values()))
     # the model's season (a seasonal residual base is built in): the most common one
     season = Counter(p.season for p in members.values()).most_common(1)[0][0]
-    split = PanelSplit(
-        np.concatenate(train), np.concatenate(val), np.concatenate(every), start
-    )
+    split = PanelSplit(np.concatenate(train), np.concatenate(val), np.concatenate(every), start)
     combined = replace(
         first,
         values=np.concatenate([p.values for p in members.values()]),

@@ -560,7 +560,9 @@ def _panel_future(run_dir: Path, config: Config, out_dir: Path) -> Path | None:
             past = history[history[id_column] == sid]
             ahead = future[future[id_column] == sid]
             if target in past.columns and len(past):
-                ax.plot(past[time_name], past[target], color="black", linewidth=1.2, label="history")
+                ax.plot(
+                    past[time_name], past[target], color="black", linewidth=1.2, label="history"
+                )
             _line(ax, ahead[time_name], ahead[target], "forecast", "tab:orange", 1.5)
             levels = _levels(ahead.columns, f"{target}_")
             bands = [(lv, ahead[f"{target}_lo_{lv}"], ahead[f"{target}_hi_{lv}"]) for lv in levels]
