@@ -416,6 +416,92 @@ def bench_memory(rows: int) -> None:
         )
 
 
+def long_table(series: int, rows: int, seed: int = 0):
+    """`series` weekly seasonal random walks of `rows` rows each, levels 10..1000 apart,
+    starts staggered: a long table (id, date, value) in shuffled row order."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(rows)
+    parts = []
+    for i in range(series):
+        level = 10 * (1 + i % 100) * (1 + np.cumsum(rng.normal(0, 0.01, rows)))
+        values = level * (1 + 0.1 * np.sin(2 * np.pi * (t + i) / 52)) + rng.normal(0, 0.5, rows)
+        dates = pd.date_range("2000-01-03", periods=rows + i % 10, freq="W-MON")[i % 10 :]
+        parts.append(pd.DataFrame({"id": f"s{i:04d}", "date": dates, "value": values.round(4)}))
+    frame = pd.concat(parts, ignore_index=True)
+    return frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+MANY_CONFIG = (
+    "data: {{path: {path}, id_column: id, time_column: date, features: [value]}}\n"
+    "window: {{input_steps: 52, horizon: 4}}\n"
+    "split: {{test: 20, validation: 20}}\n"
+    "model: {{architecture: lstm, units: [32], window_norm: true}}\n"
+    "training: {{epochs: 1, batch_size: 256, early_stopping: false, final_fit: false}}\n"
+    "intervals: [80, 95]\n"
+)
+
+
+def bench_many_series(quick: bool) -> None:
+    """One model over a long table of 10, 100, 1,000 series x 500 rows: `forecast train`
+    (1 epoch, evaluation and intervals per series) wall time and peak RSS; for 10 series
+    also the tutorial way, one `forecast train` per series."""
+    forecast = str(Path(sys.executable).parent / "forecast")
+    rows = 200 if quick else 500
+    sizes = (10, 100) if quick else (10, 100, 1000)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        peaks, seconds = {}, {}
+        for n in sizes:
+            frame = long_table(n, rows)
+            frame.to_csv(folder / f"long{n}.csv", index=False)
+            (folder / f"many{n}.yaml").write_text(
+                MANY_CONFIG.format(path=f"long{n}.csv"), encoding="utf-8"
+            )
+            start = time.perf_counter()
+            peaks[n] = peak_rss_mb([forecast, "train", f"many{n}.yaml", "--quiet"], folder)
+            seconds[n] = time.perf_counter() - start
+            windows = n * (rows - 20 - 20 - 52 - 4 + 1)
+            print(f"  {n} series: {seconds[n]:.1f} s, peak RSS {peaks[n]:.0f} MB, "
+                  f"{windows:,} training windows", flush=True)  # fmt: skip
+        # the tutorial way: one model per series, each its own `forecast train`
+        frame = pd_read(folder / "long10.csv")
+        start = time.perf_counter()
+        for sid, part in frame.groupby("id"):
+            part[["date", "value"]].sort_values("date").to_csv(folder / f"{sid}.csv", index=False)
+            (folder / f"{sid}.yaml").write_text(
+                MANY_CONFIG.format(path=f"{sid}.csv").replace("id_column: id, ", ""),
+                encoding="utf-8",
+            )
+            subprocess.run(
+                [forecast, "train", f"{sid}.yaml", "--quiet"], cwd=folder, check=True,
+                capture_output=True,
+            )  # fmt: skip
+        separate = time.perf_counter() - start
+        record(
+            f"`forecast train` of 10 series x {rows} rows: one model per series vs one for all",
+            round(separate, 2), round(seconds[10], 2), "s", "1 epoch each, same settings",
+        )  # fmt: skip
+        for n in sizes:
+            record(
+                f"`forecast train` of {n:,} series x {rows} rows in one model (1 epoch)",
+                None, round(seconds[n], 2), "s", f"peak RSS {peaks[n]:.0f} MB",
+            )  # fmt: skip
+        record(
+            f"peak RSS, {sizes[-1]:,} series minus 10 series",
+            None, round(peaks[sizes[-1]] - peaks[10], 1), "MB",
+            f"{sizes[-1] // 10}x the windows; float32 windows materialised would take "
+            f"{sizes[-1] * rows * 52 * 4 / 2**20:.0f} MB",
+        )  # fmt: skip
+
+
+def pd_read(path: Path):
+    import pandas as pd
+
+    return pd.read_csv(path)
+
+
 def bench_cli() -> None:
     forecast = str(Path(sys.executable).parent / "forecast")
 
@@ -662,7 +748,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         help="run one group: cli, windowing, forecasting, training, batch, memory, backtest, "
-        "ensemble, serve, workers",
+        "ensemble, serve, workers, many_series",
     )
     args = parser.parse_args()
     quick = args.quick
@@ -687,6 +773,7 @@ def main() -> None:
         "ensemble": lambda: bench_ensemble(quick),
         "serve": lambda: bench_serve(100 if quick else 1000),
         "workers": lambda: bench_backtest_workers(quick),
+        "many_series": lambda: bench_many_series(quick),
     }
     for name, run in groups.items():
         if args.only in (None, name):

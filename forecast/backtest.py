@@ -310,8 +310,8 @@ def run_panel_fold(
         )
         times = time_labels(series.index)
         report = {
+            data.id_column: sid,  # first, as in test_predictions.csv and forecast.csv
             "fold": number,
-            data.id_column: sid,
             "origin": times[origin],
             "test_start": times[origin + 1],
             "test_end": times[origin + horizon],

@@ -9,15 +9,16 @@ import pandas as pd
 
 from forecast.config import LAYOUTS, DataConfig
 from forecast.configfile import validate_config
-from forecast.data import read_series, read_table
+from forecast.data import read_panel, read_series, read_table
 from forecast.errors import ConfigError, DataError
 from forecast.timesteps import season_length
 
 TIME_NAMES = ("date", "datetime", "time", "timestamp", "day", "month", "year", "日期", "时间")
 
 
-def _columns(csv: Path) -> tuple[str | None, list[str], int]:
-    """(time column, numeric columns, rows) of a CSV, read as `forecast` reads it."""
+def _columns(csv: Path) -> tuple[str | None, list[str], int, str | None]:
+    """(time column, numeric columns, rows, id column) of a CSV, read as `forecast` reads
+    it."""
     frame, _ = read_table(csv)
     time_column = None
     for name in frame.columns:
@@ -33,7 +34,23 @@ def _columns(csv: Path) -> tuple[str | None, list[str], int]:
     ]
     if not numeric:
         raise DataError(f"{csv}: no numeric column with changing values to forecast")
-    return time_column, numeric, len(frame)
+    return time_column, numeric, len(frame), id_column(frame, time_column)
+
+
+def id_column(frame: pd.DataFrame, time_column: str | None) -> str | None:
+    """A long table's id column: a text column whose values repeat over time (the times
+    repeat, and each (id, time) pair is there once), or None."""
+    if time_column is None or not frame[time_column].duplicated().any():
+        return None
+    for name in frame.columns:
+        if name == time_column or pd.api.types.is_numeric_dtype(frame[name]):
+            continue
+        ids = frame[name].astype("string").str.strip()
+        if 1 < ids.nunique() < len(frame) and not frame.assign(_id=ids).duplicated(
+            ["_id", time_column]
+        ).any():
+            return name
+    return None
 
 
 def starter_config(
@@ -51,11 +68,12 @@ def starter_config(
     base = layout.removesuffix("_multi_step")
     if horizon is not None and horizon < 1:
         raise ConfigError(f"--horizon must be >= 1, got {horizon}")
+    ids = None
     if csv is None:
         time_column, numeric, rows, season, path = "date", ["value", "other"], None, 1, "data.csv"
     else:
         csv = Path(csv)
-        time_column, numeric, rows = _columns(csv)
+        time_column, numeric, rows, ids = _columns(csv)
         path = str(csv.resolve())  # stdout may be saved anywhere: make the path not depend on it
     if target is not None and csv is not None and target not in numeric:
         raise DataError(
@@ -71,15 +89,27 @@ def starter_config(
     targets = [target] if base != "multi_output" else [target, others[0]]
     transform = "none"
     if csv is not None:
-        series = read_series(
-            DataConfig(path=path, time_column=time_column, features=features, missing="interpolate")
+        data = DataConfig(
+            path=path,
+            time_column=time_column,
+            features=features,
+            missing="interpolate",
+            id_column=ids,
         )
-        season = season_length(series.index)
-        frame = series.frame.dropna()  # holes do not change the choice
+        # a long table: every series has its say, and a typical series' length sets the window
+        members = list(read_panel(data).members.values()) if ids else [read_series(data)]
+        season = season_length(members[0].index)
+        if ids:
+            rows = int(np.median([len(m.frame) for m in members]))
         # levels and trends are handled per window (model.window_norm); a seasonal swing
-        # that grows with the level is made additive by a log
-        if (frame.to_numpy() > 0).all() and all(
-            seasonal_swing_grows(frame[t].to_numpy(), season) for t in targets
+        # that grows with the level is made additive by a log (in most series of a table)
+        grows = [
+            (frame.to_numpy() > 0).all()
+            and all(seasonal_swing_grows(frame[t].to_numpy(), season) for t in targets)
+            for frame in (m.frame.dropna() for m in members)  # holes do not change the choice
+        ]
+        if all((m.frame.dropna().to_numpy() > 0).all() for m in members) and 2 * sum(grows) > len(
+            grows
         ):
             transform = "log"
     horizon = horizon or (max(2, min(season, 12)) if multi_step else 1)
@@ -92,6 +122,12 @@ def starter_config(
     residual_line = f"{plan['residual']:<17}# the network corrects this forecast; auto: the base"
     residual_line += "\n                             # that misses the training rows least"
     q = lambda items: "[" + ", ".join(_yaml_str(i) for i in items) + "]"  # noqa: E731
+    id_line = ""
+    if ids:
+        id_line = (
+            f"\n  id_column: {_yaml_str(ids)}        # a long table: one series per value, one "
+            "model for all"
+        )
     text = f"""# forecast config ({layout}). A relative data.path is read from this file's folder.
 # Check it with `forecast validate FILE`, then `forecast train FILE`.
 name: {_yaml_str(Path(path).stem)}
@@ -99,7 +135,7 @@ seed: 42
 data:
   path: {_yaml_str(path)}
   encoding: auto             # utf-8, utf-8 with BOM or gb18030
-  time_column: {_yaml_str(time_column) if time_column else "null"}
+  time_column: {_yaml_str(time_column) if time_column else "null"}{id_line}
   features: {q(features)}
   targets: {q(targets)}
   missing: error             # error | drop | ffill | interpolate

@@ -322,7 +322,7 @@ def test_train_predict_plot_backtest_on_a_long_table(tmp_path):
     for name in ("test_forecast.png", "series_mase.png", "loss.png", "forecast.png"):
         assert (run_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    # backtest: rows per fold and series, the id after the fold number, per_series means
+    # backtest: rows per fold and series, the id first, per_series means
     result = runner.invoke(
         app, ["backtest", str(config), "--folds", "2", "--runs-dir", str(runs_dir)]
     )
@@ -331,7 +331,7 @@ def test_train_predict_plot_backtest_on_a_long_table(tmp_path):
     assert [(r["fold"], r["store"]) for r in report["folds"]] == [
         (f, s) for f in (1, 2) for s in dict.fromkeys(frame["store"]) if s != "short"
     ]
-    assert list(report["folds"][0])[:2] == ["fold", "store"]
+    assert list(report["folds"][0])[:2] == ["store", "fold"]
     a_folds = [r["model"]["mase"] for r in report["folds"] if r["store"] == "A"]
     assert report["per_series"]["A"]["model"]["mase"] == pytest.approx(np.mean(a_folds))
     means = [report["per_series"][s]["model"]["mase"] for s in "ABC"]
