@@ -178,11 +178,32 @@ def calibrate_members(
             missing[sid] = plan
     calibrations = {}
     for steps in sorted({p.steps for p in plans.values()}):
-        same = {i: p.origins for i, p in plans.items() if p.steps == steps}
-        predicted = forecast_members(prepared, forecaster, same, steps)
-        for sid in same:
-            calibrations[sid] = calibrate_from(prepared.members[sid], plans[sid], predicted[sid])
+        same = [i for i, p in plans.items() if p.steps == steps]
+        # a few series' forecasts at a time: memory stays flat in the number of series
+        for chunk in _chunks(same, lambda i: len(plans[i].origins), CALIBRATION_ORIGINS):
+            origins = {i: plans[i].origins for i in chunk}
+            predicted = forecast_members(prepared, forecaster, origins, steps)
+            for sid in chunk:
+                calibrations[sid] = calibrate_from(
+                    prepared.members[sid], plans[sid], predicted[sid]
+                )
     return calibrations, missing
+
+
+CALIBRATION_ORIGINS = 20_000  # origins forecast at once when calibrating many series
+
+
+def _chunks(ids: list[str], size: Any, limit: int) -> list[list[str]]:
+    """`ids` in consecutive groups of at most `limit` total size (one id may exceed it)."""
+    groups: list[list[str]] = [[]]
+    total = 0
+    for i in ids:
+        if groups[-1] and total + size(i) > limit:
+            groups.append([])
+            total = 0
+        groups[-1].append(i)
+        total += size(i)
+    return [g for g in groups if g]
 
 
 def mean_reports(reports: list[Any]) -> Any:

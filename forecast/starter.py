@@ -46,9 +46,10 @@ def id_column(frame: pd.DataFrame, time_column: str | None) -> str | None:
         if name == time_column or pd.api.types.is_numeric_dtype(frame[name]):
             continue
         ids = frame[name].astype("string").str.strip()
-        if 1 < ids.nunique() < len(frame) and not frame.assign(_id=ids).duplicated(
-            ["_id", time_column]
-        ).any():
+        if (
+            1 < ids.nunique() < len(frame)
+            and not frame.assign(_id=ids).duplicated(["_id", time_column]).any()
+        ):
             return name
     return None
 

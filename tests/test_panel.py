@@ -342,3 +342,37 @@ def test_train_predict_plot_backtest_on_a_long_table(tmp_path):
     assert (
         Path(report_dir := result.stdout.strip().splitlines()[-1]).parent / "backtest.png"
     ).is_file(), report_dir
+
+
+def test_init_recognises_the_id_column_of_a_long_table(tmp_path):
+    import yaml
+
+    from forecast.starter import starter_config
+
+    long_csv = write_csv(tmp_path / "long.csv", long_frame({"A": 40, "B": 44, "C": 36}))
+    config = yaml.safe_load(starter_config("univariate", long_csv, horizon=2))
+    assert config["data"]["id_column"] == "store"
+    assert config["data"]["features"] == ["sales"]
+    # the same rows of one series only: no id column
+    one = long_frame({"A": 40})[["date", "sales"]]
+    one_csv = write_csv(tmp_path / "one.csv", one)
+    config = yaml.safe_load(starter_config("univariate", one_csv, horizon=2))
+    assert "id_column" not in config["data"]
+
+
+def test_calibrating_a_few_series_at_a_time_gives_the_same_intervals(tmp_path, monkeypatch):
+    from forecast import panel as panel_module
+    from forecast.forecasting import Forecaster
+    from forecast.pipeline import fit
+
+    config = load_config(panel_config(tmp_path, long_frame({"A": 40, "B": 44, "C": 36})))
+    prepared = prepare_panel(config, read_panel(config.data))
+    model, _, _ = fit(prepared.combined, quiet=True)
+    forecaster = Forecaster(model, config.data.features, config.data.targets)
+    together, _ = panel_module.calibrate_members(prepared, forecaster)
+    monkeypatch.setattr(panel_module, "CALIBRATION_ORIGINS", 5)  # one series per forecast call
+    apart, _ = panel_module.calibrate_members(prepared, forecaster)
+    assert set(together) == set(apart) == {"A", "B", "C"}
+    for sid in together:
+        np.testing.assert_allclose(apart[sid].quantile, together[sid].quantile, rtol=1e-6)
+        np.testing.assert_allclose(apart[sid].ratio, together[sid].ratio, rtol=1e-6)
