@@ -82,13 +82,34 @@ def run_fold(
     forecaster = compiled.forecaster(model, data.features, data.targets)
     work_origin = np.array([len(prepared.scaled) - 1])  # the fold's last row
     predicted = forecast(prepared, forecaster, work_origin, horizon)  # (1, H, K)
+    calibration, missing = calibrate_intervals(prepared, forecaster)
+    report, bounds = score_fold(
+        config, series, origin, number, predicted, prepared.season, calibration, missing
+    )
+    report["seconds"] = round(time.perf_counter() - started, 3)
+    return Fold(report, predicted[0], prepared.season, bounds)
+
+
+def score_fold(
+    config: Config,
+    series: Series,
+    origin: int,  # original row
+    number: int,
+    predicted: np.ndarray,  # (1, H, K) original units
+    season: int,
+    calibration: Any,
+    missing: str | None,
+    head: dict[str, Any] | None = None,  # keys that come first (a long table's id)
+) -> tuple[dict[str, Any], Any]:
+    """backtest.json's row for a fold's forecast from `origin`: dates, model and baselines
+    scored on the next horizon rows, intervals; and the interval bounds (or None)."""
+    data, horizon = config.data, config.window.horizon
     # actuals in hindsight: holes in the fold's future are filled from the whole series
     actual = fill_missing(series.values, [len(series.frame)])[:, data.target_index]
-    scores = evaluate(
-        actual, np.array([origin]), predicted, data.targets, prepared.season, origin + 1
-    )
+    scores = evaluate(actual, np.array([origin]), predicted, data.targets, season, origin + 1)
     times = time_labels(series.index)
     report = {
+        **(head or {}),
         "fold": number,
         "origin": times[origin],
         "test_start": times[origin + 1],
@@ -97,13 +118,10 @@ def run_fold(
         "baselines": scores["baselines"],
         "per_target": scores["per_target"],
     }
-    calibration, missing = calibrate_intervals(prepared, forecaster)
     bounds = score_intervals(
-        report, calibration, missing, actual, np.array([origin]), predicted, prepared.season,
-        origin + 1,
-    )  # fmt: skip
-    report["seconds"] = round(time.perf_counter() - started, 3)
-    return Fold(report, predicted[0], prepared.season, bounds)
+        report, calibration, missing, actual, np.array([origin]), predicted, season, origin + 1
+    )
+    return report, bounds
 
 
 def run_backtest(
@@ -302,26 +320,11 @@ def run_panel_fold(
     calibrations, missing = calibrate_members(prepared, forecaster)
     rows, bounds = [], {}
     for sid, member in prepared.members.items():
-        series = panel.members[sid]
         origin = len(member.values) - 1  # original rows of the series
-        actual = fill_missing(series.values, [len(series.frame)])[:, data.target_index]
-        scores = evaluate(
-            actual, np.array([origin]), predicted[sid], data.targets, member.season, origin + 1
-        )
-        times = time_labels(series.index)
-        report = {
-            data.id_column: sid,  # first, as in test_predictions.csv and forecast.csv
-            "fold": number,
-            "origin": times[origin],
-            "test_start": times[origin + 1],
-            "test_end": times[origin + horizon],
-            "model": scores["model"],
-            "baselines": scores["baselines"],
-            "per_target": scores["per_target"],
-        }
-        bounds[sid] = score_intervals(
-            report, calibrations.get(sid), missing.get(sid), actual, np.array([origin]),
-            predicted[sid], member.season, origin + 1,
+        report, bounds[sid] = score_fold(
+            config, panel.members[sid], origin, number, predicted[sid], member.season,
+            calibrations.get(sid), missing.get(sid),
+            head={data.id_column: sid},  # first, as in test_predictions.csv and forecast.csv
         )  # fmt: skip
         rows.append(report)
     seconds = round(time.perf_counter() - started, 3)

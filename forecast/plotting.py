@@ -454,6 +454,22 @@ def _series_title(sid: str, why: str, block: dict[str, Any] | None) -> str:
     return f"{sid}{f' ({why})' if why else ''}: {scores}"
 
 
+def _series_axes(ax: Any, title: str, target: str, legend: bool) -> None:
+    """One series' panel: title, label, grid, slanted dates; the legend on the first only."""
+    ax.set_title(title, fontsize="medium")
+    ax.set_ylabel(target)
+    ax.grid(alpha=0.3)
+    ax.tick_params(axis="x", labelrotation=30)
+    if legend:
+        ax.legend(loc="best", fontsize="small")
+
+
+def _hide_spare(axes: Any, used: int) -> None:
+    """Blank the grid's cells after the first `used` (row-major)."""
+    for ax in axes.ravel()[used:]:
+        ax.axis("off")
+
+
 def draw_panel_run(run_dir: Path, config: Config, out_dir: Path) -> list[Path]:
     """A long table's PNGs: the test forecasts of a handful of series, the per-series MASE
     against seasonal naive's, the loss, and the forecast after predict."""
@@ -484,14 +500,8 @@ def draw_panel_run(run_dir: Path, config: Config, out_dir: Path) -> list[Path]:
                 final = one[one["step"] == horizon]
                 _line(ax, final["time"], final["predicted"], f"predicted, step {horizon}",
                       "tab:orange", 1.0)  # fmt: skip
-            ax.set_title(_series_title(sid, why, per_series.get(sid)), fontsize="medium")
-            ax.set_ylabel(target)
-            ax.grid(alpha=0.3)
-            ax.tick_params(axis="x", labelrotation=30)
-            if n == 0:
-                ax.legend(loc="best", fontsize="small")
-        for n in range(len(chosen), rows * columns):
-            axes[n // columns][n % columns].axis("off")
+            _series_axes(ax, _series_title(sid, why, per_series.get(sid)), target, n == 0)
+        _hide_spare(axes, len(chosen))
         fig.suptitle(
             f"{target}: test split of {len(chosen)} of {len(per_series)} series ({id_column})"
         )
@@ -567,14 +577,8 @@ def _panel_future(run_dir: Path, config: Config, out_dir: Path) -> Path | None:
             levels = _levels(ahead.columns, f"{target}_")
             bands = [(lv, ahead[f"{target}_lo_{lv}"], ahead[f"{target}_hi_{lv}"]) for lv in levels]
             _bands(ax, ahead[time_name], bands, "tab:orange", legend=n == 0)
-            ax.set_title(f"{sid}: next {len(ahead)} step(s)", fontsize="medium")
-            ax.set_ylabel(target)
-            ax.grid(alpha=0.3)
-            ax.tick_params(axis="x", labelrotation=30)
-            if n == 0:
-                ax.legend(loc="best", fontsize="small")
-        for n in range(len(ids), rows * columns):
-            axes[n // columns][n % columns].axis("off")
+            _series_axes(ax, f"{sid}: next {len(ahead)} step(s)", target, n == 0)
+        _hide_spare(axes, len(ids))
         shown = len(ids)
         total = future[id_column].nunique()
         fig.suptitle(f"{target}: forecast of {shown} of {total} series ({id_column})")
@@ -612,14 +616,9 @@ def panel_backtest_figure(
                 values = np.concatenate([[frame[target].iloc[origin]], forecasts[f][sid][:, k]])
                 ax.plot(times, values, color=colors[f % len(colors)], marker="o", markersize=3,
                         linewidth=1.5, label=f"fold {f + 1}")  # fmt: skip
-            ax.set_title(_series_title(sid, why, report["per_series"].get(sid)), fontsize="medium")
-            ax.set_ylabel(target)
-            ax.grid(alpha=0.3)
-            ax.tick_params(axis="x", labelrotation=30)
-            if n == 0:
-                ax.legend(loc="best", fontsize="small")
-        for n in range(len(chosen), rows * columns):
-            axes[n // columns][n % columns].axis("off")
+            title = _series_title(sid, why, report["per_series"].get(sid))
+            _series_axes(ax, title, target, n == 0)
+        _hide_spare(axes, len(chosen))
         fig.suptitle(
             f"{target}: backtest of {len(chosen)} of {len(report['per_series'])} series, "
             f"{len(backs)} fold(s) of {horizon} step(s)"
