@@ -88,7 +88,7 @@ def validate(config: Config | str | Path, overrides: list[str] | None = None) ->
         return _validate_panel(prepare_panel(cfg, read_panel(cfg.data)))
     prepared = prepare(cfg)
     cfg, split, lag = prepared.config, prepared.split, prepared.lag
-    steps, feats, targs = cfg.window.input_steps, len(cfg.data.features), len(cfg.data.targets)
+    steps, feats, targs = cfg.window.input_steps, len(cfg.data.inputs), len(cfg.data.targets)
     return {
         "layout": cfg.layout,
         "rows": len(prepared.values),
@@ -112,7 +112,7 @@ def _validate_panel(panel: PreparedPanel) -> dict[str, Any]:
     how many there are (and which are left out)."""
     per = {sid: _split_sizes(m) for sid, m in panel.members.items()}
     cfg = panel.config
-    steps, feats = cfg.window.input_steps, len(cfg.data.features)
+    steps, feats = cfg.window.input_steps, len(cfg.data.inputs)
 
     def total(key: str) -> int:
         return sum(p[key] for p in per.values())
@@ -177,6 +177,7 @@ def train(
             )
     many = cfg.data.id_column is not None
     prepared = prepare_panel(cfg, read_panel(cfg.data)) if many else prepare(cfg)
+    cfg = prepared.config  # data.calendar: auto made concrete, as config.yaml keeps it
     timings: dict[str, Any] = {"load": round(time.perf_counter() - clock, 4)}
     if not quiet:
         _log_layout(cfg)
@@ -273,7 +274,7 @@ def _evaluate_on_test(
     cfg, split = prepared.config, prepared.split
     data, horizon = cfg.data, cfg.window.horizon
     clock = time.perf_counter()
-    forecaster = Forecaster(model, data.features, data.targets)
+    forecaster = Forecaster(model, data.inputs, data.targets)
     predicted = forecast(prepared, forecaster, split.test_origins, horizon)  # (N, H, K)
     calibration, missing = calibrate_intervals(prepared, forecaster)
     timings["forecast"] = round(time.perf_counter() - clock, 4)
@@ -299,7 +300,7 @@ def _evaluate_panel(
     cfg = prepared.config
     data, horizon, id_column = cfg.data, cfg.window.horizon, cfg.data.id_column
     clock = time.perf_counter()
-    forecaster = Forecaster(model, data.features, data.targets)
+    forecaster = Forecaster(model, data.inputs, data.targets)
     origins = {i: m.split.test_origins for i, m in prepared.members.items()}
     predicted = forecast_members(prepared, forecaster, origins, horizon)
     calibrations, missing = calibrate_members(prepared, forecaster)
@@ -409,10 +410,12 @@ def _log_layout(cfg: Config) -> None:
     for warning in cudnn_warnings(cfg.model):
         log.warning(warning)
     data, window = cfg.data, cfg.window
+    calendar = data.calendar if isinstance(data.calendar, str) else ", ".join(data.calendar)
     log.info(
-        "layout %s: %s -> %s, input_steps %d, horizon %d (%s)",
+        "layout %s: %s%s -> %s, input_steps %d, horizon %d (%s)",
         cfg.layout,
         ", ".join(data.features),
+        f" + calendar {calendar}" if calendar else "",
         ", ".join(data.targets),
         window.input_steps,
         window.horizon,
@@ -505,7 +508,7 @@ class Predictor:
         from forecast.forecasting import Forecaster
 
         data = self.config.data
-        return Forecaster(runs.load_model(self.model_path), data.features, data.targets)
+        return Forecaster(runs.load_model(self.model_path), data.inputs, data.targets)
 
     @property
     def needs_targets(self) -> bool:

@@ -78,8 +78,8 @@ def run_fold(
     prepared = choose_residual(prepare(config, series, rows=origin + 1))
     compiled = compiled if compiled is not None else Compiled()
     model, _, _ = fit(prepared, quiet=True, compiled=compiled)
-    data = config.data
-    forecaster = compiled.forecaster(model, data.features, data.targets)
+    data = prepared.config.data  # data.calendar: auto made concrete
+    forecaster = compiled.forecaster(model, data.inputs, data.targets)
     work_origin = np.array([len(prepared.scaled) - 1])  # the fold's last row
     predicted = forecast(prepared, forecaster, work_origin, horizon)  # (1, H, K)
     calibration, missing = calibrate_intervals(prepared, forecaster)
@@ -314,7 +314,8 @@ def run_panel_fold(
     prepared = prepared.with_config(choose_residual(prepared.combined).config)
     compiled = compiled if compiled is not None else Compiled()
     model, _, _ = fit(prepared.combined, quiet=True, compiled=compiled)
-    forecaster = compiled.forecaster(model, data.features, data.targets)
+    inputs = prepared.config.data.inputs  # data.calendar: auto made concrete
+    forecaster = compiled.forecaster(model, inputs, data.targets)
     last = {i: np.array([len(m.scaled) - 1]) for i, m in prepared.members.items()}
     predicted = forecast_members(prepared, forecaster, last, horizon)  # id -> (1, H, K)
     calibrations, missing = calibrate_members(prepared, forecaster)

@@ -18,6 +18,8 @@ from pydantic import Field, field_validator, model_validator
 
 from forecast.modelspec import ModelConfig, Strict
 
+CALENDAR_NAMES = ("minute", "hour", "weekday", "day", "dayofyear", "week", "month", "quarter")
+
 LAYOUTS = (
     "univariate",
     "multivariate",
@@ -41,6 +43,12 @@ class DataConfig(Strict):
     )
     features: list[str] = Field(min_length=1, description="input columns")
     targets: list[str] | None = Field(None, description="predicted columns; default: features")
+    calendar: list[Literal[CALENDAR_NAMES]] | Literal["auto"] = Field(  # type: ignore[valid-type]
+        default_factory=list,
+        description="calendar features known in advance, as model inputs: minute, hour, "
+        "weekday, day, dayofyear, week, month, quarter; auto = those that vary at the data's "
+        "frequency (resolved when the data is read); [] = none",
+    )
     missing: Literal["error", "drop", "ffill", "interpolate"] = "error"
     transform: Literal["none", "diff", "log", "log_diff"] = "none"
     decimal: Literal[".", ","] = Field(".", description="decimal mark in number cells")
@@ -88,10 +96,42 @@ class DataConfig(Strict):
             )
         return self
 
+    @field_validator("calendar")
+    @classmethod
+    def _unique_calendar(cls, names: list[str] | str) -> list[str] | str:
+        if isinstance(names, list):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"lists {', '.join(dupes)} more than once")
+        return names
+
+    @property
+    def calendar_columns(self) -> list[str]:
+        """The calendar features' input columns (a sine and a cosine each)."""
+        from forecast.calendar import columns
+
+        assert self.calendar != "auto", "calendar: auto is resolved when the data is read"
+        return columns(list(self.calendar))
+
+    @property
+    def read_columns(self) -> list[str]:
+        """The columns read from the CSV: the features, then targets that are not features."""
+        return self.features + [t for t in self.targets if t not in self.features]
+
     @property
     def columns(self) -> list[str]:
-        """Every column the model needs: the features, then targets that are not features."""
-        return self.features + [t for t in self.targets if t not in self.features]
+        """Every column the model needs: the CSV's (`read_columns`), then the calendar's."""
+        return self.read_columns + (self.calendar_columns if self.calendar != "auto" else [])
+
+    @property
+    def inputs(self) -> list[str]:
+        """The model's input columns: the features, then the calendar's."""
+        return self.features + (self.calendar_columns if self.calendar != "auto" else [])
+
+    @property
+    def input_index(self) -> list[int]:
+        """Position of each input in `columns`."""
+        return [self.columns.index(c) for c in self.inputs]
 
     @property
     def target_index(self) -> list[int]:
@@ -282,7 +322,8 @@ class Config(Strict):
 
     @model_validator(mode="after")
     def _recursion_needs_targets(self) -> Config:
-        if self.window.multi_step == "recursive" and not self.recursive_ok:
+        fed_back = set(self.data.features) <= set(self.data.targets)
+        if self.window.multi_step == "recursive" and not fed_back:
             raise ValueError(
                 "window.multi_step 'recursive' feeds predictions back as inputs, so every "
                 "feature must be a target; use multi_step: direct or add the columns "
@@ -291,10 +332,20 @@ class Config(Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _calendar_is_direct(self) -> Config:
+        if self.data.calendar and self.window.multi_step == "recursive":
+            raise ValueError(
+                "data.calendar needs window.multi_step: direct (a recursive forecast would "
+                "need the calendar of every later step fed back in); set multi_step: direct"
+            )
+        return self
+
     @property
     def recursive_ok(self) -> bool:
-        """Predictions can be fed back as inputs: every feature is also a target."""
-        return set(self.data.features) <= set(self.data.targets)
+        """Predictions can be fed back as inputs: every feature is also a target (and no
+        calendar feature, whose future values the loop does not feed)."""
+        return set(self.data.features) <= set(self.data.targets) and not self.data.calendar
 
 
 def infer_layout(features: list[str], targets: list[str], horizon: int) -> str:

@@ -19,12 +19,13 @@ import logging
 import re
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from forecast.calendar import auto, encode
 from forecast.config import DataConfig
 from forecast.errors import DataError
 from forecast.timesteps import time_labels, warn_irregular_gaps
@@ -44,6 +45,7 @@ class Series:
     time_column: str | None
     encoding: str = "utf-8"  # what the file was written in: utf-8, utf-8-sig, gb18030, ...
     series_id: str | None = None  # the series' id in a long table (data.id_column)
+    calendar: list[str] = field(default_factory=list)  # data.calendar, `auto` resolved
 
     @property
     def source(self) -> str:
@@ -74,7 +76,7 @@ def read_series(
     messages.
     """
     frame, raw, path = _raw_frame(config, path, raw)
-    needed = config.columns if require_targets else list(config.features)
+    needed = config.read_columns if require_targets else list(config.features)
     values = _values(frame, config, needed, path)
     return _finish(values, config, path, raw)
 
@@ -114,6 +116,9 @@ def _finish(
     values = _sorted_unique(values, config.time_column, source, quiet=series_id is not None)
     values = _handle_missing(values, config.missing, source)
     warn_irregular_gaps(values.index, source)
+    calendar = list(config.calendar) if config.calendar != "auto" else auto(values.index)
+    if calendar:  # known in advance: computed from the time stamps, after the CSV's columns
+        values = pd.concat([values, encode(values.index, calendar, str(source))], axis=1)
     return Series(
         frame=values,
         path=path,
@@ -121,6 +126,7 @@ def _finish(
         time_column=config.time_column,
         encoding=file_encoding(raw, config.encoding),
         series_id=series_id,
+        calendar=calendar,
     )
 
 
@@ -164,7 +170,7 @@ def read_panel(
             "series id (data.id_column)"
         )
     ids = ids.astype("string").str.strip().to_numpy(dtype=object)
-    needed = config.columns if require_targets else list(config.features)
+    needed = config.read_columns if require_targets else list(config.features)
     values = _values(frame, config, needed, path)
     digest = hashlib.sha256(raw).hexdigest()
     order = list(dict.fromkeys(ids))

@@ -121,6 +121,12 @@ def export_run(
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     predictor = Predictor(run, runs_dir)  # the run's files checked as predict checks them
+    if predictor.config.data.calendar:
+        raise ConfigError(
+            f"{predictor.run.name}: a run with data.calendar takes calendar columns the "
+            "caller would have to compute; export does not support them yet: use forecast "
+            "predict or forecast serve"
+        )
     if predictor.config.data.id_column is not None:
         raise ConfigError(
             f"{predictor.run.name}: a run on a long table (data.id_column) scales every series "

@@ -35,6 +35,12 @@ def feedback_index(features: list[str], targets: list[str]) -> list[int] | None:
 
 
 def recursion_refusal(features: list[str], targets: list[str], trained: int, asked: int) -> str:
+    if any(f.startswith("calendar.") for f in features):
+        return (
+            f"cannot forecast {asked} steps: the model was trained for horizon {trained}, and "
+            "with data.calendar it does not go further by recursion; ask for --horizon "
+            f"{trained} or less, or train with window.horizon {asked}"
+        )
     missing = ", ".join(f for f in features if f not in targets)
     return (
         f"cannot forecast {asked} steps: the model was trained for horizon {trained}, and "

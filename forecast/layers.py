@@ -45,12 +45,16 @@ def register() -> dict[str, type]:
             window_norm: bool,
             base: str,
             season: int = 1,
+            normalised: int | None = None,
             **kwargs: Any,
         ) -> None:
             super().__init__(**kwargs)
             self.target_features = list(target_features)  # feature index of each target, or -1
             self.output_steps, self.window_norm = output_steps, window_norm
             self.base, self.season = base, season
+            # the leading features normalised per window (None: all); the rest, calendar
+            # columns, pass as they are
+            self.normalised = normalised
 
         def call(self, window: Any) -> tuple[Any, Any, Any]:  # (B, L, F)
             steps, features = window.shape[1], window.shape[2]
@@ -59,6 +63,9 @@ def register() -> dict[str, type]:
                 moves = ops.abs(window[:, 1:, :] - window[:, :-1, :])  # (B, L-1, F)
                 scale = ops.mean(moves, axis=1, keepdims=True) + EPSILON  # (B, 1, F)
                 normalised = (window - last) / scale  # (B, L, F)
+                if self.normalised is not None and self.normalised < features:
+                    keep = self.normalised
+                    normalised = ops.concatenate([normalised[..., :keep], window[..., keep:]], -1)
             else:
                 scale = ops.ones_like(last)
                 normalised = window
@@ -104,6 +111,7 @@ def register() -> dict[str, type]:
                 "window_norm": self.window_norm,
                 "base": self.base,
                 "season": self.season,
+                "normalised": self.normalised,
             }
 
     @keras.saving.register_keras_serializable(package="forecast")

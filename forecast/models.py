@@ -210,6 +210,7 @@ def build_models(
     targets: int,
     unroll: bool = False,
     target_features: list[int] | None = None,
+    known_inputs: int = 0,
     season: int = 1,
 ) -> tuple[Any, Any]:
     """(model to train, model that forecasts), sharing their layers.
@@ -232,7 +233,13 @@ def build_models(
         if target_features is None:
             raise ValueError("`target_features` is needed with window_norm or a residual base")
         x, base, scale = register()["WindowNormalize"](
-            target_features, horizon, model.window_norm, model.residual, season, name="normalise"
+            target_features,
+            horizon,
+            model.window_norm,
+            model.residual,
+            season,
+            normalised=features - known_inputs if known_inputs else None,
+            name="normalise",
         )(inputs)  # (B, L, F), (B, H, K), (B, 1, K)
     members = model.ensemble
     outs = [
@@ -267,7 +274,13 @@ def build_models(
     x = wide_inputs
     if relative:
         x, base, scale = register()["WindowNormalize"](
-            target_features, horizon, model.window_norm, model.residual, season, name="normalise"
+            target_features,
+            horizon,
+            model.window_norm,
+            model.residual,
+            season,
+            normalised=features - known_inputs if known_inputs else None,
+            name="normalise",
         )(wide_inputs)
     wide, layout = build_stacked(keras, model, x, horizon, targets, unroll)  # (B, N, H, K)
     wide_train = keras.Model(wide_inputs, finish(wide, "forecasts", True), name="stacked_members")

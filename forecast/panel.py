@@ -111,6 +111,7 @@ def prepare_panel(config: Config, panel: Panel, back: int | None = None) -> Prep
             len(panel.members),
             _listed(list(skipped)),
         )
+    config = next(iter(members.values())).config  # data.calendar: auto made concrete
     return PreparedPanel(config, panel, members, skipped, *_combine(config, members))
 
 

@@ -15,6 +15,7 @@ turned back into original units before anything is scored or saved.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -54,9 +55,12 @@ class Prepared:
     season: int
     params: int
 
-    @property
-    def features(self) -> np.ndarray:  # (work rows, F) scaled
-        return self.scaled[:, : len(self.config.data.features)]
+    @functools.cached_property
+    def features(self) -> np.ndarray:  # (work rows, F) scaled: the model's inputs
+        index = [self.columns.index(c) for c in self.config.data.inputs]
+        if index == list(range(len(index))):
+            return self.scaled[:, : len(index)]  # a view, no copy
+        return self.scaled[:, index]  # the features and the calendar columns
 
     @property
     def targets(self) -> np.ndarray:  # (work rows, K) scaled
@@ -74,6 +78,7 @@ def prepare(config: Config, series: Series | None = None, rows: int | None = Non
     fold fits on everything up to and including its origin.
     """
     series = read_series(config.data) if series is None else series
+    config = with_calendar(config, series)
     data, window = config.data, config.window
     values = series.values if rows is None else series.values[:rows]  # (rows, C)
     lag = transform_lag(data.transform)
@@ -88,6 +93,14 @@ def prepare(config: Config, series: Series | None = None, rows: int | None = Non
     # a hole is filled from its own part and earlier ones only, never from later rows
     values = fill_missing(values, [split.val_start + lag, split.test_start + lag, len(values)])
     return _transform_and_scale(config, series, data.columns, values, split, scaler=None)
+
+
+def with_calendar(config: Config, series: Series) -> Config:
+    """`data.calendar: auto` made concrete from the data's frequency (as the reader did)."""
+    if config.data.calendar != "auto":
+        return config
+    data = config.data.model_copy(update={"calendar": list(series.calendar)})
+    return config.model_copy(update={"data": data})
 
 
 def prepare_history(config: Config, series: Series, scaler: Scaler) -> Prepared:
@@ -125,7 +138,7 @@ def _transform_and_scale(
     shape = check_stack(
         config.model,
         window.input_steps,
-        len(data.features),
+        len(data.inputs),
         window.output_steps,
         len(data.targets),
     )
@@ -282,7 +295,7 @@ def _shape_key(prepared: Prepared, unroll: bool, batches: int) -> str:
             "model": cfg.model.model_dump(mode="json"),
             "window": cfg.window.model_dump(mode="json"),
             "training": cfg.training.model_dump(mode="json", exclude={"epochs", "early_stopping"}),
-            "features": cfg.data.features,
+            "features": cfg.data.inputs,
             "targets": cfg.data.targets,
             "season": prepared.season,
             "seed": cfg.seed,
@@ -357,12 +370,13 @@ def fit(
             trained, model = build_models(
                 cfg.model,
                 cfg.window.input_steps,
-                len(data.features),
+                len(data.inputs),
                 cfg.window.output_steps,
                 len(data.targets),
                 unroll=unroll,
                 target_features=data.target_features,
                 season=prepared.season,
+                known_inputs=len(data.inputs) - len(data.features),  # calendar columns
             )
             compile_model(trained, cfg.training, steps_per_epoch=batches)
         if compiled is not None and checkpoint_dir is None and strategy["replicas"] == 1:

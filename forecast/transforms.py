@@ -22,7 +22,21 @@ def transform_lag(kind: str) -> int:
 def apply_transform(
     values: np.ndarray, kind: str, columns: list[str], index: pd.Index, source: str
 ) -> np.ndarray:
-    """values (rows, C) -> (rows - lag, C). Row i of the result belongs to original row i + lag."""
+    """values (rows, C) -> (rows - lag, C). Row i of the result belongs to original row i + lag.
+    Calendar columns (forecast.calendar) pass through untransformed."""
+    known = np.array([c.startswith("calendar.") for c in columns], dtype=bool)
+    if known.any() and kind != "none":
+        out = apply_transform(
+            values[:, ~known],
+            kind,
+            [c for c, k in zip(columns, known, strict=True) if not k],
+            index,
+            source,
+        )
+        lag = transform_lag(kind)
+        whole = np.empty((len(values) - lag, len(columns)))
+        whole[:, ~known], whole[:, known] = out, values[lag:, known]
+        return whole
     if kind in ("log", "log_diff"):
         bad = values <= 0
         if bad.any():

@@ -376,3 +376,17 @@ def test_calibrating_a_few_series_at_a_time_gives_the_same_intervals(tmp_path, m
     for sid in together:
         np.testing.assert_allclose(apart[sid].quantile, together[sid].quantile, rtol=1e-6)
         np.testing.assert_allclose(apart[sid].ratio, together[sid].ratio, rtol=1e-6)
+
+
+def test_calendar_features_per_series_of_a_long_table(tmp_path):
+    from forecast.calendar import encode
+
+    frame = long_frame({"A": 40, "B": 44})
+    config = load_config(panel_config(tmp_path, frame, data={"calendar": "auto"}))
+    prepared = prepare_panel(config, read_panel(config.data))
+    assert prepared.config.data.calendar == ["quarter"]  # auto, from the quarterly dates
+    assert prepared.combined.features.shape[1] == 3  # sales + quarter sine and cosine
+    for sid, member in prepared.members.items():
+        # each series' own dates: row t carries the quarter of row t + 1
+        expected = encode(member.series.index, ["quarter"], "x")["calendar.quarter_sin"]
+        np.testing.assert_allclose(member.series.frame["calendar.quarter_sin"], expected)
