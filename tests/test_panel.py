@@ -386,7 +386,7 @@ def test_calendar_features_per_series_of_a_long_table(tmp_path):
     prepared = prepare_panel(config, read_panel(config.data))
     assert prepared.config.data.calendar == ["quarter"]  # auto, from the quarterly dates
     assert prepared.combined.features.shape[1] == 3  # sales + quarter sine and cosine
-    for sid, member in prepared.members.items():
+    for member in prepared.members.values():
         # each series' own dates: row t carries the quarter of row t + 1
         expected = encode(member.series.index, ["quarter"], "x")["calendar.quarter_sin"]
         np.testing.assert_allclose(member.series.frame["calendar.quarter_sin"], expected)
