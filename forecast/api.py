@@ -27,7 +27,7 @@ from forecast import runs
 from forecast.config import Config
 from forecast.configfile import config_to_yaml, load_config, revalidate
 from forecast.data import Panel, read_panel, read_series
-from forecast.errors import ConfigError, RunError
+from forecast.errors import ConfigError, DataError, RunError
 from forecast.evaluation import evaluate, verdict
 from forecast.intervals import label
 from forecast.models import cudnn_warnings
@@ -533,12 +533,21 @@ class Predictor:
     def _forecast_panel(self, panel: Panel, steps: int) -> tuple[pd.DataFrame, list[str]]:
         data = self.config.data
         frames, warnings, unseen, outside = [], [], [], []
+        short: list[str] = []
         for sid, series in panel.members.items():
             scaler = self.scalers.get(sid)
-            if scaler is None:
+            try:
+                if scaler is None:
+                    scaler = _own_scaler(self.config, series)
+                frame, said = self._forecast_one(series, steps, scaler, self.calibrations.get(sid))
+            except DataError as exc:
+                if len(panel.members) == 1:
+                    raise
+                short.append(sid)
+                reason = str(exc)
+                continue
+            if sid not in self.scalers:
                 unseen.append(sid)
-                scaler = _own_scaler(self.config, series)
-            frame, said = self._forecast_one(series, steps, scaler, self.calibrations.get(sid))
             frame.insert(0, data.id_column, sid)
             frames.append(frame)
             ranges = [w for w in said if w.startswith(series.source)]  # outside_training_range
@@ -554,6 +563,13 @@ class Predictor:
             )
         else:
             warnings[:0] = [w for _, w in outside]
+        if short and not frames:
+            raise DataError(f"{panel.path}: no series can be forecast; the first: {reason}")
+        if short:
+            warnings.append(
+                f"{len(short)} series left out ({', '.join(short[:5])}"
+                f"{' ...' if len(short) > 5 else ''}): {reason.split(': ', 1)[-1]}"
+            )
         if unseen:
             warnings.append(
                 f"{len(unseen)} series not in training ({', '.join(unseen[:5])}"
@@ -674,6 +690,10 @@ def predict(
         series: Any = read_panel(
             data, path=csv_path, require_targets=predictor.needs_targets, only=ids or None
         )
+        unseen = [i for i in series.ids if i not in predictor.scalers]
+        if unseen and set(data.read_columns) > set(data.features):
+            # a series never trained on is scaled on its own history: its targets too
+            series = read_panel(data, path=csv_path, require_targets=True, only=ids or None)
     else:
         series = read_series(data, path=csv_path, require_targets=predictor.needs_targets)
     result, warnings = predictor.forecast(series, horizon)
@@ -683,6 +703,8 @@ def predict(
     final = predictor.info.get("final_fit")
     if final:
         log.info("forecast by the final model, refitted on all %d rows", final["rows"])
+    elif data.id_column is not None:
+        log.info("forecast by the model fitted before each series' validation rows (final_fit off)")
     else:
         held_out = predictor.info.get("split", {}).get("val_start")
         log.info("forecast by the model fitted on the first %s rows (final_fit off)", held_out)

@@ -56,7 +56,9 @@ def auto(index: pd.Index) -> list[str]:
     of year; months: month; quarters: quarter; years: none)."""
     if not isinstance(index, pd.DatetimeIndex) or len(index) < 2:
         return []
-    gap = pd.Series(np.diff(index.asi8)).median() / 1e9 / 3600  # hours
+    from forecast.timesteps import _nanoseconds
+
+    gap = pd.Series(np.diff(_nanoseconds(index))).median() / 1e9 / 3600  # hours
     if gap < 23:
         return ["hour", "weekday"]
     if gap < 6 * 24:

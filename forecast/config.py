@@ -334,7 +334,8 @@ class Config(Strict):
 
     @model_validator(mode="after")
     def _calendar_is_direct(self) -> Config:
-        if self.data.calendar and self.window.multi_step == "recursive":
+        explicit = isinstance(self.data.calendar, list) and self.data.calendar
+        if explicit and self.window.multi_step == "recursive":  # `auto`: once it is resolved
             raise ValueError(
                 "data.calendar needs window.multi_step: direct (a recursive forecast would "
                 "need the calendar of every later step fed back in); set multi_step: direct"
@@ -345,7 +346,9 @@ class Config(Strict):
     def recursive_ok(self) -> bool:
         """Predictions can be fed back as inputs: every feature is also a target (and no
         calendar feature, whose future values the loop does not feed)."""
-        return set(self.data.features) <= set(self.data.targets) and not self.data.calendar
+        calendar = self.data.calendar
+        known = calendar == "auto" or bool(calendar)  # `auto` may add some once resolved
+        return set(self.data.features) <= set(self.data.targets) and not known
 
 
 def infer_layout(features: list[str], targets: list[str], horizon: int) -> str:

@@ -182,6 +182,10 @@ def read_panel(
             )
         order = list(dict.fromkeys(only))
     positions = pd.Series(np.arange(len(ids))).groupby(ids, sort=False).indices
+    if config.calendar == "auto":  # one set of calendar inputs for the table: the longest's
+        longest = max(order, key=lambda i: len(positions[i]))
+        dates = values.index[positions[longest]]
+        config = config.model_copy(update={"calendar": auto(dates.sort_values())})
     members = {
         i: _finish(values.iloc[positions[i]], config, path, raw, series_id=i, sha256=digest)
         for i in order

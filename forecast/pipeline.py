@@ -99,6 +99,12 @@ def with_calendar(config: Config, series: Series) -> Config:
     """`data.calendar: auto` made concrete from the data's frequency (as the reader did)."""
     if config.data.calendar != "auto":
         return config
+    if series.calendar and config.window.multi_step == "recursive":
+        raise ConfigError(
+            f"data.calendar: auto chose {', '.join(series.calendar)} for {series.source}, and "
+            "calendar features need window.multi_step: direct; set multi_step: direct or "
+            "calendar: []"
+        )
     data = config.data.model_copy(update={"calendar": list(series.calendar)})
     return config.model_copy(update={"data": data})
 

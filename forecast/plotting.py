@@ -432,6 +432,8 @@ def chosen_series(per_series: dict[str, Any], shown: int = PANELS) -> list[tuple
         return ours / naive if ours is not None and naive else float("nan")
 
     ordered = sorted((i for i in ids if np.isfinite(ratio(i))), key=ratio)
+    if not ordered:  # no series has both MASEs: the first ones
+        return [(i, "") for i in ids[:shown]]
     worst = ordered[::-1][: shown // 2]
     best = [i for i in ordered[: shown - len(worst)] if i not in worst]
     return [(i, f"worst {n + 1}") for n, i in enumerate(worst)] + [

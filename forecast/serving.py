@@ -102,7 +102,7 @@ def run_info(predictor: Any) -> dict[str, Any]:
         "features": list(data.features),
         "targets": list(data.targets),
         "columns": ([data.id_column] if data.id_column else [])
-        + list(data.columns if predictor.needs_targets else data.features),
+        + list(data.read_columns if predictor.needs_targets else data.features),
         "input_steps": cfg.window.input_steps,
         "history_rows": input_rows(cfg),
         "horizon": cfg.window.horizon,

@@ -27,29 +27,35 @@ def _columns(csv: Path) -> tuple[str | None, list[str], int, str | None]:
             if parsed.notna().mean() > 0.95:
                 time_column = name
                 break
+    ids = id_column(frame, time_column)
     numeric = [
         c
         for c in frame.columns
-        if c != time_column and pd.api.types.is_numeric_dtype(frame[c]) and frame[c].nunique() > 1
+        if c not in (time_column, ids)
+        and pd.api.types.is_numeric_dtype(frame[c])
+        and frame[c].nunique() > 1
     ]
     if not numeric:
         raise DataError(f"{csv}: no numeric column with changing values to forecast")
-    return time_column, numeric, len(frame), id_column(frame, time_column)
+    return time_column, numeric, len(frame), ids
 
 
 def id_column(frame: pd.DataFrame, time_column: str | None) -> str | None:
-    """A long table's id column: a text column whose values repeat over time (the times
-    repeat, and each (id, time) pair is there once), or None."""
+    """A long table's id column: a text (else integer) column whose values repeat over time
+    (the times repeat, and each (id, time) pair is there once), or None."""
     if time_column is None or not frame[time_column].duplicated().any():
         return None
-    for name in frame.columns:
-        if name == time_column or pd.api.types.is_numeric_dtype(frame[name]):
-            continue
+
+    def repeats_over_time(name: str) -> bool:
         ids = frame[name].astype("string").str.strip()
-        if (
-            1 < ids.nunique() < len(frame)
-            and not frame.assign(_id=ids).duplicated(["_id", time_column]).any()
-        ):
+        unique_pairs = not frame.assign(_id=ids).duplicated(["_id", time_column]).any()
+        return 1 < ids.nunique() <= len(frame) // 2 and unique_pairs
+
+    text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    # store numbers: integers, few of them, each with its own time stamps
+    whole = [c for c in frame.columns if pd.api.types.is_integer_dtype(frame[c])]
+    for name in [*text, *whole]:
+        if name != time_column and repeats_over_time(name):
             return name
     return None
 

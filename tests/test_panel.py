@@ -310,6 +310,19 @@ def test_train_predict_plot_backtest_on_a_long_table(tmp_path):
         picked.loc[picked["store"] == "A", "sales"].to_numpy(),
         forecast.loc[forecast["store"] == "A", "sales"].to_numpy(),
     )
+    # a series too short to forecast is left out with one warning; the others are forecast
+    tiny = pd.DataFrame(
+        {"store": "tiny", "date": ["2001-01-01", "2001-04-01"], "sales": [1.0, 2.0]}
+    )
+    write_csv(tmp_path / "with_tiny.csv", pd.concat([frame, tiny]))
+    result = runner.invoke(
+        app,
+        ["predict", "--run", str(run_dir), "--csv", str(tmp_path / "with_tiny.csv"),
+         "--output", str(tmp_path / "with_tiny_forecast.csv")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "1 series left out (tiny)" in result.output
+    assert "tiny" not in set(pd.read_csv(tmp_path / "with_tiny_forecast.csv")["store"])
     result = runner.invoke(
         app, ["predict", "--run", str(run_dir), "--csv", str(tmp_path / "long.csv"), "--id", "Nope"]
     )
@@ -390,3 +403,43 @@ def test_calendar_features_per_series_of_a_long_table(tmp_path):
         # each series' own dates: row t carries the quarter of row t + 1
         expected = encode(member.series.index, ["quarter"], "x")["calendar.quarter_sin"]
         np.testing.assert_allclose(member.series.frame["calendar.quarter_sin"], expected)
+
+
+def test_calendar_auto_is_one_choice_for_the_whole_table(tmp_path):
+    # a monthly series and a quarterly one: auto follows the longest (monthly), for both
+    monthly = long_frame({"M": 60}, shuffle=False)
+    monthly["date"] = pd.date_range("2000-01-01", periods=60, freq="MS").strftime("%Y-%m-%d")
+    frame = pd.concat([monthly, long_frame({"Q": 30}, shuffle=False)])
+    config = load_config(panel_config(tmp_path, frame, data={"calendar": "auto"}))
+    panel = read_panel(config.data)
+    assert panel.members["M"].calendar == panel.members["Q"].calendar == ["month"]
+    assert list(panel.members["M"].frame.columns) == list(panel.members["Q"].frame.columns)
+
+
+def test_plots_pick_series_even_when_no_series_has_a_mase_ratio():
+    from forecast.plotting import chosen_series
+
+    undefined = {"model": {"mase": None}, "baselines": {"seasonal_naive": {"mase": None}}}
+    per_series = {f"s{i}": undefined for i in range(9)}
+    assert [sid for sid, _ in chosen_series(per_series)] == [f"s{i}" for i in range(6)]
+    scored = {
+        f"s{i}": {"model": {"mase": r}, "baselines": {"seasonal_naive": {"mase": 1.0}}}
+        for i, r in enumerate([0.5, 2.0, 0.9, 1.5, 0.7, 1.1, 0.6, 1.3])
+    }
+    chosen = chosen_series(scored)
+    assert chosen[:3] == [("s1", "worst 1"), ("s3", "worst 2"), ("s7", "worst 3")]
+    assert chosen[3:] == [("s0", "best 1"), ("s6", "best 2"), ("s4", "best 3")]
+
+
+def test_init_recognises_an_integer_store_number_as_the_id(tmp_path):
+    import yaml
+
+    from forecast.starter import starter_config
+
+    frame = long_frame({"1": 40, "2": 40, "3": 40})
+    frame["store"] = frame["store"].astype(int)
+    config = yaml.safe_load(
+        starter_config("univariate", write_csv(tmp_path / "stores.csv", frame), horizon=2)
+    )
+    assert config["data"]["id_column"] == "store"
+    assert config["data"]["features"] == ["sales"]
