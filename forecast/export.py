@@ -51,12 +51,13 @@ def serving_function(model: Any, config: Any, scaler: Any) -> Any:
 
     data, window = config.data, config.window
     kind, lag = data.transform, transform_lag(data.transform)
-    features, targets = data.features, data.targets
+    features, targets, inputs = data.features, data.targets, data.inputs
+    known = len(inputs) - len(features)  # calendar columns, after the features
     steps, per_call = window.horizon, window.output_steps
     calls = math.ceil(steps / per_call)
-    feedback = feedback_index(features, targets)
+    feedback = feedback_index(inputs, targets)
     if calls > 1 and feedback is None:
-        raise ConfigError(recursion_refusal(features, targets, per_call, steps))
+        raise ConfigError(recursion_refusal(inputs, targets, per_call, steps))
     if lag and not set(targets) <= set(features):
         missing = next(t for t in targets if t not in features)
         raise ConfigError(
@@ -66,7 +67,7 @@ def serving_function(model: Any, config: Any, scaler: Any) -> Any:
             "target among data.features"
         )
 
-    feature_scaler, target_scaler = scaler.subset(features), scaler.subset(targets)
+    feature_scaler, target_scaler = scaler.subset(inputs), scaler.subset(targets)
     affine = {
         name: np.asarray(values, dtype=np.float32)
         for name, values in (
@@ -77,16 +78,20 @@ def serving_function(model: Any, config: Any, scaler: Any) -> Any:
         )
     }
     level_index = [features.index(t) for t in targets] if lag else []
-    input_steps, n_features = window.input_steps, len(features)
+    input_steps, n_features = window.input_steps, len(inputs)
 
-    def serve(values: Any) -> Any:  # (B, R, F) original units
+    def serve(values: Any) -> Any:  # (B, R, F) original units (and the calendar columns)
         # made inside the traced function: constants of the graph, not captured inputs
         # (which tf2onnx would turn into inputs of the ONNX model)
         f_scale, f_offset, t_scale, t_offset = (tf.constant(v) for v in affine.values())
-        x = tf.math.log(values) if kind in ("log", "log_diff") else values
+        calendar = values[:, lag:, len(features) :]  # never transformed
+        x = values[:, :, : len(features)] if known else values
+        x = tf.math.log(x) if kind in ("log", "log_diff") else x
         if lag:
             levels = tf.gather(x[:, -1, :], level_index, axis=1)  # (B, K) transformed level
             x = x[:, 1:, :] - x[:, :-1, :]  # (B, L, F)
+        if known:
+            x = tf.concat([x, calendar], axis=2)
         x = x * f_scale + f_offset  # scaled, as the model was trained
         outputs = []
         for call in range(calls):  # a static count: no while loop in the graph
@@ -121,12 +126,6 @@ def export_run(
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     predictor = Predictor(run, runs_dir)  # the run's files checked as predict checks them
-    if predictor.config.data.calendar:
-        raise ConfigError(
-            f"{predictor.run.name}: a run with data.calendar takes calendar columns the "
-            "caller would have to compute; export does not support them yet: use forecast "
-            "predict or forecast serve"
-        )
     if predictor.config.data.id_column is not None:
         raise ConfigError(
             f"{predictor.run.name}: a run on a long table (data.id_column) scales every series "
@@ -145,7 +144,7 @@ def export_run(
         # unrolled over its static steps it is plain matmuls that every runtime has
         model = with_unroll(model, True)
     serve = serving_function(model, config, scaler)
-    rows, n_features = input_rows(config), len(config.data.features)
+    rows, n_features = input_rows(config), len(config.data.inputs)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         return _build(model, serve, config, fmt, rows, n_features, out)
@@ -174,7 +173,7 @@ def _build(
         fmt,
         rows,
         n_features,
-        ", ".join(config.data.features),
+        ", ".join(config.data.inputs),
         config.window.horizon,
         len(config.data.targets),
         ", ".join(config.data.targets),

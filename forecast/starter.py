@@ -147,6 +147,7 @@ data:
   targets: {q(targets)}
   missing: error             # error | drop | ffill | interpolate
   transform: {transform}
+  calendar: auto             # month, weekday, hour... as known inputs ([] = none)
 layout: {layout}
 window:
   input_steps: {input_steps}            # rows the model sees

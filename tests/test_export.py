@@ -2,7 +2,8 @@
 
 Two real runs trained for one epoch: a recursive univariate one with differences, per-window
 normalisation, a seasonal residual and a 2-member ensemble (the recursive loop and the
-inverse transform live in the graph), and a direct multi-output one with a log transform.
+inverse transform live in the graph), and a direct multi-output one with a log transform and
+calendar inputs.
 Each is exported through the CLI, loaded with TensorFlow's `saved_model.load`, LiteRT (the
 TFLite runtime, without TensorFlow) or onnxruntime, fed the CSV's last raw rows, and compared
 with `forecast predict` on the same CSV.
@@ -19,6 +20,7 @@ from typer.testing import CliRunner
 
 from forecast import api
 from forecast.cli import app
+from forecast.data import read_series
 from tests.conftest import monthly_frame, write_config, write_csv
 
 runner = CliRunner()
@@ -41,9 +43,10 @@ DIRECT_LOG = {
         "features": ["sales", "price"],
         "targets": ["sales", "price"],
         "transform": "log",
+        "calendar": ["month"],  # extra inputs the caller sends, after the features
     },
     "window": {"input_steps": 12, "horizon": 3},
-    "model": {"architecture": "gru", "units": [8]},
+    "model": {"architecture": "gru", "units": [8], "window_norm": True},  # calendar not normalised
 }
 
 
@@ -71,8 +74,9 @@ def raw_values(run_dir: Path, history: Path) -> np.ndarray:
     opened = api.runs.open_run(run_dir)
     data = opened.config.data
     rows = opened.config.window.input_steps + (1 if data.transform in ("diff", "log_diff") else 0)
-    frame = pd.read_csv(history)
-    return frame[data.features].to_numpy("float32")[-rows:][None]
+    # with data.calendar, its columns too, as forecast.calendar.encode computes them
+    frame = read_series(data, path=history, require_targets=False).frame
+    return frame[data.inputs].to_numpy("float32")[-rows:][None]
 
 
 def expected(run_dir: Path, frame: pd.DataFrame) -> np.ndarray:
