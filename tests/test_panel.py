@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from forecast import api
 from forecast.cli import app
 from forecast.configfile import load_config
 from forecast.data import read_panel
@@ -443,3 +444,26 @@ def test_init_recognises_an_integer_store_number_as_the_id(tmp_path):
     )
     assert config["data"]["id_column"] == "store"
     assert config["data"]["features"] == ["sales"]
+
+
+@pytest.mark.parametrize(
+    ("features", "targets", "horizon"),
+    [(["sales", "price"], ["sales"], 1), (["sales", "price"], ["sales", "price"], 2)],
+    ids=["multivariate", "multi_output_multi_step"],
+)
+def test_other_layouts_train_per_series_of_a_long_table(tmp_path, features, targets, horizon):
+    frame = long_frame({"A": 40, "B": 44})
+    frame["price"] = (frame["sales"] * 0.5 + np.arange(len(frame)) % 7).round(3)
+    config = panel_config(
+        tmp_path,
+        frame,
+        data={"features": features, "targets": targets},
+        window={"horizon": horizon},
+    )
+    result = api.train(config, runs_dir=tmp_path / "runs", quiet=True)
+    table = pd.read_csv(result.run_dir / "test_predictions.csv")
+    assert set(table["target"]) == set(targets)
+    assert set(table["store"]) == {"A", "B"}
+    assert set(result.metrics["per_series"]) == {"A", "B"}
+    scalers = json.loads((result.run_dir / "scaler.json").read_text())["series"]
+    assert list(scalers["A"]["columns"]) == ["sales", "price"]
