@@ -229,18 +229,22 @@ def build_models(
     inputs = keras.Input(shape=(input_steps, features), name="window")  # (B, L, F)
     x = inputs
     relative = model.window_norm or model.residual != "none"
-    if relative:
-        if target_features is None:
-            raise ValueError("`target_features` is needed with window_norm or a residual base")
-        x, base, scale = register()["WindowNormalize"](
+
+    def normalise(window: Any) -> Any:  # (B, L, F) -> (B, L, F), (B, H, K), (B, 1, K)
+        return register()["WindowNormalize"](
             target_features,
             horizon,
             model.window_norm,
             model.residual,
             season,
-            normalised=features - known_inputs if known_inputs else None,
+            normalised=features - known_inputs if known_inputs else None,  # not the calendar
             name="normalise",
-        )(inputs)  # (B, L, F), (B, H, K), (B, 1, K)
+        )(window)
+
+    if relative:
+        if target_features is None:
+            raise ValueError("`target_features` is needed with window_norm or a residual base")
+        x, base, scale = normalise(inputs)
     members = model.ensemble
     outs = [
         _member(keras, model, x, horizon, targets, unroll, f"m{i}_" if members > 1 else "")
@@ -273,15 +277,7 @@ def build_models(
     wide_inputs = keras.Input(shape=(input_steps, features), name="window")  # (B, L, F)
     x = wide_inputs
     if relative:
-        x, base, scale = register()["WindowNormalize"](
-            target_features,
-            horizon,
-            model.window_norm,
-            model.residual,
-            season,
-            normalised=features - known_inputs if known_inputs else None,
-            name="normalise",
-        )(wide_inputs)
+        x, base, scale = normalise(wide_inputs)
     wide, layout = build_stacked(keras, model, x, horizon, targets, unroll)  # (B, N, H, K)
     wide_train = keras.Model(wide_inputs, finish(wide, "forecasts", True), name="stacked_members")
     copy_into_stacked(train, wide_train, layout)
