@@ -26,7 +26,7 @@ import pandas as pd
 from forecast import runs
 from forecast.config import Config
 from forecast.configfile import config_to_yaml, load_config, revalidate
-from forecast.data import Panel, read_panel, read_series
+from forecast.data import Panel, read_panel, read_series, some_ids
 from forecast.errors import ConfigError, DataError, RunError
 from forecast.evaluation import evaluate, verdict
 from forecast.intervals import label
@@ -44,6 +44,7 @@ from forecast.pipeline import (
     prepare,
     prepare_history,
     score_intervals,
+    to_original,
 )
 from forecast.scaling import Scaler
 from forecast.tf_setup import import_tensorflow_quietly
@@ -471,7 +472,7 @@ def _backtest_panel(
     backs = rolling.panel_backs(cfg, panel, folds, step)
     if not quiet:
         _log_layout(cfg)
-    report, forecasts, _ = rolling.run_panel_backtest(cfg, panel, backs, quiet)
+    report, forecasts = rolling.run_panel_backtest(cfg, panel, backs, quiet)
 
     def draw(path: Path) -> None:
         plotting.panel_backtest_figure(panel, cfg, report, forecasts, backs, path)
@@ -534,18 +535,29 @@ class Predictor:
         data = self.config.data
         frames, warnings, unseen, outside = [], [], [], []
         short: list[str] = []
+        histories: dict[str, Prepared] = {}
         for sid, series in panel.members.items():
             scaler = self.scalers.get(sid)
             try:
                 if scaler is None:
                     scaler = _own_scaler(self.config, series)
-                frame, said = self._forecast_one(series, steps, scaler, self.calibrations.get(sid))
+                histories[sid] = prepare_history(self.config, series, scaler)
             except DataError as exc:
                 if len(panel.members) == 1:
                     raise
                 short.append(sid)
                 reason = str(exc)
-                continue
+        if short and not histories:
+            raise DataError(f"{panel.path}: no series can be forecast; the first: {reason}")
+        # one batched model call for every series: each history is exactly one window
+        steps_in = self.config.window.input_steps
+        windows = np.stack([h.features[-steps_in:] for h in histories.values()])  # (N, L, F)
+        scaled = self.forecaster(windows, steps)  # (N, steps, K)
+        for n, (sid, history) in enumerate(histories.items()):
+            series = panel.members[sid]
+            last = np.array([len(history.scaled) - 1])
+            future = to_original(history, scaled[n : n + 1], last)[0]  # (steps, K)
+            frame, said = self._frame(series, history, future, self.calibrations.get(sid))
             if sid not in self.scalers:
                 unseen.append(sid)
             frame.insert(0, data.id_column, sid)
@@ -555,25 +567,21 @@ class Predictor:
             warnings += [w for w in said if w not in warnings and w not in ranges]
         far = list(dict.fromkeys(sid for sid, _ in outside))
         if len(far) > 3:  # one line, not one per series
-            more = f" and {len(far) - 5} more" if len(far) > 5 else ""
             warnings.insert(
                 0,
                 f"{panel.path}: recent values of {len(far)} series lie outside their training "
-                f"range ({', '.join(far[:5])}{more}); forecasts there rest on extrapolation",
+                f"range ({some_ids(far)}); forecasts there rest on extrapolation",
             )
         else:
             warnings[:0] = [w for _, w in outside]
-        if short and not frames:
-            raise DataError(f"{panel.path}: no series can be forecast; the first: {reason}")
         if short:
             warnings.append(
-                f"{len(short)} series left out ({', '.join(short[:5])}"
-                f"{' ...' if len(short) > 5 else ''}): {reason.split(': ', 1)[-1]}"
+                f"{len(short)} series left out ({some_ids(short)}): {reason.split(': ', 1)[-1]}"
             )
         if unseen:
             warnings.append(
-                f"{len(unseen)} series not in training ({', '.join(unseen[:5])}"
-                f"{' ...' if len(unseen) > 5 else ''}): forecast from their own history, "
+                f"{len(unseen)} series not in training ({some_ids(unseen)}): forecast from "
+                "their own history, "
                 "scaled on it, without intervals (the model has no series id feature)"
             )
         return pd.concat(frames, ignore_index=True), warnings
@@ -581,10 +589,18 @@ class Predictor:
     def _forecast_one(
         self, series: Any, steps: int, scaler: Scaler, calibration: Any
     ) -> tuple[pd.DataFrame, list[str]]:
-        cfg, data = self.config, self.config.data
-        history = prepare_history(cfg, series, scaler)
+        history = prepare_history(self.config, series, scaler)
         last = np.array([len(history.scaled) - 1])
         future = forecast(history, self.forecaster, last, steps)[0]  # (H, K)
+        return self._frame(series, history, future, calibration)
+
+    def _frame(
+        self, series: Any, history: Prepared, future: np.ndarray, calibration: Any
+    ) -> tuple[pd.DataFrame, list[str]]:
+        """The forecast (steps, K) after `history`'s last row as forecast.csv's rows, with
+        its intervals, and the warnings to tell the user."""
+        cfg, data = self.config, self.config.data
+        steps, last = len(future), np.array([len(history.scaled) - 1])
         warnings = outside_training_range(history)
         trained = cfg.window.horizon
         if steps > trained:

@@ -301,10 +301,10 @@ def panel_backs(config: Config, panel: Any, folds: int, step: int | None = None)
 
 def run_panel_fold(
     config: Config, panel: Any, back: int, number: int, compiled: Compiled | None = None
-) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], int]:
     """One fold of a long table: one model refitted on every series' rows up to its own
     origin (its last `back` rows left out), each series forecast from there and scored on
-    its own scale: (backtest.json rows, id -> forecast (H, K), id -> bounds)."""
+    its own scale: (backtest.json rows, id -> forecast (H, K), the model's season)."""
     from forecast.panel import calibrate_members, forecast_members, prepare_panel
 
     import_tensorflow()
@@ -319,10 +319,10 @@ def run_panel_fold(
     last = {i: np.array([len(m.scaled) - 1]) for i, m in prepared.members.items()}
     predicted = forecast_members(prepared, forecaster, last, horizon)  # id -> (1, H, K)
     calibrations, missing = calibrate_members(prepared, forecaster)
-    rows, bounds = [], {}
+    rows = []
     for sid, member in prepared.members.items():
         origin = len(member.values) - 1  # original rows of the series
-        report, bounds[sid] = score_fold(
+        report, _ = score_fold(
             config, panel.members[sid], origin, number, predicted[sid], member.season,
             calibrations.get(sid), missing.get(sid),
             head={data.id_column: sid},  # first, as in test_predictions.csv and forecast.csv
@@ -331,18 +331,18 @@ def run_panel_fold(
     seconds = round(time.perf_counter() - started, 3)
     for report in rows:
         report["seconds"] = seconds  # the fold's one fit, shared by its series
-    return rows, {i: p[0] for i, p in predicted.items()}, bounds
+    return rows, {i: p[0] for i, p in predicted.items()}, prepared.combined.season
 
 
 def run_panel_backtest(
     config: Config, panel: Any, backs: list[int], quiet: bool
-) -> tuple[dict[str, Any], list[dict[str, np.ndarray]], list[dict[str, Any]]]:
-    """Every fold of a long table: (backtest.json's content, per fold id -> forecast (H, K),
-    per fold id -> interval bounds or None). `mean` is the mean over series of each series'
+) -> tuple[dict[str, Any], list[dict[str, np.ndarray]]]:
+    """Every fold of a long table: (backtest.json's content, per fold id -> forecast (H, K)).
+    `mean` is the mean over series of each series'
     mean over its folds; `per_series` holds those."""
     from forecast.panel import mean_reports
 
-    rows, forecasts, bounds = [], [], []
+    rows, forecasts, seasons = [], [], []
     for number, back in enumerate(backs, start=1):
         if not quiet:
             log.info(
@@ -352,10 +352,10 @@ def run_panel_backtest(
                 back,
                 config.window.horizon,
             )
-        fold_rows, fold_forecasts, fold_bounds = run_panel_fold(config, panel, back, number, SHARED)
+        fold_rows, fold_forecasts, season = run_panel_fold(config, panel, back, number, SHARED)
         rows += fold_rows
         forecasts.append(fold_forecasts)
-        bounds.append(fold_bounds)
+        seasons.append(season)
         if not quiet:
             mase = mean_reports([r["model"]["mase"] for r in fold_rows])
             shown = "n/a" if mase is None else f"{mase:.3g}"
@@ -374,16 +374,8 @@ def run_panel_backtest(
         "folds": rows,
         "mean": mean_reports(list(per_series.values())),
         "per_series": per_series,
-        "season_length": _season(config, panel),
+        "season_length": seasons[0],  # the season the model was built with
     }
     where = f"averaged over {len(backs)} backtest folds and {len(per_series)} series"
     result["verdict"] = verdict(result["mean"], config.model.label(), where=where)
-    return result, forecasts, bounds
-
-
-def _season(config: Config, panel: Any) -> int:
-    from forecast.timesteps import season_length
-
-    season = config.evaluation.season_length
-    first = next(iter(panel.members.values()))
-    return int(season) if season != "auto" else int(season_length(first.index))
+    return result, forecasts

@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from forecast.config import CALENDAR_NAMES as NAMES  # noqa: F401  (the names, in one place)
 from forecast.errors import DataError
 
 PREFIX = "calendar."

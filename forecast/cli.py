@@ -435,8 +435,10 @@ def validate(
     shape = "x".join
     typer.echo(f"layout:          {info['layout']}")
     if "series" in info:
+        from forecast.data import some_ids
+
         left = info["skipped_series"]
-        out = f" ({len(left)} too short, left out: {', '.join(left[:5])})" if left else ""
+        out = f" ({len(left)} too short, left out: {some_ids(left)})" if left else ""
         typer.echo(f"series:          {info['series']}{out}")
     typer.echo(
         f"rows:            {info['rows']} (train {split['train']}, validation "
@@ -508,6 +510,12 @@ def format_metrics(metrics: dict[str, Any], model_label: str) -> str:
     return "\n".join(lines)
 
 
+def _mase_cell(block: dict[str, Any], name: str) -> str:
+    """The MASE of the model or a baseline in a backtest block, 21 wide."""
+    value = block["model"]["mase"] if name == "model" else block["baselines"][name]["mase"]
+    return f"{'n/a':>21}" if value is None else f"{value:>21.3f}"
+
+
 SERIES_LINES = 30  # a long table's backtest prints one line per series up to this many
 
 
@@ -528,18 +536,15 @@ def format_backtest(report: dict[str, Any]) -> str:
         f"{n + ' MASE':>21}" for n in names
     )
 
-    def mase(block: dict[str, Any], name: str) -> str:
-        value = block["model"]["mase"] if name == "model" else block["baselines"][name]["mase"]
-        return f"{'n/a':>21}" if value is None else f"{value:>21.3f}"
-
     lines = [head]
     for fold, span in zip(report["folds"], spans, strict=True):
         lines.append(
             f"{fold['fold']:>5} {when(fold['origin']):>20}  {span:<{width}}"
-            + "".join(mase(fold, n) for n in names)
+            + "".join(_mase_cell(fold, n) for n in names)
         )
     lines.append(
-        f"{'mean':>5} {'':>20}  {'':<{width}}" + "".join(mase(report["mean"], n) for n in names)
+        f"{'mean':>5} {'':>20}  {'':<{width}}"
+        + "".join(_mase_cell(report["mean"], n) for n in names)
     )
     return "\n".join(lines)
 
@@ -549,19 +554,15 @@ def _format_panel_backtest(report: dict[str, Any], names: list[str]) -> str:
     width = max([len("series"), *(len(str(i)) for i in per_series)])
     head = f"{'series':<{width}}" + "".join(f"{n + ' MASE':>21}" for n in names)
 
-    def mase(block: dict[str, Any], name: str) -> str:
-        value = block["model"]["mase"] if name == "model" else block["baselines"][name]["mase"]
-        return f"{'n/a':>21}" if value is None else f"{value:>21.3f}"
-
     lines = [head]
     for sid, block in list(per_series.items())[:SERIES_LINES]:
-        lines.append(f"{sid:<{width}}" + "".join(mase(block, n) for n in names))
+        lines.append(f"{sid:<{width}}" + "".join(_mase_cell(block, n) for n in names))
     if len(per_series) > SERIES_LINES:
         lines.append(f"... {len(per_series) - SERIES_LINES} more series in backtest.json")
     folds = len({f["fold"] for f in report["folds"]})
     lines.append(
         f"{'mean':<{width}}"
-        + "".join(mase(report["mean"], n) for n in names)
+        + "".join(_mase_cell(report["mean"], n) for n in names)
         + f"   ({len(per_series)} series x {folds} folds)"
     )
     return "\n".join(lines)

@@ -177,8 +177,9 @@ def read_panel(
     if only is not None:
         unknown = [i for i in only if i not in set(order)]
         if unknown:
+            held = some_ids(order, quote="'")
             raise DataError(
-                f"{path}: no series '{unknown[0]}' in column '{id_column}'; it holds {_some(order)}"
+                f"{path}: no series '{unknown[0]}' in column '{id_column}'; it holds {held}"
             )
         order = list(dict.fromkeys(only))
     positions = pd.Series(np.arange(len(ids))).groupby(ids, sort=False).indices
@@ -193,9 +194,10 @@ def read_panel(
     return Panel(members, path, digest, id_column, file_encoding(raw, config.encoding))
 
 
-def _some(ids: list[str], shown: int = 5) -> str:
+def some_ids(ids: Sequence[str], shown: int = 5, quote: str = "") -> str:
+    """'A, B, C and 7 more': the first `shown` ids of a long list, for one-line messages."""
     more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
-    return ", ".join(f"'{i}'" for i in ids[:shown]) + more
+    return ", ".join(f"{quote}{i}{quote}" for i in ids[:shown]) + more
 
 
 def read_table(

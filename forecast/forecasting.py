@@ -35,7 +35,9 @@ def feedback_index(features: list[str], targets: list[str]) -> list[int] | None:
 
 
 def recursion_refusal(features: list[str], targets: list[str], trained: int, asked: int) -> str:
-    if any(f.startswith("calendar.") for f in features):
+    from forecast.calendar import is_calendar
+
+    if any(is_calendar(f) for f in features):
         return (
             f"cannot forecast {asked} steps: the model was trained for horizon {trained}, and "
             "with data.calendar it does not go further by recursion; ask for --horizon "

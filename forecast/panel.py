@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from forecast.config import Config
-from forecast.data import Panel
+from forecast.data import Panel, some_ids
 from forecast.errors import DataError
 from forecast.pipeline import (
     CalibrationPlan,
@@ -109,15 +109,10 @@ def prepare_panel(config: Config, panel: Panel, back: int | None = None) -> Prep
             panel.path,
             len(skipped),
             len(panel.members),
-            _listed(list(skipped)),
+            some_ids(list(skipped), shown=10),
         )
     config = next(iter(members.values())).config  # data.calendar: auto made concrete
     return PreparedPanel(config, panel, members, skipped, *_combine(config, members))
-
-
-def _listed(ids: list[str], shown: int = 10) -> str:
-    more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
-    return ", ".join(ids[:shown]) + more
 
 
 def _combine(config: Config, members: dict[str, Prepared]) -> tuple[dict[str, int], Prepared]:

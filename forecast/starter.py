@@ -110,14 +110,12 @@ def starter_config(
             rows = int(np.median([len(m.frame) for m in members]))
         # levels and trends are handled per window (model.window_norm); a seasonal swing
         # that grows with the level is made additive by a log (in most series of a table)
+        frames = [m.frame.dropna() for m in members]  # holes do not change the choice
+        positive = all((f.to_numpy() > 0).all() for f in frames)
         grows = [
-            (frame.to_numpy() > 0).all()
-            and all(seasonal_swing_grows(frame[t].to_numpy(), season) for t in targets)
-            for frame in (m.frame.dropna() for m in members)  # holes do not change the choice
+            all(seasonal_swing_grows(f[t].to_numpy(), season) for t in targets) for f in frames
         ]
-        if all((m.frame.dropna().to_numpy() > 0).all() for m in members) and 2 * sum(grows) > len(
-            grows
-        ):
+        if positive and 2 * sum(grows) > len(grows):
             transform = "log"
     horizon = horizon or (max(2, min(season, 12)) if multi_step else 1)
     if multi_step and horizon < 2:

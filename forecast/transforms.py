@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from forecast.calendar import is_calendar
 from forecast.errors import DataError
 from forecast.timesteps import time_labels
 
@@ -24,7 +25,7 @@ def apply_transform(
 ) -> np.ndarray:
     """values (rows, C) -> (rows - lag, C). Row i of the result belongs to original row i + lag.
     Calendar columns (forecast.calendar) pass through untransformed."""
-    known = np.array([c.startswith("calendar.") for c in columns], dtype=bool)
+    known = np.array([is_calendar(c) for c in columns], dtype=bool)
     if known.any() and kind != "none":
         out = apply_transform(
             values[:, ~known],
