@@ -158,6 +158,7 @@ def test_progress_within_an_epoch_on_a_terminal_only(tmp_path: Path, monkeypatch
             return True
 
     monkeypatch.setattr(training, "PROGRESS_EVERY", 0.0)  # every batch
+    monkeypatch.setattr(training, "MAX_STEPS_PER_EXECUTION", 1)  # one graph call per batch
     config = small_gru_config(tmp_path, epochs=2, batch_size=8, early_stopping=False)
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
@@ -173,3 +174,34 @@ def test_progress_within_an_epoch_on_a_terminal_only(tmp_path: Path, monkeypatch
         "epoch 1/2",
         "epoch 2/2",
     ]
+
+
+def test_steps_per_execution_never_crosses_an_epochs_end():
+    from forecast.training import steps_per_execution
+
+    assert steps_per_execution(1) == 1
+    assert steps_per_execution(111) == 111  # a short epoch: one call
+    assert steps_per_execution(256) == 256
+    assert steps_per_execution(300) == 150  # the largest divisor up to 256
+    assert steps_per_execution(1000) == 250
+    assert steps_per_execution(257) == 1  # a prime: one batch per call
+
+
+def test_an_epoch_in_one_graph_call_trains_the_same_weights(tmp_path: Path, monkeypatch):
+    """Running an epoch's batches in one call of the training function (the default) gives
+    the weights that one call per batch gives."""
+    from forecast import training
+    from tests.conftest import small_gru_config
+
+    config = small_gru_config(tmp_path, epochs=3, batch_size=8, early_stopping=False)
+    extra = ["training.final_fit=false"]
+    one_call = api.train(config, runs_dir=tmp_path / "a", quiet=True, overrides=extra)
+    monkeypatch.setattr(training, "MAX_STEPS_PER_EXECUTION", 1)
+    per_batch = api.train(config, runs_dir=tmp_path / "b", quiet=True, overrides=extra)
+    a = load_model(one_call.run_dir / "model.keras").get_weights()
+    b = load_model(per_batch.run_dir / "model.keras").get_weights()
+    assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    history = pd.read_csv(one_call.run_dir / "history.csv")
+    assert history["loss"].tolist() == pd.read_csv(per_batch.run_dir / "history.csv")[
+        "loss"
+    ].tolist()
