@@ -51,17 +51,45 @@ class WindowSource:
     members: int = 1  # an ensemble's model emits (B, members, H, K); targets get that axis
 
 
+class EpochOrder:
+    """The training windows' order in the current epoch, a function of (seed, epoch) only,
+    held in a tf.Variable that the training dataset reads its batches from; `set(epoch)`
+    before each epoch's pass (the Recorder does)."""
+
+    def __init__(self, origins: np.ndarray, seed: int, epoch: int = 0) -> None:
+        import tensorflow as tf
+
+        self.origins = tf.constant(origins.astype(np.int64))  # (N,)
+        self.seed = tf.constant(seed, tf.int64)
+        self.variable = tf.Variable(self.origins, trainable=False)
+        self.set(epoch)
+
+    def of(self, epoch: Any) -> Any:
+        """Epoch `epoch`'s order (N,)."""
+        import tensorflow as tf
+
+        seed = tf.stack([self.seed, tf.cast(epoch, tf.int64)])
+        return tf.random.experimental.stateless_shuffle(self.origins, seed=seed)
+
+    def set(self, epoch: int) -> None:
+        self.variable.assign(self.of(epoch))
+
+
 def window_dataset(
     source: WindowSource,
     origins: np.ndarray,  # (N,)
     batch_size: int,
-    shuffle_seed: int | None = None,
-    epochs: range = range(1),
+    order: EpochOrder | None = None,
+    epochs: range | None = None,
 ) -> Any:
-    """A tf.data.Dataset of (B, L, F) inputs and (B, H, K) targets, gathered per batch.
+    """A tf.data.Dataset of (B, L, F) inputs and (B, H, K) targets, gathered per batch: the
+    origins once, in order; with `order`, once in the order it holds when iteration starts;
+    with `order` and `epochs`, every epoch in `epochs` one after the other, each in its own
+    order (one iterator for the whole fit).
 
-    With `shuffle_seed`, it yields every epoch in `epochs` one after the other, each in its
-    own order, a function of (seed, epoch) only; without, the origins once, in order.
+    A dataset that ends with its epoch lets Keras run many batches per call of the training
+    function (steps_per_execution) without a call running into the next epoch; but each pass
+    starts a new iterator (10-15 ms here), which short epochs avoid with `epochs`.
     """
     import tensorflow as tf
 
@@ -69,7 +97,6 @@ def window_dataset(
     series_out = tf.constant(source.targets, dtype=tf.float32)  # (rows, K)
     in_offsets = tf.range(-source.input_steps + 1, 1, dtype=tf.int64)  # (L,)
     out_offsets = tf.range(1, source.output_steps + 1, dtype=tf.int64)  # (H,)
-    all_origins = tf.constant(origins.astype(np.int64))  # (N,)
 
     def gather(batch_origins: Any) -> tuple[Any, Any]:  # (B,)
         x = tf.gather(series_in, batch_origins[:, None] + in_offsets)  # (B, L, F)
@@ -78,18 +105,20 @@ def window_dataset(
             y = y[:, None]  # (B, 1, H, K): every member is scored against the same targets
         return x, y
 
-    if shuffle_seed is None:
-        ds = tf.data.Dataset.from_tensor_slices(all_origins).batch(batch_size)
-    else:
-        seed = tf.constant(shuffle_seed, tf.int64)
+    if order is None:
+        ds = tf.data.Dataset.from_tensor_slices(origins.astype(np.int64)).batch(batch_size)
+    elif epochs is not None:
 
         def one_epoch(epoch: Any) -> Any:
-            order = tf.random.experimental.stateless_shuffle(
-                all_origins, seed=tf.stack([seed, epoch])
-            )
-            return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+            return tf.data.Dataset.from_tensor_slices(order.of(epoch)).batch(batch_size)
 
         ds = tf.data.Dataset.range(epochs.start, epochs.stop).flat_map(one_epoch)
+    else:
+        # batch b is rows b*B .. (b+1)*B of the epoch's order, read as the batch is made (a
+        # pass starts in microseconds, where a shuffled tf.data pipeline took 6-15 ms)
+        variable, size = order.variable, tf.constant(batch_size, tf.int64)
+        batches = -(-len(origins) // batch_size)
+        ds = tf.data.Dataset.range(batches).map(lambda b: variable[b * size : (b + 1) * size])
     ds = ds.map(gather).prefetch(2)
     options = tf.data.Options()
     # autotune's teardown blocks model.fit for up to seconds after the last batch on this
@@ -129,27 +158,39 @@ def make_loss(name: str) -> Any:
     return {"mse": "mse", "mae": "mae", "huber": keras.losses.Huber()}[name]
 
 
-MAX_STEPS_PER_EXECUTION = 256  # batches per call into the graph: one line of progress each
+# batches per call of the training function; a call ends with its epoch, so this is the
+# most a call runs: one call per batch cost about 1 ms of Python per batch, 15-20% of a short
+# fit's time (benchmarks/README.md), for the same batches, order and weights. Progress shows
+# (and Ctrl-C is seen) between calls.
+MAX_STEPS_PER_EXECUTION = 256
+# an epoch of up to this many batches runs one batch per call from one iterator for the whole
+# fit: a new iterator per epoch (10-15 ms, 30-35 ms per epoch with Keras' own) costs more
+# than the calls it saves
+SHORT_EPOCH = 32
 
 
 def steps_per_execution(steps_per_epoch: int) -> int:
-    """Batches run by one call of the training function: a whole epoch of up to
-    MAX_STEPS_PER_EXECUTION batches, else the largest divisor of the epoch's batches below
-    that, so that no call runs across an epoch's end. One call per batch cost about 1 ms of
-    Python per batch, 15-20% of a short fit's time (benchmarks/README.md); the batches, their
-    order and the weights are the same."""
-    if steps_per_epoch <= MAX_STEPS_PER_EXECUTION:
-        return max(steps_per_epoch, 1)
-    return max(d for d in range(1, MAX_STEPS_PER_EXECUTION + 1) if steps_per_epoch % d == 0)
+    """Batches per call of the training function for epochs of `steps_per_epoch` batches."""
+    return 1 if steps_per_epoch <= SHORT_EPOCH else MAX_STEPS_PER_EXECUTION
 
 
-def compile_model(model: Any, training: TrainingConfig, steps_per_epoch: int = 1) -> None:
+def compile_model(
+    model: Any, training: TrainingConfig, steps_per_epoch: int = 1, jit: bool | None = None
+) -> None:
+    """Compile for training; `jit` (default: training.jit_compile, auto meaning off) runs the
+    training step with XLA."""
     model.compile(
         optimizer=make_optimizer(training, steps_per_epoch),
         loss=make_loss(training.loss),
-        jit_compile=training.jit_compile,
+        jit_compile=False,
         steps_per_execution=steps_per_execution(steps_per_epoch),
     )
+    if jit if jit is not None else training.jit_compile is True:
+        # set past Keras' check, which turns XLA off whenever op determinism is on
+        # (seed_everything) because some ops lack deterministic XLA kernels: the recurrent
+        # stacks here have them, and their XLA fits repeat bit for bit
+        # (tests/test_training.py)
+        model._jit_compile = True
 
 
 def strategy_scope(distribute: str) -> tuple[Any, dict[str, Any]]:
@@ -197,13 +238,15 @@ def fit(
         val_scorer = _validation_loss_class()(model, source, val_origins)
     elif len(val_origins):
         val_ds = window_dataset(source, val_origins, training.batch_size)
-    train_ds = window_dataset(
-        source,
-        train_origins,
-        training.batch_size,
-        shuffle_seed=seed,
-        epochs=range(first_epoch, training.epochs),
-    )
+    order = EpochOrder(train_origins, seed, first_epoch)
+    steps = math.ceil(len(train_origins) / training.batch_size)
+    if steps_per_execution(steps) != model.steps_per_execution:  # compiled for other epochs
+        model.steps_per_execution = steps_per_execution(steps)
+        model.make_train_function(force=True)
+    whole = model.steps_per_execution == 1  # one batch per call: one pass over every epoch
+    epochs = range(first_epoch, training.epochs) if whole else None
+    # otherwise one pass per epoch, in the order the Recorder sets as the epoch begins
+    train_ds = window_dataset(source, train_origins, training.batch_size, order, epochs)
     result.dataset_seconds = time.perf_counter() - clock
     stopper = None
     if training.early_stopping is not False:
@@ -214,13 +257,11 @@ def fit(
             restore_best_weights=training.early_stopping.restore_best_weights,
         )
     done = first_epoch >= training.epochs or (stopper is not None and stopper.resumed_stopped)
-    steps = math.ceil(len(train_origins) / training.batch_size)
-    if steps % model.steps_per_execution:  # compiled for other epochs: one call per batch
-        model.steps_per_execution = 1
-        model.make_train_function(force=True)
     start = time.perf_counter()
     if not done:
-        callbacks: list[Any] = [_recorder_class()(result, training.epochs, quiet)]
+        callbacks: list[Any] = [
+            _recorder_class()(result, training.epochs, quiet, None if whole else order, steps)
+        ]
         if val_scorer is not None:
             callbacks.insert(0, val_scorer)  # first: the others read its val_loss
         if stopper is not None:
@@ -242,7 +283,7 @@ def fit(
             validation_data=val_ds,
             epochs=training.epochs,
             initial_epoch=first_epoch,
-            steps_per_epoch=steps,
+            steps_per_epoch=steps if whole else None,
             shuffle=False,  # the dataset shuffles itself, a function of (seed, epoch)
             verbose=0,
             callbacks=callbacks,
@@ -424,15 +465,20 @@ def _recorder_class() -> type:
     import keras
 
     class Recorder(keras.callbacks.Callback):
-        def __init__(self, result: FitResult, epochs: int, quiet: bool) -> None:
+        def __init__(
+            self, result: FitResult, epochs: int, quiet: bool, order: Any, steps: int
+        ) -> None:
             super().__init__()
             self.result, self.epochs, self.quiet = result, epochs, quiet
+            self.order, self.steps = order, steps  # the training windows' order, batches
             self._start = self._shown = 0.0
             self._epoch = 0
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             self._start = self._shown = time.perf_counter()
             self._epoch = epoch + 1
+            if self.order is not None:
+                self.order.set(epoch)  # before Keras starts the epoch's pass over the data
             raise_if_stop_requested()
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
@@ -444,11 +490,12 @@ def _recorder_class() -> type:
             now = time.perf_counter()
             if now - self._shown >= PROGRESS_EVERY:
                 self._shown = now
-                steps = (self.params or {}).get("steps") or "?"
+                steps = self.steps
                 loss = (logs or {}).get("loss")
                 shown = f"  loss {float(loss):.6g}" if loss is not None else ""
                 print(
-                    f"\repoch {self._epoch}/{self.epochs}  batch {batch + 1}/{steps}{shown}",
+                    f"\repoch {self._epoch}/{self.epochs}  batch {min(batch + 1, steps)}/{steps}"
+                    f"{shown}",
                     end="",
                     file=sys.stderr,
                     flush=True,

@@ -134,7 +134,8 @@ def model_weights(run_dir: Path) -> list:
 
 def interrupt_at_epoch(monkeypatch, config: Path, epoch: int) -> None:
     """Make the training loop see a Ctrl-C as epoch `epoch` begins (the loop checks for stop
-    requests as each epoch begins and after every batch)."""
+    requests as each epoch begins and after every call of the training function, which runs
+    training.steps_per_execution(batches) batches)."""
     from forecast import training
     from forecast.configfile import load_config
     from forecast.pipeline import prepare
@@ -142,7 +143,8 @@ def interrupt_at_epoch(monkeypatch, config: Path, epoch: int) -> None:
     cfg = load_config(config)
     batches = -(-len(prepare(cfg).split.train_origins) // cfg.training.batch_size)
     calls = {"n": 0}
-    stop_at = (epoch - 1) * (1 + batches) + 1
+    calls_per_epoch = 1 + -(-batches // training.steps_per_execution(batches))
+    stop_at = (epoch - 1) * calls_per_epoch + 1
 
     def check() -> None:
         calls["n"] += 1

@@ -176,32 +176,66 @@ def test_progress_within_an_epoch_on_a_terminal_only(tmp_path: Path, monkeypatch
     ]
 
 
-def test_steps_per_execution_never_crosses_an_epochs_end():
-    from forecast.training import steps_per_execution
+def test_the_training_dataset_is_one_epoch_in_the_order_of_seed_and_epoch():
+    """Each pass over the training dataset is one epoch (so a call of many batches ends with
+    it), every window once, in an order that is a function of (seed, epoch) only."""
+    from forecast.training import EpochOrder, WindowSource, window_dataset
 
-    assert steps_per_execution(1) == 1
-    assert steps_per_execution(111) == 111  # a short epoch: one call
-    assert steps_per_execution(256) == 256
-    assert steps_per_execution(300) == 150  # the largest divisor up to 256
-    assert steps_per_execution(1000) == 250
-    assert steps_per_execution(257) == 1  # a prime: one batch per call
+    series = np.arange(40, dtype="float32").reshape(-1, 1)
+    origins = np.arange(3, 36)  # 33 windows of 4 rows, targets the next row
+    order = EpochOrder(origins, seed=7)
+    dataset = window_dataset(WindowSource(series, series, 4, 1), origins, 8, order)
+
+    def one_pass() -> list[int]:
+        return [int(v) for x, _ in dataset for v in x[:, -1, 0].numpy()]  # each window's origin
+
+    orders = {}
+    for number in (0, 1, 2, 1):
+        order.set(number)
+        orders.setdefault(number, []).append(one_pass())
+    for seen in orders.values():
+        assert sorted(seen[0]) == origins.tolist()  # every window once, nothing more
+        assert all(order == seen[0] for order in seen)  # the same epoch, the same order
+    assert orders[0][0] != orders[1][0] != orders[2][0]
+    assert EpochOrder(origins, seed=7, epoch=2).variable.numpy().tolist() == orders[2][0]
 
 
 def test_an_epoch_in_one_graph_call_trains_the_same_weights(tmp_path: Path, monkeypatch):
-    """Running an epoch's batches in one call of the training function (the default) gives
-    the weights that one call per batch gives."""
+    """The same weights and losses whichever way the batches reach the model: one pass over
+    every epoch at one batch per call (short epochs, the default here), or a pass per epoch
+    with all its batches in one call of the training function or one call per batch."""
     from forecast import training
     from tests.conftest import small_gru_config
 
     config = small_gru_config(tmp_path, epochs=3, batch_size=8, early_stopping=False)
     extra = ["training.final_fit=false"]
-    one_call = api.train(config, runs_dir=tmp_path / "a", quiet=True, overrides=extra)
-    monkeypatch.setattr(training, "MAX_STEPS_PER_EXECUTION", 1)
-    per_batch = api.train(config, runs_dir=tmp_path / "b", quiet=True, overrides=extra)
-    a = load_model(one_call.run_dir / "model.keras").get_weights()
-    b = load_model(per_batch.run_dir / "model.keras").get_weights()
-    assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
-    history = pd.read_csv(one_call.run_dir / "history.csv")
-    assert history["loss"].tolist() == pd.read_csv(per_batch.run_dir / "history.csv")[
-        "loss"
-    ].tolist()
+    runs = {}
+    for name, short, most in (("whole", 32, 256), ("one call", 0, 256), ("per batch", 0, 1)):
+        monkeypatch.setattr(training, "SHORT_EPOCH", short)
+        monkeypatch.setattr(training, "MAX_STEPS_PER_EXECUTION", most)
+        run = api.train(config, runs_dir=tmp_path / name, quiet=True, overrides=extra)
+        weights = load_model(run.run_dir / "model.keras").get_weights()
+        runs[name] = (weights, pd.read_csv(run.run_dir / "history.csv")["loss"].tolist())
+    first, losses = runs["whole"]
+    for name in ("one call", "per batch"):
+        assert all(np.array_equal(a, b) for a, b in zip(first, runs[name][0], strict=True))
+        assert runs[name][1] == losses, name
+
+
+def test_an_xla_fit_uses_xla_and_repeats_bit_for_bit(tmp_path: Path):
+    """training.jit_compile: true compiles the training step with XLA although op determinism
+    is on (Keras alone would turn it off), and the same seed gives the same weights."""
+    from forecast.pipeline import fit
+    from tests.conftest import small_gru_config
+
+    config = small_gru_config(tmp_path, epochs=2, batch_size=8, early_stopping=False)
+    fits = []
+    for jit in ("true", "true", "false"):
+        prepared = prepare(load_config(config, overrides=[f"training.jit_compile={jit}"]))
+        model, _, info = fit(prepared, quiet=True)
+        fits.append((info["jit_compile"], model.get_weights()))
+    assert [f[0] for f in fits] == [True, True, False]
+    assert all(np.array_equal(a, b) for a, b in zip(fits[0][1], fits[1][1], strict=True))
+    # XLA's fused kernels round differently from the graph's: the same fit, other last bits
+    assert not all(np.array_equal(a, b) for a, b in zip(fits[0][1], fits[2][1], strict=True))
+    assert all(np.allclose(a, b, atol=1e-3) for a, b in zip(fits[0][1], fits[2][1], strict=True))
