@@ -223,7 +223,12 @@ class TrainingConfig(Strict):
     distribute: Literal["none", "mirrored"] = Field(
         "none", description="none | mirrored (all local GPUs)"
     )
-    jit_compile: bool = Field(False, description="compile training steps with XLA")
+    jit_compile: Literal["auto"] | bool = Field(
+        "auto",
+        description="compile training steps with XLA: auto = on CPU-only machines when the "
+        "fit is long enough to win back the compilation (about 25 batches per input step "
+        "and recurrent layer)",
+    )
     final_fit: bool = Field(
         True,
         description="after the held-out evaluation, refit on every row for the epochs early "

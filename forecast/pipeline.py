@@ -292,9 +292,11 @@ class _Slot:
     optimizer_start: list[Any]  # the optimizer's variables before any update
 
 
-def _shape_key(prepared: Prepared, unroll: bool, batches: int) -> str:
+def _shape_key(prepared: Prepared, unroll: bool, batches: int, jit: bool = False) -> str:
     """What a reusable model must share: every model/window/training setting that is built
     or traced in, the seed (the starting weights), and for a cosine schedule its length."""
+    from forecast.training import steps_per_execution
+
     cfg = prepared.config
     return json.dumps(
         {
@@ -306,6 +308,8 @@ def _shape_key(prepared: Prepared, unroll: bool, batches: int) -> str:
             "season": prepared.season,
             "seed": cfg.seed,
             "unroll": unroll,
+            "jit": jit,
+            "steps_per_execution": steps_per_execution(batches),
             "schedule": batches * cfg.training.epochs
             if cfg.training.lr_schedule != "constant"
             else 0,
@@ -337,6 +341,7 @@ def fit(
         build_models,
         forecasting_model,
         recurrent_layer_count,
+        resolve_jit,
         resolve_unroll,
     )
     from forecast.training import (
@@ -353,14 +358,17 @@ def fit(
     seed_everything(cfg.seed)
     scope, strategy = strategy_scope(cfg.training.distribute)
     batches = max(-(-len(split.train_origins) // cfg.training.batch_size), 1)  # per epoch
+    expected = batches * expected_epochs(cfg.training)
+    layers = recurrent_layer_count(cfg.model)
+    jit = resolve_jit(cfg.training.jit_compile, cfg.window.input_steps, expected, layers)
     unroll = resolve_unroll(
         cfg.training.unroll,
         cfg.window.input_steps,
-        cfg.training.jit_compile,
-        expected_batches=batches * expected_epochs(cfg.training),
-        recurrent_layers=recurrent_layer_count(cfg.model),
+        jit,
+        expected_batches=expected,
+        recurrent_layers=layers,
     )
-    key = _shape_key(prepared, unroll, batches)
+    key = _shape_key(prepared, unroll, batches, jit)
     slot = compiled.take(key) if compiled is not None else None
     if slot is not None:
         for variable, value in zip(slot.trained.variables, slot.start, strict=True):
@@ -384,7 +392,7 @@ def fit(
                 season=prepared.season,
                 known_inputs=len(data.inputs) - len(data.features),  # calendar columns
             )
-            compile_model(trained, cfg.training, steps_per_epoch=batches)
+            compile_model(trained, cfg.training, steps_per_epoch=batches, jit=jit)
         if compiled is not None and checkpoint_dir is None and strategy["replicas"] == 1:
             trained.optimizer.build(trained.trainable_variables)
             slot = _Slot(
@@ -426,7 +434,8 @@ def fit(
         "window": round(fitted.dataset_seconds, 4),
         "fit": round(fitted.seconds, 4),
     }
-    return model, fitted, {"timings": timings, "strategy": strategy, "unroll": unroll}
+    info = {"timings": timings, "strategy": strategy, "unroll": unroll, "jit_compile": jit}
+    return model, fitted, info
 
 
 def fit_final(

@@ -87,3 +87,14 @@ def test_auto_unrolls_only_fits_long_enough_to_win_back_the_build():
     training = validate_config({"data": {"path": "x.csv", "features": ["a"]}}).training
     assert expected_epochs(training) == 30  # early stopping, patience 10: three patiences
     assert expected_epochs(training.model_copy(update={"early_stopping": False})) == 50  # all
+
+
+def test_auto_jit_compiles_only_fits_long_enough_to_win_back_the_compilation():
+    from forecast.models import resolve_jit
+
+    # 25 batches per input step and recurrent layer: 40 steps x 1 layer -> 1,000 batches
+    assert not resolve_jit("auto", 40, expected_batches=999, recurrent_layers=1)
+    assert resolve_jit("auto", 40, expected_batches=1000, recurrent_layers=1)
+    assert not resolve_jit("auto", 40, expected_batches=1999, recurrent_layers=2)
+    assert resolve_jit("auto", 12, expected_batches=300, recurrent_layers=0)  # Dense: as one
+    assert resolve_jit(True, 96, expected_batches=1) and not resolve_jit(False, 2, 10**9)
