@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -215,6 +216,8 @@ def seasonal_swing_grows(values: np.ndarray, season: int) -> bool:
 MAX_SEASONS = 8  # a longer window averages the seasonal pattern over more seasons
 MAX_INPUT_STEPS = 104  # beyond this, windows cost more training time than they win back
 MIN_TRAIN_WINDOWS = 12  # training windows the first backtest fold keeps besides validation
+VALIDATION_SHARE = 0.1  # of the first fold's rows, at least a horizon
+VALIDATION_MAX_ORIGINS = 50  # enough to steady early stopping; more would leave out recent rows
 
 
 def recommend(rows: int | None, season: int, horizon: int) -> dict:
@@ -244,7 +247,12 @@ def recommend(rows: int | None, season: int, horizon: int) -> dict:
         input_steps = min(max(2 * horizon, 8), 24)
     input_steps = max(2, min(input_steps, fold_rows - horizon))  # at least one window
     windows = fold_rows - input_steps - horizon + 1
-    validation = horizon if windows - horizon >= 12 else 0
+    # early stopping on one validation window follows that window's noise: a share of the
+    # rows gives it more origins where the series can spare them
+    validation = max(horizon, min(math.ceil(VALIDATION_SHARE * fold_rows),
+                                  horizon - 1 + VALIDATION_MAX_ORIGINS))  # fmt: skip
+    if windows - validation < MIN_TRAIN_WINDOWS:
+        validation = horizon if windows - horizon >= MIN_TRAIN_WINDOWS else 0
     test = 0.2 if round(rows * 0.2) >= 2 * horizon else 2 * horizon
     return {
         "input_steps": input_steps,

@@ -287,6 +287,12 @@ def test_init_recommendations_follow_the_data():
     assert recommend(200, 12, 12)["input_steps"] == 96  # 8 seasons, the most
     assert recommend(4032, 48, 48)["input_steps"] == 96  # 2 days: at most 104 steps
     assert recommend(98, 1, 6)["input_steps"] == 12  # no season: twice the horizon
+    # validation: a tenth of the first fold's rows, at least a horizon, at most 50 origins
+    assert recommend(204, 12, 12)["validation"] == 17  # 168 rows: 17, so 6 origins
+    assert recommend(76, 4, 8)["validation"] == 8  # 52 rows: 6 is less than a horizon
+    assert recommend(1860, 5, 10)["validation"] == 59  # 183 rows would be 174 origins
+    # 23 rows, 14 windows: a tenth (3 rows) would leave 11 to train on, a horizon leaves 12
+    assert recommend(29, 1, 2)["validation"] == 2
 
 
 def test_the_recommended_config_backtests_a_36_row_series(tmp_path: Path):
