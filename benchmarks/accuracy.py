@@ -86,7 +86,7 @@ def panel_series(panel: dict) -> list[dict]:
             PANELS.mkdir(parents=True, exist_ok=True)
             part[[panel["time_column"], panel["target"]]].to_csv(path, index=False)
         spec = {k: v for k, v in panel.items() if k not in ("file", "id_column")}
-        out.append({**spec, "file": path.name, "path": path, "name": name})
+        out.append({**spec, "file": path.name, "path": path, "name": name, "panel": panel})
     return out
 
 
@@ -147,29 +147,62 @@ def network(spec: dict, seed: int, folder: Path, overrides: list[str], trials: i
         config, folds=3, runs_dir=folder / "runs", overrides=overrides, seed=seed, quiet=True
     )
     seconds = time.perf_counter() - started
-    report = result.report
-    if report["season_length"] != spec["season_length"]:
+    return summary(spec, result.report["folds"], seconds, result.report["season_length"])
+
+
+def summary(spec: dict, folds: list[dict], seconds: float, season: int) -> dict:
+    """One series' entry from its backtest.json fold rows: MASE and interval scores per fold."""
+    if season != spec["season_length"]:
         print(
-            f"  note: {spec['name']}: the config's season length {report['season_length']} "
+            f"  note: {spec['name']}: the config's season length {season} "
             f"differs from the spec's {spec['season_length']}",
             file=sys.stderr,
         )
     intervals = {}
     for level in ("80", "95"):
-        folds = [f.get("intervals", {}).get(level) for f in report["folds"]]
-        if all(folds):
+        scored = [f.get("intervals", {}).get(level) for f in folds]
+        if all(scored):
             intervals[level] = {
-                "coverage": [f["coverage"] for f in folds],
-                "msis": [f["msis"] for f in folds],
-                "seasonal_naive_coverage": [f["seasonal_naive"]["coverage"] for f in folds],
-                "seasonal_naive_msis": [f["seasonal_naive"]["msis"] for f in folds],
+                "coverage": [f["coverage"] for f in scored],
+                "msis": [f["msis"] for f in scored],
+                "seasonal_naive_coverage": [f["seasonal_naive"]["coverage"] for f in scored],
+                "seasonal_naive_msis": [f["seasonal_naive"]["msis"] for f in scored],
             }
     return {
-        "mase": [f["model"]["mase"] for f in report["folds"]],
+        "mase": [f["model"]["mase"] for f in folds],
         "seconds": round(seconds, 3),
-        "season_length": report["season_length"],
+        "season_length": season,
         "intervals": intervals,
     }
+
+
+def network_panel(panel: dict, seed: int, folder: Path, overrides: list[str]) -> dict:
+    """A long-format panel as a user runs it: `forecast init --csv LONG.csv` (one model for
+    every series) + `forecast backtest --folds 3`; per series name, its entry as `network`
+    gives, with the panel's seconds shared out equally between its series."""
+    path = DATA / "accuracy" / panel["file"]
+    stem = path.stem.removesuffix("_long")
+    text = starter_config("univariate", path, panel["target"], panel["horizon"])
+    config = folder / f"{stem}.yaml"
+    config.write_text(text, encoding="utf-8")
+    started = time.perf_counter()
+    result = api.backtest(
+        config, folds=3, runs_dir=folder / "runs", overrides=overrides, seed=seed, quiet=True
+    )
+    seconds = time.perf_counter() - started
+    report, id_column = result.report, panel["id_column"]
+    ids = list(dict.fromkeys(str(f[id_column]) for f in report["folds"]))
+    out = {}
+    for sid in ids:
+        folds = sorted(
+            (f for f in report["folds"] if str(f[id_column]) == sid), key=lambda f: f["fold"]
+        )
+        spec = {"name": f"{stem}_{sid}", "season_length": panel["season_length"]}
+        out[spec["name"]] = {
+            **summary(spec, folds, seconds / len(ids), report["season_length"]),
+            "panel_seconds": round(seconds, 3),
+        }
+    return out
 
 
 def run(
@@ -178,9 +211,13 @@ def run(
     with_stats: bool,
     overrides: list[str],
     trials: int = 0,
+    panels: str = "together",
 ) -> dict:
+    """Each series' entry in the results file; a panel's series `together` in one model, as
+    `forecast init` sets up a long table, or `apart`, each series on its own."""
     logging.getLogger("forecast").setLevel(logging.ERROR)
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    together: dict[tuple[str, int], dict] = {}  # (panel file, seed) -> its series' entries
     with tempfile.TemporaryDirectory() as tmp:
         for spec in series_list():
             if names and spec["name"] not in names:
@@ -206,7 +243,15 @@ def run(
             entry.setdefault("network", {})
             for seed in seeds:
                 try:
-                    entry["network"][str(seed)] = network(spec, seed, Path(tmp), overrides, trials)
+                    if "panel" in spec and panels == "together":
+                        key = (spec["panel"]["file"], seed)
+                        if key not in together:
+                            together[key] = network_panel(spec["panel"], seed, Path(tmp), overrides)
+                        entry["network"][str(seed)] = together[key][spec["name"]]
+                    else:
+                        entry["network"][str(seed)] = network(
+                            spec, seed, Path(tmp), overrides, trials
+                        )
                 except Exception as exc:  # report a series the recommended config cannot run
                     entry["network"][str(seed)] = {"error": f"{type(exc).__name__}: {exc}"}
                 shown = entry["network"][str(seed)]
@@ -310,6 +355,13 @@ def main() -> None:
     )
     parser.add_argument("--results", type=Path, help="results JSON file (default: results/)")
     parser.add_argument(
+        "--panels",
+        choices=("together", "apart"),
+        default="together",
+        help="a panel's series in one model (what `forecast init` writes for a long table) "
+        "or each on its own",
+    )
+    parser.add_argument(
         "--tune", type=int, default=0, metavar="N", help="experiment: `forecast tune --trials N`"
     )
     args = parser.parse_args()
@@ -318,7 +370,7 @@ def main() -> None:
     if args.table_only:
         results = json.loads(RESULTS.read_text())
     else:
-        results = run(args.series, args.seeds, not args.no_stats, args.set, args.tune)
+        results = run(args.series, args.seeds, not args.no_stats, args.set, args.tune, args.panels)
     print(table(results, args.seeds))
     print()
     print(interval_table(results, args.seeds))

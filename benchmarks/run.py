@@ -22,7 +22,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
@@ -203,7 +202,8 @@ def peer_throughput(stack: str, batch: int) -> float | None:
 def bench_training(windows: int, input_steps: int, batch: int) -> None:
     from forecast.config import TrainingConfig
     from forecast.models import resolve_unroll
-    from forecast.training import WindowSource, compile_model, window_dataset
+    from forecast.training import WindowSource, compile_model
+    from forecast.training import fit as fit_pipeline
     from forecast.windows import input_windows, target_windows
 
     rows = windows + input_steps + 1
@@ -211,13 +211,20 @@ def bench_training(windows: int, input_steps: int, batch: int) -> None:
     origins = np.arange(input_steps - 1, rows - 1)
     x = input_windows(series, origins, input_steps).astype("float32")
     y = target_windows(series, origins, 1).astype("float32")
-    training = TrainingConfig(batch_size=batch)
     epochs = 2
+    training = TrainingConfig(batch_size=batch, epochs=epochs, early_stopping=False)
     source = WindowSource(series, series, input_steps, 1)
     steps = math.ceil(len(origins) / batch)
+    none = np.array([], dtype=np.int64)
 
-    def shuffled(epochs: int) -> Any:  # what `train` gives model.fit: every epoch, shuffled
-        return window_dataset(source, origins, batch, shuffle_seed=0, epochs=range(epochs))
+    def through_train(model, config: TrainingConfig, jit: bool) -> float:
+        """`train`'s own fit (its datasets, batches per call, callbacks), after a warm-up
+        fit of one epoch that builds and traces."""
+        compile_model(model, config, steps_per_epoch=steps, jit=jit)
+        warm = config.model_copy(update={"epochs": 1})
+        fit_pipeline(model, warm, source, origins[: batch * 4], none, seed=0, quiet=True)
+        fitted = fit_pipeline(model, config, source, origins, none, seed=0, quiet=True)
+        return len(x) * epochs / fitted.seconds
 
     def fit_numpy(model) -> float:  # the tutorial: model.fit on materialised NumPy windows
         model.compile(optimizer="adam", loss="mse")
@@ -227,52 +234,35 @@ def bench_training(windows: int, input_steps: int, batch: int) -> None:
         return len(x) * epochs / (time.perf_counter() - start)
 
     def fit_ours(model) -> float:
-        compile_model(model, training)
-        model.fit(shuffled(1).take(4), epochs=1, verbose=0)
-        ds = shuffled(epochs)
-        start = time.perf_counter()
-        model.fit(ds, epochs=epochs, steps_per_epoch=steps, verbose=0)
-        return len(x) * epochs / (time.perf_counter() - start)
+        return through_train(model, training, jit=False)
 
     tutorial = fit_numpy(lstm_model([50, 50], input_steps, unroll=False))
     unroll = resolve_unroll("auto", input_steps)
     same_model_numpy = fit_numpy(lstm_model([50, 50], input_steps, unroll=unroll))
-    ours = fit_ours(lstm_model([50, 50], input_steps, unroll=unroll))
+    looped = fit_ours(lstm_model([50, 50], input_steps, unroll=unroll))
+    # what `jit_compile: auto` picks for a fit of 25+ batches per input step and layer
+    xla = training.model_copy(update={"jit_compile": True})
+    ours = through_train(lstm_model([50, 50], input_steps, unroll=False), xla, jit=True)
     record(
-        f"training 2xLSTM(50), window {input_steps}, batch {batch}",
-        tutorial,
-        ours,
-        "samples/s",
-        f"unroll={unroll}",
-    )
+        f"training 2xLSTM(50), window {input_steps}, batch {batch} (ours: XLA, as auto picks "
+        "for long fits)",
+        tutorial, ours, "samples/s",
+    )  # fmt: skip
+    record(f"  ours without XLA (unroll={unroll}), batch {batch}", tutorial, looped, "samples/s")
     for stack, label in (("torch", "plain PyTorch nn.LSTM"), ("keras-jax", "Keras on JAX")):
         theirs = peer_throughput(stack, batch)
         if theirs is not None:
             record(
-                f"  same model and windows, batch {batch}: {label} vs ours",
+                f"  same model and windows, batch {batch}: {label} vs ours (XLA)",
                 theirs, ours, "samples/s", "own process; target ours >= theirs",
             )  # fmt: skip
     record(
-        f"  pipeline overhead, same model, batch {batch} (fit time ours/plain Keras)",
+        f"  pipeline overhead, same model without XLA, batch {batch} (fit time ours/plain Keras)",
         None,
-        same_model_numpy / ours,
+        same_model_numpy / looped,
         "ratio",
         "target <= 1.1",
     )
-    if batch == 32:
-        xla = TrainingConfig(batch_size=batch, jit_compile=True)
-        model = lstm_model([50, 50], input_steps, unroll=resolve_unroll("auto", input_steps, True))
-        compile_model(model, xla)
-        model.fit(shuffled(1).take(4), epochs=1, verbose=0)
-        ds = shuffled(epochs)
-        start = time.perf_counter()
-        model.fit(ds, epochs=epochs, steps_per_epoch=steps, verbose=0)
-        record(
-            f"training with training.jit_compile, batch {batch}",
-            None,
-            len(x) * epochs / (time.perf_counter() - start),
-            "samples/s",
-        )
 
 
 def bench_train_epoch(windows: int) -> None:
@@ -604,56 +594,81 @@ def bench_serve(requests: int) -> None:
 
 def bench_backtest(quick: bool) -> None:
     """`forecast backtest --folds 3` of the config `forecast init` writes, on every series in
-    data/accuracy: a new model per fold (as before) vs the first fold's model reused, with
-    identical forecasts checked; and statsforecast's three models on the same folds."""
+    data/accuracy (a long table as one model for its series, as init sets it up): a new
+    model per fold (as before) vs the models reused, with identical forecasts checked; and
+    statsforecast's three models on the same folds, series by series."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import logging
 
     import accuracy
 
-    from forecast.backtest import backtest_origins, run_backtest, run_fold
+    from forecast import backtest as rolling
     from forecast.configfile import load_config
-    from forecast.data import read_series
+    from forecast.data import read_panel, read_series
     from forecast.starter import starter_config
 
     logging.getLogger("forecast").setLevel(logging.ERROR)
-    # every series in data/accuracy/: spec.json's and the panels' (each on its own)
-    local = (ROOT / "data" / "accuracy", accuracy.PANELS)
-    specs = [s for s in accuracy.series_list() if Path(s["path"]).parent in local]
-    specs = specs[:3] if quick else specs
+    spec_file = json.loads((ROOT / "data" / "accuracy" / "spec.json").read_text())
+    singles = [s for s in accuracy.series_list(panels=False) if "accuracy" in Path(s["path"]).parts]
+    panels = spec_file["panels"]
+    if quick:
+        singles, panels = singles[:3], []
     new = reused = stats = 0.0
     with_stats = True
+
+    def time_stats(y: np.ndarray, spec: dict) -> None:
+        nonlocal stats, with_stats
+        if with_stats:
+            try:
+                stats += sum(m["seconds"] for m in accuracy.stats_forecasts(y, spec).values())
+            except ImportError:  # statsforecast is in the dev extra only
+                with_stats = False
+
     with tempfile.TemporaryDirectory() as tmp:
-        for spec in specs:
+        for spec in singles:
             path = Path(tmp) / f"{spec['name']}.yaml"
             path.write_text(
                 starter_config("univariate", spec["path"], spec["target"], spec["horizon"])
             )
             config = load_config(path, seed=1)
             series = read_series(config.data)
-            origins = backtest_origins(len(series.frame), 3, config.window.horizon)
+            origins = rolling.backtest_origins(len(series.frame), 3, config.window.horizon)
             # reused first: any cache the runtime keeps (XLA's, TF's) helps the other one
             start = time.perf_counter()
-            _, forecasts, _ = run_backtest(config, series, origins, quiet=True)
+            _, forecasts, _ = rolling.run_backtest(config, series, origins, quiet=True)
             reused += time.perf_counter() - start
             start = time.perf_counter()
-            folds = [run_fold(config, series, int(o), i) for i, o in enumerate(origins, 1)]
+            folds = [rolling.run_fold(config, series, int(o), i) for i, o in enumerate(origins, 1)]
             new += time.perf_counter() - start
             assert np.array_equal(np.stack([f.forecast for f in folds]), forecasts), spec["name"]
-            if with_stats:
-                y = series.frame[spec["target"]].to_numpy(dtype=float)
-                try:
-                    stats += sum(m["seconds"] for m in accuracy.stats_forecasts(y, spec).values())
-                except ImportError:  # statsforecast is in the dev extra only
-                    with_stats = False
-    n = len(specs)
+            time_stats(series.frame[spec["target"]].to_numpy(dtype=float), spec)
+        for panel in panels:
+            csv = ROOT / "data" / "accuracy" / panel["file"]
+            path = Path(tmp) / f"{csv.stem}.yaml"
+            path.write_text(starter_config("univariate", csv, panel["target"], panel["horizon"]))
+            config = load_config(path, seed=1)
+            table = read_panel(config.data)
+            backs = rolling.panel_backs(config, table, 3)
+            start = time.perf_counter()
+            _, forecasts = rolling.run_panel_backtest(config, table, backs, quiet=True)
+            reused += time.perf_counter() - start
+            start = time.perf_counter()
+            for number, back in enumerate(backs, start=1):
+                _, fresh, _ = rolling.run_panel_fold(config, table, back, number)
+                for sid, values in fresh.items():
+                    assert np.array_equal(values, forecasts[number - 1][sid]), (csv.name, sid)
+            new += time.perf_counter() - start
+            for sid, member in table.members.items():
+                spec = {**panel, "name": f"{csv.stem}_{sid}"}
+                time_stats(member.frame[panel["target"]].to_numpy(dtype=float), spec)
+    what = f"{len(singles)} series and {len(panels)} long tables"
     record(
-        f"backtest --folds 3, recommended configs, {n} series: a new model per fold vs reused",
+        f"backtest --folds 3, recommended configs, {what}: a new model per fold vs reused",
         round(new, 2), reused, "s", "the same forecasts (checked)",
     )  # fmt: skip
     if with_stats:
         record(
-            f"same backtests, {n} series: statsforecast AutoETS+AutoTheta+AutoARIMA vs ours",
+            f"same backtests, {what}: statsforecast AutoETS+AutoTheta+AutoARIMA vs ours",
             round(stats, 2), reused, "s", "ratio > 1: ours is faster",
         )  # fmt: skip
 
