@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -133,9 +134,7 @@ def stats_forecasts(y: np.ndarray, spec: dict) -> dict[str, dict]:
 def network(spec: dict, seed: int, folder: Path, overrides: list[str], trials: int = 0) -> dict:
     """`forecast init` + `forecast backtest --folds 3`, as a user runs them; with `trials`,
     `forecast tune` in between, on the rows before the first fold only."""
-    text = starter_config("univariate", spec["path"], spec["target"], spec["horizon"])
-    config = folder / f"{spec['name']}.yaml"
-    config.write_text(text, encoding="utf-8")
+    config = init_config(spec["path"], spec["target"], spec["horizon"], folder / spec["name"])
     started = time.perf_counter()
     if trials:
         # the test part is the three folds' rows: tuning backtests the rows before them
@@ -143,11 +142,23 @@ def network(spec: dict, seed: int, folder: Path, overrides: list[str], trials: i
         tuned = folder / f"{spec['name']}-{seed}.tuned.yaml"
         api.tune(config, trials, 3, tuned, overrides=hidden + overrides, seed=seed, quiet=True)
         config, overrides = tuned, []
-    result = api.backtest(
-        config, folds=3, runs_dir=folder / "runs", overrides=overrides, seed=seed, quiet=True
-    )
+    result = backtest(config, folder, overrides, seed)
     seconds = time.perf_counter() - started
     return summary(spec, result.report["folds"], seconds, result.report["season_length"])
+
+
+def init_config(csv: Path, target: str, horizon: int, stem: Path) -> Path:
+    """`forecast init --csv CSV --target TARGET --horizon H` written to STEM.yaml."""
+    config = stem.with_suffix(".yaml")
+    config.write_text(starter_config("univariate", csv, target, horizon), encoding="utf-8")
+    return config
+
+
+def backtest(config: Path, folder: Path, overrides: list[str], seed: int) -> Any:
+    """`forecast backtest --folds 3` of `config`, quietly, its runs under `folder`."""
+    return api.backtest(
+        config, folds=3, runs_dir=folder / "runs", overrides=overrides, seed=seed, quiet=True
+    )
 
 
 def summary(spec: dict, folds: list[dict], seconds: float, season: int) -> dict:
@@ -182,13 +193,9 @@ def network_panel(panel: dict, seed: int, folder: Path, overrides: list[str]) ->
     gives, with the panel's seconds shared out equally between its series."""
     path = DATA / "accuracy" / panel["file"]
     stem = path.stem.removesuffix("_long")
-    text = starter_config("univariate", path, panel["target"], panel["horizon"])
-    config = folder / f"{stem}.yaml"
-    config.write_text(text, encoding="utf-8")
+    config = init_config(path, panel["target"], panel["horizon"], folder / stem)
     started = time.perf_counter()
-    result = api.backtest(
-        config, folds=3, runs_dir=folder / "runs", overrides=overrides, seed=seed, quiet=True
-    )
+    result = backtest(config, folder, overrides, seed)
     seconds = time.perf_counter() - started
     report, id_column = result.report, panel["id_column"]
     ids = list(dict.fromkeys(str(f[id_column]) for f in report["folds"]))

@@ -219,10 +219,11 @@ def bench_training(windows: int, input_steps: int, batch: int) -> None:
 
     def through_train(model, config: TrainingConfig, jit: bool) -> float:
         """`train`'s own fit (its datasets, batches per call, callbacks), after a warm-up
-        fit of one epoch that builds and traces."""
+        epoch on the same windows that builds, traces and compiles (a shorter one would run
+        other batches per call and trace again)."""
         compile_model(model, config, steps_per_epoch=steps, jit=jit)
         warm = config.model_copy(update={"epochs": 1})
-        fit_pipeline(model, warm, source, origins[: batch * 4], none, seed=0, quiet=True)
+        fit_pipeline(model, warm, source, origins, none, seed=0, quiet=True)
         fitted = fit_pipeline(model, config, source, origins, none, seed=0, quiet=True)
         return len(x) * epochs / fitted.seconds
 

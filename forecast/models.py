@@ -146,7 +146,12 @@ def resolve_unroll(
         return bool(setting)
     if jit_compile or input_steps > UNROLL_MAX_STEPS or recurrent_layers == 0:
         return False
-    needed = UNROLL_BATCHES_PER_STEP * input_steps * recurrent_layers
+    return _wins_on_cpu(expected_batches, UNROLL_BATCHES_PER_STEP * input_steps * recurrent_layers)
+
+
+def _wins_on_cpu(expected_batches: float | None, needed: float) -> bool:
+    """An `auto` speed-up pays: the fit runs at least `needed` batches (or is of unknown
+    length) on a machine without a GPU."""
     if expected_batches is not None and expected_batches < needed:
         return False
     import tensorflow as tf
@@ -172,12 +177,9 @@ def resolve_jit(
     visible, whose recurrent layers use cuDNN."""
     if setting != "auto":
         return bool(setting)
-    needed = JIT_BATCHES_PER_STEP * input_steps * max(recurrent_layers, 1)
-    if expected_batches is not None and expected_batches < needed:
-        return False
-    import tensorflow as tf
-
-    return not tf.config.list_physical_devices("GPU")
+    return _wins_on_cpu(
+        expected_batches, JIT_BATCHES_PER_STEP * input_steps * max(recurrent_layers, 1)
+    )
 
 
 def recurrent_layer_count(model: ModelConfig) -> int:

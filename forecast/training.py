@@ -185,7 +185,7 @@ def compile_model(
         jit_compile=False,
         steps_per_execution=steps_per_execution(steps_per_epoch),
     )
-    if jit if jit is not None else training.jit_compile is True:
+    if (training.jit_compile is True) if jit is None else jit:
         # set past Keras' check, which turns XLA off whenever op determinism is on
         # (seed_everything) because some ops lack deterministic XLA kernels: the recurrent
         # stacks here have them, and their XLA fits repeat bit for bit
