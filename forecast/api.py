@@ -247,9 +247,12 @@ def _final_fit(
     """Refit on every row for the epochs the held-out fit used (its best epoch when early
     stopping restored one) and make it the run's model.keras; run.json's `final_fit`
     (and `seconds`)."""
-    epochs = fitted["best_epoch"] or len(fitted["history"])
+    best = fitted["best_epoch"]  # 0: no epoch beat the residual base, which is kept
+    epochs = len(fitted["history"]) if best is None else best
     rows = len(prepared.values)
-    if not quiet:
+    if not quiet and epochs == 0:
+        log.info("final fit: none, the model is its residual base, which no epoch beat")
+    elif not quiet:
         log.info("final fit: %d epoch(s) on all %d rows", epochs, rows)
     clock = time.perf_counter()
     board = partial / "tensorboard" / "final" if prepared.config.training.tensorboard else None

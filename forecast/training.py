@@ -207,6 +207,7 @@ def strategy_scope(distribute: str) -> tuple[Any, dict[str, Any]]:
 class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)  # one row per epoch
     best_epoch: int | None = None  # 1-based epoch whose weights the model holds, if restored
+    # (0: the starting weights, which no epoch beat on validation)
     stopped_epoch: int | None = None  # 1-based epoch after which early stopping stopped
     seconds: float = 0.0  # the model.fit call with its callbacks
     dataset_seconds: float = 0.0  # building the tf.data pipelines
@@ -222,12 +223,17 @@ def fit(
     quiet: bool = False,
     checkpoint_dir: Path | None = None,
     tensorboard_dir: Path | None = None,
+    start_is_candidate: bool = False,
 ) -> FitResult:
     """Fit a compiled model with early stopping.
 
     History rows: epoch, loss, val_loss, learning_rate, seconds. With `checkpoint_dir`, the
     whole training state is saved there after every epoch, and a later call with the same
     folder continues from the last finished epoch, ending where an uninterrupted fit ends.
+    With `start_is_candidate` (a model that starts as a forecast of its own, its residual
+    base), early stopping that restores the best weights scores the starting weights on the
+    validation windows too, before the first epoch: when no epoch beats them they are
+    kept, and `best_epoch` is 0.
     """
     saved = Checkpoint(checkpoint_dir).load(model) if checkpoint_dir is not None else None
     result = FitResult(history=list(saved["history"]) if saved else [])
@@ -265,6 +271,8 @@ def fit(
         if val_scorer is not None:
             callbacks.insert(0, val_scorer)  # first: the others read its val_loss
         if stopper is not None:
+            if start_is_candidate and val_scorer is not None and stopper.restore_best_weights:
+                stopper.start = float(val_scorer.score(val_scorer.x, val_scorer.y))
             callbacks.append(stopper)
         if checkpoint_dir is not None:
             callbacks.append(
@@ -367,6 +375,7 @@ def _early_stopping_class() -> type:
             super().__init__(**kwargs)
             self.saved = saved
             self.resumed_stopped = bool(saved and saved["stopped_epoch"] > 0)
+            self.start: float | None = None  # the starting weights' score, if a candidate
             if saved:
                 self._restore()
 
@@ -374,6 +383,9 @@ def _early_stopping_class() -> type:
             super().on_train_begin(logs)
             if self.saved:
                 self._restore()
+            elif self.start is not None:  # the starting weights are the best before epoch 1
+                self.best, self.best_weights = self.start, self.model.get_weights()
+                self.best_epoch = -1  # reported 1-based: 0
 
         def _restore(self) -> None:
             saved = self.saved

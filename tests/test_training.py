@@ -239,3 +239,27 @@ def test_an_xla_fit_uses_xla_and_repeats_bit_for_bit(tmp_path: Path):
     # XLA's fused kernels round differently from the graph's: the same fit, other last bits
     assert not all(np.array_equal(a, b) for a, b in zip(fits[0][1], fits[2][1], strict=True))
     assert all(np.allclose(a, b, atol=1e-3) for a, b in zip(fits[0][1], fits[2][1], strict=True))
+
+
+def test_a_residual_base_no_epoch_beats_is_kept(tmp_path):
+    """A learning rate far too high: every epoch forecasts worse than the untrained model,
+    which forecasts its base (here the last value), so early stopping keeps the base."""
+    import json
+
+    config = early_stopping_config(tmp_path, restore=True, final_fit=True)
+    overrides = ["model.residual=naive", "training.learning_rate=10", "model.dropout=0"]
+    result = api.train(config, runs_dir=tmp_path / "runs", quiet=True, overrides=overrides)
+    info = json.loads((result.run_dir / "run.json").read_text())
+    history = pd.read_csv(result.run_dir / "history.csv")
+    assert info["best_epoch"] == 0
+    assert history["epoch"].tolist() == [1, 2, 3]  # the patience, then the stop
+    assert info["final_fit"]["epochs"] == 0  # nothing to refit: the base needs no rows
+    # the saved model forecasts the last value of each window (the two features' own)
+    prepared = prepare(load_config(config))
+    origins = prepared.split.val_origins
+    x = input_windows(prepared.features.astype("float32"), origins, 12)  # (N, L, F)
+    predicted = load_model(result.run_dir / "model.keras").predict(x, verbose=0)  # (N, 1, 2)
+    np.testing.assert_allclose(predicted[:, 0, :], x[:, -1, :], atol=1e-6)
+    # and its validation loss is below every epoch's, which is why it was kept
+    y = target_windows(prepared.targets, origins, 1)
+    assert float(np.mean((predicted - y) ** 2)) < history["val_loss"].min()
