@@ -720,6 +720,7 @@ def bench_ensemble(quick: bool) -> None:
     from forecast.backtest import backtest_origins, run_backtest
     from forecast.configfile import load_config
     from forecast.data import read_series
+    from forecast.pipeline import SHARED
     from forecast.starter import starter_config
 
     logging.getLogger("forecast").setLevel(logging.ERROR)
@@ -742,6 +743,10 @@ def bench_ensemble(quick: bool) -> None:
                 series = read_series(config.data)
                 origins = backtest_origins(len(series.frame), 3, config.window.horizon)
                 forecast.models.stackable = stackable if case != "plain" else lambda m: False
+                # every case builds its own models: the shared ones are keyed by the config,
+                # which is the same with and without stacking
+                SHARED.slots.clear()
+                SHARED.forecasters.clear()
                 start = time.perf_counter()
                 _, forecasts[case], _ = run_backtest(config, series, origins, quiet=True)
                 seconds[case] += 0.0 if warm_up else time.perf_counter() - start
