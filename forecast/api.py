@@ -720,7 +720,10 @@ def predict(
     for line in warnings:
         log.warning(line)
     final = predictor.info.get("final_fit")
-    if final:
+    if final and final.get("epochs") == 0:
+        base = predictor.info.get("residual")
+        log.info("forecast by the %s base alone: no training epoch beat it on validation", base)
+    elif final:
         log.info("forecast by the final model, refitted on all %d rows", final["rows"])
     elif data.id_column is not None:
         log.info("forecast by the model fitted before each series' validation rows (final_fit off)")

@@ -263,3 +263,16 @@ def test_a_residual_base_no_epoch_beats_is_kept(tmp_path):
     # and its validation loss is below every epoch's, which is why it was kept
     y = target_windows(prepared.targets, origins, 1)
     assert float(np.mean((predicted - y) ** 2)) < history["val_loss"].min()
+    # predict says so, and forecasts the last row's values
+    from typer.testing import CliRunner
+
+    from forecast.cli import app
+
+    said = CliRunner().invoke(
+        app, ["predict", "--run", str(result.run_dir), "--csv", str(tmp_path / "s.csv")]
+    )
+    assert said.exit_code == 0, said.output
+    assert "forecast by the naive base alone: no training epoch beat it" in said.stderr
+    last = pd.read_csv(tmp_path / "s.csv").iloc[-1]
+    forecast = pd.read_csv(result.run_dir / "forecast.csv").iloc[0]
+    assert forecast["sales"] == pytest.approx(last["sales"], rel=1e-5)
