@@ -180,7 +180,13 @@ def train(
 
 @app.command()
 def backtest(
-    config: Annotated[Path, typer.Argument(help="The YAML config file.")],
+    configs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="The YAML config file; several run one after another in this process.",
+            metavar="CONFIG",
+        ),
+    ],
     folds: Annotated[int, typer.Option("--folds", "-k", help="Number of forecast origins.")] = 3,
     step: Annotated[
         int | None,
@@ -201,29 +207,30 @@ def backtest(
 
     Origins are `--step` rows apart (default: the horizon), the last fold ending at the
     last row. Prints a table per fold (with the dates it forecasts) and the mean; the last
-    line is the path of backtest.json.
+    line is the path of backtest.json. Several configs (one per series, say) are all
+    checked first, then backtested in turn in one process, which imports TensorFlow once
+    and reuses models of the same shape; each gets its own run directory and its own
+    block of output ending in its backtest.json path.
 
     Example: forecast backtest configs/univariate_multi_step.yaml --folds 3 --step 20
     """
     _setup_logging(quiet)
     from forecast import api
 
-    result = _run(
-        lambda: api.backtest(
-            config,
-            folds,
-            runs_dir,
-            overrides=set_,
-            seed=seed,
-            quiet=quiet,
-            step=step,
-            workers=workers,
-        ),  # fmt: skip
-        left=NO_RUN_WRITTEN,
-    )
-    typer.echo(format_backtest(result.report))
-    typer.echo(result.report["verdict"])
-    typer.echo(str(result.path))
+    checked = _run(lambda: [api.load(c, set_, seed) for c in configs], left=NO_RUN_WRITTEN)
+    for number, (path, cfg) in enumerate(zip(configs, checked, strict=True)):
+        if len(configs) > 1:
+            typer.echo(f"{chr(10) if number else ''}== {path} ==")
+        done = "" if number == 0 else f"; the {number} before it are saved"
+        result = _run(
+            lambda cfg=cfg: api.backtest(
+                cfg, folds, runs_dir, quiet=quiet, step=step, workers=workers
+            ),
+            left=NO_RUN_WRITTEN + (f" for {path}" if number else "") + done,
+        )
+        typer.echo(format_backtest(result.report))
+        typer.echo(result.report["verdict"])
+        typer.echo(str(result.path))
 
 
 @app.command()

@@ -61,6 +61,39 @@ def fold_config(tmp_path: Path) -> Path:
     )
 
 
+def test_several_configs_in_one_backtest_command(tmp_path):
+    """Each config its own run and block of output; all checked before any is run."""
+    first = fold_config(tmp_path)
+    write_csv(tmp_path / "other.csv", monthly_frame(70, seed=5))
+    text = first.read_text(encoding="utf-8").replace("s.csv", "other.csv")
+    second = tmp_path / "other.yaml"
+    second.write_text(text.replace("name: bt", "name: other"), encoding="utf-8")
+    runs = tmp_path / "runs"
+    result = CliRunner().invoke(
+        app, ["backtest", str(first), str(second), "--folds", "2", "--runs-dir", str(runs)]
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == f"== {first} =="
+    assert f"== {second} ==" in lines
+    paths = [Path(line) for line in lines if line.endswith("backtest.json")]
+    assert [p.parent.name.split("-backtest-")[0] for p in paths] == ["bt", "other"]
+    assert paths[-1] == Path(lines[-1])
+    # the second's folds end at its own last row (70 rows, horizon 2: origins 65, 67)
+    dates = pd.read_csv(tmp_path / "other.csv")["date"]
+    folds = json.loads(paths[1].read_text())["folds"]
+    assert [f["origin"] for f in folds] == dates.iloc[[65, 67]].tolist()
+    # a bad config among them: exit 2 naming it, before anything runs
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("architecture: gru", "architecture: grux"), encoding="utf-8")
+    before = sorted(runs.iterdir())
+    failed = CliRunner().invoke(app, ["backtest", str(first), str(bad), "--runs-dir", str(runs)])
+    assert failed.exit_code == 2
+    assert failed.stderr.startswith("error: ") and "bad.yaml" in failed.stderr
+    assert len(failed.stderr.strip().splitlines()) == 1
+    assert sorted(runs.iterdir()) == before  # the first was not run either
+
+
 def test_a_fold_fits_on_rows_up_to_its_origin_only(tmp_path):
     config = load_config(fold_config(tmp_path))
     series = read_series(config.data)
