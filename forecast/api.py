@@ -443,13 +443,11 @@ def backtest(
     from forecast import backtest as rolling
     from forecast import plotting
 
-    if workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {workers}")
     cfg = load(config, overrides, seed)
+    data, origins = _backtest_data(cfg, folds, step, workers)
     if cfg.data.id_column is not None:
-        return _backtest_panel(cfg, folds, runs_dir, quiet, step, workers)
-    series = read_series(cfg.data)
-    origins = rolling.check_folds(cfg, series, folds, step)
+        return _backtest_panel(cfg, data, origins, runs_dir, quiet)
+    series = data
     if not quiet:
         _log_layout(cfg)
     report, forecasts, bounds = rolling.run_backtest(cfg, series, origins, quiet, workers)
@@ -461,18 +459,45 @@ def backtest(
     return BacktestResult(run_dir, run_dir / "backtest.json", report)
 
 
+def check_backtest(
+    config: Config | str | Path,
+    folds: int = 3,
+    overrides: list[str] | None = None,
+    seed: int | None = None,
+    step: int | None = None,
+    workers: int = 1,
+) -> Config:
+    """The validated config once its data and folds pass the checks `backtest` makes
+    before it fits anything (columns, rows for the folds, options): every user error a
+    backtest raises up front, without TensorFlow."""
+    cfg = load(config, overrides, seed)
+    _backtest_data(cfg, folds, step, workers)
+    return cfg
+
+
+def _backtest_data(cfg: Config, folds: int, step: int | None, workers: int) -> tuple[Any, Any]:
+    """(series, fold origins), or for a long table (panel, each fold's rows back)."""
+    from forecast import backtest as rolling
+
+    if workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    if cfg.data.id_column is not None:
+        if workers > 1:
+            raise ConfigError("--workers: not yet for long tables (data.id_column); use 1")
+        panel = read_panel(cfg.data)
+        return panel, rolling.panel_backs(cfg, panel, folds, step)
+    series = read_series(cfg.data)
+    return series, rolling.check_folds(cfg, series, folds, step)
+
+
 def _backtest_panel(
-    cfg: Config, folds: int, runs_dir: str | Path, quiet: bool, step: int | None, workers: int
+    cfg: Config, panel: Any, backs: Any, runs_dir: str | Path, quiet: bool
 ) -> BacktestResult:
     """`backtest` of a long table: in each fold one model refitted on every series up to its
     own origin; backtest.json rows per fold and series, `per_series`, and their mean."""
     from forecast import backtest as rolling
     from forecast import plotting
 
-    if workers > 1:
-        raise ConfigError("--workers: not yet for long tables (data.id_column); use 1")
-    panel = read_panel(cfg.data)
-    backs = rolling.panel_backs(cfg, panel, folds, step)
     if not quiet:
         _log_layout(cfg)
     report, forecasts = rolling.run_panel_backtest(cfg, panel, backs, quiet)
@@ -725,6 +750,9 @@ def predict(
         log.info("forecast by the %s base alone: no training epoch beat it on validation", base)
     elif final:
         log.info("forecast by the final model, refitted on all %d rows", final["rows"])
+    elif predictor.info.get("best_epoch") == 0:
+        base = predictor.info.get("residual")
+        log.info("forecast by the %s base alone: no training epoch beat it (final_fit off)", base)
     elif data.id_column is not None:
         log.info("forecast by the model fitted before each series' validation rows (final_fit off)")
     else:

@@ -217,11 +217,19 @@ def backtest(
     _setup_logging(quiet)
     from forecast import api
 
-    checked = _run(lambda: [api.load(c, set_, seed) for c in configs], left=NO_RUN_WRITTEN)
+    def check(path: Path) -> Any:
+        try:
+            return api.check_backtest(path, folds, set_, seed, step, workers)
+        except ForecastError as exc:  # which of several configs it is, if it does not say
+            if len(configs) > 1 and str(path) not in str(exc):
+                raise type(exc)(f"{path}: {exc}") from None
+            raise
+
+    checked = _run(lambda: [check(c) for c in configs], left=NO_RUN_WRITTEN)
     for number, (path, cfg) in enumerate(zip(configs, checked, strict=True)):
         if len(configs) > 1:
             typer.echo(f"{chr(10) if number else ''}== {path} ==")
-        done = "" if number == 0 else f"; the {number} before it are saved"
+        done = "" if number == 0 else "; the backtests before it are saved"
         result = _run(
             lambda cfg=cfg: api.backtest(
                 cfg, folds, runs_dir, quiet=quiet, step=step, workers=workers

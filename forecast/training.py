@@ -144,7 +144,11 @@ def make_optimizer(training: TrainingConfig, steps_per_epoch: int = 1) -> Any:
     rate: Any = training.learning_rate
     if training.lr_schedule == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(
-            training.learning_rate, decay_steps=training.epochs * steps_per_epoch, alpha=0.1
+            # at least one step: a final fit of no epochs (the residual base kept) builds
+            # its optimizer all the same
+            training.learning_rate,
+            decay_steps=max(training.epochs * steps_per_epoch, 1),
+            alpha=0.1,
         )
     kwargs: dict[str, Any] = {"learning_rate": rate}
     if training.clipvalue is not None:
@@ -271,8 +275,12 @@ def fit(
         if val_scorer is not None:
             callbacks.insert(0, val_scorer)  # first: the others read its val_loss
         if stopper is not None:
-            if start_is_candidate and val_scorer is not None and stopper.restore_best_weights:
-                stopper.start = float(val_scorer.score(val_scorer.x, val_scorer.y))
+            if start_is_candidate and stopper.restore_best_weights and len(val_origins):
+                stopper.start = (  # the loss the epochs' val_loss is compared with
+                    float(val_scorer.score(val_scorer.x, val_scorer.y))
+                    if val_scorer is not None
+                    else float(model.evaluate(val_ds, verbose=0))
+                )
             callbacks.append(stopper)
         if checkpoint_dir is not None:
             callbacks.append(

@@ -239,3 +239,19 @@ def test_folds_in_worker_processes_give_the_sequential_results(tmp_path):
         assert b["baselines"] == a["baselines"]
     bad = CliRunner().invoke(app, ["backtest", str(config), "--workers", "0"])
     assert bad.exit_code == 2 and bad.stderr.strip() == "error: --workers must be >= 1, got 0"
+
+
+def test_a_data_error_in_a_later_config_stops_the_backtests_before_any_runs(tmp_path):
+    first = fold_config(tmp_path)
+    short = tmp_path / "short.yaml"
+    write_csv(tmp_path / "short.csv", monthly_frame(20))
+    short.write_text(first.read_text(encoding="utf-8").replace("s.csv", "short.csv"))
+    runs = tmp_path / "runs"
+    result = CliRunner().invoke(
+        app, ["backtest", str(first), str(short), "--folds", "3", "--runs-dir", str(runs)]
+    )
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "short.yaml: " in result.stderr and "short.csv" in result.stderr
+    assert "use fewer folds" in result.stderr
+    assert not runs.exists()  # the first config's backtest did not run either
