@@ -285,3 +285,32 @@ def test_the_resume_hint_is_the_exact_command():
         "forecast train 'my configs/a.yaml' --runs-dir out --set training.epochs=80 "
         "--set 'data.features=[a, b]' --seed 7 --resume"
     )
+
+
+def test_a_resumed_run_keeps_the_residual_base_as_an_uninterrupted_one_does(
+    tmp_path: Path, monkeypatch
+):
+    """Early stopping's best is the untrained model (the naive base) from before epoch 1;
+    a fit cut after epoch 1 saves it in the checkpoint and, resumed, still keeps it."""
+    from forecast import api, training
+
+    config = early_stopping_config(tmp_path)
+    overrides = ["model.residual=naive", "training.learning_rate=10", "model.dropout=0"]
+    whole = api.train(config, runs_dir=tmp_path / "whole", quiet=True, overrides=overrides)
+    history = pd.read_csv(whole.run_dir / "history.csv")
+    assert json.loads((whole.run_dir / "run.json").read_text())["best_epoch"] == 0
+    interrupt_at_epoch(monkeypatch, config, 2)
+    with pytest.raises(KeyboardInterrupt):
+        api.train(config, runs_dir=tmp_path / "cut", quiet=True, overrides=overrides)
+    (partial,) = (tmp_path / "cut").glob(".es-*.partial")
+    state = json.loads((partial / "backup" / "state.json").read_text())
+    assert state["epoch"] == 1 and state["early_stopping"]["best_epoch"] == -1
+    monkeypatch.setattr(training, "raise_if_stop_requested", lambda: None)
+    resumed = api.train(
+        config, runs_dir=tmp_path / "cut", quiet=True, overrides=overrides, resume=True
+    )
+    again = pd.read_csv(resumed.run_dir / "history.csv")
+    np.testing.assert_allclose(again["val_loss"], history["val_loss"], rtol=1e-6)
+    assert json.loads((resumed.run_dir / "run.json").read_text())["best_epoch"] == 0
+    for a, b in zip(model_weights(resumed.run_dir), model_weights(whole.run_dir), strict=True):
+        np.testing.assert_array_equal(a, b)  # the starting weights, in both

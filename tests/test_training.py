@@ -242,10 +242,16 @@ def test_an_xla_fit_uses_xla_and_repeats_bit_for_bit(tmp_path: Path):
 
 
 @pytest.mark.parametrize(
-    ("schedule", "in_memory"),
-    [("constant", True), ("cosine", False)],  # False: validation windows through tf.data
+    ("schedule", "in_memory", "members"),
+    [
+        ("constant", True, 1),
+        ("cosine", False, 1),  # False: the validation windows through tf.data
+        ("constant", True, 3),  # an ensemble, trained as one wide model (forecast.stacked)
+    ],
 )
-def test_a_residual_base_no_epoch_beats_is_kept(tmp_path, monkeypatch, schedule, in_memory):
+def test_a_residual_base_no_epoch_beats_is_kept(
+    tmp_path, monkeypatch, schedule, in_memory, members
+):
     """A learning rate far too high: every epoch forecasts worse than the untrained model,
     which forecasts its base (here the last value), so early stopping keeps the base."""
     import json
@@ -256,7 +262,7 @@ def test_a_residual_base_no_epoch_beats_is_kept(tmp_path, monkeypatch, schedule,
         monkeypatch.setattr(forecast.training, "VALIDATION_IN_MEMORY", 0)
     config = early_stopping_config(tmp_path, restore=True, final_fit=True)
     overrides = ["model.residual=naive", "training.learning_rate=10", "model.dropout=0"]
-    overrides.append(f"training.lr_schedule={schedule}")
+    overrides += [f"training.lr_schedule={schedule}", f"model.ensemble={members}"]
     result = api.train(config, runs_dir=tmp_path / "runs", quiet=True, overrides=overrides)
     info = json.loads((result.run_dir / "run.json").read_text())
     history = pd.read_csv(result.run_dir / "history.csv")
