@@ -250,18 +250,21 @@ def _final_fit(
     best = fitted["best_epoch"]  # 0: no epoch beat the residual base, which is kept
     epochs = len(fitted["history"]) if best is None else best
     rows = len(prepared.values)
-    if not quiet and epochs == 0:
-        log.info("final fit: none, the model is its residual base, which no epoch beat")
-    elif not quiet:
-        log.info("final fit: %d epoch(s) on all %d rows", epochs, rows)
     clock = time.perf_counter()
-    board = partial / "tensorboard" / "final" if prepared.config.training.tensorboard else None
-    model, result, _ = fit_final(prepared, epochs, quiet=True, tensorboard_dir=board)
+    model, loss = None, None  # no epochs: the held-out model, the base, is the final one
+    if epochs == 0 and not quiet:
+        log.info("final fit: none, the model is its residual base, which no epoch beat")
+    elif epochs:
+        if not quiet:
+            log.info("final fit: %d epoch(s) on all %d rows", epochs, rows)
+        board = partial / "tensorboard" / "final" if prepared.config.training.tensorboard else None
+        model, result, _ = fit_final(prepared, epochs, quiet=True, tensorboard_dir=board)
+        loss = result.history[-1]["loss"]
     info = {
         "rows": rows,
         "windows": len(final_split(prepared).train_origins),
         "epochs": epochs,
-        "loss": result.history[-1]["loss"] if result.history else None,
+        "loss": loss,
         "seconds": round(time.perf_counter() - clock, 4),
     }
     runs.save_final(partial, model, info)
@@ -440,23 +443,18 @@ def backtest(
     """Rolling-origin evaluation: for each of `folds` origins, `step` rows apart (default:
     the horizon), refit the scaler, transforms and model on the rows up to and including
     the origin and forecast the next horizon."""
-    from forecast import backtest as rolling
-    from forecast import plotting
+    plan = check_backtest(config, folds, overrides, seed, step, workers)
+    return run_backtest_plan(plan, runs_dir, quiet)
 
-    cfg = load(config, overrides, seed)
-    data, origins = _backtest_data(cfg, folds, step, workers)
-    if cfg.data.id_column is not None:
-        return _backtest_panel(cfg, data, origins, runs_dir, quiet)
-    series = data
-    if not quiet:
-        _log_layout(cfg)
-    report, forecasts, bounds = rolling.run_backtest(cfg, series, origins, quiet, workers)
 
-    def draw(path: Path) -> None:
-        plotting.backtest_figure(series.frame, cfg, origins, forecasts, path, bounds)
+@dataclass
+class BacktestPlan:
+    """A backtest checked and ready to run (`check_backtest`)."""
 
-    run_dir = runs.write_backtest(Path(runs_dir), cfg, report, draw)
-    return BacktestResult(run_dir, run_dir / "backtest.json", report)
+    config: Config
+    data: Any  # the Series, or a long table's Panel
+    origins: Any  # fold origins, or for a long table each fold's rows back
+    workers: int = 1
 
 
 def check_backtest(
@@ -466,44 +464,47 @@ def check_backtest(
     seed: int | None = None,
     step: int | None = None,
     workers: int = 1,
-) -> Config:
-    """The validated config once its data and folds pass the checks `backtest` makes
-    before it fits anything (columns, rows for the folds, options): every user error a
-    backtest raises up front, without TensorFlow."""
-    cfg = load(config, overrides, seed)
-    _backtest_data(cfg, folds, step, workers)
-    return cfg
-
-
-def _backtest_data(cfg: Config, folds: int, step: int | None, workers: int) -> tuple[Any, Any]:
-    """(series, fold origins), or for a long table (panel, each fold's rows back)."""
+) -> BacktestPlan:
+    """The config, its data and folds, with every check `backtest` makes before it fits
+    anything (options, columns, rows for the folds): the user errors it raises up front,
+    without TensorFlow."""
     from forecast import backtest as rolling
 
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
+    cfg = load(config, overrides, seed)
     if cfg.data.id_column is not None:
         if workers > 1:
             raise ConfigError("--workers: not yet for long tables (data.id_column); use 1")
         panel = read_panel(cfg.data)
-        return panel, rolling.panel_backs(cfg, panel, folds, step)
+        return BacktestPlan(cfg, panel, rolling.panel_backs(cfg, panel, folds, step))
     series = read_series(cfg.data)
-    return series, rolling.check_folds(cfg, series, folds, step)
+    return BacktestPlan(cfg, series, rolling.check_folds(cfg, series, folds, step), workers)
 
 
-def _backtest_panel(
-    cfg: Config, panel: Any, backs: Any, runs_dir: str | Path, quiet: bool
+def run_backtest_plan(
+    plan: BacktestPlan, runs_dir: str | Path = "runs", quiet: bool = False
 ) -> BacktestResult:
-    """`backtest` of a long table: in each fold one model refitted on every series up to its
-    own origin; backtest.json rows per fold and series, `per_series`, and their mean."""
+    """Run a checked backtest and save its run directory. A long table: in each fold one
+    model refitted on every series up to its own origin; backtest.json rows per fold and
+    series, `per_series`, and their mean."""
     from forecast import backtest as rolling
     from forecast import plotting
 
+    cfg, data, origins = plan.config, plan.data, plan.origins
     if not quiet:
         _log_layout(cfg)
-    report, forecasts = rolling.run_panel_backtest(cfg, panel, backs, quiet)
+    if cfg.data.id_column is not None:
+        report, forecasts = rolling.run_panel_backtest(cfg, data, origins, quiet)
 
-    def draw(path: Path) -> None:
-        plotting.panel_backtest_figure(panel, cfg, report, forecasts, backs, path)
+        def draw(path: Path) -> None:
+            plotting.panel_backtest_figure(data, cfg, report, forecasts, origins, path)
+
+    else:
+        report, forecasts, bounds = rolling.run_backtest(cfg, data, origins, quiet, plan.workers)
+
+        def draw(path: Path) -> None:
+            plotting.backtest_figure(data.frame, cfg, origins, forecasts, path, bounds)
 
     run_dir = runs.write_backtest(Path(runs_dir), cfg, report, draw)
     return BacktestResult(run_dir, run_dir / "backtest.json", report)
@@ -745,14 +746,11 @@ def predict(
     for line in warnings:
         log.warning(line)
     final = predictor.info.get("final_fit")
-    if final and final.get("epochs") == 0:
+    if predictor.info.get("best_epoch") == 0:  # the final fit, if any, trained no epochs
         base = predictor.info.get("residual")
         log.info("forecast by the %s base alone: no training epoch beat it on validation", base)
     elif final:
         log.info("forecast by the final model, refitted on all %d rows", final["rows"])
-    elif predictor.info.get("best_epoch") == 0:
-        base = predictor.info.get("residual")
-        log.info("forecast by the %s base alone: no training epoch beat it (final_fit off)", base)
     elif data.id_column is not None:
         log.info("forecast by the model fitted before each series' validation rows (final_fit off)")
     else:

@@ -225,16 +225,14 @@ def backtest(
                 raise type(exc)(f"{path}: {exc}") from None
             raise
 
-    checked = _run(lambda: [check(c) for c in configs], left=NO_RUN_WRITTEN)
-    for number, (path, cfg) in enumerate(zip(configs, checked, strict=True)):
+    plans = _run(lambda: [check(c) for c in configs], left=NO_RUN_WRITTEN)
+    for number, (path, plan) in enumerate(zip(configs, plans, strict=True)):
         if len(configs) > 1:
             typer.echo(f"{chr(10) if number else ''}== {path} ==")
-        done = "" if number == 0 else "; the backtests before it are saved"
+        done = "" if number == 0 else f" for {path}; the backtests before it are saved"
         result = _run(
-            lambda cfg=cfg: api.backtest(
-                cfg, folds, runs_dir, quiet=quiet, step=step, workers=workers
-            ),
-            left=NO_RUN_WRITTEN + (f" for {path}" if number else "") + done,
+            lambda plan=plan: api.run_backtest_plan(plan, runs_dir, quiet),
+            left=NO_RUN_WRITTEN + done,
         )
         typer.echo(format_backtest(result.report))
         typer.echo(result.report["verdict"])

@@ -425,9 +425,10 @@ def fit(
         start_is_candidate=cfg.model.residual != "none",
     )
     if not quiet and fitted.stopped_epoch is not None:
-        restored = f"; weights of epoch {fitted.best_epoch} restored" if fitted.best_epoch else ""
-        if fitted.best_epoch == 0:
-            restored = f"; no epoch beat the {cfg.model.residual} base on validation: the base kept"
+        restored = {
+            None: "",
+            0: f"; no epoch beat the {cfg.model.residual} base on validation: the base kept",
+        }.get(fitted.best_epoch, f"; weights of epoch {fitted.best_epoch} restored")
         log.info("early stopping after epoch %d%s", fitted.stopped_epoch, restored)
     # forecasts and the saved model use the looped layers (and an ensemble's plain members)
     model = forecasting_model(trained, model, slot.plain if slot is not None else None)

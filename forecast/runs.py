@@ -205,8 +205,13 @@ def save_fitted(partial: Path, model: Any, fitted: dict[str, Any]) -> None:
 
 
 def save_final(partial: Path, model: Any, info: dict[str, Any]) -> None:
-    """The final fit on every row: model.keras, then final.json, which marks it complete."""
-    save_model(partial / "model.keras", model)
+    """The final fit on every row: model.keras, then final.json, which marks it complete.
+    `model` None: the held-out model is the final one (a copy of held_out.keras)."""
+    if model is None:
+        held_out = partial / "held_out.keras"
+        write_atomic(partial / "model.keras", lambda tmp: shutil.copyfile(held_out, tmp), ".keras")
+    else:
+        save_model(partial / "model.keras", model)
     write_json(partial / "final.json", info)
 
 

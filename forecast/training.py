@@ -144,11 +144,7 @@ def make_optimizer(training: TrainingConfig, steps_per_epoch: int = 1) -> Any:
     rate: Any = training.learning_rate
     if training.lr_schedule == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(
-            # at least one step: a final fit of no epochs (the residual base kept) builds
-            # its optimizer all the same
-            training.learning_rate,
-            decay_steps=max(training.epochs * steps_per_epoch, 1),
-            alpha=0.1,
+            training.learning_rate, decay_steps=training.epochs * steps_per_epoch, alpha=0.1
         )
     kwargs: dict[str, Any] = {"learning_rate": rate}
     if training.clipvalue is not None:
