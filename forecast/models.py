@@ -316,11 +316,18 @@ def build_models(
 STACKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # stacked model -> layout
 
 
-def forecasting_model(trained: Any, model: Any, plain: Any = None) -> Any:
+def forecasting_model(trained: Any, model: Any, plain: Any = None, copy: bool = True) -> Any:
     """The model that forecasts and is saved, holding what `trained` learnt: for a stacked
     ensemble the plain ensemble `model` with the members' weights copied in; otherwise the
-    looped twin of `model` (`plain`, made when None)."""
+    looped twin of `model` (`plain`, made when None).
+
+    `copy=False`, for forecasts that are never saved (a backtest's folds), forecasts a
+    stacked ensemble through its own layers instead (`plain`, or made when None): the median
+    of its members, the same numbers (tests/test_relative.py), traced in about a third of
+    the plain ensemble's time (one wide recurrent layer instead of N)."""
     if trained in STACKED:
+        if not copy:
+            return plain if plain is not None else _stacked_median(trained)
         copy_into_plain(trained, model, STACKED[trained])
         return model
     if plain is None:
@@ -329,12 +336,8 @@ def forecasting_model(trained: Any, model: Any, plain: Any = None) -> Any:
     return plain
 
 
-def stacked_forecaster(trained: Any) -> Any:
-    """A forecasting model over a stacked ensemble's own layers: the median of its members,
-    (B, L, F) -> (B, H, K), with nothing copied into the plain ensemble. For forecasts that
-    are not saved (a backtest's folds): it traces in about a third of the plain ensemble's
-    time (N recurrent layers instead of one wide one) and forecasts the same numbers
-    (tests/test_backtest.py)."""
+def _stacked_median(trained: Any) -> Any:
+    """(B, L, F) -> (B, H, K): the median of a stacked ensemble's members."""
     import keras
 
     from forecast.layers import register

@@ -287,7 +287,7 @@ SHARED = Compiled(limit=8)
 class _Slot:
     trained: Any  # the model that trains (unrolled on CPUs)
     model: Any  # the forecasting model sharing its layers (the ensemble's median)
-    plain: Any  # `model` with looped layers, what forecasts (a stacked ensemble: its median)
+    plain: Any  # what forecasts: `model` with looped layers (models.forecasting_model)
     start: list[Any]  # the values of trained.variables before any fit
     optimizer_start: list[Any]  # the optimizer's variables before any update
 
@@ -337,16 +337,14 @@ def fit(
 
     With `compiled`, a model of the same shape built by an earlier fit is reset to its
     starting state and refitted (see Compiled); the result is the same as a new model's.
-    Those fits are a backtest's, whose models are never saved: a stacked ensemble then
-    forecasts through its stacked layers (models.stacked_forecaster)."""
+    Those fits are a backtest's, whose models are never saved: a stacked ensemble with
+    looped layers then forecasts through them (models.forecasting_model, copy=False)."""
     from forecast.models import (
-        STACKED,
         build_models,
         forecasting_model,
         recurrent_layer_count,
         resolve_jit,
         resolve_unroll,
-        stacked_forecaster,
     )
     from forecast.training import (
         WindowSource,
@@ -434,16 +432,12 @@ def fit(
             0: f"; no epoch beat the {cfg.model.residual} base on validation: the base kept",
         }.get(fitted.best_epoch, f"; weights of epoch {fitted.best_epoch} restored")
         log.info("early stopping after epoch %d%s", fitted.stopped_epoch, restored)
-    if slot is not None and trained in STACKED and not unroll:
-        # a backtest's fold: its forecasts are not saved, so no copy into the plain members
-        if slot.plain is None:
-            slot.plain = stacked_forecaster(trained)
-        model = slot.plain
-    else:
-        # forecasts and the saved model use the looped layers (and an ensemble's plain members)
-        model = forecasting_model(trained, model, slot.plain if slot is not None else None)
-        if slot is not None:
-            slot.plain = model
+    # forecasts and the saved model use the looped layers (and an ensemble's plain members)
+    model = forecasting_model(
+        trained, model, slot.plain if slot is not None else None, copy=slot is None or unroll
+    )
+    if slot is not None:
+        slot.plain = model
     timings = {
         "build": round(build_seconds, 4),
         "window": round(fitted.dataset_seconds, 4),

@@ -12,7 +12,7 @@ the same seed gives the same members), train as the plain ensemble would (Adam i
 elementwise, and the masked entries stay zero), and their weights are copied back into the
 plain ensemble, which is what `train` saves and forecasts with. A backtest's folds, whose
 models are never saved, forecast through the wide model itself, the median of its members
-(models.stacked_forecaster): the same numbers, traced in a third of the time.
+(models.forecasting_model, copy=False): the same numbers, traced in a third of the time.
 
 Only stacks of recurrent (lstm, gru, simple_rnn) and dense layers without dropout are
 stacked: dropout draws its random masks differently when members are side by side, so

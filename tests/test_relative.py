@@ -187,7 +187,7 @@ def test_an_ensemble_forecasts_the_median_of_its_members():
 def test_a_stacked_ensemble_holds_the_plain_members_weights(architecture, units):
     import keras
 
-    from forecast.models import STACKED, forecasting_model, stacked_forecaster
+    from forecast.models import STACKED, forecasting_model
     from forecast.stacked import member_mask
 
     keras.utils.set_random_seed(3)
@@ -214,7 +214,7 @@ def test_a_stacked_ensemble_holds_the_plain_members_weights(architecture, units)
     )
     # a backtest forecasts through the wide layers themselves: the same numbers
     np.testing.assert_allclose(
-        stacked_forecaster(wide)(x).numpy(), forecasting(x).numpy(), atol=1e-5
+        forecasting_model(wide, plain, copy=False)(x).numpy(), forecasting(x).numpy(), atol=1e-5
     )
     # the mask: member 1 of 2 (rows 3..5 of 2 x 3 inputs) reaches only its own columns
     mask = member_mask(members=2, inputs=3, outputs=2, gates=2, shared=False)  # (6, 8)
