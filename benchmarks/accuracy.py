@@ -104,23 +104,23 @@ def seasonal_naive(history: np.ndarray, horizon: int, season: int) -> np.ndarray
     return history[len(history) - season + steps % season]
 
 
+def stats_models() -> dict[str, Any]:
+    """STATS by name -> its statsforecast class (the dev extra)."""
+    from statsforecast import models
+
+    return {name: getattr(models, name) for name in STATS}
+
+
 def stats_forecasts(y: np.ndarray, spec: dict) -> dict[str, dict]:
     """Each statsforecast model's MASE per fold and seconds, on exactly the network's folds."""
-    from statsforecast.models import AutoARIMA, AutoETS, AutoTheta
-
     season, horizon = spec["season_length"], spec["horizon"]
-    makers = {
-        "AutoETS": lambda: AutoETS(season_length=season),
-        "AutoTheta": lambda: AutoTheta(season_length=season),
-        "AutoARIMA": lambda: AutoARIMA(season_length=season),
-    }
     out = {}
-    for name, make in makers.items():
+    for name, model in stats_models().items():
         started, scores = time.perf_counter(), []
         for origin in fold_origins(y, horizon):
             history, actual = y[: origin + 1], y[origin + 1 : origin + 1 + horizon]
             try:
-                predicted = make().forecast(y=history, h=horizon)["mean"]
+                predicted = model(season_length=season).forecast(y=history, h=horizon)["mean"]
                 scores.append(
                     float(np.mean(np.abs(predicted - actual))) / mase_scale(history, season)
                 )

@@ -10,8 +10,8 @@ single models and their equal-weight combinations (mean, or median of three) by 
 seasonal naive's MASE, geometric mean over series. The forecasts go to
 benchmarks/results/combinations-forecasts.json (not committed: rerun to get them).
 
-The network's forecasts are taken from `forecast.backtest.run_backtest` and
-`run_panel_backtest` by wrapping them: what they return is what `forecast backtest` plots.
+The network's forecasts are what `forecast backtest` plots: its checked plan run by
+`forecast.backtest.run_backtest` (a long table: `run_panel_backtest`), with no run directory.
 """
 
 from __future__ import annotations
@@ -33,30 +33,24 @@ import accuracy  # noqa: E402
 FORECASTS = accuracy.ROOT / "benchmarks" / "results" / "combinations-forecasts.json"
 
 
+def network_forecasts(config: Path, seed: int) -> Any:
+    """`forecast backtest --folds 3` of `config` as accuracy.py runs it, without writing a
+    run directory: per fold, the forecast (H, K), or for a long table id -> (H, K)."""
+    from forecast import api
+    from forecast import backtest as rolling
+
+    plan = api.check_backtest(config, folds=3, seed=seed)
+    if plan.config.data.id_column is not None:
+        return rolling.run_panel_backtest(plan.config, plan.data, plan.origins, quiet=True)[1]
+    return rolling.run_backtest(plan.config, plan.data, plan.origins, quiet=True)[1]
+
+
 def collect(seed: int) -> dict[str, Any]:
     """Per series: values, season, horizon, fold origins, the network's and each
     statsforecast model's forecast per fold."""
-    from statsforecast.models import AutoARIMA, AutoETS, AutoTheta
-
-    from forecast import backtest as rolling
-
-    captured: dict[str, Any] = {}
-    single, panel = rolling.run_backtest, rolling.run_panel_backtest
-
-    def run_backtest(*args: Any, **kwargs: Any) -> Any:
-        result = single(*args, **kwargs)
-        captured["single"] = result[1]  # (folds, H, K)
-        return result
-
-    def run_panel_backtest(*args: Any, **kwargs: Any) -> Any:
-        result = panel(*args, **kwargs)
-        captured["panel"] = result[1]  # per fold, id -> (H, K)
-        return result
-
-    rolling.run_backtest, rolling.run_panel_backtest = run_backtest, run_panel_backtest
     logging.getLogger("forecast").setLevel(logging.ERROR)
     out: dict[str, Any] = {}
-    panels: dict[str, Any] = {}
+    panels: dict[str, Any] = {}  # panel file -> its folds' forecasts, one model for all
     with tempfile.TemporaryDirectory() as tmp:
         for spec in accuracy.series_list():
             y = pd.read_csv(spec["path"])[spec["target"]].to_numpy(dtype=float)
@@ -64,19 +58,21 @@ def collect(seed: int) -> dict[str, Any]:
             origins = [int(o) for o in accuracy.fold_origins(y, h)]
             entry = {"y": y.tolist(), "m": m, "h": h, "origins": origins}
             if "panel" in spec:
-                file = spec["panel"]["file"]
-                if file not in panels:
-                    accuracy.network_panel(spec["panel"], seed, Path(tmp), [])
-                    panels[file] = captured["panel"]
-                sid = spec["name"].removeprefix(Path(file).stem.removesuffix("_long") + "_")
-                entry["network"] = [np.asarray(f[sid])[:, 0].tolist() for f in panels[file]]
+                path = accuracy.DATA / "accuracy" / spec["panel"]["file"]
+                stem = path.stem.removesuffix("_long")
+                if path.name not in panels:
+                    config = accuracy.init_config(path, spec["target"], h, Path(tmp) / stem)
+                    panels[path.name] = network_forecasts(config, seed)
+                sid = spec["name"].removeprefix(f"{stem}_")
+                entry["network"] = [f[sid][:, 0].tolist() for f in panels[path.name]]
             else:
-                accuracy.network(spec, seed, Path(tmp), [])
-                entry["network"] = np.asarray(captured["single"])[:, :, 0].tolist()
-            makers = {"AutoETS": AutoETS, "AutoTheta": AutoTheta, "AutoARIMA": AutoARIMA}
-            for name, make in makers.items():
+                config = accuracy.init_config(
+                    spec["path"], spec["target"], h, Path(tmp) / spec["name"]
+                )
+                entry["network"] = network_forecasts(config, seed)[:, :, 0].tolist()
+            for name, model in accuracy.stats_models().items():
                 entry[name] = [
-                    make(season_length=m).forecast(y=y[: o + 1], h=h)["mean"].tolist()
+                    model(season_length=m).forecast(y=y[: o + 1], h=h)["mean"].tolist()
                     for o in origins
                 ]
             out[spec["name"]] = entry
@@ -84,18 +80,24 @@ def collect(seed: int) -> dict[str, Any]:
     return out
 
 
-COMBINATIONS = {
-    "network": ["network"],
-    "AutoETS": ["AutoETS"],
-    "AutoTheta": ["AutoTheta"],
-    "AutoARIMA": ["AutoARIMA"],
-    "mean(network, AutoETS)": ["network", "AutoETS"],
-    "mean(network, AutoTheta)": ["network", "AutoTheta"],
-    "mean(network, AutoARIMA)": ["network", "AutoARIMA"],
-    "median(network, AutoETS, AutoTheta)": ["network", "AutoETS", "AutoTheta"],
-    "mean(AutoETS, AutoTheta, AutoARIMA)": ["AutoETS", "AutoTheta", "AutoARIMA"],
-    "mean(all four)": ["network", "AutoETS", "AutoTheta", "AutoARIMA"],
+MEAN, MEDIAN = np.mean, np.median
+COMBINATIONS = {  # name -> (the forecasts combined, how: over them, step by step)
+    "network": (["network"], MEAN),
+    "AutoETS": (["AutoETS"], MEAN),
+    "AutoTheta": (["AutoTheta"], MEAN),
+    "AutoARIMA": (["AutoARIMA"], MEAN),
+    "mean(network, AutoETS)": (["network", "AutoETS"], MEAN),
+    "mean(network, AutoTheta)": (["network", "AutoTheta"], MEAN),
+    "mean(network, AutoARIMA)": (["network", "AutoARIMA"], MEAN),
+    "median(network, AutoETS, AutoTheta)": (["network", "AutoETS", "AutoTheta"], MEDIAN),
+    "mean(AutoETS, AutoTheta, AutoARIMA)": (["AutoETS", "AutoTheta", "AutoARIMA"], MEAN),
+    "mean(all four)": (["network", "AutoETS", "AutoTheta", "AutoARIMA"], MEAN),
 }
+
+
+def mase(predicted: np.ndarray, actual: np.ndarray, scale: np.ndarray) -> float:
+    """Mean over folds of MASE: forecasts and actuals (folds, H), scales (folds,)."""
+    return float(np.mean(np.mean(np.abs(predicted - actual), axis=1) / scale))
 
 
 def ratios(forecasts: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -103,19 +105,13 @@ def ratios(forecasts: dict[str, Any]) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {name: {} for name in COMBINATIONS}
     for series, entry in forecasts.items():
         y, m, h = np.asarray(entry["y"]), entry["m"], entry["h"]
-        snaive, scores = [], {name: [] for name in COMBINATIONS}
-        for fold, origin in enumerate(entry["origins"]):
-            history, actual = y[: origin + 1], y[origin + 1 : origin + 1 + h]
-            scale = accuracy.mase_scale(history, m)
-            naive = accuracy.seasonal_naive(history, h, m)
-            snaive.append(np.mean(np.abs(naive - actual)) / scale)
-            for name, parts in COMBINATIONS.items():
-                stack = np.array([entry[p][fold] for p in parts])
-                combined = np.median(stack, 0) if len(parts) == 3 and "median" in name else None
-                combined = stack.mean(0) if combined is None else combined
-                scores[name].append(np.mean(np.abs(combined - actual)) / scale)
-        for name in COMBINATIONS:
-            out[name][series] = float(np.mean(scores[name]) / np.mean(snaive))
+        histories = [y[: o + 1] for o in entry["origins"]]
+        actuals = np.array([y[o + 1 : o + 1 + h] for o in entry["origins"]])  # (folds, H)
+        scales = np.array([accuracy.mase_scale(past, m) for past in histories])
+        naive = np.array([accuracy.seasonal_naive(past, h, m) for past in histories])
+        for name, (parts, combine) in COMBINATIONS.items():
+            combined = combine(np.array([entry[p] for p in parts]), axis=0)  # (folds, H)
+            out[name][series] = mase(combined, actuals, scales) / mase(naive, actuals, scales)
     return out
 
 
