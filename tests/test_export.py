@@ -120,6 +120,28 @@ def test_tflite_matches_predict(trained, tmp_path: Path) -> None:
     np.testing.assert_allclose(got, expected(run_dir, frame), rtol=1e-4)
 
 
+def test_calendar_inputs_built_as_the_readme_says(trained, tmp_path: Path) -> None:
+    """README (Export): the calendar columns follow the features; row t carries the
+    calendar of the stamp after it, as sin and cos of its position in the cycle. Built here
+    by that recipe alone, without forecast's own reader, they give predict's numbers."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    run_dir, history, frame = trained
+    if not api.runs.open_run(run_dir).config.data.calendar:
+        pytest.skip("this run has no calendar inputs")
+    tail = pd.read_csv(history).tail(12)
+    dates = pd.to_datetime(tail["date"])
+    following = dates.shift(-1).fillna(dates.iloc[-1] + pd.DateOffset(months=1))
+    angle = 2 * np.pi * (pd.DatetimeIndex(following).month - 1) / 12  # data.calendar: [month]
+    values = np.column_stack([tail["sales"], tail["price"], np.sin(angle), np.cos(angle)]).astype(
+        "float32"
+    )[None]  # (1, 12, 2 features + 2 calendar)
+    path = export(run_dir, "tflite", tmp_path / "c.tflite")
+    serve = Interpreter(model_path=str(path)).get_signature_runner("serve")
+    (got,) = serve(values=values).values()
+    np.testing.assert_allclose(got, expected(run_dir, frame), rtol=1e-4)
+
+
 def test_onnx_matches_predict(trained, tmp_path: Path) -> None:
     import onnxruntime
 
