@@ -25,6 +25,7 @@ from forecast.config import Config
 from forecast.configfile import config_to_yaml, load_config
 from forecast.data import Series, read_series
 from forecast.errors import ConfigError, DataError, ForecastError
+from forecast.memory import check_training_fits
 from forecast.pipeline import prepare
 from forecast.timesteps import season_length
 from forecast.transforms import transform_lag
@@ -129,6 +130,8 @@ def tune(
         )
     series = read_series(config.data)
     part = training_part(config, series)
+    # else every trial would be skipped for it, one by one
+    check_training_fits(config, windows=len(part.frame))
     horizon = config.window.horizon
     origins = rolling.backtest_origins(len(part.frame), folds, horizon)
     if origins[0] < 0:
