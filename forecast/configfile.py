@@ -165,10 +165,16 @@ def validate_config(
     except ValidationError as exc:
         where, message = describe_error(exc)
         # an unknown key is reported at its section; the option that added it is found
-        # by the key's own path
-        given = format_loc(_shown_error(exc)["loc"])
+        # by the key's own path (`--set trainin.epochs=3` adds the unknown key 'trainin')
+        shown = _shown_error(exc)
+        given = format_loc(shown["loc"])
+        unknown = shown["type"] == "extra_forbidden"
         origin = next(
-            (label for key, label in sources.items() if _within(given, key)),
+            (
+                label
+                for key, label in sources.items()
+                if _within(given, key) or (unknown and _within(key, given))
+            ),
             source,
         )
         text = f"{where}: {message}" if where else message

@@ -170,6 +170,13 @@ def test_an_unknown_key_from_set_names_the_option(tiny_config: Path):
     assert "did you mean 'epochs'" in out
 
 
+def test_an_unknown_section_from_set_names_the_option(tiny_config: Path):
+    code, out = _cli(["validate", str(tiny_config), "--set", "trainin.epochs=3"])
+    assert code == 2, out
+    assert out.startswith("error: --set trainin.epochs=3: unknown key 'trainin'"), out
+    assert "did you mean 'training'" in out
+
+
 def test_an_unknown_key_in_the_file_still_names_the_file(tiny_config: Path):
     text = tiny_config.read_text().replace("epochs: 2", "epoch: 2")
     tiny_config.write_text(text)
