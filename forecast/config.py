@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from forecast.errors import excerpt, shorten
 from forecast.modelspec import ModelConfig, Strict
 
 CALENDAR_NAMES = ("minute", "hour", "weekday", "day", "dayofyear", "week", "month", "quarter")
@@ -66,7 +67,7 @@ class DataConfig(Strict):
                 raise ValueError("must list at least one column")
             dupes = sorted({c for c in columns if columns.count(c) > 1})
             if dupes:
-                raise ValueError(f"lists {', '.join(dupes)} more than once")
+                raise ValueError(f"lists {shorten(', '.join(dupes))} more than once")
         return columns
 
     @model_validator(mode="after")
@@ -91,7 +92,7 @@ class DataConfig(Strict):
     def _separators_differ(self) -> DataConfig:
         if self.thousands == self.decimal:
             raise ValueError(
-                f"decimal and thousands are both {self.decimal!r}; "
+                f"decimal and thousands are both {excerpt(self.decimal)}; "
                 "set thousands to another separator or none"
             )
         return self
@@ -102,7 +103,7 @@ class DataConfig(Strict):
         if isinstance(names, list):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
-                raise ValueError(f"lists {', '.join(dupes)} more than once")
+                raise ValueError(f"lists {shorten(', '.join(dupes))} more than once")
         return names
 
     @property
@@ -160,13 +161,15 @@ class WindowConfig(Strict):
 
 def _fraction_or_count(value: Any, allow_zero: bool) -> float | int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"must be a fraction in (0, 1) or a row count, got {value!r}")
+        raise ValueError(f"must be a fraction in (0, 1) or a row count, got {excerpt(value)}")
     if isinstance(value, int) or (isinstance(value, float) and value >= 1 and value.is_integer()):
         if value < 0 or (value == 0 and not allow_zero):
-            raise ValueError(f"must be a fraction in (0, 1) or a row count >= 1, got {value!r}")
+            raise ValueError(
+                f"must be a fraction in (0, 1) or a row count >= 1, got {excerpt(value)}"
+            )
         return int(value)
     if not (0 < value < 1) and not (allow_zero and value == 0):
-        raise ValueError(f"must be a fraction in (0, 1) or a whole row count, got {value!r}")
+        raise ValueError(f"must be a fraction in (0, 1) or a whole row count, got {excerpt(value)}")
     return float(value)
 
 
@@ -264,7 +267,7 @@ class EvaluationConfig(Strict):
             isinstance(value, int) and not isinstance(value, bool) and value >= 1
         ):
             return value
-        raise ValueError(f"must be 'auto' or an integer >= 1, got {value!r}")
+        raise ValueError(f"must be 'auto' or an integer >= 1, got {excerpt(value)}")
 
 
 # --------------------------------------------------------------------------- whole config
@@ -299,7 +302,7 @@ class Config(Strict):
                     f"got {level:g}"
                 )
         if len(set(levels)) != len(levels):
-            raise ValueError(f"lists a level more than once: {levels}")
+            raise ValueError(f"lists a level more than once: {excerpt(levels)}")
         return sorted(levels)
 
     @field_validator("name")
@@ -307,7 +310,7 @@ class Config(Strict):
     def _safe_name(cls, value: str | None) -> str | None:
         if value is not None and not re.fullmatch(r"[\w.\-]+", value):
             raise ValueError(
-                f"must use only letters, digits, '_', '-' and '.', got {value!r} "
+                f"must use only letters, digits, '_', '-' and '.', got {excerpt(value)} "
                 "(it names the run directory)"
             )
         return value
@@ -318,7 +321,7 @@ class Config(Strict):
         if self.layout is not None and self.layout != inferred:
             raise ValueError(
                 f"layout '{self.layout}' disagrees with the data and window: features "
-                f"{self.data.features} -> targets {self.data.targets}, horizon "
+                f"{excerpt(self.data.features)} -> targets {excerpt(self.data.targets)}, horizon "
                 f"{self.window.horizon} is '{inferred}'; "
                 "fix features/targets/horizon (names must match exactly) or drop 'layout'"
             )
@@ -329,10 +332,11 @@ class Config(Strict):
     def _recursion_needs_targets(self) -> Config:
         fed_back = set(self.data.features) <= set(self.data.targets)
         if self.window.multi_step == "recursive" and not fed_back:
+            missing = ", ".join(c for c in self.data.features if c not in self.data.targets)
             raise ValueError(
                 "window.multi_step 'recursive' feeds predictions back as inputs, so every "
                 "feature must be a target; use multi_step: direct or add the columns "
-                f"{', '.join(c for c in self.data.features if c not in self.data.targets)} "
+                f"{shorten(missing)} "
                 "to data.targets"
             )
         return self

@@ -20,8 +20,12 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from forecast.config import Config
-from forecast.errors import ConfigError
+from forecast.errors import ConfigError, excerpt
 from forecast.modelspec import LAYER_MODELS, LAYER_TYPES
+
+# A config is a few dozen values; YAML aliases can make a few lines stand for billions
+# (`&a [*b, *b, ...]` nested: "billion laughs"), so the expanded size is counted first.
+MAX_VALUES = 100_000
 
 # A scalar after the layer name sets this parameter: `- dropout: 0.2`, `- lstm: 64`.
 _SCALAR_PARAM = {
@@ -110,7 +114,41 @@ def _read_yaml(path: Path) -> dict[str, Any]:
             f"{path}: the config must be a mapping of sections (data, window, model, ...), "
             f"got a {type(raw).__name__}"
         )
+    check_size(raw, str(path))
     return raw
+
+
+def check_size(value: Any, source: str) -> None:
+    """ConfigError when `value` (as YAML gave it) holds more than MAX_VALUES values once its
+    aliases are expanded. Counted without expanding: a list or mapping reached again through
+    an alias adds its known size, so this takes as long as the file is big."""
+    sizes: dict[int, int] = {}
+
+    def size(node: Any) -> int:
+        if not isinstance(node, (list, dict)):
+            return 1
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        sizes[id(node)] = MAX_VALUES + 1  # an alias inside itself: endless
+        items = list(node.items()) if isinstance(node, dict) else node
+        total = 1
+        for item in items:
+            total += sum(size(x) for x in item) if isinstance(node, dict) else size(item)
+            if total > MAX_VALUES:
+                break
+        sizes[id(node)] = total
+        return total
+
+    try:
+        too_big = size(value) > MAX_VALUES
+    except RecursionError:  # nested deeper than Python's stack
+        too_big = True
+    if too_big:
+        raise ConfigError(
+            f"{source}: the config expands to more than {MAX_VALUES:,} values (YAML aliases "
+            "repeating aliases?); write the values out, a config needs a few dozen"
+        )
 
 
 def validate_config(
@@ -126,8 +164,17 @@ def validate_config(
         return Config.model_validate(raw)
     except ValidationError as exc:
         where, message = describe_error(exc)
+        # an unknown key is reported at its section; the option that added it is found
+        # by the key's own path (`--set trainin.epochs=3` adds the unknown key 'trainin')
+        shown = _shown_error(exc)
+        given = format_loc(shown["loc"])
+        unknown = shown["type"] == "extra_forbidden"
         origin = next(
-            (label for key, label in sources.items() if _within(where, key)),
+            (
+                label
+                for key, label in sources.items()
+                if _within(given, key) or (unknown and _within(key, given))
+            ),
             source,
         )
         text = f"{where}: {message}" if where else message
@@ -175,18 +222,18 @@ def _layer_from_yaml(item: Any) -> Any:
     else:
         raise ValueError(
             "each layer must be one 'type: {params}' entry, e.g. '- lstm: {units: 50}', "
-            f"got {item!r}"
+            f"got {excerpt(item)}"
         )
     if name not in LAYER_TYPES:
         raise ValueError(
-            f"unknown layer type '{name}'{_did_you_mean(str(name), LAYER_TYPES)}; "
+            f"unknown layer type {excerpt(name)}{_did_you_mean(str(name), LAYER_TYPES)}; "
             f"valid types: {', '.join(LAYER_TYPES)}"
         )
     if params is None:
         params = {}
     elif not isinstance(params, dict):
         if name not in _SCALAR_PARAM:
-            raise ValueError(f"layer '{name}' takes a mapping of parameters, got {params!r}")
+            raise ValueError(f"layer '{name}' takes a mapping of parameters, got {excerpt(params)}")
         params = {_SCALAR_PARAM[name]: params}
     if "type" in params:
         raise ValueError(f"layer '{name}': 'type' is not a parameter")
@@ -194,8 +241,13 @@ def _layer_from_yaml(item: Any) -> Any:
 
 
 def _did_you_mean(key: str, valid: typing.Iterable[str]) -> str:
-    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    close = _closest(key, valid)
+    return f" (did you mean '{close}'?)" if close else ""
+
+
+def _closest(key: str, valid: typing.Iterable[str]) -> str | None:
+    close = difflib.get_close_matches(key[:200], list(valid), n=1, cutoff=0.6)
+    return close[0] if close else None
 
 
 # --------------------------------------------------------------------------- error wording
@@ -209,8 +261,7 @@ def describe_error(exc: ValidationError) -> tuple[str, str]:
     """
     errors = [(format_loc(e["loc"]), e) for e in exc.errors()]
     where = errors[0][0]
-    same_place = [e for loc, e in errors if loc == where]
-    first = next((e for e in same_place if e["type"] != "literal_error"), same_place[0])
+    first = _shown_error(exc)
     message = _message(first)
     if first["type"] == "extra_forbidden":
         # the unknown key is the last part of the path; name the section that holds it
@@ -218,6 +269,14 @@ def describe_error(exc: ValidationError) -> tuple[str, str]:
     others = len({loc for loc, _ in errors}) - 1
     more = f" (and {others} more error(s))" if others else ""
     return where, f"{message}{more}"
+
+
+def _shown_error(exc: ValidationError) -> dict[str, Any]:
+    """The error `describe_error` words: the first, or at the same place a more specific one."""
+    errors = exc.errors()
+    where = format_loc(errors[0]["loc"])
+    same_place = [e for e in errors if format_loc(e["loc"]) == where]
+    return next((e for e in same_place if e["type"] != "literal_error"), same_place[0])
 
 
 def format_loc(loc: tuple[Any, ...]) -> str:
@@ -261,7 +320,7 @@ _TYPE_WORDS = {
 def _message(error: dict[str, Any]) -> str:
     kind = error["type"]
     ctx = error.get("ctx") or {}
-    got = error.get("input")
+    got = excerpt(error.get("input"))
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
     if kind == "missing":
@@ -269,19 +328,28 @@ def _message(error: dict[str, Any]) -> str:
     if kind == "extra_forbidden":
         key = str(error["loc"][-1])
         valid = sorted(_fields_at(error["loc"][:-1]))
-        return f"unknown key '{key}'{_did_you_mean(key, valid)}; valid keys: {', '.join(valid)}"
+        named = f"'{key}'" if len(key) <= 80 else excerpt(key)
+        return f"unknown key {named}{_did_you_mean(key, valid)}; valid keys: {', '.join(valid)}"
     if kind in _BOUNDS:
         limit = next(iter(ctx.values()))
-        return f"must be {_BOUNDS[kind]} {limit}, got {got!r}"
+        return f"must be {_BOUNDS[kind]} {limit}, got {got}"
     if kind == "literal_error":
-        return f"must be one of {ctx.get('expected')}, got {got!r}"
+        expected = str(ctx.get("expected"))
+        given = error.get("input")
+        # a misspelt choice gets a did-you-mean, like a misspelt key
+        close = (
+            _closest(given, re.findall(r"'([^']*)'", expected)) if isinstance(given, str) else None
+        )
+        return f"must be one of {expected}, got {got}" + (
+            f"; did you mean '{close}'?" if close else ""
+        )
     if kind in _TYPE_WORDS:
-        return f"must be {_TYPE_WORDS[kind]}, got {got!r}"
+        return f"must be {_TYPE_WORDS[kind]}, got {got}"
     if kind == "too_short":
-        return f"must have at least {ctx.get('min_length')} item(s), got {got!r}"
+        return f"must have at least {ctx.get('min_length')} item(s), got {got}"
     if kind == "too_long":
-        return f"must have at most {ctx.get('max_length')} item(s), got {got!r}"
-    return f"{error['msg']}, got {got!r}"
+        return f"must have at most {ctx.get('max_length')} item(s), got {got}"
+    return f"{error['msg']}, got {got}"
 
 
 def _fields_at(loc: tuple[Any, ...]) -> list[str]:
@@ -334,6 +402,7 @@ def apply_override(raw: dict[str, Any], item: str) -> str:
         value = yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError:
         value = text
+    check_size(value, f"--set {key_path.strip()}")
     keys: list[Any] = []
     for part in key_path.strip().split("."):
         match = _INDEX.match(part)

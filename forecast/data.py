@@ -84,9 +84,10 @@ def read_series(
 def _raw_frame(
     config: DataConfig, path: str | Path | None, raw: bytes | None
 ) -> tuple[pd.DataFrame, bytes, Path]:
+    named_by = "--csv" if path is not None else "data.path"  # a path given, or the config's
     path = Path(path if path is not None else config.path)
     if raw is None:
-        frame, raw = read_table(path, config.encoding, config.decimal, config.thousands)
+        frame, raw = read_table(path, config.encoding, config.decimal, config.thousands, named_by)
     else:
         if not raw.strip():
             raise DataError(f"{path}: is empty; it needs a header row and data rows")
@@ -201,20 +202,27 @@ def some_ids(ids: Sequence[str], shown: int = 5, quote: str = "") -> str:
 
 
 def read_table(
-    path: Path, encoding: str = "auto", decimal: str = ".", thousands: str = "auto"
+    path: Path,
+    encoding: str = "auto",
+    decimal: str = ".",
+    thousands: str = "auto",
+    named_by: str = "data.path",
 ) -> tuple[pd.DataFrame, bytes]:
     """The raw table of a CSV (encoding and delimiter detected) and the file's bytes.
-    `frame.attrs["delimiter"]` is the delimiter found."""
-    raw = _read_bytes(path)
+    `frame.attrs["delimiter"]` is the delimiter found. `named_by`: the option that gave the
+    path (data.path, or --csv), for the hint when the file is not there."""
+    raw = _read_bytes(path, named_by)
     return _parse_csv(_decode(raw, path, encoding), path, decimal, thousands), raw
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_bytes(path: Path, named_by: str) -> bytes:
     if not path.exists():
-        raise DataError(
-            f"{path}: data file not found; check the path (data.path in a config is relative "
-            "to the config file)"
+        where = (
+            "data.path in a config is relative to the config file"
+            if named_by == "data.path"
+            else f"given with {named_by}"
         )
+        raise DataError(f"{path}: data file not found; check the path ({where})")
     if path.is_dir():
         raise DataError(f"{path}: is a directory, not a CSV file")
     try:

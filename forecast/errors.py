@@ -19,3 +19,26 @@ class DataError(ForecastError):
 
 class RunError(ForecastError):
     """A run directory is missing, incomplete or incompatible."""
+
+
+def excerpt(value: object, limit: int = 80) -> str:
+    """`repr(value)`, cut to `limit` characters with '...': how a message echoes a value the
+    user gave, which may be a whole file's worth (a long string, a list of thousands).
+    Containers are abbreviated as they are written (reprlib), so a huge value costs no
+    more than a short one."""
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxlevel, short.maxdict = 3, 4
+    short.maxlist = short.maxtuple = short.maxset = short.maxfrozenset = 8
+    short.maxstring = short.maxother = short.maxlong = limit
+    try:
+        text = short.repr(value)
+    except ValueError:  # an integer too long for Python to write out
+        text = f"an integer of {int(value.bit_length() * 0.30103)} digits"  # type: ignore[attr-defined]
+    return shorten(text, limit)
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """`text`, cut to `limit` characters with '...' (names joined from a long list, say)."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."

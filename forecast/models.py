@@ -26,6 +26,10 @@ class StackShape:
     steps: int | None  # time steps of a sequence output; None once the output is one vector
     width: int  # channels per step (or vector length)
     params: int  # trainable + non-trainable parameters so far
+    # values per sample that training keeps for the backward pass (roughly: every step's
+    # gate outputs of a recurrent layer, every step's output of a convolution)
+    activations: int = 0
+    largest: int | None = None  # index of the layer with the most parameters (None: the head)
 
 
 def _rnn_params(kind: str, units: int, width: int) -> int:
@@ -49,7 +53,9 @@ def check_stack(
         s.type == "flatten" for s in specs[last_recurrent + 1 :]
     )
     vector_from: int | None = None  # index of the layer that made the output a vector
+    most = 0  # parameters of the largest layer
     for i, spec in enumerate(specs):
+        before = shape.params
         where = f"model.layers[{i}] ({spec.type})" if model.layers is not None else "model"
         if spec.type in SEQUENCE_INPUT and shape.steps is None:
             prev = specs[vector_from]
@@ -66,6 +72,8 @@ def check_stack(
             kind = spec.layer if spec.type == "bidirectional" else spec.type
             directions = 2 if spec.type == "bidirectional" else 1
             shape.params += directions * _rnn_params(kind, spec.units, shape.width)
+            gates = {"lstm": 4, "gru": 3, "simple_rnn": 1}[kind]
+            shape.activations += shape.steps * directions * spec.units * (gates + 1)
             concat = spec.type == "bidirectional" and spec.merge_mode == "concat"
             shape.width = spec.units * (2 if concat else 1)
             if spec.return_sequences and i == last_recurrent and not flatten_after_last:
@@ -87,6 +95,7 @@ def check_stack(
                     f"{shape.steps + spec.kernel_size - 1} steps it receives; use a smaller "
                     "kernel_size, padding: same, or a larger window.input_steps"
                 )
+            shape.activations += shape.steps * spec.filters
         elif spec.type == "max_pooling1d":
             if shape.steps // spec.pool_size < 1:
                 raise ConfigError(
@@ -100,9 +109,14 @@ def check_stack(
         elif spec.type == "flatten" and shape.steps is not None:
             shape.width *= shape.steps
             shape.steps, vector_from = None, i
+        if shape.params - before > most:
+            most, shape.largest = shape.params - before, i
     head_in = shape.width * (shape.steps or 1)
     shape.params += (head_in + 1) * horizon * targets
+    if (head_in + 1) * horizon * targets > most:
+        shape.largest = None
     shape.params *= model.ensemble  # members share nothing but the input
+    shape.activations *= model.ensemble
     return shape
 
 

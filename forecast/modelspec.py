@@ -45,6 +45,9 @@ ACTIVATIONS = (
     "leaky_relu",
 )
 Activation = Literal[ACTIVATIONS]  # type: ignore[valid-type]
+# units/filters of one layer: far above any useful width, far below what overflows memory
+# estimates (whether a model fits is checked against the machine: forecast.memory)
+MAX_WIDTH = 65_536
 
 
 class Strict(BaseModel):
@@ -56,7 +59,7 @@ class Strict(BaseModel):
 
 class RecurrentLayer(Strict):
     type: Literal["lstm", "gru", "simple_rnn"]
-    units: int = Field(50, ge=1)
+    units: int = Field(50, ge=1, le=MAX_WIDTH)
     activation: Activation = "tanh"
     return_sequences: bool = False
     dropout: float = Field(0.0, ge=0, lt=1)
@@ -66,7 +69,7 @@ class RecurrentLayer(Strict):
 class BidirectionalLayer(Strict):
     type: Literal["bidirectional"]
     layer: Literal["lstm", "gru", "simple_rnn"] = "lstm"
-    units: int = Field(50, ge=1)
+    units: int = Field(50, ge=1, le=MAX_WIDTH)
     activation: Activation = "tanh"
     return_sequences: bool = False
     dropout: float = Field(0.0, ge=0, lt=1)
@@ -76,7 +79,7 @@ class BidirectionalLayer(Strict):
 
 class Conv1DLayer(Strict):
     type: Literal["conv1d"]
-    filters: int = Field(64, ge=1)
+    filters: int = Field(64, ge=1, le=MAX_WIDTH)
     kernel_size: int = Field(3, ge=1)
     activation: Activation = "relu"
     padding: Literal["valid", "same", "causal"] = "valid"
@@ -94,7 +97,7 @@ class DropoutLayer(Strict):
 
 class DenseLayer(Strict):
     type: Literal["dense"]
-    units: int = Field(32, ge=1)
+    units: int = Field(32, ge=1, le=MAX_WIDTH)
     activation: Activation = "relu"
 
 
@@ -129,11 +132,13 @@ class ModelConfig(Strict):
     architecture: Literal[ARCHITECTURES] | None = Field(  # type: ignore[valid-type]
         None, description="shorthand for a layer stack; use either this or layers"
     )
-    units: list[Annotated[int, Field(ge=1)]] | None = Field(
+    units: list[Annotated[int, Field(ge=1, le=MAX_WIDTH)]] | None = Field(
         None, description="shorthand: units of each recurrent layer"
     )
     dropout: float | None = Field(None, ge=0, lt=1, description="shorthand: dropout after each")
-    filters: int | None = Field(None, ge=1, description="shorthand conv1d_lstm: Conv1D filters")
+    filters: int | None = Field(
+        None, ge=1, le=MAX_WIDTH, description="shorthand conv1d_lstm: Conv1D filters"
+    )
     kernel_size: int | None = Field(None, ge=1, description="shorthand conv1d_lstm: kernel size")
     pool_size: int | None = Field(None, ge=0, description="shorthand conv1d_lstm: 0 = no pooling")
     layer: Literal["lstm", "gru", "simple_rnn"] | None = Field(

@@ -28,6 +28,7 @@ import numpy as np
 from forecast.config import Config, TrainingConfig
 from forecast.data import Series, fill_missing, read_series
 from forecast.errors import ConfigError, DataError
+from forecast.memory import check_training_fits
 from forecast.models import check_stack
 from forecast.scaling import Scaler
 from forecast.timesteps import season_length
@@ -148,6 +149,8 @@ def _transform_and_scale(
         window.output_steps,
         len(data.targets),
     )
+    if split is not None:  # a model is to be trained
+        check_training_fits(config, shape, windows=max(len(split.train_origins), 1))
     season = config.evaluation.season_length
     if season == "auto":
         season = season_length(series.index)

@@ -2,11 +2,13 @@
 trial scored by a rolling-origin backtest on the config's training part only.
 
 The test rows (the config's `split.test`) are never used: the series is cut before them,
-and the folds (`horizon` rows apart) end at the last training row. Trial 1 is the config as
+and the folds (`horizon` rows apart, or closer where the config as given needs more rows in
+the first fold) end at the last training row. Trial 1 is the config as
 given; the others are distinct draws from `space(config)`, applied as `--set` overrides to
 the config file, so a trial is exactly what `forecast backtest --set ...` would run. The
-best trial (lowest mean model MASE over the folds) is written as a complete config, with
-every trial's score in its header.
+best trial (lowest mean model MASE over the folds) is written as a complete config (the
+`--set` items it was tuned under included), with those items and every trial's score in its
+header.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from forecast.config import Config
 from forecast.configfile import config_to_yaml, load_config
 from forecast.data import Series, read_series
 from forecast.errors import ConfigError, DataError, ForecastError
+from forecast.memory import check_training_fits
 from forecast.pipeline import prepare
 from forecast.timesteps import season_length
 from forecast.transforms import transform_lag
@@ -129,8 +132,10 @@ def tune(
         )
     series = read_series(config.data)
     part = training_part(config, series)
+    # else every trial would be skipped for it, one by one
+    check_training_fits(config, windows=len(part.frame))
     horizon = config.window.horizon
-    origins = rolling.backtest_origins(len(part.frame), folds, horizon)
+    origins = fold_origins(config, part, folds)
     if origins[0] < 0:
         raise DataError(
             f"{series.path}: the {len(part.frame)} training rows cannot hold {folds} folds of "
@@ -172,8 +177,51 @@ def tune(
         raise DataError(f"{series.path}: no trial could be backtested: {runs[0].error}")
     best = min(scored, key=lambda i: runs[i].mase)
     best_config = load_config(config_path, base + runs[best].overrides, seed)
-    _write(target, best_config, config_path, runs, best, len(part.frame), folds)
+    step = int(origins[1] - origins[0]) if len(origins) > 1 else horizon
+    given = base + ([f"--seed {seed}"] if seed is not None else [])
+    _write(target, best_config, config_path, runs, best, (len(part.frame), folds, step), given)
     return TuneResult(target, best_config, runs, best, len(part.frame))
+
+
+def fold_origins(config: Config, part: Series, folds: int) -> np.ndarray:
+    """The folds' origins on the training part: `horizon` rows apart, the last fold ending
+    at its last row; or closer together (down to 1 row apart) where the config as given
+    needs more rows before the first origin than that spacing leaves (its window, horizon
+    and validation), so that trial 1 runs whenever the data can hold it. Every trial is
+    scored on the same origins."""
+    from forecast.backtest import backtest_origins
+
+    horizon = config.window.horizon
+    origins = backtest_origins(len(part.frame), folds, horizon)
+    last = int(origins[-1])
+    if folds == 1 or origins[0] < 0 or _trains_on(config, part, int(origins[0]) + 1):
+        return origins
+    if not _trains_on(config, part, last + 1):
+        return origins  # no spacing helps; trial 1 will say why
+    low, high = int(origins[0]) + 1, last  # the first origin the config can train on
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (low, middle) if _trains_on(config, part, middle + 1) else (middle + 1, high)
+    step = (last - low) // (folds - 1)
+    if step < 1:
+        return origins
+    log.info(
+        "folds %d rows apart (not horizon %d), so that the config as given can train on "
+        "the first fold's %d rows",
+        step,
+        horizon,
+        last - step * (folds - 1) + 1,
+    )
+    return backtest_origins(len(part.frame), folds, horizon, step)
+
+
+def _trains_on(config: Config, part: Series, rows: int) -> bool:
+    """Whether the first `rows` rows hold the config's window, horizon and validation."""
+    try:
+        prepare(config, part, rows=rows)
+    except ForecastError:
+        return False
+    return True
 
 
 def training_part(config: Config, series: Series) -> Series:
@@ -210,12 +258,20 @@ def _write(
     source: Path,
     trials: list[Trial],
     best: int,
-    rows: int,
-    folds: int,
+    backtest: tuple[int, int, int],  # rows, folds, step
+    given: list[str],  # the `--set` items (and `--seed`) every trial ran under
 ) -> None:
+    rows, folds, step = backtest
+    apart = "" if step == config.window.horizon else f", origins {step} rows apart"
     lines = [
         f"# tuned by `forecast tune` from {source}: {len(trials)} trials, each scored by the mean",
-        f"# model MASE of a {folds}-fold backtest on the first {rows} rows (the test rows unseen).",
+        f"# model MASE of a {folds}-fold backtest on the first {rows} rows (the test rows "
+        f"unseen{apart}).",
+    ]
+    if given:  # part of every trial's config, so written into the config below too
+        items = " ".join(g if g.startswith("--seed") else f"--set {g}" for g in given)
+        lines.append(f"# tuned under: {items}")
+    lines += [
         f"# best: trial {best + 1}. Seasonal naive scored "
         f"{_shown(trials[best].seasonal_naive)} on the same folds.",
     ]
