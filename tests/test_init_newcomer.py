@@ -250,3 +250,14 @@ def test_init_unknown_layout_suggests_the_closest():
     result = init("--layout", "multivariate_multistep")
     assert result.exit_code == 2
     assert "did you mean 'multivariate_multi_step'?" in result.stderr
+
+
+def test_init_on_a_file_with_holes_writes_a_missing_policy_that_validates(tmp_path):
+    frame = seasonal_frame(60, "MS")
+    frame.loc[[10, 31], "sales"] = np.nan  # two empty cells
+    path = tmp_path / "holes.csv"
+    frame.to_csv(path, index=False)
+    result = init("--csv", path)
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(result.stdout)["data"]["missing"] == "interpolate"
+    assert api.validate(save(tmp_path, result.stdout))["rows"] == 60
