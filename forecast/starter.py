@@ -33,8 +33,6 @@ class Columns:
     time_column: str | None
     id_column: str | None
     numeric: dict[str, np.ndarray]  # name -> (rows,) float64, NaN where a cell is empty
-    rows: int
-    has_holes: bool
 
 
 def _columns(csv: Path, decimal: str = ".", encoding: str = "auto") -> Columns:
@@ -54,9 +52,10 @@ def _columns(csv: Path, decimal: str = ".", encoding: str = "auto") -> Columns:
         if name in (time_column, ids):
             continue
         if decimal == "." and looks_decimal_comma(frame[name]):
+            cell = next(c for c in frame[name].dropna().astype(str) if "," in c)
             raise DataError(
                 f"{csv}: column '{name}' holds numbers with ',' as the decimal mark "
-                f"(e.g. {frame[name].dropna().iloc[0]!r}); run init with --decimal , "
+                f"(e.g. {cell!r}); run init with --decimal , "
                 '(it writes data.decimal: "," into the config)'
             )
         try:
@@ -67,8 +66,7 @@ def _columns(csv: Path, decimal: str = ".", encoding: str = "auto") -> Columns:
             numeric[name] = values
     if not numeric:
         raise DataError(f"{csv}: no numeric column with changing values to forecast")
-    holes = any(np.isnan(v).any() for v in numeric.values())
-    return Columns(time_column, ids, numeric, len(frame), holes)
+    return Columns(time_column, ids, numeric)
 
 
 def looks_decimal_comma(column: pd.Series) -> bool:
