@@ -370,7 +370,8 @@ def recommend(rows: int | None, season: int, horizon: int, lag: int = 0) -> dict
     (about rows - 3 * horizon). The window covers as many whole seasons as that set can
     spare (up to MAX_SEASONS, while MIN_TRAIN_WINDOWS windows and a validation horizon
     remain): the residual base averages its seasonal pattern and trend over them, so more
-    seasons give a steadier base (benchmarks/README.md). A validation part is kept only where
+    seasons give a steadier base (benchmarks/README.md). Where not even one season fits, the
+    window is chosen as for a series without one. A validation part is kept only where
     enough windows remain. The base itself is chosen on the training rows (`auto`).
     """
     if rows is None:
@@ -384,13 +385,12 @@ def recommend(rows: int | None, season: int, horizon: int, lag: int = 0) -> dict
     test = 0.2 if round(work_rows * 0.2) >= 2 * horizon else 2 * horizon
     fold_rows = max(work_rows - 3 * horizon, 2)
     fit_rows = min(fold_rows, work_rows - row_count(test, work_rows))
-    if season > 1:
+    input_steps = min(max(2 * horizon, 8), 24)  # without a season that fits
+    if 1 < season <= fit_rows - horizon:
         seasons = max(min(MAX_SEASONS, MAX_INPUT_STEPS // season), 1)
         while seasons > 1 and fit_rows - seasons * season - 2 * horizon + 1 < MIN_TRAIN_WINDOWS:
             seasons -= 1
         input_steps = seasons * season
-    else:
-        input_steps = min(max(2 * horizon, 8), 24)
     input_steps = max(2, min(input_steps, fit_rows - horizon))  # at least one window
     windows = fit_rows - input_steps - horizon + 1
     # early stopping on one validation window follows that window's noise: a share of the
