@@ -469,21 +469,58 @@ def validate(
 
 @app.command()
 def init(
-    layout: Annotated[str, typer.Option("--layout", help="One of the six layouts.")] = "univariate",
+    layout: Annotated[
+        str,
+        typer.Option(
+            "--layout",
+            help="univariate, multivariate, multi_output, univariate_multi_step, "
+            "multivariate_multi_step or multi_output_multi_step; a --horizon over 1 makes "
+            "it multi-step.",
+        ),
+    ] = "univariate",
     csv: Annotated[
         Path | None, typer.Option("--csv", help="Fill columns, time and season from this CSV.")
     ] = None,
-    target: Annotated[str | None, typer.Option("--target", help="The column to forecast.")] = None,
-    horizon: Annotated[int | None, typer.Option("--horizon", help="Steps ahead.")] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target",
+            help="The column to forecast; default: chosen from the CSV (a closing price, or a "
+            "column named like sales, value, demand or load, else the most variable one; "
+            "never a 0/1 dummy or counter), and named on stderr.",
+        ),
+    ] = None,
+    horizon: Annotated[
+        int | None,
+        typer.Option(
+            "--horizon",
+            help="Steps ahead; default: 1, and for a *_multi_step layout one season "
+            "(2 to 12 steps).",
+        ),
+    ] = None,
+    decimal: Annotated[
+        str,
+        typer.Option("--decimal", help="The CSV's decimal mark: . or , (written as data.decimal)."),
+    ] = ".",
+    encoding: Annotated[
+        str,
+        typer.Option(
+            "--encoding",
+            help="The CSV's encoding: auto (utf-8, utf-8 with BOM, gb18030) or a codec such as "
+            "gbk or latin-1 (written as data.encoding).",
+        ),
+    ] = "auto",
 ) -> None:
-    """Print a commented starter config (save it with `> my.yaml`).
+    """Print a commented starter config (save it with `> my.yaml`); with --csv, the target
+    chosen is named on stderr.
 
     Example: forecast init --csv data/airline_monthly.csv --target passengers --horizon 12
     """
-    _setup_logging(True)
+    _setup_logging(False)
     from forecast.starter import starter_config
 
-    typer.echo(_run(lambda: starter_config(layout, csv, target, horizon)), nl=False)
+    text = _run(lambda: starter_config(layout, csv, target, horizon, decimal, encoding))
+    typer.echo(text, nl=False)
 
 
 @app.command()

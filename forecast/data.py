@@ -278,10 +278,10 @@ def _parse_csv(text: str, path: Path, decimal: str, thousands: str) -> pd.DataFr
         delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
     except csv.Error:
         delimiter = ","
-    if delimiter == decimal:
+    if delimiter == decimal and '"' not in sample:  # quoted cells ("1,5") can hold it
         raise DataError(
             f"{path}: data.decimal {decimal!r} is also this file's delimiter; "
-            "numbers with a decimal comma need a ';' or tab separated file"
+            "numbers with a decimal comma need quotes (\"1,5\") or a ';' or tab separated file"
         )
     options: dict = {"decimal": decimal}
     if thousands not in ("auto", "none"):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
+import logging
 import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,17 +14,30 @@ import pandas as pd
 
 from forecast.config import LAYOUTS, DataConfig
 from forecast.configfile import validate_config
-from forecast.data import read_panel, read_series, read_table
+from forecast.data import NumberFormat, read_panel, read_series, read_table
 from forecast.errors import ConfigError, DataError
 from forecast.timesteps import season_length
+from forecast.transforms import transform_lag
+from forecast.windows import row_count
+
+log = logging.getLogger("forecast")
 
 TIME_NAMES = ("date", "datetime", "time", "timestamp", "day", "month", "year", "日期", "时间")
 
 
-def _columns(csv: Path) -> tuple[str | None, list[str], int, str | None]:
-    """(time column, numeric columns, rows, id column) of a CSV, read as `forecast` reads
-    it."""
-    frame, _ = read_table(csv)
+@dataclass
+class Columns:
+    """What init reads from a CSV: the time and id columns, and every numeric column's
+    values (numbers as `forecast` reads them) in file order."""
+
+    time_column: str | None
+    id_column: str | None
+    numeric: dict[str, np.ndarray]  # name -> (rows,) float64, NaN where a cell is empty
+
+
+def _columns(csv: Path, decimal: str = ".", encoding: str = "auto") -> Columns:
+    """The time column, id column and numeric columns of a CSV, read as `forecast` reads it."""
+    frame, _ = read_table(csv, encoding, decimal)
     time_column = None
     for name in frame.columns:
         if name.strip().lower() in TIME_NAMES or not pd.api.types.is_numeric_dtype(frame[name]):
@@ -29,16 +46,38 @@ def _columns(csv: Path) -> tuple[str | None, list[str], int, str | None]:
                 time_column = name
                 break
     ids = id_column(frame, time_column)
-    numeric = [
-        c
-        for c in frame.columns
-        if c not in (time_column, ids)
-        and pd.api.types.is_numeric_dtype(frame[c])
-        and frame[c].nunique() > 1
-    ]
+    numbers = NumberFormat(decimal, "auto", frame.attrs["delimiter"])
+    numeric = {}
+    for name in frame.columns:
+        if name in (time_column, ids):
+            continue
+        if decimal == "." and looks_decimal_comma(frame[name]):
+            cell = next(c for c in frame[name].dropna().astype(str) if "," in c)
+            raise DataError(
+                f"{csv}: column '{name}' holds numbers with ',' as the decimal mark "
+                f"(e.g. {cell!r}); run init with --decimal , "
+                '(it writes data.decimal: "," into the config)'
+            )
+        try:
+            values = numbers.parse(frame[name], name, csv)
+        except DataError:
+            continue  # a text column: not a candidate
+        if np.isfinite(values).any() and np.nanmin(values) < np.nanmax(values):
+            numeric[name] = values
     if not numeric:
         raise DataError(f"{csv}: no numeric column with changing values to forecast")
-    return time_column, numeric, len(frame), ids
+    return Columns(time_column, ids, numeric)
+
+
+def looks_decimal_comma(column: pd.Series) -> bool:
+    """Text cells that are numbers written with a decimal comma: '1,5', '-12,75', '1234,5'
+    (a cell such as '1,234' alone could be grouping, so one that cannot be must be there)."""
+    if pd.api.types.is_numeric_dtype(column):
+        return False
+    cells = column.dropna().astype("string").str.strip()
+    if cells.empty or not cells.str.fullmatch(r"[+-]?\d+(?:,\d+)?").all():
+        return False
+    return bool(cells.str.fullmatch(r"[+-]?(?:\d+,(?:\d{1,2}|\d{4,})|\d{4,},\d+)").any())
 
 
 def id_column(frame: pd.DataFrame, time_column: str | None) -> str | None:
@@ -66,35 +105,44 @@ def starter_config(
     csv: str | Path | None = None,
     target: str | None = None,
     horizon: int | None = None,
+    decimal: str = ".",
+    encoding: str = "auto",
 ) -> str:
-    """YAML text with comments; valid for `forecast train` once the data path is right."""
-    if layout not in LAYOUTS:
-        raise ConfigError(
-            f"--layout: unknown layout '{layout}'; valid layouts: {', '.join(LAYOUTS)}"
-        )
+    """YAML text with comments; valid for `forecast train` once the data path is right.
+    With a CSV, it validates on that file (the window, validation and test parts fit its
+    rows); the target chosen, when not given, is logged (INFO) with the other candidates."""
+    check_layout(layout)
     multi_step = layout.endswith("_multi_step")
     base = layout.removesuffix("_multi_step")
     if horizon is not None and horizon < 1:
         raise ConfigError(f"--horizon must be >= 1, got {horizon}")
-    ids = None
+    if decimal not in (".", ","):
+        raise ConfigError(f"--decimal must be '.' or ',', got {decimal!r}")
+    ids, holes = None, False
     if csv is None:
         time_column, numeric, rows, season, path = "date", ["value", "other"], None, 1, "data.csv"
     else:
         csv = Path(csv)
-        time_column, numeric, rows, ids = _columns(csv)
+        columns = _columns(csv, decimal, encoding)
+        time_column, ids, numeric = columns.time_column, columns.id_column, list(columns.numeric)
         path = str(csv.resolve())  # stdout may be saved anywhere: make the path not depend on it
     if target is not None and csv is not None and target not in numeric:
         raise DataError(
             f"{csv}: --target '{target}' is not a numeric column; "
             f"numeric columns: {', '.join(numeric)}"
         )
+    ranked = rank_targets(columns.numeric) if csv is not None else numeric
+    chosen = target is None
     if target is None:
-        target = default_target(numeric) if csv else "value"
+        target = ranked[0]
     if base != "univariate" and len(numeric) < 2:
         raise DataError(f"{csv}: layout '{layout}' needs two or more numeric columns")
     others = [c for c in numeric if c != target]
     features = [target] if base == "univariate" else [target, *others]
-    targets = [target] if base != "multi_output" else [target, others[0]]
+    # the second target of multi_output: the next column in the file that could be a target
+    usable = [c for c in others if csv is None or not not_a_target(columns.numeric[c])]
+    second = (usable or others or [None])[0]
+    targets = [target] if base != "multi_output" else [target, second]
     transform = "none"
     if csv is not None:
         data = DataConfig(
@@ -103,12 +151,14 @@ def starter_config(
             features=features,
             missing="interpolate",
             id_column=ids,
+            decimal=decimal,
+            encoding=encoding,
         )
         # a long table: every series has its say, and a typical series' length sets the window
         members = list(read_panel(data).members.values()) if ids else [read_series(data)]
         season = season_length(members[0].index)
-        if ids:
-            rows = int(np.median([len(m.frame) for m in members]))
+        rows = int(np.median([len(m.frame) for m in members]))
+        holes = any(np.isnan(m.values).any() for m in members)
         # levels and trends are handled per window (model.window_norm); a seasonal swing
         # that grows with the level is made additive by a log (in most series of a table)
         frames = [m.frame.dropna() for m in members]  # holes do not change the choice
@@ -123,78 +173,161 @@ def starter_config(
         raise ConfigError(f"layout '{layout}' needs --horizon 2 or more")
     if not multi_step and horizon != 1:
         layout = f"{base}_multi_step"
-    plan = recommend(rows, season, horizon)
-    input_steps, test, validation = plan["input_steps"], plan["test"], plan["validation"]
-    residual_line = f"{plan['residual']:<17}# the network corrects this forecast; auto: the base"
-    residual_line += "\n                             # that misses the training rows least"
+    lag = transform_lag(transform)
+    if rows is not None and rows < min_rows(horizon, lag):
+        typical = " (a typical series of the table)" if ids else ""
+        raise DataError(
+            f"{csv}: {rows} rows{typical} is too few for a config with horizon {horizon}; "
+            f"it needs at least {min_rows(horizon, lag)} rows (a window, the test rows and "
+            "three backtest folds); use a longer series or a smaller --horizon"
+        )
+    plan = recommend(rows, season, horizon, lag)
     q = lambda items: "[" + ", ".join(_yaml_str(i) for i in items) + "]"  # noqa: E731
     id_line = ""
     if ids:
-        id_line = (
-            f"\n  id_column: {_yaml_str(ids)}        # a long table: one series per value, one "
-            "model for all"
-        )
+        id_line = f"\n  id_column: {_yaml_str(ids)}\t# a long table: one series per value, one "
+        id_line += "model for all"
+    extra = ""
+    if decimal != ".":
+        extra += f'\n  decimal: "{decimal}"\t# the decimal mark in number cells'
     text = f"""# forecast config ({layout}). A relative data.path is read from this file's folder.
 # Check it with `forecast validate FILE`, then `forecast train FILE`.
 name: {_yaml_str(Path(path).stem)}
 seed: 42
 data:
   path: {_yaml_str(path)}
-  encoding: auto             # utf-8, utf-8 with BOM or gb18030
+  encoding: {_yaml_str(encoding)}\t# {ENCODING_NOTE if encoding == "auto" else "of the CSV"}{extra}
   time_column: {_yaml_str(time_column) if time_column else "null"}{id_line}
   features: {q(features)}
   targets: {q(targets)}
-  missing: error             # error | drop | ffill | interpolate
+  missing: {"interpolate" if holes else "error"}\t# error | drop | ffill | interpolate
   transform: {transform}
-  calendar: auto             # month, weekday, hour... as known inputs ([] = none)
+  calendar: auto\t# month, weekday, hour... as known inputs ([] = none)
 layout: {layout}
 window:
-  input_steps: {input_steps}            # rows the model sees
+  input_steps: {plan["input_steps"]}\t# rows the model sees
   horizon: {horizon}
-  multi_step: direct         # direct | recursive (needs every feature to be a target)
+  multi_step: direct\t# direct | recursive (needs every feature to be a target)
 split:
-  test: {test}                  # fraction or row count
-  validation: {validation}
+  test: {plan["test"]}\t# fraction or row count
+  validation: {plan["validation"]}
 model:
-  architecture: lstm         # lstm | gru | simple_rnn | bidirectional | conv1d_lstm
+  architecture: lstm\t# lstm | gru | simple_rnn | bidirectional | conv1d_lstm
   units: [32]
   dropout: 0.0
-  window_norm: true          # each window scaled by its own last value and mean step
-  residual: {residual_line}
+  window_norm: true\t# each window scaled by its own last value and mean step
+  residual: {plan["residual"]}\t# the network corrects this forecast; auto: the base
+\t# that misses the training rows least
 training:
   epochs: 100
   batch_size: 16
   learning_rate: 0.001
   early_stopping: {{patience: 10, restore_best_weights: true}}
 evaluation:
-  season_length: {season if csv is not None else "auto"}          # seasonal naive and MASE
+  season_length: {season if csv is not None else "auto"}\t# seasonal naive and MASE
 """
+    text = align_comments(text)
     import yaml
 
     validate_config(yaml.safe_load(text), source="starter config")  # never print a bad one
+    if csv is not None and chosen:
+        log.info(target_note(target, columns.numeric))
     return text
 
 
+ENCODING_NOTE = "utf-8, utf-8 with BOM or gb18030"
+COMMENT_COLUMN = 29  # where the comments start, unless a value is wider
+
+
+def align_comments(text: str) -> str:
+    """Lines written `code<TAB># comment` get their comments in one column (as in DESIGN.md's
+    config example); a line `<TAB># ...` continues the comment above it."""
+    lines = [line.partition("\t") for line in text.split("\n")]  # (code, tab, comment)
+    width = max([COMMENT_COLUMN] + [len(code) + 2 for code, tab, _ in lines if tab])
+    return "\n".join(code.ljust(width) + comment if tab else code for code, tab, comment in lines)
+
+
+def check_layout(layout: str) -> None:
+    if layout not in LAYOUTS:
+        close = difflib.get_close_matches(layout, LAYOUTS, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(
+            f"--layout: unknown layout '{layout}'; valid layouts: {', '.join(LAYOUTS)}{hint}"
+        )
+
+
 # a closing price is what stock tables are forecast for; volumes and counts never by default
-PRICE_NAMES = ("close", "收盘价", "收盘", "adj close", "adj_close", "adjclose", "adjusted close",
-               "closing price", "close price", "price", "价格")  # fmt: skip
+CLOSE_NAMES = ("close", "收盘价", "收盘", "adj close", "adj_close", "adjclose", "adjusted close",
+               "closing price", "close price")  # fmt: skip
+# words of a column name that say "this is what we forecast", before a price
+TARGET_WORDS = ("sales", "sale", "value", "target", "demand", "load", "y", "passengers",
+                "revenue", "orders", "quantity", "qty", "units", "count", "consumption",
+                "销量", "销售额", "需求", "负荷", "客流", "用电量")  # fmt: skip
+PRICE_NAMES = ("price", "价格")
 NOT_TARGETS = ("volume", "vol", "成交量", "成交额", "amount", "turnover", "openint", "持仓量")
+FEW_VALUES = 10  # a column with this many distinct values or fewer (and a quarter of its rows)
+# is a code or a dummy
 
 
-def default_target(numeric: list[str]) -> str:
-    """The column forecast when --target is not given: a closing price where the table has
-    one (Close, Adj Close, 收盘价(元), 收盘...), else the last numeric column that is not a
-    volume, turnover or open interest."""
+def _bare(name: str) -> str:  # '收盘价(元)' -> '收盘价', ' Close ' -> 'close'
+    return name.strip().lower().split("(")[0].split("（")[0].strip()
 
-    def bare(name: str) -> str:  # '收盘价(元)' -> '收盘价', ' Close ' -> 'close'
-        return name.strip().lower().split("(")[0].split("（")[0].strip()
 
-    for wanted in PRICE_NAMES:
-        found = [c for c in numeric if bare(c) == wanted]
-        if found:
-            return found[0]
-    usable = [c for c in numeric if bare(c) not in NOT_TARGETS]
-    return (usable or numeric)[-1]
+def not_a_target(values: np.ndarray) -> str | None:
+    """Why a numeric column is no forecast target (a 0/1 dummy, a code of few values, a row
+    counter or id), or None."""
+    known = values[np.isfinite(values)]  # (rows,)
+    distinct = len(np.unique(known))
+    if distinct <= 2 or distinct <= min(FEW_VALUES, len(known) // 4):
+        return "few distinct values"
+    steps = np.diff(known)
+    if (known == np.round(known)).all() and len(steps) and (steps == steps[0]).all():
+        return "a counter"
+    return None
+
+
+def rank_targets(numeric: dict[str, np.ndarray]) -> list[str]:
+    """The numeric columns, the one to forecast first: a closing price where the table has
+    one (Close, Adj Close, 收盘价(元), 收盘...), else a name such as sales, value, target,
+    demand or load, else a price, else the column that varies most (standard deviation over
+    mean absolute value). Then counters (unless named so), then volumes and turnover,
+    dummies and few-valued codes."""
+
+    def words(name: str) -> set[str]:
+        bare = _bare(name)
+        return {w for w in re.split(r"[^0-9a-z\u4e00-\u9fff]+", bare) if w} | {
+            w for w in TARGET_WORDS if not w.isascii() and w in bare
+        }
+
+    def spread(name: str) -> float:
+        known = numeric[name][np.isfinite(numeric[name])]
+        return float(np.std(known) / max(np.mean(np.abs(known)), 1e-12))
+
+    def rank(name: str) -> tuple:
+        bare, why = _bare(name), not_a_target(numeric[name])
+        if why == "few distinct values" or bare in NOT_TARGETS:
+            return (5, 0.0)
+        if bare in CLOSE_NAMES:
+            return (0, CLOSE_NAMES.index(bare))
+        if words(name) & set(TARGET_WORDS):
+            return (1, 0.0)
+        if bare in PRICE_NAMES:
+            return (2, 0.0)
+        return (4, 0.0) if why else (3, -spread(name))
+
+    return sorted(numeric, key=rank)  # stable: file order among equals
+
+
+def target_note(target: str, numeric: dict[str, np.ndarray]) -> str:
+    """The line init prints on stderr about the target it chose."""
+    others = [c for c in rank_targets(numeric) if c != target]
+    candidates = [c for c in others if not not_a_target(numeric[c])]
+    skipped = [f"{c} ({not_a_target(numeric[c])})" for c in others if not_a_target(numeric[c])]
+    left_out = f"; left out: {', '.join(skipped)}" if skipped else ""
+    return (
+        f"init: target {target} (other candidates: {', '.join(candidates) or 'none'}"
+        f"{left_out}; choose with --target COL)"
+    )
 
 
 def seasonal_swing_grows(values: np.ndarray, season: int) -> bool:
@@ -220,14 +353,25 @@ VALIDATION_SHARE = 0.1  # of the first fold's rows, at least a horizon
 VALIDATION_MAX_ORIGINS = 50  # enough to steady early stopping; more would leave out recent rows
 
 
-def recommend(rows: int | None, season: int, horizon: int) -> dict:
-    """Window, splits and residual base for a series of `rows` rows.
+def min_rows(horizon: int, lag: int = 0) -> int:
+    """The fewest rows init writes a config for: the first of three backtest folds (rows -
+    3 * horizon, less `lag` rows a differencing transform uses) still holds one window of
+    the shortest length (2 steps) and its horizon. The test rows (a fifth, at least 2 *
+    horizon) leave at least that many before them too."""
+    return 4 * horizon + 2 + lag
 
-    The smallest training set a user meets is the first fold of `forecast backtest --folds
-    3`: about rows - 3 * horizon rows. The window covers as many whole seasons as that fold
-    can spare (up to MAX_SEASONS, while MIN_TRAIN_WINDOWS windows and a validation horizon
+
+def recommend(rows: int | None, season: int, horizon: int, lag: int = 0) -> dict:
+    """Window, splits and residual base for a series of `rows` rows (`lag`: rows a
+    differencing transform uses up).
+
+    The smallest training set a user meets is the smaller of the rows before the test split
+    (what `forecast train` fits on) and the first fold of `forecast backtest --folds 3`
+    (about rows - 3 * horizon). The window covers as many whole seasons as that set can
+    spare (up to MAX_SEASONS, while MIN_TRAIN_WINDOWS windows and a validation horizon
     remain): the residual base averages its seasonal pattern and trend over them, so more
-    seasons give a steadier base (benchmarks/README.md). A validation part is kept only where
+    seasons give a steadier base (benchmarks/README.md). Where not even one season fits, the
+    window is chosen as for a series without one. A validation part is kept only where
     enough windows remain. The base itself is chosen on the training rows (`auto`).
     """
     if rows is None:
@@ -237,23 +381,24 @@ def recommend(rows: int | None, season: int, horizon: int) -> dict:
             "validation": 0.1,
             "residual": "auto",
         }
-    fold_rows = max(rows - 3 * horizon, 2)
-    if season > 1:
+    work_rows = rows - lag  # the rows the split is planned on (windows.plan_split)
+    test = 0.2 if round(work_rows * 0.2) >= 2 * horizon else 2 * horizon
+    fold_rows = max(work_rows - 3 * horizon, 2)
+    fit_rows = min(fold_rows, work_rows - row_count(test, work_rows))
+    input_steps = min(max(2 * horizon, 8), 24)  # without a season that fits
+    if 1 < season <= fit_rows - horizon:
         seasons = max(min(MAX_SEASONS, MAX_INPUT_STEPS // season), 1)
-        while seasons > 1 and fold_rows - seasons * season - 2 * horizon + 1 < MIN_TRAIN_WINDOWS:
+        while seasons > 1 and fit_rows - seasons * season - 2 * horizon + 1 < MIN_TRAIN_WINDOWS:
             seasons -= 1
         input_steps = seasons * season
-    else:
-        input_steps = min(max(2 * horizon, 8), 24)
-    input_steps = max(2, min(input_steps, fold_rows - horizon))  # at least one window
-    windows = fold_rows - input_steps - horizon + 1
+    input_steps = max(2, min(input_steps, fit_rows - horizon))  # at least one window
+    windows = fit_rows - input_steps - horizon + 1
     # early stopping on one validation window follows that window's noise: a share of the
     # rows gives it more origins where the series can spare them
     validation = max(horizon, min(math.ceil(VALIDATION_SHARE * fold_rows),
                                   horizon - 1 + VALIDATION_MAX_ORIGINS))  # fmt: skip
     if windows - validation < MIN_TRAIN_WINDOWS:
         validation = horizon if windows - horizon >= MIN_TRAIN_WINDOWS else 0
-    test = 0.2 if round(rows * 0.2) >= 2 * horizon else 2 * horizon
     return {
         "input_steps": input_steps,
         "test": test,
