@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -223,3 +225,56 @@ def test_backtest_clips_at_zero_and_says_so_once(sales_run):
     assert [fold["clip_at_zero"] for fold in report["folds"]] == [["sales"], ["sales"]]
     for fold in report["folds"]:  # 2 steps: a width is a mean of two, each hi - max(lo, 0)
         assert fold["intervals"]["80"]["coverage"] in (0.0, 0.5, 1.0)
+
+
+# --- a quiet `make install` ----------------------------------------------------------------
+
+
+def _makefile_install_lines() -> list[str]:
+    """The pip command lines of the Makefile's install recipe, for a venv in VENV."""
+    recipe = (ROOT / "Makefile").read_text().split("$(STAMP): pyproject.toml", 1)[1]
+    lines = [line.strip() for line in recipe.split("\n\n", 1)[0].splitlines()]
+    return [line.replace("$(BIN)", "VENV/bin") for line in lines if "pip install" in line]
+
+
+SETUPTOOLS_UNREACHABLE = (
+    r"requirement setuptools|NewConnectionError|name resolution|Could not fetch"
+)
+
+
+@pytest.mark.slow
+def test_make_install_prints_no_setuptools_banner(tmp_path):
+    """The Makefile's install lines (with --no-deps: the dependencies are not the point) in
+    a fresh venv, on a copy of the project: setuptools' editable build says nothing."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, project)
+    shutil.copytree(
+        ROOT / "forecast", project / "forecast", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True, capture_output=True)
+    upgrade, install = _makefile_install_lines()
+    assert upgrade.endswith("pip install --quiet --upgrade pip"), upgrade
+    assert install.endswith("pip install --quiet -e '.[dev]'"), install
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+
+    def run(line: str) -> subprocess.CompletedProcess:
+        command = line.replace("VENV", str(venv))
+        return subprocess.run(
+            command, shell=True, cwd=project, env=env, capture_output=True, text=True, timeout=600
+        )
+
+    upgraded = run(upgrade)
+    if upgraded.returncode != 0:
+        pytest.skip(f"the package registry is unreachable: {upgraded.stderr.strip()[-300:]}")
+    installed = run(install + " --no-deps")
+    if installed.returncode != 0 and re.search(SETUPTOOLS_UNREACHABLE, installed.stderr):
+        pytest.skip(f"no setuptools for the build: {installed.stderr.strip()[-300:]}")
+    assert installed.returncode == 0, installed.stderr
+    assert "Please be careful" not in installed.stderr, installed.stderr
+    assert "Editable installation" not in installed.stderr, installed.stderr
+    check = [str(venv / "bin" / "python"), "-c", "import forecast; print(forecast.__file__)"]
+    where = subprocess.run(check, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert where.stdout.strip() == str(project / "forecast" / "__init__.py")
