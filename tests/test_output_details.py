@@ -227,6 +227,43 @@ def test_backtest_clips_at_zero_and_says_so_once(sales_run):
         assert fold["intervals"]["80"]["coverage"] in (0.0, 0.5, 1.0)
 
 
+@pytest.mark.slow
+def test_a_long_table_clips_the_series_that_never_go_below_zero(tmp_path):
+    counts, shifted = trading_day_sales(120, seed=1), trading_day_sales(120, seed=2)
+    shifted["sales"] -= 1  # a series with values below 0: its bounds are not clipped
+    table = pd.concat([counts.assign(store="A"), shifted.assign(store="B")])
+    write_csv(tmp_path / "long.csv", table)
+    config = write_config(
+        tmp_path / "long.yaml",
+        name="stores",
+        seed=1,
+        data={
+            "path": "long.csv",
+            "id_column": "store",
+            "time_column": "date",
+            "features": ["sales"],
+        },
+        window={"input_steps": 5, "horizon": 2},
+        split={"test": 0.2, "validation": 0.25},
+        model={"architecture": "lstm", "units": [4]},
+        training={"epochs": 1, "batch_size": 32, "final_fit": False},
+        intervals=[80],
+    )
+    result = cli("train", config, "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 0, result.output
+    note = "intervals of sales clipped at 0 (in 1 of 2 series): the series never goes below 0"
+    assert result.stderr.count(note) == 1, result.stderr
+    run = Path(result.stdout.strip().splitlines()[-1])
+    saved = json.loads((run / "intervals.json").read_text())["series"]
+    assert {sid: c["clip_at_zero"] for sid, c in saved.items()} == {"A": [True], "B": [False]}
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["per_series"]["A"]["clip_at_zero"] == ["sales"]
+    assert "clip_at_zero" not in metrics["per_series"]["B"] and "clip_at_zero" not in metrics
+    rows = pd.read_csv(run / "test_predictions.csv")
+    assert (rows.loc[rows["store"] == "A", "lo_80"] >= 0).all()
+    assert (rows.loc[rows["store"] == "B", "lo_80"] < 0).any()
+
+
 # --- a quiet `make install` ----------------------------------------------------------------
 
 
