@@ -29,7 +29,7 @@ from forecast.configfile import config_to_yaml, load_config, revalidate
 from forecast.data import Panel, read_panel, read_series, some_ids
 from forecast.errors import ConfigError, DataError, RunError
 from forecast.evaluation import evaluate, verdict
-from forecast.intervals import label
+from forecast.intervals import clip_note, label
 from forecast.models import cudnn_warnings
 from forecast.panel import PreparedPanel, prepare_panel
 from forecast.pipeline import (
@@ -289,6 +289,8 @@ def _evaluate_on_test(
     metrics, table = _score(prepared, predicted, calibration, missing)
     if missing:
         log.warning("no prediction intervals: %s", missing)
+    if note := clip_note([metrics], "runs"):
+        log.info("%s", note)
     metrics["verdict"] = verdict(metrics, cfg.model.label())
     timings["evaluate"] = round(time.perf_counter() - clock, 4)
     return metrics, table, calibration
@@ -323,6 +325,8 @@ def _evaluate_panel(
         log.warning(
             "no prediction intervals for %d series: %s", len(missing), next(iter(missing.values()))
         )
+    if note := clip_note(list(reports.values()), "series"):
+        log.info("%s", note)
     overall = mean_reports(list(reports.values()))
     metrics = {
         "layout": cfg.layout,
@@ -333,10 +337,10 @@ def _evaluate_panel(
         **{
             k: v
             for k, v in overall.items()
-            if k not in ("layout", "horizon", "test_rows", "test_origins")
+            if k not in ("layout", "horizon", "test_rows", "test_origins", "clip_at_zero")
         },
         "per_series": {
-            sid: {k: r[k] for k in ("model", "baselines", "intervals") if k in r}
+            sid: {k: r[k] for k in ("model", "baselines", "intervals", "clip_at_zero") if k in r}
             for sid, r in reports.items()
         },
         "skipped_series": prepared.skipped,

@@ -19,6 +19,7 @@ from forecast.config import Config
 from forecast.data import Series, fill_missing
 from forecast.errors import ConfigError, DataError
 from forecast.evaluation import BASELINES, METRICS, evaluate, verdict
+from forecast.intervals import clip_note
 from forecast.pipeline import (
     SHARED,
     Compiled,
@@ -157,6 +158,8 @@ def run_backtest(
             folds.append(run_fold(config, series, int(origin), number, compiled))
             said(folds[-1], number)
     reports = [f.report for f in folds]
+    if not quiet and (note := clip_note(reports, "folds")):
+        log.info("%s", note)
     result = {
         "layout": config.layout,
         "horizon": horizon,
@@ -361,6 +364,8 @@ def run_panel_backtest(
             shown = "n/a" if mase is None else f"{mase:.3g}"
             log.info("fold %d/%d: model MASE %s (mean over %d series)", number, len(backs),
                      shown, len(fold_rows))  # fmt: skip
+    if not quiet and (note := clip_note(rows, "series folds")):
+        log.info("%s", note)
     id_column = config.data.id_column
     per_series = {
         sid: mean_of_folds([r for r in rows if r[id_column] == sid])

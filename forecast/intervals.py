@@ -18,6 +18,11 @@ actuals with the 80% interval and 95% with the 95% one, where conformal quantile
 validation errors alone covered 70% and 79%: the validation part is short (often one
 horizon) and early stopping picks the epoch that fits it best, so its errors are optimistic.
 
+A target whose every value before the test part is >= 0 (counts, sales, prices) gets its bounds
+clipped at 0 (the point forecasts are left as the model made them): `clip_at_zero` in
+intervals.json, and coverage, width and MSIS are scored on the clipped bounds (seasonal naive's
+too, so the comparison stays fair).
+
 Errors are measured on the scale the series is modelled on: log ratios log(actual /
 forecast) when `data.transform` is log or log_diff (bands widen with the level), else
 differences actual - forecast.
@@ -67,6 +72,34 @@ def interval_bounds(
     if kind == "log":
         return centre * np.exp(-half), centre * np.exp(half)
     return centre - half, centre + half
+
+
+def clip_at_zero(
+    lo: np.ndarray, hi: np.ndarray, clip: list[bool] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds (..., K) with the targets flagged in `clip` (K,) raised to at least 0 (NaN, a
+    step past the calibrated ones, stays NaN)."""
+    if not clip or not any(clip):
+        return lo, hi
+    mask = np.asarray(clip, dtype=bool)
+    return np.where(mask, np.maximum(lo, 0), lo), np.where(mask, np.maximum(hi, 0), hi)
+
+
+def never_negative(values: np.ndarray) -> list[bool]:
+    """values (rows, K) -> per target: no value below 0 (missing ones aside)."""
+    return [bool(b) for b in ~(values < 0).any(axis=0)]
+
+
+def clip_note(reports: list[dict[str, Any]], what: str) -> str | None:
+    """One line for stderr naming the targets whose bounds were clipped at 0 in any of
+    `reports` (metrics or backtest folds, each with its `clip_at_zero` names), or None."""
+    names = list(dict.fromkeys(n for r in reports for n in r.get("clip_at_zero", [])))
+    if not names:
+        return None
+    clipped = sum(1 for r in reports if r.get("clip_at_zero"))
+    some = f" (in {clipped} of {len(reports)} {what})" if clipped < len(reports) else ""
+    which = "the series never goes below 0" if len(names) == 1 else "these never go below 0"
+    return f"intervals of {', '.join(names)} clipped at 0{some}: {which}"
 
 
 def window_scales(
@@ -181,6 +214,7 @@ class Calibration:
     input_steps: int
     counts: dict[str, list[int]] = field(default_factory=dict)  # errors per step
     notes: list[str] = field(default_factory=list)
+    clip_at_zero: list[bool] = field(default_factory=list)  # (K,) bounds raised to >= 0; [] none
 
     @property
     def steps(self) -> int:
@@ -200,7 +234,8 @@ class Calibration:
         known = min(steps, self.steps)
         unit[:, :known] = self.quantile[:, :known] * self.ratio
         half = unit[:, None] * scales[None, :, None, :]  # (levels, N, S', K)
-        return interval_bounds(predicted, half, self.kind)
+        lo, hi = interval_bounds(predicted, half, self.kind)
+        return clip_at_zero(lo, hi, self.clip_at_zero)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -215,6 +250,7 @@ class Calibration:
             "scale_floor": self.floor.tolist(),
             "errors_per_step": self.counts,
             "notes": self.notes,
+            "clip_at_zero": self.clip_at_zero,
         }
 
     @classmethod
@@ -230,6 +266,7 @@ class Calibration:
             input_steps=int(data["input_steps"]),
             counts=data["errors_per_step"],
             notes=list(data["notes"]),
+            clip_at_zero=[bool(b) for b in data.get("clip_at_zero", [])],  # older runs: none
         )
 
 
@@ -245,7 +282,8 @@ def calibrate(
     normalised: list[bool],
 ) -> Calibration:
     """Training errors (steps landing before `val_start`) shape the intervals; validation
-    errors (steps landing before `test_start`) widen them."""
+    errors (steps landing before `test_start`) widen them. Targets never below 0 before
+    `test_start` get their bounds clipped at 0."""
     (t_origins, t_pred), (v_origins, v_pred) = train, validation
     raw = window_scales(values, t_origins, input_steps, kind, normalised)  # (N1, K)
     positive = np.where(raw > 0, raw, np.nan)
@@ -272,6 +310,7 @@ def calibrate(
         input_steps=input_steps,
         counts={"training": [len(r) for r in t_steps], "validation": [len(r) for r in v_steps]},
         notes=notes,
+        clip_at_zero=never_negative(values[:test_start]),
     )
 
 
@@ -330,6 +369,7 @@ def interval_report(
     targets: list[str],
     season: int,
     test_start: int,
+    clip: list[bool] | None = None,  # (K,) as the model's bounds were: seasonal naive's too
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """metrics.json's `intervals` (with seasonal naive's own interval under each level) and
     the same per target."""
@@ -338,6 +378,8 @@ def interval_report(
     scale = mase_scale(values[:test_start], season)
     lo, hi = bounds
     naive = seasonal_naive_bounds(values, origins, test_start, season, horizon, levels, kind)
+    if naive is not None:
+        naive = clip_at_zero(*naive, clip)
 
     def block(pick: Any, scale: Any) -> dict[str, Any]:
         out = {}

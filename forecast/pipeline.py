@@ -570,8 +570,9 @@ def score_intervals(
     season: int,
     test_start: int,
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """Add `intervals` (overall and per target) to a metrics report, or why there are none;
-    returns the bounds lo, hi (levels, N, H, K), or None."""
+    """Add `intervals` (overall and per target) to a metrics report, or why there are none,
+    and `clip_at_zero`: the targets whose bounds were clipped at 0; returns the bounds lo, hi
+    (levels, N, H, K), or None."""
     from forecast.intervals import interval_report
 
     if calibration is None:
@@ -579,11 +580,15 @@ def score_intervals(
             report["intervals"] = {"unavailable": missing}
         return None
     bounds = calibration.bounds(predicted, calibration.scales(actual, origins))
+    targets = list(report["per_target"])
     overall, per_target = interval_report(
         actual, origins, bounds, calibration.levels, calibration.kind,
-        list(report["per_target"]), season, test_start,
+        targets, season, test_start, calibration.clip_at_zero,
     )  # fmt: skip
     report["intervals"] = overall
+    clipped = [t for t, c in zip(targets, calibration.clip_at_zero, strict=False) if c]
+    if clipped:
+        report["clip_at_zero"] = clipped
     for target, block in per_target.items():
         report["per_target"][target]["intervals"] = block
     return bounds

@@ -49,18 +49,28 @@ def future_index(index: pd.Index, steps: int) -> pd.Index:
 
 
 def date_offset(index: pd.DatetimeIndex) -> pd.DateOffset | pd.Timedelta:
+    """The step between the last 200 dates: business days for trading days, else the
+    frequency pandas infers, else the most common gap."""
     tail = index[-min(len(index), 200) :]
+    if _trading_days(tail):
+        return pd.offsets.BDay()
     if len(tail) >= 3:
         freq = pd.infer_freq(tail)
         if freq is not None:
             return pd.tseries.frequencies.to_offset(freq)
-    if len(tail) >= 2 and not (tail.dayofweek >= 5).any() and (tail.normalize() == tail).all():
-        gaps = np.diff(_nanoseconds(tail)) // 86_400_000_000_000
-        if len(gaps) and np.median(gaps) <= 1:
-            return pd.offsets.BDay()
     if len(tail) < 2:
         return pd.Timedelta(days=1)
     return pd.Timedelta(pd.Series(np.diff(_nanoseconds(tail))).mode().iloc[0], unit="ns")
+
+
+def _trading_days(tail: pd.DatetimeIndex) -> bool:
+    """No Saturday or Sunday and a median gap of one day (holidays allowed, any time of
+    day): stock data. Checked before pandas' inference, which calls a Mon-Fri week daily and
+    gives up at the first holiday."""
+    if len(tail) < 2 or (tail.dayofweek >= 5).any():
+        return False
+    day = 86_400_000_000_000
+    return bool(0.5 * day < np.median(np.diff(_nanoseconds(tail))) < 1.5 * day)
 
 
 _SEASON_BY_GAP = {
