@@ -132,7 +132,9 @@ def run_info(predictor: Any) -> dict[str, Any]:
         "time_column": data.time_column,
         "features": list(data.features),
         "targets": list(data.targets),
+        # every column a request must send, the time column too (the reader demands it)
         "columns": ([data.id_column] if data.id_column else [])
+        + ([data.time_column] if data.time_column else [])
         + list(data.read_columns if predictor.needs_targets else data.features),
         "input_steps": cfg.window.input_steps,
         "history_rows": input_rows(cfg),
@@ -223,7 +225,7 @@ def create_app(predictor: Any, max_body: int = MAX_BODY, body_seconds: float = B
             )
             raise BadRequest(400, message) from None
         with lock:
-            frame, warnings = predictor.forecast(series, horizon)
+            frame, warnings = predictor.forecast(series, horizon, asked_as="horizon={}")
         return {"run": name, "forecast": records(frame), "warnings": warnings}
 
     @app.post("/forecast")

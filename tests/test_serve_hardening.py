@@ -20,11 +20,12 @@ import sys
 import time
 import urllib.error
 
+import pandas as pd
 import pytest
 
 from forecast import api
 from tests.conftest import monthly_frame, write_config, write_csv
-from tests.test_serve import free_port, request
+from tests.test_serve import free_port, json_body, request
 
 pytestmark = pytest.mark.slow
 
@@ -160,6 +161,29 @@ def test_no_openapi_schema_is_served_without_docs(server) -> None:
     for path in ("/openapi.json", "/docs", "/redoc"):
         status, answer = request(f"{base}{path}")
         assert status == 404 and answer["error"].startswith(f"{path}: no such endpoint")
+
+
+def test_info_names_the_time_column_among_the_columns_to_send(server) -> None:
+    base, _, history = server
+    status, info = request(f"{base}/info")
+    assert status == 200
+    assert info["time_column"] == "date"
+    assert info["columns"] == ["date", "sales"]
+    # exactly those columns make a good request
+    rows = pd.read_csv(history)[info["columns"]].to_dict(orient="records")
+    assert request(f"{base}/forecast", json.dumps({"history": rows}).encode())[0] == 200
+
+
+def test_a_warning_names_the_horizon_as_the_request_gave_it(server) -> None:
+    base, _, history = server
+    status, answer = request(f"{base}/forecast", json_body(history, 5))
+    assert status == 200, answer
+    (past,) = [w for w in answer["warnings"] if "trained horizon" in w]
+    assert past.startswith("horizon=5 goes past the trained horizon 3: steps 4-5 are forecast")
+    status, answer = request(f"{base}/forecast?horizon=4", history.read_bytes(), "text/csv")
+    assert status == 200, answer
+    assert any(w.startswith("horizon=4 goes past") for w in answer["warnings"])
+    assert not any("--horizon" in w for w in answer["warnings"])
 
 
 def test_the_body_timeout_setting(monkeypatch) -> None:
