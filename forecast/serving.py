@@ -39,7 +39,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from forecast.errors import ForecastError
+from forecast.errors import ConfigError, ForecastError
 
 # imported by `forecast serve` only (FastAPI resolves the handlers' annotations from this
 # module's globals, so Request must be one)
@@ -60,8 +60,6 @@ class BadRequest(Exception):
 
 def body_timeout() -> float:
     """BODY_TIMEOUT, or FORECAST_SERVE_BODY_TIMEOUT's seconds if set."""
-    from forecast.errors import ConfigError
-
     text = os.environ.get("FORECAST_SERVE_BODY_TIMEOUT", "").strip()
     if not text:
         return BODY_TIMEOUT
@@ -264,8 +262,6 @@ def serve(predictor: Any, host: str, port: int) -> None:
     import socket
 
     import uvicorn
-
-    from forecast.errors import ConfigError
 
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
