@@ -549,10 +549,13 @@ class Predictor:
         """Differences are summed onto the targets' last values: the history needs them."""
         return transform_lag(self.config.data.transform) > 0
 
-    def forecast(self, series: Any, steps: int | None = None) -> tuple[pd.DataFrame, list[str]]:
+    def forecast(
+        self, series: Any, steps: int | None = None, asked_as: str = "--horizon {}"
+    ) -> tuple[pd.DataFrame, list[str]]:
         """The next `steps` (default: the config's horizon) after the last row of `series`:
         (time column, then per target its column and `<target>_lo_L`, `<target>_hi_L` per
-        interval level; original units), and the warnings to tell the user.
+        interval level; original units), and the warnings to tell the user, which name the
+        steps asked for as `asked_as` does (the CLI's option; `horizon={}` over HTTP).
 
         For a long table (a `Panel`), every series in it is forecast: the id column comes
         first. A series the model never saw is scaled on its own history and has no
@@ -561,8 +564,18 @@ class Predictor:
         if steps < 1:
             raise ConfigError(f"--horizon must be >= 1, got {steps}")
         if isinstance(series, Panel):
-            return self._forecast_panel(series, steps)
-        return self._forecast_one(series, steps, self.scaler, self.calibration)
+            frame, warnings = self._forecast_panel(series, steps)
+        else:
+            frame, warnings = self._forecast_one(series, steps, self.scaler, self.calibration)
+        trained = self.config.window.horizon
+        if steps > trained:  # said once, for every series
+            warnings.insert(
+                0,
+                f"{asked_as.format(steps)} goes past the trained horizon {trained}: steps "
+                f"{trained + 1}-{steps} are forecast recursively, from the model's own "
+                "predictions fed back as inputs",
+            )
+        return frame, warnings
 
     def _forecast_panel(self, panel: Panel, steps: int) -> tuple[pd.DataFrame, list[str]]:
         data = self.config.data
@@ -635,13 +648,6 @@ class Predictor:
         cfg, data = self.config, self.config.data
         steps, last = len(future), np.array([len(history.scaled) - 1])
         warnings = outside_training_range(history)
-        trained = cfg.window.horizon
-        if steps > trained:
-            warnings.append(
-                f"--horizon {steps} goes past the trained horizon {trained}: steps "
-                f"{trained + 1}-{steps} are forecast recursively, from the model's own "
-                "predictions fed back as inputs"
-            )
         time_name = data.time_column or "step"
         result = pd.DataFrame({time_name: time_labels(future_index(series.index, steps))})
         bounds = None

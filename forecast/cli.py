@@ -418,7 +418,10 @@ def serve(
     """Serve the run's forecasts over HTTP until Ctrl-C: /health, /info, /forecast.
 
     POST /forecast with JSON {"history": [{column: value, ...}, ...], "horizon": H} or a CSV
-    body (Content-Type: text/csv, ?horizon=H) answers with the same numbers as `predict`.
+    body (Content-Type: text/csv, ?horizon=H) answers with the same numbers as `predict`;
+    /info lists the columns to send. No OpenAPI schema (/openapi.json) or docs pages are
+    served. A body not received in full within 30 s (FORECAST_SERVE_BODY_TIMEOUT=seconds)
+    gets a 408; Ctrl-C or SIGTERM stops the server within 3 s, whatever its clients do.
 
     Example: forecast serve --port 8000
     """

@@ -14,13 +14,21 @@ CSV text and goes through the same reader), so the answers are `predict`'s numbe
 A bad request gets a 4xx with {"error": one line naming the field or column}; the server
 keeps serving. Forecasts run in a worker thread, one at a time per model (a lock), so the
 event loop keeps answering while one is computed.
+
+A client that does not send its whole body within BODY_TIMEOUT seconds (the environment
+variable FORECAST_SERVE_BODY_TIMEOUT, if set) gets a 408 and is dropped; an idle
+keep-alive connection is closed after KEEP_ALIVE seconds; Ctrl-C or SIGTERM stops the server
+within SHUTDOWN_GRACE seconds, whatever its clients do. No OpenAPI schema or docs pages are
+served: /info is the one description of what to send.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
+import os
 import re
 import threading
 from typing import Any
@@ -31,19 +39,40 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from forecast.errors import ForecastError
+from forecast.errors import ConfigError, ForecastError
 
 # imported by `forecast serve` only (FastAPI resolves the handlers' annotations from this
 # module's globals, so Request must be one)
 MAX_BODY = 5_000_000  # bytes; a longer history than that is no one-origin forecast
 MAX_HORIZON = 1000  # steps per request: a longer loop would hold the model from every other
 DRAIN = 4  # an over-long body is read (and dropped) up to DRAIN x MAX_BODY before answering
+# seconds for a whole body to arrive (5 MB at 170 kB/s): a stalled client holds no worker
+BODY_TIMEOUT = 30.0
+KEEP_ALIVE = 5  # seconds an idle connection stays open between requests
+SHUTDOWN_GRACE = 3  # seconds requests get to finish after Ctrl-C or SIGTERM; then cancelled
 
 
 class BadRequest(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+def body_timeout() -> float:
+    """BODY_TIMEOUT, or FORECAST_SERVE_BODY_TIMEOUT's seconds if set."""
+    text = os.environ.get("FORECAST_SERVE_BODY_TIMEOUT", "").strip()
+    if not text:
+        return BODY_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (0 < seconds < math.inf):
+        raise ConfigError(
+            f"FORECAST_SERVE_BODY_TIMEOUT={text}: must be a number of seconds above 0, such as "
+            f"{BODY_TIMEOUT:g}; or unset it"
+        )
+    return seconds
 
 
 def history_csv(payload: Any, decimal: str = ".") -> tuple[bytes, Any]:
@@ -101,7 +130,9 @@ def run_info(predictor: Any) -> dict[str, Any]:
         "time_column": data.time_column,
         "features": list(data.features),
         "targets": list(data.targets),
+        # every column a request must send, the time column too (the reader demands it)
         "columns": ([data.id_column] if data.id_column else [])
+        + ([data.time_column] if data.time_column else [])
         + list(data.read_columns if predictor.needs_targets else data.features),
         "input_steps": cfg.window.input_steps,
         "history_rows": input_rows(cfg),
@@ -113,17 +144,22 @@ def run_info(predictor: Any) -> dict[str, Any]:
     }
 
 
-def create_app(predictor: Any, max_body: int = MAX_BODY) -> Any:
-    """The FastAPI application answering for `predictor` (an `api.Predictor`)."""
+def create_app(predictor: Any, max_body: int = MAX_BODY, body_seconds: float = BODY_TIMEOUT) -> Any:
+    """The FastAPI application answering for `predictor` (an `api.Predictor`); a request
+    body must arrive within `body_seconds`."""
     from forecast.data import read_panel, read_series
 
     name = predictor.run.name
     info = run_info(predictor)
     lock = threading.Lock()
-    app = FastAPI(title="forecast", version="1", docs_url=None, redoc_url=None)
+    # no docs pages, and so no schema either: /info says what to send
+    app = FastAPI(title="forecast", version="1", docs_url=None, redoc_url=None, openapi_url=None)
 
     def error(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"error": message}, status_code=status)
+        message = " ".join(message.splitlines())  # one line, whatever was raised
+        # after a 408 the rest of the body may still come: the connection is not reused
+        close = {"Connection": "close"} if status == 408 else None
+        return JSONResponse({"error": message}, status_code=status, headers=close)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -148,6 +184,14 @@ def create_app(predictor: Any, max_body: int = MAX_BODY) -> Any:
         return info
 
     async def body_of(request: Request) -> bytes:
+        try:
+            return await asyncio.wait_for(read_body(request), body_seconds)
+        except asyncio.TimeoutError:  # TimeoutError from Python 3.11
+            raise BadRequest(
+                408, f"body: not received in full within {body_seconds:g} s; send it again"
+            ) from None
+
+    async def read_body(request: Request) -> bytes:
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
@@ -179,7 +223,7 @@ def create_app(predictor: Any, max_body: int = MAX_BODY) -> Any:
             )
             raise BadRequest(400, message) from None
         with lock:
-            frame, warnings = predictor.forecast(series, horizon)
+            frame, warnings = predictor.forecast(series, horizon, asked_as="horizon={}")
         return {"run": name, "forecast": records(frame), "warnings": warnings}
 
     @app.post("/forecast")
@@ -207,6 +251,8 @@ def create_app(predictor: Any, max_body: int = MAX_BODY) -> Any:
         except Exception as exc:  # a bug: still one JSON line, and the server goes on
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             return error(500, f"internal error: {type(exc).__name__}: {first[:200]}")
+        except asyncio.CancelledError:  # still running SHUTDOWN_GRACE s after a stop request
+            return error(503, "server: stopping; send the request again to its next start")
 
     return app
 
@@ -217,8 +263,6 @@ def serve(predictor: Any, host: str, port: int) -> None:
 
     import uvicorn
 
-    from forecast.errors import ConfigError
-
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
         try:
@@ -227,11 +271,18 @@ def serve(predictor: Any, host: str, port: int) -> None:
             raise ConfigError(
                 f"--host {host} --port {port}: cannot listen ({exc.strerror})"
             ) from None
-    app = create_app(predictor)
+    app = create_app(predictor, body_seconds=body_timeout())
     logging.getLogger("forecast").info(
         "serving %s on http://%s:%d (Ctrl-C stops)", predictor.run.name, host, port
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        timeout_keep_alive=KEEP_ALIVE,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE,
+    )
     # uvicorn stops on Ctrl-C or SIGTERM and passes the signal on to our handlers, which
     # note it: exit 130 or 143 as every other command does
     from forecast.interrupts import raise_if_stop_requested
