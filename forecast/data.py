@@ -16,6 +16,7 @@ import difflib
 import hashlib
 import io
 import logging
+import os
 import re
 import warnings
 from collections.abc import Sequence
@@ -27,12 +28,14 @@ import pandas as pd
 
 from forecast.calendar import auto, encode
 from forecast.config import DataConfig
-from forecast.errors import DataError
+from forecast.errors import ConfigError, DataError
 from forecast.timesteps import time_labels, warn_irregular_gaps
 
 log = logging.getLogger("forecast")
 
 AUTO_ENCODINGS = ("utf-8-sig", "gb18030")
+MAX_FILE_VARIABLE = "FORECAST_MAX_FILE_BYTES"
+DEFAULT_MAX_FILE_BYTES = 2 * 1024**3  # 2 GiB: a CSV past that is no job for one pandas frame
 
 
 @dataclass
@@ -209,7 +212,33 @@ def read_table(
     return _parse_csv(_decode(raw, path, encoding), path, decimal, thousands), raw
 
 
+def max_file_bytes() -> int:
+    """The largest data file read: FORECAST_MAX_FILE_BYTES, default 2 GiB."""
+    setting = os.environ.get(MAX_FILE_VARIABLE, "").strip()
+    if not setting:
+        return DEFAULT_MAX_FILE_BYTES
+    try:
+        limit = int(float(setting))
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise ConfigError(
+            f"{MAX_FILE_VARIABLE}={setting}: must be a positive number of bytes, e.g. 4e9"
+        )
+    return limit
+
+
+def _size(count: float) -> str:
+    """Bytes in short: '3.1 GiB', '512 KiB', '900 bytes'."""
+    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if count >= size:
+            return f"{count / size:.3g} {unit}"
+    return f"{int(count)} bytes"
+
+
 def _read_bytes(path: Path) -> bytes:
+    """The file's bytes: a regular file only (never a device, a pipe or a socket, which may
+    never end) and at most `max_file_bytes()`, so no file can exhaust the memory."""
     if not path.exists():
         raise DataError(
             f"{path}: data file not found; check the path (data.path in a config is relative "
@@ -217,10 +246,23 @@ def _read_bytes(path: Path) -> bytes:
         )
     if path.is_dir():
         raise DataError(f"{path}: is a directory, not a CSV file")
+    if not path.is_file():
+        raise DataError(
+            f"{path}: is not a regular file (a device, pipe or socket); save the data to a "
+            "CSV file and point to that"
+        )
+    limit = max_file_bytes()
+    over = f"; the limit is {_size(limit)} ({MAX_FILE_VARIABLE}); use fewer rows or raise it"
     try:
-        raw = path.read_bytes()
+        size = path.stat().st_size
+        if size > limit:
+            raise DataError(f"{path}: is {_size(size)}{over}")
+        with path.open("rb") as file:
+            raw = file.read(limit + 1)  # a file that grows while read stops at the limit too
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    if len(raw) > limit:
+        raise DataError(f"{path}: is over {_size(limit)}{over}")
     if not raw.strip():
         raise DataError(f"{path}: the file is empty; it needs a header row and data rows")
     return raw

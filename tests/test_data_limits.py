@@ -1,0 +1,180 @@
+"""Hostile data and results that only look right, through the real CLI (and the server's app):
+endless or huge files, values past float32, a diverging fit, NaN forecasts, another run's
+model.keras, and time columns that mix UTC offsets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from forecast.cli import app
+
+from .conftest import monthly_frame, write_config, write_csv
+
+runner = CliRunner()
+MEMORY_GUARD = 3 * 1024**3  # bytes of address space for a subprocess that must not read much
+
+
+def one_line_error(result) -> str:
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def forecast_process(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`python -m forecast ARGS` with at most MEMORY_GUARD of memory: a reader that reads on
+    and on fails there (and the test with it) instead of taking the machine's memory."""
+    import resource
+
+    def guard() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_GUARD, MEMORY_GUARD))
+
+    return subprocess.run(
+        [sys.executable, "-m", "forecast", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        preexec_fn=guard,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+
+
+def process_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def small_config(folder: Path, data_path: str, **sections) -> Path:
+    raw = {
+        "name": "small",
+        "seed": 3,
+        "data": {"path": data_path, "time_column": "date", "features": ["sales"]},
+        "window": {"input_steps": 12},
+        "model": {"architecture": "gru", "units": [4]},
+        "training": {"epochs": 1, "batch_size": 16},
+        "intervals": [],
+    }
+    for key, value in sections.items():
+        merge = key != "model" and isinstance(raw.get(key), dict)  # a model is replaced
+        raw[key] = {**raw[key], **value} if merge else value
+    return write_config(folder / "c.yaml", **raw)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    """One tiny univariate run (input_steps 12, horizon 1) on 80 monthly rows."""
+    folder = tmp_path_factory.mktemp("limits")
+    write_csv(folder / "s.csv", monthly_frame(80))
+    config = small_config(folder, "s.csv")
+    result = runner.invoke(app, ["train", str(config), "--runs-dir", str(folder / "runs"), "-q"])
+    assert result.exit_code == 0, result.output
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def copy_run(run: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "runs" / run.name
+    shutil.copytree(run, copy)
+    (copy / "forecast.csv").unlink(missing_ok=True)
+    return copy
+
+
+def history(folder: Path, values: np.ndarray | None = None, name: str = "recent.csv") -> Path:
+    frame = monthly_frame(80).tail(24).reset_index(drop=True)
+    if values is not None:
+        frame["sales"] = values
+    return write_csv(folder / name, frame)
+
+
+def post(app_, body: bytes, kind: str = "application/json") -> tuple[int, dict]:
+    """One POST /forecast through the ASGI app itself: (status, JSON answer)."""
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/forecast",
+        "raw_path": b"/forecast",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", kind.encode()), (b"host", b"test")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    asyncio.run(app_(scope, receive, send))
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, json.loads(body)
+
+
+def json_history(frame: pd.DataFrame) -> bytes:
+    rows = json.loads(frame.to_json(orient="records"))
+    return json.dumps({"history": rows}).encode()
+
+
+# --------------------------------------------------------------------- endless and huge files
+
+
+def test_a_device_as_data_path_is_refused_without_reading_it(tmp_path):
+    config = small_config(tmp_path, "/dev/zero")
+    line = process_error(forecast_process("validate", str(config), cwd=tmp_path))
+    assert "/dev/zero: is not a regular file" in line, line
+
+
+def test_a_named_pipe_for_init_csv_is_refused_without_waiting_on_it(tmp_path):
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)  # nothing ever writes: opening it to read would wait for ever
+    line = process_error(forecast_process("init", "--csv", str(fifo), cwd=tmp_path, timeout=60))
+    assert f"{fifo}: is not a regular file" in line, line
+
+
+def test_predict_refuses_a_device_as_history(run, tmp_path):
+    result = forecast_process("predict", "--run", str(run), "--csv", "/dev/zero", cwd=tmp_path)
+    assert "/dev/zero: is not a regular file" in process_error(result)
+    assert not (run / "forecast.csv").exists()
+
+
+def test_files_over_the_size_limit_are_refused_saying_how_large(tmp_path, monkeypatch, run):
+    csv = write_csv(tmp_path / "s.csv", monthly_frame(80))  # 1,966 bytes
+    size = csv.stat().st_size
+    assert 1900 < size < 2100
+    monkeypatch.setenv("FORECAST_MAX_FILE_BYTES", "1000")
+    said = f"s.csv: is {size / 1024:.3g} KiB; the limit is 1000 bytes (FORECAST_MAX_FILE_BYTES)"
+    config = small_config(tmp_path, "s.csv")
+    for argv in (
+        ["validate", str(config)],
+        ["init", "--csv", str(csv)],
+        ["predict", "--run", str(run), "--csv", str(csv), "--output", str(tmp_path / "f.csv")],
+    ):
+        line = one_line_error(runner.invoke(app, argv))
+        assert said in line, (argv[0], line)
+    assert not (tmp_path / "f.csv").exists()
+    monkeypatch.setenv("FORECAST_MAX_FILE_BYTES", str(size))  # exactly at the limit: read
+    assert runner.invoke(app, ["init", "--csv", str(csv)]).exit_code == 0
