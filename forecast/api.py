@@ -27,7 +27,7 @@ from forecast import runs
 from forecast.config import Config
 from forecast.configfile import config_to_yaml, load_config, revalidate
 from forecast.data import Panel, read_panel, read_series, some_ids
-from forecast.errors import ConfigError, DataError, RunError
+from forecast.errors import ConfigError, DataError, ForecastError, RunError
 from forecast.evaluation import evaluate, verdict
 from forecast.intervals import label
 from forecast.models import cudnn_warnings
@@ -398,6 +398,10 @@ def _keep_or_discard(partial: Path, exc: BaseException, resume: bool, command: s
     from forecast.training import Checkpoint
 
     trained = (partial / "fit.json").is_file()
+    if isinstance(exc, ForecastError) and not resume:
+        # bad data or a diverged fit: resuming would only repeat it
+        runs.discard(partial)
+        return
     if resume or trained or Checkpoint(partial / "backup").exists():
         what = "the trained model is" if trained else "the finished epochs are"
         log.warning(

@@ -36,6 +36,7 @@ log = logging.getLogger("forecast")
 AUTO_ENCODINGS = ("utf-8-sig", "gb18030")
 MAX_FILE_VARIABLE = "FORECAST_MAX_FILE_BYTES"
 DEFAULT_MAX_FILE_BYTES = 2 * 1024**3  # 2 GiB: a CSV past that is no job for one pandas frame
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # the model computes in float32
 
 
 @dataclass
@@ -501,6 +502,30 @@ def _handle_missing(values: pd.DataFrame, policy: str, path: Path) -> pd.DataFra
         len(cleaned),
     )
     return cleaned
+
+
+def check_float32(
+    values: np.ndarray, columns: list[str], index: pd.Index, source: object, made_by: str = ""
+) -> None:
+    """values (rows, C), about to be cast to float32 for the model; index (rows,) their times.
+
+    A DataError at the first cell that is NaN, infinite or past float32's range (3.4e38),
+    naming its column and time: such a cell would turn the fit's loss and every forecast
+    into NaN or inf. `made_by` names the step that produced the values ('data.transform
+    log', 'scaling'), for the message.
+    """
+    bad = ~(np.abs(values) <= FLOAT32_MAX)  # NaN compares False: caught too
+    if not bad.any():
+        return
+    row, col = np.argwhere(bad)[0]
+    value = values[row, col]
+    after = f" after {made_by}" if made_by else ""
+    what = "not a finite number" if not np.isfinite(value) else f"{value:.3g}"
+    raise DataError(
+        f"{source}: column '{columns[col]}' at {time_labels(index[[row]])[0]} is {what}{after}, "
+        f"outside the float32 range (+-{FLOAT32_MAX:.2g}) the model computes in; rescale the "
+        "column (divide it by a power of ten) or fix the value"
+    )
 
 
 def fill_missing(values: np.ndarray, part_ends: Sequence[int]) -> np.ndarray:

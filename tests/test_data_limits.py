@@ -178,3 +178,110 @@ def test_files_over_the_size_limit_are_refused_saying_how_large(tmp_path, monkey
     assert not (tmp_path / "f.csv").exists()
     monkeypatch.setenv("FORECAST_MAX_FILE_BYTES", str(size))  # exactly at the limit: read
     assert runner.invoke(app, ["init", "--csv", str(csv)]).exit_code == 0
+
+
+# --------------------------------------------------------------------- values past float32
+
+
+def alternating_huge(rows: int) -> np.ndarray:
+    return np.where(np.arange(rows) % 2 == 0, 1e308, -1e308)
+
+
+def test_values_past_float32_are_refused_naming_column_and_time(tmp_path):
+    frame = monthly_frame(80)
+    frame["sales"] = alternating_huge(80)
+    write_csv(tmp_path / "s.csv", frame)
+    line = one_line_error(runner.invoke(app, ["validate", str(small_config(tmp_path, "s.csv"))]))
+    assert "s.csv: column 'sales' at 2000-01-01 is 1e+308" in line, line
+    assert "float32" in line, line
+    # +-3e38 fit in float32 (and scale to 0..1), but their differences do not
+    frame["sales"] = 3e-270 * alternating_huge(80)
+    write_csv(tmp_path / "s.csv", frame)
+    assert runner.invoke(app, ["validate", str(small_config(tmp_path, "s.csv"))]).exit_code == 0
+    config = small_config(tmp_path, "s.csv", data={"transform": "diff"})
+    line = one_line_error(runner.invoke(app, ["validate", str(config)]))
+    assert "column 'sales' at 2000-02-01 is -6e+38 after data.transform diff" in line, line
+
+
+@pytest.mark.slow
+def test_train_on_values_past_float32_leaves_no_run(tmp_path):
+    frame = monthly_frame(60)
+    frame["sales"] = alternating_huge(60)
+    write_csv(tmp_path / "s.csv", frame)
+    config = small_config(tmp_path, "s.csv", window={"input_steps": 6})
+    runs_dir = tmp_path / "runs"
+    line = one_line_error(runner.invoke(app, ["train", str(config), "--runs-dir", str(runs_dir)]))
+    assert "column 'sales' at 2000-01-01 is 1e+308" in line, line
+    assert not runs_dir.exists() or not list(runs_dir.iterdir())
+
+
+@pytest.mark.slow
+def test_a_diverging_fit_stops_with_one_line_and_leaves_no_run(tmp_path):
+    """Unscaled values, a ReLU layer and SGD at learning rate 10: the validation loss is inf
+    at epoch 2, after epoch 1 was checkpointed in the partial run."""
+    write_csv(tmp_path / "s.csv", monthly_frame(60))
+    config = small_config(
+        tmp_path,
+        "s.csv",
+        window={"input_steps": 6},
+        scaling={"method": "none"},
+        model={"layers": [{"flatten": {}}, {"dense": {"units": 8, "activation": "relu"}}]},
+        training={"epochs": 5, "optimizer": "sgd", "learning_rate": 10},
+    )
+    runs_dir = tmp_path / "runs"
+    result = runner.invoke(app, ["train", str(config), "--runs-dir", str(runs_dir), "-q"])
+    line = one_line_error(result)
+    assert "training: the validation loss became inf at epoch 2" in line, line
+    assert "lower training.learning_rate (now 10)" in line and "clipvalue" in line, line
+    assert list(runs_dir.iterdir()) == []  # neither a run nor a partial one
+
+
+def test_smape_of_nan_forecasts_is_undefined_not_zero():
+    from forecast.evaluation import compute_metrics
+
+    actual = np.array([[[1.0]], [[2.0]]])  # (N=2, H=1, K=1)
+    nan = compute_metrics(actual, np.full_like(actual, np.nan), np.array([1.0]))
+    assert nan == dict.fromkeys(("mae", "rmse", "mape", "smape", "mase"))
+    zeros = np.zeros_like(actual)
+    assert compute_metrics(zeros, zeros, np.array([1.0]))["smape"] == 0.0  # 0 vs 0: perfect
+    half = compute_metrics(actual, np.array([[[1.0]], [[np.nan]]]), np.array([1.0]))
+    assert half["smape"] is None  # one NaN forecast is not dropped from the mean
+
+
+def test_predict_refuses_nan_forecasts_and_writes_nothing(run, tmp_path):
+    import keras
+
+    broken = copy_run(run, tmp_path)
+    model = keras.saving.load_model(broken / "model.keras", compile=False, safe_mode=True)
+    dense = next(layer for layer in model.layers if isinstance(layer, keras.layers.Dense))
+    dense.kernel.assign(np.full(dense.kernel.shape, np.nan, dtype="float32"))
+    model.save(broken / "model.keras")
+    result = runner.invoke(app, ["predict", "--run", str(broken), "--csv", str(history(tmp_path))])
+    line = one_line_error(result)
+    assert "recent.csv: the model forecasts nan for 'sales' (step 1)" in line, line
+    assert not (broken / "forecast.csv").exists()
+
+
+def test_predict_refuses_history_past_float32(run, tmp_path):
+    values = np.full(24, 100.0)
+    values[-3] = 1e308
+    csv = history(tmp_path, values)
+    result = runner.invoke(app, ["predict", "--run", str(run), "--csv", str(csv)])
+    line = one_line_error(result)
+    assert "recent.csv: column 'sales' at 2006-06-01 is 1e+308" in line, line
+    assert not (run / "forecast.csv").exists()
+
+
+def test_server_answers_400_for_values_past_float32(run):
+    from forecast.api import Predictor
+    from forecast.serving import create_app
+
+    served = create_app(Predictor(run))
+    frame = monthly_frame(80).tail(24)
+    status, answer = post(served, json_history(frame))
+    assert status == 200, answer  # the same rows with ordinary values are answered
+    frame.loc[frame.index[-1], "sales"] = 1e308
+    status, answer = post(served, json_history(frame))
+    assert status == 400, answer
+    assert "column 'sales' at 2006-08-01 is 1e+308" in answer["error"], answer
+    assert "\n" not in answer["error"]
