@@ -542,7 +542,8 @@ class Predictor:
         from forecast.forecasting import Forecaster
 
         data = self.config.data
-        return Forecaster(runs.load_model(self.model_path), data.inputs, data.targets)
+        model = runs.load_model(self.model_path, self.config)
+        return Forecaster(model, data.inputs, data.targets)
 
     @property
     def needs_targets(self) -> bool:

@@ -285,3 +285,29 @@ def test_server_answers_400_for_values_past_float32(run):
     assert status == 400, answer
     assert "column 'sales' at 2006-08-01 is 1e+308" in answer["error"], answer
     assert "\n" not in answer["error"]
+
+
+# --------------------------------------------------------------------- another run's model
+
+
+@pytest.mark.parametrize(
+    ("shape_in", "shape_out", "said"),
+    [
+        ((6, 1), (1, 1), "it takes 6 input steps, the config says 12"),
+        ((12, 1), (3, 1), "it gives 3 output steps, the config says 1"),
+        ((12, 2), (1, 1), "it takes 2 input columns, the config says 1"),
+    ],
+    ids=["input-steps", "horizon", "features"],
+)
+def test_a_model_keras_from_another_run_is_refused(run, tmp_path, shape_in, shape_out, said):
+    import keras
+
+    inputs = keras.Input(shape_in)
+    flat = keras.layers.Dense(shape_out[0] * shape_out[1])(keras.layers.Flatten()(inputs))
+    other = keras.Model(inputs, keras.layers.Reshape(shape_out)(flat))
+    broken = copy_run(run, tmp_path)
+    other.save(broken / "model.keras")
+    result = runner.invoke(app, ["predict", "--run", str(broken), "--csv", str(history(tmp_path))])
+    line = one_line_error(result)
+    assert f"{broken / 'model.keras'} does not belong to this run ({said})" in line, line
+    assert not (broken / "forecast.csv").exists()
