@@ -18,7 +18,6 @@ import io
 import logging
 import os
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ import pandas as pd
 from forecast.calendar import auto, encode
 from forecast.config import DataConfig
 from forecast.errors import ConfigError, DataError
-from forecast.timesteps import time_labels, warn_irregular_gaps
+from forecast.timesteps import parse_times, time_labels, warn_irregular_gaps
 
 log = logging.getLogger("forecast")
 
@@ -362,9 +361,7 @@ def _time_index(frame: pd.DataFrame, time_column: str | None, path: Path) -> pd.
     column = frame[time_column]
     if pd.api.types.is_integer_dtype(column):
         return pd.Index(column.to_numpy(dtype=np.int64), name=time_column)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pandas warns when it guesses a format per element
-        parsed = pd.to_datetime(column, errors="coerce")
+    parsed = parse_times(column, path)
     bad = parsed.isna()
     if bad.any():
         row = int(np.argmax(bad.to_numpy()))
@@ -372,8 +369,6 @@ def _time_index(frame: pd.DataFrame, time_column: str | None, path: Path) -> pd.
             f"{path}: column '{time_column}' row {row + 2}: {column.iloc[row]!r} is not a "
             "date/time; fix the value or set data.time_column to the right column"
         )
-    if getattr(parsed.dt, "tz", None) is not None:
-        parsed = parsed.dt.tz_convert(None)
     return pd.DatetimeIndex(parsed, name=time_column)
 
 

@@ -12,7 +12,7 @@ from forecast.config import LAYOUTS, DataConfig
 from forecast.configfile import validate_config
 from forecast.data import read_panel, read_series, read_table
 from forecast.errors import ConfigError, DataError
-from forecast.timesteps import season_length
+from forecast.timesteps import parse_times, season_length
 
 TIME_NAMES = ("date", "datetime", "time", "timestamp", "day", "month", "year", "日期", "时间")
 
@@ -24,7 +24,7 @@ def _columns(csv: Path) -> tuple[str | None, list[str], int, str | None]:
     time_column = None
     for name in frame.columns:
         if name.strip().lower() in TIME_NAMES or not pd.api.types.is_numeric_dtype(frame[name]):
-            parsed = pd.to_datetime(frame[name], errors="coerce", format="mixed")
+            parsed = parse_times(frame[name], mixed_format=True)
             if parsed.notna().mean() > 0.95:
                 time_column = name
                 break

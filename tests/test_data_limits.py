@@ -311,3 +311,62 @@ def test_a_model_keras_from_another_run_is_refused(run, tmp_path, shape_in, shap
     line = one_line_error(result)
     assert f"{broken / 'model.keras'} does not belong to this run ({said})" in line, line
     assert not (broken / "forecast.csv").exists()
+
+
+# --------------------------------------------------------------------- mixed UTC offsets
+
+
+def berlin_hours(rows: int = 240) -> pd.DataFrame:
+    """Hourly rows over the March 2021 change to summer time, written with their offsets
+    (+01:00, then +02:00), as a logger with local clocks writes them."""
+    times = pd.date_range("2021-03-23", periods=rows, freq="h", tz="UTC").tz_convert(
+        "Europe/Berlin"
+    )
+    hours = np.arange(rows)
+    return pd.DataFrame(
+        {
+            "date": [t.isoformat() for t in times],
+            "sales": (100 + 10 * np.sin(2 * np.pi * hours / 24) + 0.1 * hours).round(3),
+        }
+    )
+
+
+def test_validate_and_init_read_mixed_utc_offsets_as_utc(tmp_path):
+    frame = berlin_hours()
+    assert {t[-6:] for t in frame["date"]} == {"+01:00", "+02:00"}
+    csv = write_csv(tmp_path / "s.csv", frame)
+    result = runner.invoke(app, ["validate", str(small_config(tmp_path, "s.csv"))])
+    assert result.exit_code == 0, result.output
+    assert "s.csv: column 'date' mixes UTC offsets; its times are converted to UTC" in (
+        result.stderr
+    )
+    assert "irregular gap" not in result.stderr  # in UTC the hours are evenly spaced
+    result = runner.invoke(app, ["init", "--csv", str(csv)])
+    assert result.exit_code == 0, result.output
+    starter = yaml.safe_load(result.stdout)
+    assert starter["data"]["time_column"] == "date"
+    assert starter["evaluation"]["season_length"] in ("auto", 24), starter["evaluation"]
+
+
+@pytest.mark.slow
+def test_train_predict_and_serve_work_on_mixed_utc_offsets(tmp_path):
+    from forecast.api import Predictor
+    from forecast.serving import create_app
+
+    frame = berlin_hours(239)
+    write_csv(tmp_path / "s.csv", frame)
+    config = small_config(tmp_path, "s.csv", data={"calendar": []})
+    result = runner.invoke(app, ["train", str(config), "--runs-dir", str(tmp_path / "runs"), "-q"])
+    assert result.exit_code == 0, result.output
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    recent = write_csv(tmp_path / "recent.csv", frame.tail(30))
+    result = runner.invoke(app, ["predict", "--run", str(run_dir), "--csv", str(recent)])
+    assert result.exit_code == 0, result.output
+    # the last row, 2021-04-02T00:00:00+02:00, is 22:00 UTC: the forecast is for 23:00 UTC
+    assert frame["date"].iloc[-1] == "2021-04-02T00:00:00+02:00"
+    written = pd.read_csv(run_dir / "forecast.csv")
+    assert written["date"].tolist() == ["2021-04-01T23:00:00"], written
+    status, answer = post(create_app(Predictor(run_dir)), json_history(frame.tail(30)))
+    assert status == 200, answer
+    assert answer["forecast"][0]["date"] == "2021-04-01T23:00:00", answer
+    assert answer["forecast"][0]["sales"] == pytest.approx(written["sales"][0])
