@@ -203,6 +203,24 @@ def test_values_past_float32_are_refused_naming_column_and_time(tmp_path):
     assert "column 'sales' at 2000-02-01 is -6e+38 after data.transform diff" in line, line
 
 
+def test_history_that_scaling_takes_past_float32_is_refused(tmp_path):
+    """1e30 is an ordinary float32, but a scaler fitted on a range of 1e-9 maps it to
+    1e39: the history is refused, naming the column, the time and the scaling."""
+    from forecast.configfile import load_config
+    from forecast.data import read_series
+    from forecast.errors import DataError
+    from forecast.pipeline import prepare_history
+    from forecast.scaling import Scaler
+
+    values = np.full(24, 1e-9)
+    values[-1] = 1e30
+    csv = history(tmp_path, values)
+    config = load_config(small_config(tmp_path, csv.name, data={"calendar": []}))
+    scaler = Scaler.fit(np.array([[0.0], [1e-9]]), ["sales"])  # training rows 0 .. 1e-9
+    with pytest.raises(DataError, match=r"column 'sales' at 2006-08-01 is 1e\+39 after scaling"):
+        prepare_history(config, read_series(config.data, csv), scaler)
+
+
 @pytest.mark.slow
 def test_train_on_values_past_float32_leaves_no_run(tmp_path):
     frame = monthly_frame(60)
