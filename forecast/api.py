@@ -27,7 +27,7 @@ from forecast import runs
 from forecast.config import Config
 from forecast.configfile import config_to_yaml, load_config, revalidate
 from forecast.data import Panel, read_panel, read_series, some_ids
-from forecast.errors import ConfigError, DataError, RunError
+from forecast.errors import ConfigError, DataError, ForecastError, RunError
 from forecast.evaluation import evaluate, verdict
 from forecast.intervals import clip_note, label
 from forecast.models import cudnn_warnings
@@ -402,6 +402,10 @@ def _keep_or_discard(partial: Path, exc: BaseException, resume: bool, command: s
     from forecast.training import Checkpoint
 
     trained = (partial / "fit.json").is_file()
+    if isinstance(exc, ForecastError) and not resume:
+        # bad data or a diverged fit: resuming would only repeat it
+        runs.discard(partial)
+        return
     if resume or trained or Checkpoint(partial / "backup").exists():
         what = "the trained model is" if trained else "the finished epochs are"
         log.warning(
@@ -542,7 +546,8 @@ class Predictor:
         from forecast.forecasting import Forecaster
 
         data = self.config.data
-        return Forecaster(runs.load_model(self.model_path), data.inputs, data.targets)
+        model = runs.load_model(self.model_path, self.config)
+        return Forecaster(model, data.inputs, data.targets)
 
     @property
     def needs_targets(self) -> bool:

@@ -16,8 +16,8 @@ import difflib
 import hashlib
 import io
 import logging
+import os
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +27,15 @@ import pandas as pd
 
 from forecast.calendar import auto, encode
 from forecast.config import DataConfig
-from forecast.errors import DataError
-from forecast.timesteps import time_labels, warn_irregular_gaps
+from forecast.errors import ConfigError, DataError
+from forecast.timesteps import parse_times, time_labels, warn_irregular_gaps
 
 log = logging.getLogger("forecast")
 
 AUTO_ENCODINGS = ("utf-8-sig", "gb18030")
+MAX_FILE_VARIABLE = "FORECAST_MAX_FILE_BYTES"
+DEFAULT_MAX_FILE_BYTES = 2 * 1024**3  # 2 GiB: a CSV past that is no job for one pandas frame
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # the model computes in float32
 
 
 @dataclass
@@ -215,7 +218,33 @@ def read_table(
     return _parse_csv(_decode(raw, path, encoding), path, decimal, thousands), raw
 
 
+def max_file_bytes() -> int:
+    """The largest data file read: FORECAST_MAX_FILE_BYTES, default 2 GiB."""
+    setting = os.environ.get(MAX_FILE_VARIABLE, "").strip()
+    if not setting:
+        return DEFAULT_MAX_FILE_BYTES
+    try:
+        limit = int(float(setting))
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise ConfigError(
+            f"{MAX_FILE_VARIABLE}={setting}: must be a positive number of bytes, e.g. 4e9"
+        )
+    return limit
+
+
+def _size(count: float) -> str:
+    """Bytes in short: '3.1 GiB', '512 KiB', '900 bytes'."""
+    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if count >= size:
+            return f"{count / size:.3g} {unit}"
+    return f"{int(count)} bytes"
+
+
 def _read_bytes(path: Path, named_by: str) -> bytes:
+    """The file's bytes: a regular file only (never a device, a pipe or a socket, which may
+    never end) and at most `max_file_bytes()`, so no file can exhaust the memory."""
     if not path.exists():
         where = (
             "data.path in a config is relative to the config file"
@@ -225,10 +254,23 @@ def _read_bytes(path: Path, named_by: str) -> bytes:
         raise DataError(f"{path}: data file not found; check the path ({where})")
     if path.is_dir():
         raise DataError(f"{path}: is a directory, not a CSV file")
+    if not path.is_file():
+        raise DataError(
+            f"{path}: is not a regular file (a device, pipe or socket); save the data to a "
+            "CSV file and point to that"
+        )
+    limit = max_file_bytes()
+    over = f"; the limit is {_size(limit)} ({MAX_FILE_VARIABLE}); use fewer rows or raise it"
     try:
-        raw = path.read_bytes()
+        size = path.stat().st_size
+        if size > limit:
+            raise DataError(f"{path}: is {_size(size)}{over}")
+        with path.open("rb") as file:
+            raw = file.read(limit + 1)  # a file that grows while read stops at the limit too
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    if len(raw) > limit:
+        raise DataError(f"{path}: is over {_size(limit)}{over}")
     if not raw.strip():
         raise DataError(f"{path}: the file is empty; it needs a header row and data rows")
     return raw
@@ -327,9 +369,7 @@ def _time_index(frame: pd.DataFrame, time_column: str | None, path: Path) -> pd.
     column = frame[time_column]
     if pd.api.types.is_integer_dtype(column):
         return pd.Index(column.to_numpy(dtype=np.int64), name=time_column)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pandas warns when it guesses a format per element
-        parsed = pd.to_datetime(column, errors="coerce")
+    parsed = parse_times(column, path)
     bad = parsed.isna()
     if bad.any():
         row = int(np.argmax(bad.to_numpy()))
@@ -337,8 +377,6 @@ def _time_index(frame: pd.DataFrame, time_column: str | None, path: Path) -> pd.
             f"{path}: column '{time_column}' row {row + 2}: {column.iloc[row]!r} is not a "
             "date/time; fix the value or set data.time_column to the right column"
         )
-    if getattr(parsed.dt, "tz", None) is not None:
-        parsed = parsed.dt.tz_convert(None)
     return pd.DatetimeIndex(parsed, name=time_column)
 
 
@@ -467,6 +505,30 @@ def _handle_missing(values: pd.DataFrame, policy: str, path: Path) -> pd.DataFra
         len(cleaned),
     )
     return cleaned
+
+
+def check_float32(
+    values: np.ndarray, columns: list[str], index: pd.Index, source: object, made_by: str = ""
+) -> None:
+    """values (rows, C), about to be cast to float32 for the model; index (rows,) their times.
+
+    A DataError at the first cell that is NaN, infinite or past float32's range (3.4e38),
+    naming its column and time: such a cell would turn the fit's loss and every forecast
+    into NaN or inf. `made_by` names the step that produced the values ('data.transform
+    log', 'scaling'), for the message.
+    """
+    bad = ~(np.abs(values) <= FLOAT32_MAX)  # NaN compares False: caught too
+    if not bad.any():
+        return
+    row, col = np.argwhere(bad)[0]
+    value = values[row, col]
+    after = f" after {made_by}" if made_by else ""
+    what = "not a finite number" if not np.isfinite(value) else f"{value:.3g}"
+    raise DataError(
+        f"{source}: column '{columns[col]}' at {time_labels(index[[row]])[0]} is {what}{after}, "
+        f"outside the float32 range (+-{FLOAT32_MAX:.2g}) the model computes in; rescale the "
+        "column (divide it by a power of ten) or fix the value"
+    )
 
 
 def fill_missing(values: np.ndarray, part_ends: Sequence[int]) -> np.ndarray:

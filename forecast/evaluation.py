@@ -41,7 +41,8 @@ def compute_metrics(actual: np.ndarray, predicted: np.ndarray, scale: np.ndarray
             (100 * absolute[nonzero] / np.abs(actual[nonzero])).mean() if nonzero.any() else np.nan
         )
         denominator = np.abs(predicted) + np.abs(actual)
-        smape_terms = np.where(denominator > 0, 200 * absolute / denominator, 0.0)
+        # 0/0 (both zero) is a perfect forecast; a NaN forecast stays NaN, never 0
+        smape_terms = np.where(denominator == 0, 0.0, 200 * absolute / denominator)
         scaled = absolute / np.where(scale > 0, scale, np.nan)
     return {
         "mae": _clean(absolute.mean()),

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from forecast.config import Config, TrainingConfig
-from forecast.data import Series, fill_missing, read_series
+from forecast.data import Series, check_float32, fill_missing, read_series
 from forecast.errors import ConfigError, DataError
 from forecast.memory import check_training_fits
 from forecast.models import check_stack
@@ -138,6 +138,9 @@ def _transform_and_scale(
     data, window = config.data, config.window
     index = series.index[-len(values) :] if split is None else series.index[: len(values)]
     work = apply_transform(values, data.transform, columns, index, series.source)
+    lag = transform_lag(data.transform)
+    transformed = f"data.transform {data.transform}" if data.transform != "none" else ""
+    check_float32(work, columns, index[lag:], series.source, transformed)
     if scaler is None:
         assert split is not None, "a scaler is fitted on a split's training rows"
         scaling = config.scaling
@@ -155,15 +158,17 @@ def _transform_and_scale(
     if season == "auto":
         season = season_length(series.index)
     _check_window_covers(config, int(season))
+    scaled = scaler.subset(columns).transform(work)  # a target may be absent from `values`
+    check_float32(scaled, columns, index[lag:], series.source, "scaling")
     return Prepared(
         config=config,
         series=series,
         columns=columns,
         values=values,
-        lag=transform_lag(data.transform),
+        lag=lag,
         split=split,
         scaler=scaler,
-        scaled=scaler.subset(columns).transform(work),  # a target may be absent from `values`
+        scaled=scaled,
         season=int(season),
         params=shape.params,
     )
@@ -486,7 +491,24 @@ def to_original(prepared: Prepared, scaled: np.ndarray, work_origins: np.ndarray
     data = prepared.config.data
     transformed = prepared.scaler.subset(data.targets).inverse_transform(scaled)
     last = prepared.target_values[work_origins + prepared.lag] if prepared.lag else None  # (N, K)
-    return invert_transform(transformed, last, data.transform)
+    forecasts = invert_transform(transformed, last, data.transform)  # (N, steps, K)
+    check_forecasts(forecasts, data.targets, prepared.series.source)
+    return forecasts
+
+
+def check_forecasts(forecasts: np.ndarray, targets: list[str], source: object) -> None:
+    """forecasts (N, steps, K) in original units: a DataError if any is NaN or infinite, so
+    that no such forecast is scored as if it were one, written or served."""
+    bad = ~np.isfinite(forecasts)
+    if not bad.any():
+        return
+    _, step, k = np.argwhere(bad)[0]
+    raise DataError(
+        f"{source}: the model forecasts {forecasts[bad][0]} for '{targets[k]}' (step "
+        f"{step + 1}), in {int(bad.sum())} of {bad.size} values; nothing is written. The fit "
+        "diverged or the values are far outside the training range: train again with a lower "
+        "training.learning_rate or a training.clipvalue, or check the history's values"
+    )
 
 
 def calibrate_intervals(prepared: Prepared, forecaster: Any) -> tuple[Any, str | None]:

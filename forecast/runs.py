@@ -535,15 +535,17 @@ def open_run(path: Path) -> Run:
     return Run(path, config, info)
 
 
-def load_model(path: Path) -> Any:
-    """Keras native format, safe mode: a model carrying Python code (Lambda) is refused."""
+def load_model(path: Path, config: Config | None = None) -> Any:
+    """Keras native format, safe mode: a model carrying Python code (Lambda) is refused.
+    With `config` (the run's), a model whose input or output shape is not the config's
+    (another run's model.keras copied in) is refused too."""
     import keras
 
     from forecast.layers import register
 
     register()  # our own layers (per-window normalisation) are known before loading
     try:
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many kinds for a bad file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "safe_mode" in str(exc):  # a Lambda layer: code that safe mode never runs
@@ -555,6 +557,34 @@ def load_model(path: Path) -> Any:
             f"{path}: corrupted or incomplete, Keras cannot load it ({first[:160]}); "
             "train the run again"
         ) from None
+    if config is not None:
+        _check_model_shapes(model, path, config)
+    return model
+
+
+def _check_model_shapes(model: Any, path: Path, config: Config) -> None:
+    """The model takes (None, input_steps, inputs) and gives (None, output steps, targets),
+    as the run's config says; else it is another run's."""
+    data, window = config.data, config.window
+    expected = {
+        "input steps": (model.input_shape, 1, window.input_steps),
+        "output steps": (model.output_shape, 1, window.output_steps),
+        "targets": (model.output_shape, 2, len(data.targets)),
+    }
+    if data.calendar != "auto":  # the calendar's columns are known: the inputs are too
+        expected["input columns"] = (model.input_shape, 2, len(data.inputs))
+    for what, (shape, axis, wanted) in expected.items():
+        three_axes = isinstance(shape, tuple) and len(shape) == 3
+        has = shape[axis] if three_axes else None
+        if three_axes and has is None:
+            continue  # a length the model leaves open fits any config
+        if has != wanted:
+            takes = "takes" if what.startswith("input") else "gives"
+            said = f"it {takes} {has} {what}" if has is not None else f"its shape is {shape}"
+            raise RunError(
+                f"{path} does not belong to this run ({said}, the config says {wanted}); "
+                "put back the run's own model.keras or train the run again"
+            )
 
 
 def run_summaries(runs_dir: Path) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from forecast.config import LAYOUTS, DataConfig
 from forecast.configfile import validate_config
 from forecast.data import NumberFormat, read_panel, read_series, read_table
 from forecast.errors import ConfigError, DataError
-from forecast.timesteps import season_length
+from forecast.timesteps import parse_times, season_length
 from forecast.transforms import transform_lag
 from forecast.windows import row_count
 
@@ -41,7 +41,7 @@ def _columns(csv: Path, decimal: str = ".", encoding: str = "auto") -> Columns:
     time_column = None
     for name in frame.columns:
         if name.strip().lower() in TIME_NAMES or not pd.api.types.is_numeric_dtype(frame[name]):
-            parsed = pd.to_datetime(frame[name], errors="coerce", format="mixed")
+            parsed = parse_times(frame[name], mixed_format=True)
             if parsed.notna().mean() > 0.95:
                 time_column = name
                 break

@@ -7,12 +7,44 @@ a year) or a RangeIndex (no time column: rows are steps 0..n-1).
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 log = logging.getLogger("forecast")
+
+
+def parse_times(column: pd.Series, source: object = None, mixed_format: bool = False) -> pd.Series:
+    """Cells -> naive datetime64, NaT where a cell is no date/time. The one place dates are
+    parsed.
+
+    Times written with a UTC offset become UTC. A column whose offsets differ (+00:00 and
+    +01:00 around a daylight-saving change, say) is converted to UTC as well; with `source`
+    (the file as messages name it), a warning says so, naming the column. `mixed_format`
+    parses each cell on its own (for guessing which column holds dates); otherwise the
+    format is inferred from the first cells, as pandas does.
+    """
+    options = {"errors": "coerce", "format": "mixed" if mixed_format else None}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas warns when it guesses a format per element
+        try:
+            parsed = pd.to_datetime(column, **options)
+            mixed_offsets = parsed.dtype == object  # pandas 2 keeps each cell's own offset
+        except ValueError:  # pandas 3 refuses mixed offsets unless asked for UTC
+            mixed_offsets = True
+        if mixed_offsets:
+            parsed = pd.to_datetime(column, utc=True, **options)
+    if mixed_offsets and source is not None:
+        log.warning(
+            "%s: column '%s' mixes UTC offsets; its times are converted to UTC",
+            source,
+            column.name,
+        )
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert(None)
+    return parsed
 
 
 def time_labels(times: pd.Index) -> np.ndarray:

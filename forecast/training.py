@@ -474,6 +474,21 @@ def _checkpoint_writer_class() -> type:
     return CheckpointWriter
 
 
+def _check_loss(row: dict[str, float], validated: bool) -> None:
+    """A loss that became NaN or inf stops the fit with a DataError: every weight after it
+    is NaN, and so would be every forecast."""
+    from forecast.errors import DataError
+
+    for name, kind in (("loss", "training"), ("val_loss", "validation")):
+        if (name == "loss" or validated) and not math.isfinite(row[name]):
+            raise DataError(
+                f"training: the {kind} loss became {row[name]} at epoch {row['epoch']}; the "
+                f"fit diverged: lower training.learning_rate (now {row['learning_rate']:g}), "
+                "scale the data (scaling.method: minmax or standard) or set "
+                "training.clipvalue (e.g. 1.0)"
+            )
+
+
 @functools.cache
 def _recorder_class() -> type:
     """A Keras callback that records one history row per epoch and prints it to stderr
@@ -529,6 +544,7 @@ def _recorder_class() -> type:
             }
             self.result.history.append(row)
             logs["learning_rate"] = row["learning_rate"]  # for TensorBoard, after this one
+            _check_loss(row, "val_loss" in logs)
             if not self.quiet:
                 val = f"  val_loss {row['val_loss']:.6g}" if "val_loss" in logs else ""
                 if self._shown > self._start:  # a progress line is showing: clear it
