@@ -186,7 +186,6 @@ def test_a_warning_names_the_horizon_as_the_request_gave_it(server) -> None:
     assert not any("--horizon" in w for w in answer["warnings"])
 
 
-@pytest.mark.xfail(strict=False, reason="needs the data-edge check from branch fix-c")
 def test_values_past_float32_get_400(server) -> None:
     base, _, history = server
     rows = pd.read_csv(history).to_dict(orient="records")
