@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
 
 from forecast.errors import ForecastError
+from forecast.helpstyle import HelpGroup, HelpTyper
 from forecast.interrupts import Terminated, request_stop
 
 try:  # Typer >= 0.20 carries its own click
@@ -29,7 +29,7 @@ except ImportError:  # pragma: no cover - older Typer on the click package
     from click.exceptions import ClickException
 
 
-class OneLineErrors(TyperGroup):
+class OneLineErrors(HelpGroup):
     """Usage errors (a bad option value, a missing option, an unknown command) as one line
     on stderr, `error: <what>; see 'forecast CMD --help'`, exit 2, instead of Typer's box."""
 
@@ -51,8 +51,9 @@ class OneLineErrors(TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-app = typer.Typer(
+app = HelpTyper(
     cls=OneLineErrors,
+    rich_markup_mode="markdown",  # docstring paragraphs re-wrapped to the terminal's width
     name="forecast",
     help="Time-series forecasting with recurrent networks (Keras), from one YAML config.",
     add_completion=False,
@@ -71,7 +72,11 @@ RunOpt = Annotated[
 RunsDirOpt = Annotated[Path, typer.Option("--runs-dir", help="Folder that holds the runs.")]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Override a config value: key.path=value (repeatable)."),
+    typer.Option(
+        "--set",
+        help="Override a config value: key.path=value (repeatable).",
+        metavar="KEY=VALUE",
+    ),
 ]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Override the config's seed.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
@@ -332,7 +337,7 @@ def predict(
     runs_dir: RunsDirOpt = Path("runs"),
 ) -> None:
     """Forecast the next steps after the last row of a CSV, in original units, with the
-    run's prediction intervals (<target>_lo_80, <target>_hi_80, ... per level).
+    run's prediction intervals (TARGET_lo_80, TARGET_hi_80, ... per level).
 
     Prints the forecast and, as its last line, the CSV it wrote. For a run on a long table
     (data.id_column), every series in the CSV is forecast, the id column first.
