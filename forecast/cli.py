@@ -291,7 +291,12 @@ def tune(
 
 @app.command("runs")
 def list_runs(runs_dir: RunsDirOpt = Path("runs")) -> None:
-    """List finished runs: name, date, layout, model, MASE and seasonal naive MASE.
+    """List finished training runs and backtests, oldest first, with their MASE.
+
+    One row each: run (its folder), kind (train or backtest), finished (UTC), layout, model,
+    mase and seasonal_naive_mase: a training run's on its test split, a backtest's the mean
+    over its folds (its backtest.json has every fold). Interrupted runs (hidden .partial
+    folders) are not listed; a folder holding part of a training run is named in a warning.
 
     Example: forecast runs --runs-dir runs
     """
@@ -302,7 +307,8 @@ def list_runs(runs_dir: RunsDirOpt = Path("runs")) -> None:
     if frame.empty:
         typer.echo(f"no finished runs under {runs_dir}", err=True)
         return
-    typer.echo(frame.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    # one line per run, however wide, for grep and for eyes going down a column
+    typer.echo(format_table(frame, line_width=None, float_format=lambda v: f"{v:.3g}"))
 
 
 @app.command()
@@ -350,7 +356,7 @@ def predict(
     frame, path = _run(
         lambda: api.predict(run, csv, horizon, output, runs_dir, encoding, series_ids)
     )
-    typer.echo(frame.to_string(index=False))
+    typer.echo(format_table(frame))
     typer.echo(str(path))
 
 
@@ -500,6 +506,19 @@ def schema() -> None:
     from forecast.config import json_schema
 
     typer.echo(json.dumps(json_schema(), indent=2))
+
+
+TABLE_WIDTH = 100  # a wider table wraps into blocks of columns, as pandas prints them
+
+
+def format_table(frame: Any, **to_string: Any) -> str:
+    """A DataFrame as printed text, without the index: a wide (CJK) character counts as the
+    two columns a terminal gives it, so names like 收盘价 line up, and (unless `line_width`
+    says otherwise) columns that do not fit in TABLE_WIDTH continue in a block below."""
+    import pandas as pd
+
+    with pd.option_context("display.unicode.east_asian_width", True):
+        return frame.to_string(index=False, **{"line_width": TABLE_WIDTH, **to_string})
 
 
 def format_metrics(metrics: dict[str, Any], model_label: str) -> str:
