@@ -51,6 +51,7 @@ def fake_backtest(runs_dir: Path, name: str, mase: float, seasonal: float) -> Pa
     return folder
 
 
+@pytest.mark.slow
 def test_runs_lists_a_backtest_as_a_backtest_with_its_mean_mase(tiny_config: Path):
     folder = tiny_config.parent / "runs"
     trained = api.train(tiny_config, folder, overrides=["training.epochs=1"], quiet=True)
