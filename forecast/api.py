@@ -45,6 +45,7 @@ from forecast.pipeline import (
     prepare_history,
     score_intervals,
     to_original,
+    with_calendar,
 )
 from forecast.scaling import Scaler
 from forecast.tf_setup import import_tensorflow_quietly
@@ -500,8 +501,9 @@ def run_backtest_plan(
     from forecast import plotting
 
     cfg, data, origins = plan.config, plan.data, plan.origins
-    if not quiet:
-        _log_layout(cfg)
+    if not quiet:  # the calendar columns `auto` chose, as train says them
+        series = next(iter(data.members.values())) if isinstance(data, Panel) else data
+        _log_layout(with_calendar(cfg, series))
     if cfg.data.id_column is not None:
         report, forecasts = rolling.run_panel_backtest(cfg, data, origins, quiet)
 
@@ -807,9 +809,12 @@ def plot(
 
 
 def list_runs(runs_dir: str | Path = "runs") -> pd.DataFrame:
-    """Finished runs, oldest first: name, finished, layout, model, MASE, seasonal naive MASE.
-    Folders holding part of a run only are left out, each with a warning."""
+    """Finished training runs and backtests, oldest first: name, kind (train or backtest),
+    finished, layout, model, MASE, seasonal naive MASE (a backtest's: the mean over its
+    folds). Folders holding part of a training run only are left out, each with a warning."""
     for path, missing in runs.incomplete_runs(Path(runs_dir)):
+        if runs.is_backtest(path):  # complete: a backtest has no model to miss
+            continue
         log.warning(
             "%s: incomplete run (no %s), not listed; train it again or delete it", path, missing
         )

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
 
 from forecast.errors import ForecastError
+from forecast.helpstyle import HelpGroup, HelpTyper
 from forecast.interrupts import Terminated, request_stop
 
 try:  # Typer >= 0.20 carries its own click
@@ -29,7 +29,7 @@ except ImportError:  # pragma: no cover - older Typer on the click package
     from click.exceptions import ClickException
 
 
-class OneLineErrors(TyperGroup):
+class OneLineErrors(HelpGroup):
     """Usage errors (a bad option value, a missing option, an unknown command) as one line
     on stderr, `error: <what>; see 'forecast CMD --help'`, exit 2, instead of Typer's box."""
 
@@ -51,8 +51,9 @@ class OneLineErrors(TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-app = typer.Typer(
+app = HelpTyper(
     cls=OneLineErrors,
+    rich_markup_mode="markdown",  # docstring paragraphs re-wrapped to the terminal's width
     name="forecast",
     help="Time-series forecasting with recurrent networks (Keras), from one YAML config.",
     add_completion=False,
@@ -71,7 +72,11 @@ RunOpt = Annotated[
 RunsDirOpt = Annotated[Path, typer.Option("--runs-dir", help="Folder that holds the runs.")]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Override a config value: key.path=value (repeatable)."),
+    typer.Option(
+        "--set",
+        help="Override a config value: key.path=value (repeatable).",
+        metavar="KEY=VALUE",
+    ),
 ]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Override the config's seed.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
@@ -286,7 +291,12 @@ def tune(
 
 @app.command("runs")
 def list_runs(runs_dir: RunsDirOpt = Path("runs")) -> None:
-    """List finished runs: name, date, layout, model, MASE and seasonal naive MASE.
+    """List finished training runs and backtests, oldest first, with their MASE.
+
+    One row each: run (its folder), kind (train or backtest), finished (UTC), layout, model,
+    mase and seasonal_naive_mase: a training run's on its test split, a backtest's the mean
+    over its folds (its backtest.json has every fold). Interrupted runs (hidden .partial
+    folders) are not listed; a folder holding part of a training run is named in a warning.
 
     Example: forecast runs --runs-dir runs
     """
@@ -297,7 +307,8 @@ def list_runs(runs_dir: RunsDirOpt = Path("runs")) -> None:
     if frame.empty:
         typer.echo(f"no finished runs under {runs_dir}", err=True)
         return
-    typer.echo(frame.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    # one line per run, however wide, for grep and for eyes going down a column
+    typer.echo(format_table(frame, line_width=None, float_format=lambda v: f"{v:.3g}"))
 
 
 @app.command()
@@ -332,7 +343,7 @@ def predict(
     runs_dir: RunsDirOpt = Path("runs"),
 ) -> None:
     """Forecast the next steps after the last row of a CSV, in original units, with the
-    run's prediction intervals (<target>_lo_80, <target>_hi_80, ... per level).
+    run's prediction intervals (TARGET_lo_80, TARGET_hi_80, ... per level).
 
     Prints the forecast and, as its last line, the CSV it wrote. For a run on a long table
     (data.id_column), every series in the CSV is forecast, the id column first.
@@ -345,7 +356,7 @@ def predict(
     frame, path = _run(
         lambda: api.predict(run, csv, horizon, output, runs_dir, encoding, series_ids)
     )
-    typer.echo(frame.to_string(index=False))
+    typer.echo(format_table(frame))
     typer.echo(str(path))
 
 
@@ -535,6 +546,19 @@ def schema() -> None:
     from forecast.config import json_schema
 
     typer.echo(json.dumps(json_schema(), indent=2))
+
+
+TABLE_WIDTH = 100  # a wider table wraps into blocks of columns, as pandas prints them
+
+
+def format_table(frame: Any, **to_string: Any) -> str:
+    """A DataFrame as printed text, without the index: a wide (CJK) character counts as the
+    two columns a terminal gives it, so names like 收盘价 line up, and (unless `line_width`
+    says otherwise) columns that do not fit in TABLE_WIDTH continue in a block below."""
+    import pandas as pd
+
+    with pd.option_context("display.unicode.east_asian_width", True):
+        return frame.to_string(index=False, **{"line_width": TABLE_WIDTH, **to_string})
 
 
 def format_metrics(metrics: dict[str, Any], model_label: str) -> str:

@@ -587,8 +587,15 @@ def _check_model_shapes(model: Any, path: Path, config: Config) -> None:
             )
 
 
+def is_backtest(path: Path) -> bool:
+    """A folder `backtest` wrote (write_backtest): config.yaml and backtest.json, no model."""
+    return (path / "backtest.json").is_file()
+
+
 def run_summaries(runs_dir: Path) -> pd.DataFrame:
-    """Finished runs, oldest first: run, finished, layout, model, MASE, seasonal naive MASE."""
+    """Finished training runs and backtests, oldest first: run, kind (train or backtest),
+    finished (UTC), layout, model, MASE, seasonal naive MASE (a training run's on its test
+    split; a backtest's the mean over its folds)."""
     rows = []
     for path in finished_runs(runs_dir):
         try:
@@ -599,6 +606,7 @@ def run_summaries(runs_dir: Path) -> pd.DataFrame:
         rows.append(
             {
                 "run": path.name,
+                "kind": "train",
                 "finished": str(info.get("finished", ""))[:19].replace("T", " "),
                 "layout": metrics.get("layout"),
                 "model": info.get("model"),
@@ -608,5 +616,38 @@ def run_summaries(runs_dir: Path) -> pd.DataFrame:
                 ).get("mase"),
             }
         )
-    columns = ["run", "finished", "layout", "model", "mase", "seasonal_naive_mase"]
+    if runs_dir.is_dir():
+        found = (p for p in runs_dir.iterdir() if not p.name.startswith(".") and is_backtest(p))
+        rows += [row for row in map(_backtest_summary, sorted(found)) if row is not None]
+    rows.sort(key=lambda row: row["finished"])  # stable: runs finished alike keep their order
+    columns = ["run", "kind", "finished", "layout", "model", "mase", "seasonal_naive_mase"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _backtest_summary(path: Path) -> dict[str, Any] | None:
+    """A backtest's row of run_summaries; None if its backtest.json is unreadable. Finished:
+    when backtest.json was written (the folder is renamed into place right after)."""
+    report_path = path / "backtest.json"
+    try:
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+        mean = report["mean"]
+        finished = datetime.fromtimestamp(report_path.stat().st_mtime, timezone.utc)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:  # the model as a training run names it (run.json's "model")
+        raw = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8"))
+        source = str(path / "config.yaml")
+        model = validate_config(raw, source).model.describe() if isinstance(raw, dict) else None
+    except (OSError, yaml.YAMLError, ConfigError):
+        model = None
+    return {
+        "run": path.name,
+        "kind": "backtest",
+        "finished": finished.isoformat()[:19].replace("T", " "),
+        "layout": report.get("layout"),
+        "model": model,
+        "mase": (mean.get("model") or {}).get("mase"),
+        "seasonal_naive_mase": ((mean.get("baselines") or {}).get("seasonal_naive") or {}).get(
+            "mase"
+        ),
+    }

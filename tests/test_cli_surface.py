@@ -144,7 +144,9 @@ def test_runs_lists_every_finished_run_oldest_first(tiny_config: Path):
     listed = runner.invoke(app, ["runs", "--runs-dir", str(folder)])
     assert listed.exit_code == 0, listed.output
     lines = listed.stdout.strip().splitlines()
-    assert lines[0].split() == ["run", "finished", "layout", "model", "mase", "seasonal_naive_mase"]
+    assert lines[0].split() == [
+        *["run", "kind", "finished", "layout", "model", "mase", "seasonal_naive_mase"]
+    ]
     assert [line.split()[0] for line in lines[1:]] == [r.run_dir.name for r in made]
     for line, result in zip(lines[1:], made, strict=True):
         mase = result.metrics["model"]["mase"]
