@@ -29,6 +29,7 @@ from forecast.configfile import config_to_yaml, load_config, revalidate
 from forecast.data import Panel, read_panel, read_series, some_ids
 from forecast.errors import ConfigError, DataError, RunError
 from forecast.evaluation import evaluate, verdict
+from forecast.interrupts import raise_if_stop_requested, tensorflow_work
 from forecast.intervals import label
 from forecast.models import cudnn_warnings
 from forecast.panel import PreparedPanel, prepare_panel
@@ -191,26 +192,33 @@ def train(
         partial = runs.start_partial(runs_path, name, when)
         runs.write_config(partial, cfg)
     try:
-        import_tensorflow_quietly()
-        if many:
-            chosen = choose_residual(prepared.combined)
-            prepared = prepared.with_config(chosen.config)
-            fitting = prepared.combined
-        else:
-            prepared = fitting = choose_residual(prepared)
-        model, fitted = _fitted_model(partial, fitting, quiet)
-        timings |= fitted["timings"]
-        evaluate_on_test = _evaluate_panel if many else _evaluate_on_test
-        metrics, predictions, calibration = evaluate_on_test(prepared, model, timings)
-        clock = time.perf_counter()
-        runs.write_results(partial, prepared, fitted, metrics, predictions, calibration)
-        timings["save"] = round(time.perf_counter() - clock, 4)
-        final = None
-        if cfg.training.final_fit:
-            final = runs.load_final(partial) or _final_fit(partial, fitting, fitted, quiet)
-            timings["final_fit"] = final["seconds"]
-        else:
-            runs.keep_held_out(partial)
+        # Ctrl-C and SIGTERM are only noted while TensorFlow works (see
+        # forecast.interrupts), and raised after each batch and between these stages
+        with tensorflow_work():
+            import_tensorflow_quietly()
+            if many:
+                chosen = choose_residual(prepared.combined)
+                prepared = prepared.with_config(chosen.config)
+                fitting = prepared.combined
+            else:
+                prepared = fitting = choose_residual(prepared)
+            raise_if_stop_requested()
+            model, fitted = _fitted_model(partial, fitting, quiet)
+            timings |= fitted["timings"]
+            raise_if_stop_requested()
+            evaluate_on_test = _evaluate_panel if many else _evaluate_on_test
+            metrics, predictions, calibration = evaluate_on_test(prepared, model, timings)
+            raise_if_stop_requested()
+            clock = time.perf_counter()
+            runs.write_results(partial, prepared, fitted, metrics, predictions, calibration)
+            timings["save"] = round(time.perf_counter() - clock, 4)
+            raise_if_stop_requested()
+            final = None
+            if cfg.training.final_fit:
+                final = runs.load_final(partial) or _final_fit(partial, fitting, fitted, quiet)
+                timings["final_fit"] = final["seconds"]
+            else:
+                runs.keep_held_out(partial)
         runs.write_run_info(partial, prepared, fitted, timings, final)
         runs.drop_resume_files(partial)
         run_dir = runs.finish(partial, runs_path, name, when)
@@ -741,7 +749,8 @@ def predict(
             series = read_panel(data, path=csv_path, require_targets=True, only=ids or None)
     else:
         series = read_series(data, path=csv_path, require_targets=predictor.needs_targets)
-    result, warnings = predictor.forecast(series, horizon)
+    with tensorflow_work():
+        result, warnings = predictor.forecast(series, horizon)
     # said once the forecast stands, so that an error stays the only line
     for line in warnings:
         log.warning(line)

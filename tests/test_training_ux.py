@@ -1,0 +1,99 @@
+"""The training experience: Ctrl-C at any moment, the final fit's progress and its place in
+loss.png, predict's extrapolation warning, and the cuDNN warning only where a GPU is."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import monthly_frame, write_config, write_csv
+
+EPOCHS = 40
+
+
+@pytest.fixture
+def long_config(tmp_path: Path) -> Path:
+    """A GRU whose fits take a few seconds each (epochs of 30 batches, no early stopping)."""
+    write_csv(tmp_path / "s.csv", monthly_frame(300))
+    return write_config(
+        tmp_path / "long.yaml",
+        name="long",
+        seed=1,
+        data={"path": "s.csv", "time_column": "date", "features": ["sales"]},
+        window={"input_steps": 12},
+        model={"architecture": "gru", "units": [8]},
+        training={"epochs": EPOCHS, "batch_size": 8, "early_stopping": False},
+    )
+
+
+def interrupt_after(config: Path, marker: str, delay: float, sig: int) -> tuple[int, str]:
+    """Run `python -m forecast train`, send `sig` `delay` seconds after the stderr line that
+    starts with `marker`; the exit code and the whole stderr."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "forecast", "train", config.name],
+        cwd=config.parent,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    lines = []
+    for line in process.stderr:
+        lines.append(line)
+        if line.startswith(marker):
+            break
+    else:
+        process.wait()
+        raise AssertionError(f"no line starting with {marker!r}:\n{''.join(lines)}")
+    time.sleep(delay)
+    process.send_signal(sig)
+    _, rest = process.communicate(timeout=120)
+    return process.returncode, "".join(lines) + (rest or "")
+
+
+def assert_clean_stop(returncode: int, expected: int, stderr: str) -> None:
+    assert returncode == expected, stderr
+    for bad in ("Traceback", "Exception ignored", "internal error"):
+        assert bad not in stderr, stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.05, 0.2, 0.6, 1.5])
+def test_ctrl_c_during_the_final_fit_exits_130_without_a_traceback(long_config, delay):
+    returncode, stderr = interrupt_after(long_config, "final fit:", delay, signal.SIGINT)
+    assert_clean_stop(returncode, 130, stderr)
+    assert f"continue with `forecast train {long_config.name} --resume`" in stderr
+    (partial,) = (long_config.parent / "runs").glob(".long-*.partial")
+    assert (partial / "held_out.keras").is_file() and (partial / "fit.json").is_file()
+    assert [p for p in (long_config.parent / "runs").iterdir() if p.name[0] != "."] == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_during_the_first_fit_exits_cleanly(long_config, sig, code):
+    returncode, stderr = interrupt_after(long_config, "epoch 2/", 0.05, sig)
+    assert_clean_stop(returncode, code, stderr)
+    (partial,) = (long_config.parent / "runs").glob(".long-*.partial")
+    assert (partial / "backup").is_dir()  # the finished epochs, for --resume
+
+
+def test_a_stop_waits_for_the_end_of_tensorflow_work_and_is_immediate_elsewhere(monkeypatch):
+    from forecast import interrupts
+
+    monkeypatch.setattr(interrupts, "_requested", [])
+    with pytest.raises(KeyboardInterrupt):  # reading data, say: at once
+        interrupts.request_stop(KeyboardInterrupt)
+    monkeypatch.setattr(interrupts, "_requested", [])
+    done = []
+    with pytest.raises(interrupts.Terminated), interrupts.tensorflow_work():
+        with interrupts.tensorflow_work():
+            interrupts.request_stop(interrupts.Terminated)  # in a batch: only noted
+            done.append("the batch ends")
+        done.append("never: the inner section's end raised it")
+    assert done == ["the batch ends"]
