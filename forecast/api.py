@@ -253,8 +253,8 @@ def _final_fit(
     partial: Path, prepared: Prepared, fitted: dict[str, Any], quiet: bool
 ) -> dict[str, Any]:
     """Refit on every row for the epochs the held-out fit used (its best epoch when early
-    stopping restored one) and make it the run's model.keras; run.json's `final_fit`
-    (and `seconds`)."""
+    stopping restored one) and make it the run's model.keras, its history
+    final_history.csv; run.json's `final_fit` (and `seconds`)."""
     best = fitted["best_epoch"]  # 0: no epoch beat the residual base, which is kept
     epochs = len(fitted["history"]) if best is None else best
     rows = len(prepared.values)
@@ -266,8 +266,10 @@ def _final_fit(
         if not quiet:
             log.info("final fit: %d epoch(s) on all %d rows", epochs, rows)
         board = partial / "tensorboard" / "final" if prepared.config.training.tensorboard else None
-        model, result, _ = fit_final(prepared, epochs, quiet=True, tensorboard_dir=board)
+        # its epochs on stderr as the first fit's: it takes as long
+        model, result, _ = fit_final(prepared, epochs, quiet=quiet, tensorboard_dir=board)
         loss = result.history[-1]["loss"]
+        runs.write_history(partial / "final_history.csv", result.history)  # for loss.png
     info = {
         "rows": rows,
         "windows": len(final_split(prepared).train_origins),

@@ -97,3 +97,65 @@ def test_a_stop_waits_for_the_end_of_tensorflow_work_and_is_immediate_elsewhere(
             done.append("the batch ends")
         done.append("never: the inner section's end raised it")
     assert done == ["the batch ends"]
+
+
+# --------------------------------------------------------------------------- the final fit
+
+
+@pytest.mark.slow
+def test_the_final_fit_shows_its_epochs_and_loss_png_marks_it(tmp_path: Path, monkeypatch):
+    import json
+
+    import pandas as pd
+    from matplotlib.figure import Figure
+    from typer.testing import CliRunner
+
+    from forecast.cli import app
+
+    from .conftest import early_stopping_config
+
+    config = early_stopping_config(tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", str(config), "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    info = json.loads((run_dir / "run.json").read_text())
+    best, epochs = info["best_epoch"], info["final_fit"]["epochs"]
+    assert 1 <= best == epochs < info["epochs_run"]  # early stopping restored an epoch
+
+    # stderr: the final fit's epochs, one line each, as the first fit's
+    lines = result.stderr.splitlines()
+    announced = lines.index(f"final fit: {epochs} epoch(s) on all 150 rows")
+    shown = [line.split("  ")[0] for line in lines[announced + 1 :] if line.startswith("epoch ")]
+    assert shown == [f"epoch {e}/{epochs}" for e in range(1, epochs + 1)]
+
+    # final_history.csv: history.csv's columns (DESIGN.md section 3), no validation loss
+    final = pd.read_csv(run_dir / "final_history.csv")
+    assert list(final.columns) == ["epoch", "loss", "val_loss", "learning_rate", "seconds"]
+    assert final["epoch"].tolist() == list(range(1, epochs + 1))
+    assert final["val_loss"].isna().all() and (final["loss"] > 0).all()
+    assert final["loss"].iloc[-1] == pytest.approx(info["final_fit"]["loss"])
+    held_out = pd.read_csv(run_dir / "history.csv")
+    assert held_out["epoch"].tolist() == list(range(1, info["epochs_run"] + 1))  # unchanged
+
+    # loss.png: the restored epoch as a vertical line, the final fit's curve, both labelled
+    drawn = {}
+    real_savefig = Figure.savefig
+
+    def keep_lines(self, fname, *args, **kwargs):
+        ax = self.axes[0]
+        drawn[ax.get_title()] = {
+            line.get_label(): (list(line.get_xdata()), list(line.get_ydata()))
+            for line in ax.get_lines()
+        }
+        return real_savefig(self, fname, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep_lines)
+    plotted = runner.invoke(app, ["plot", "--run", str(run_dir)])
+    assert plotted.exit_code == 0, plotted.output
+    loss = drawn["training and validation loss, and the final fit"]
+    assert loss[f"restored (best) epoch {best}"][0] == [best, best]
+    xs, ys = loss["final fit loss (all 150 rows)"]
+    assert xs == list(range(1, epochs + 1))
+    assert ys == pytest.approx(final["loss"].tolist())
+    assert loss["train loss"][0] == held_out["epoch"].tolist()
