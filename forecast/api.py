@@ -31,7 +31,7 @@ from forecast.errors import ConfigError, DataError, RunError
 from forecast.evaluation import evaluate, verdict
 from forecast.interrupts import raise_if_stop_requested, tensorflow_work
 from forecast.intervals import label
-from forecast.models import cudnn_warnings
+from forecast.models import cudnn_warnings, gpu_visible
 from forecast.panel import PreparedPanel, prepare_panel
 from forecast.pipeline import (
     Prepared,
@@ -423,9 +423,17 @@ def _keep_or_discard(partial: Path, exc: BaseException, resume: bool, command: s
     runs.discard(partial)
 
 
+_SAID: set[str] = set()  # cuDNN warnings given in this process
+
+
 def _log_layout(cfg: Config) -> None:
-    for warning in cudnn_warnings(cfg.model):
-        log.warning(warning)
+    unsaid = [w for w in cudnn_warnings(cfg.model) if w not in _SAID]
+    if unsaid:  # only then TensorFlow is asked about GPUs (and imported, if not yet)
+        with tensorflow_work():
+            gpu = gpu_visible()
+        for warning in unsaid if gpu else []:
+            log.warning(warning)
+            _SAID.add(warning)
     data, window = cfg.data, cfg.window
     calendar = data.calendar if isinstance(data.calendar, str) else ", ".join(data.calendar)
     log.info(

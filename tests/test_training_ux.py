@@ -159,3 +159,67 @@ def test_the_final_fit_shows_its_epochs_and_loss_png_marks_it(tmp_path: Path, mo
     assert xs == list(range(1, epochs + 1))
     assert ys == pytest.approx(final["loss"].tolist())
     assert loss["train loss"][0] == held_out["epoch"].tolist()
+
+
+# --------------------------------------------------------------------------- cuDNN warning
+
+
+def relu_gru_config(folder: Path) -> Path:
+    write_csv(folder / "s.csv", monthly_frame(60))
+    return write_config(
+        folder / "relu.yaml",
+        name="relu",
+        seed=1,
+        data={"path": "s.csv", "time_column": "date", "features": ["sales"]},
+        window={"input_steps": 6},
+        model={"layers": [{"gru": {"units": 2, "activation": "relu"}}]},
+        training={"epochs": 1, "batch_size": 32, "final_fit": False},
+    )
+
+
+def train_stderr(config: Path) -> str:
+    from typer.testing import CliRunner
+
+    from forecast.cli import app
+
+    result = CliRunner().invoke(app, ["train", str(config), "--runs-dir", str(config.parent)])
+    assert result.exit_code == 0, result.output
+    return result.stderr
+
+
+CUDNN = "model.layers[0] (gru): activation relu rules out the cuDNN kernel"
+
+
+def test_no_cudnn_warning_without_a_gpu(tmp_path: Path):
+    import tensorflow as tf
+
+    assert tf.config.list_physical_devices("GPU") == []  # this machine, as most users'
+    assert "cuDNN" not in train_stderr(relu_gru_config(tmp_path))
+
+
+def test_the_cudnn_warning_where_a_gpu_is_visible_once_per_process(tmp_path: Path, monkeypatch):
+    from forecast import api
+
+    monkeypatch.setattr(api, "gpu_visible", lambda: True)
+    monkeypatch.setattr(api, "_SAID", set())  # a new process
+    config = relu_gru_config(tmp_path)
+    assert train_stderr(config).count(CUDNN) == 1
+    assert CUDNN not in train_stderr(config)  # the same process: said already
+
+
+def test_the_gpu_query_asks_tensorflow(monkeypatch):
+    import tensorflow as tf
+
+    from forecast.models import gpu_visible
+
+    gpu = tf.config.PhysicalDevice("/physical_device:GPU:0", "GPU")
+    asked = []
+
+    def devices(kind=None):
+        asked.append(kind)
+        return [gpu] if kind == "GPU" else []
+
+    monkeypatch.setattr(tf.config, "list_physical_devices", devices)
+    assert gpu_visible() is True and asked == ["GPU"]
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    assert gpu_visible() is False
