@@ -616,8 +616,10 @@ class Predictor:
         if len(far) > 3:  # one line, not one per series
             warnings.insert(
                 0,
-                f"{panel.path}: recent values of {len(far)} series lie outside their training "
-                f"range ({some_ids(far)}); forecasts there rest on extrapolation",
+                f"{panel.path}: the recent values of {len(far)} series ({some_ids(far)}) lie "
+                "outside anything the model saw of them in training; without window_norm the "
+                "network's inputs are then outside its scalers' range, so its forecasts there "
+                "are extrapolation",
             )
         else:
             warnings[:0] = [w for _, w in outside]

@@ -223,3 +223,80 @@ def test_the_gpu_query_asks_tensorflow(monkeypatch):
     assert gpu_visible() is True and asked == ["GPU"]
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
     assert gpu_visible() is False
+
+
+# --------------------------------------------------------------------------- extrapolation
+
+
+def quick_run(folder: Path, name: str, model: dict, transform: str = "none") -> Path:
+    """A GRU(4) trained 1 epoch on 100 monthly rows (the scaler sees rows 0-71)."""
+    from forecast import api
+
+    write_csv(folder / "s.csv", monthly_frame(100))
+    config = write_config(
+        folder / f"{name}.yaml",
+        name=name,
+        seed=1,
+        data={
+            "path": "s.csv",
+            "time_column": "date",
+            "features": ["sales"],
+            "transform": transform,
+        },
+        window={"input_steps": 12},
+        model={"architecture": "gru", "units": [4], **model},
+        training={"epochs": 1, "final_fit": False},
+        intervals=[],
+    )
+    return api.train(config, runs_dir=folder / "runs", quiet=True).run_dir
+
+
+def predict_warnings(run_dir: Path, csv: Path) -> list[str]:
+    from typer.testing import CliRunner
+
+    from forecast.cli import app
+
+    result = CliRunner().invoke(app, ["predict", "--run", str(run_dir), "--csv", str(csv)])
+    assert result.exit_code == 0, result.output
+    return [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+
+
+def recent_rows(folder: Path, raise_last: int, by: float) -> tuple[Path, float, float]:
+    """The 72 rows the scaler saw, the last `raise_last` of them `by` training spans above
+    the training max: (csv, training max, highest value written)."""
+    frame = monthly_frame(100).iloc[:72].copy()
+    high = float(frame["sales"].max())
+    span = high - float(frame["sales"].min())
+    frame.loc[72 - raise_last :, "sales"] = high + by * span
+    return write_csv(folder / "recent.csv", frame), high, high + by * span
+
+
+def test_predict_says_why_values_outside_the_training_range_matter(tmp_path: Path):
+    run_dir = quick_run(tmp_path, "plain", {})
+    csv, high, top = recent_rows(tmp_path, 3, 0.5)
+    assert predict_warnings(run_dir, csv) == [
+        f"warning: {csv}: 3 of the last 12 values of sales (up to {top:.6g}) lie above "
+        f"anything the model saw in training (max {high:.6g}); without window_norm the "
+        "network's inputs are then outside its scaler's range, so its forecasts are "
+        "extrapolation"
+    ]
+
+
+def test_no_extrapolation_warning_with_window_norm(tmp_path: Path):
+    """Each window is centred on its last value and scaled by its own steps: a level above
+    anything in training reaches the network as an ordinary input."""
+    run_dir = quick_run(tmp_path, "normed", {"window_norm": True, "residual": "naive"})
+    csv, _, _ = recent_rows(tmp_path, 3, 0.5)
+    assert predict_warnings(run_dir, csv) == []
+
+
+def test_under_differences_the_changes_are_checked_not_the_level(tmp_path: Path):
+    run_dir = quick_run(tmp_path, "diffs", {"residual": "naive"}, transform="diff")
+    frame = monthly_frame(100).iloc[:72].copy()
+    frame["sales"] += 1000  # every level far above training, the changes as they were
+    assert predict_warnings(run_dir, write_csv(tmp_path / "shifted.csv", frame)) == []
+    frame.loc[71, "sales"] += 500  # one change far above any in training
+    (line,) = predict_warnings(run_dir, write_csv(tmp_path / "jump.csv", frame))
+    assert line.startswith(f"warning: {tmp_path / 'jump.csv'}: 1 of the last 12 changes of ")
+    assert "sales (up to +5" in line and "lies above anything the model saw in training" in line
+    assert line.endswith("so its correction to the naive base is extrapolation")
