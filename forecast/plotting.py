@@ -282,9 +282,7 @@ def _loss(run_dir: Path, config: Config, out_dir: Path) -> Path:
         ax.set_ylabel(f"{config.training.loss} loss ({_loss_units(config)})")
         losses = pd.concat([history["loss"], final["loss"] if final is not None else None])
         ax.set_yscale("log" if (losses > 0).all() else "linear")
-        ax.set_title(
-            "training and validation loss" + (", and the final fit" if final is not None else "")
-        )
+        ax.set_title("training and validation loss")
         ax.legend(loc="best")
         ax.grid(alpha=0.3)
     return path

@@ -153,7 +153,7 @@ def test_the_final_fit_shows_its_epochs_and_loss_png_marks_it(tmp_path: Path, mo
     monkeypatch.setattr(Figure, "savefig", keep_lines)
     plotted = runner.invoke(app, ["plot", "--run", str(run_dir)])
     assert plotted.exit_code == 0, plotted.output
-    loss = drawn["training and validation loss, and the final fit"]
+    loss = drawn["training and validation loss"]
     assert loss[f"restored (best) epoch {best}"][0] == [best, best]
     xs, ys = loss["final fit loss (all 150 rows)"]
     assert xs == list(range(1, epochs + 1))
