@@ -29,8 +29,9 @@ from forecast.configfile import config_to_yaml, load_config, revalidate
 from forecast.data import Panel, read_panel, read_series, some_ids
 from forecast.errors import ConfigError, DataError, ForecastError, RunError
 from forecast.evaluation import evaluate, verdict
+from forecast.interrupts import raise_if_stop_requested, tensorflow_work
 from forecast.intervals import clip_note, label
-from forecast.models import cudnn_warnings
+from forecast.models import cudnn_warnings, gpu_visible
 from forecast.panel import PreparedPanel, prepare_panel
 from forecast.pipeline import (
     Prepared,
@@ -192,26 +193,33 @@ def train(
         partial = runs.start_partial(runs_path, name, when)
         runs.write_config(partial, cfg)
     try:
-        import_tensorflow_quietly()
-        if many:
-            chosen = choose_residual(prepared.combined)
-            prepared = prepared.with_config(chosen.config)
-            fitting = prepared.combined
-        else:
-            prepared = fitting = choose_residual(prepared)
-        model, fitted = _fitted_model(partial, fitting, quiet)
-        timings |= fitted["timings"]
-        evaluate_on_test = _evaluate_panel if many else _evaluate_on_test
-        metrics, predictions, calibration = evaluate_on_test(prepared, model, timings)
-        clock = time.perf_counter()
-        runs.write_results(partial, prepared, fitted, metrics, predictions, calibration)
-        timings["save"] = round(time.perf_counter() - clock, 4)
-        final = None
-        if cfg.training.final_fit:
-            final = runs.load_final(partial) or _final_fit(partial, fitting, fitted, quiet)
-            timings["final_fit"] = final["seconds"]
-        else:
-            runs.keep_held_out(partial)
+        # Ctrl-C and SIGTERM are only noted while TensorFlow works (see
+        # forecast.interrupts), and raised after each batch and between these stages
+        with tensorflow_work():
+            import_tensorflow_quietly()
+            if many:
+                chosen = choose_residual(prepared.combined)
+                prepared = prepared.with_config(chosen.config)
+                fitting = prepared.combined
+            else:
+                prepared = fitting = choose_residual(prepared)
+            raise_if_stop_requested()
+            model, fitted = _fitted_model(partial, fitting, quiet)
+            timings |= fitted["timings"]
+            raise_if_stop_requested()
+            evaluate_on_test = _evaluate_panel if many else _evaluate_on_test
+            metrics, predictions, calibration = evaluate_on_test(prepared, model, timings)
+            raise_if_stop_requested()
+            clock = time.perf_counter()
+            runs.write_results(partial, prepared, fitted, metrics, predictions, calibration)
+            timings["save"] = round(time.perf_counter() - clock, 4)
+            raise_if_stop_requested()
+            final = None
+            if cfg.training.final_fit:
+                final = runs.load_final(partial) or _final_fit(partial, fitting, fitted, quiet)
+                timings["final_fit"] = final["seconds"]
+            else:
+                runs.keep_held_out(partial)
         runs.write_run_info(partial, prepared, fitted, timings, final)
         runs.drop_resume_files(partial)
         run_dir = runs.finish(partial, runs_path, name, when)
@@ -246,8 +254,8 @@ def _final_fit(
     partial: Path, prepared: Prepared, fitted: dict[str, Any], quiet: bool
 ) -> dict[str, Any]:
     """Refit on every row for the epochs the held-out fit used (its best epoch when early
-    stopping restored one) and make it the run's model.keras; run.json's `final_fit`
-    (and `seconds`)."""
+    stopping restored one) and make it the run's model.keras, its history
+    final_history.csv; run.json's `final_fit` (and `seconds`)."""
     best = fitted["best_epoch"]  # 0: no epoch beat the residual base, which is kept
     epochs = len(fitted["history"]) if best is None else best
     rows = len(prepared.values)
@@ -259,8 +267,10 @@ def _final_fit(
         if not quiet:
             log.info("final fit: %d epoch(s) on all %d rows", epochs, rows)
         board = partial / "tensorboard" / "final" if prepared.config.training.tensorboard else None
-        model, result, _ = fit_final(prepared, epochs, quiet=True, tensorboard_dir=board)
+        # its epochs on stderr as the first fit's: it takes as long
+        model, result, _ = fit_final(prepared, epochs, quiet=quiet, tensorboard_dir=board)
         loss = result.history[-1]["loss"]
+        runs.write_history(partial / "final_history.csv", result.history)  # for loss.png
     info = {
         "rows": rows,
         "windows": len(final_split(prepared).train_origins),
@@ -422,9 +432,17 @@ def _keep_or_discard(partial: Path, exc: BaseException, resume: bool, command: s
     runs.discard(partial)
 
 
+_SAID: set[str] = set()  # cuDNN warnings given in this process
+
+
 def _log_layout(cfg: Config) -> None:
-    for warning in cudnn_warnings(cfg.model):
-        log.warning(warning)
+    unsaid = [w for w in cudnn_warnings(cfg.model) if w not in _SAID]
+    if unsaid:  # only then TensorFlow is asked about GPUs (and imported, if not yet)
+        with tensorflow_work():
+            gpu = gpu_visible()
+        for warning in unsaid if gpu else []:
+            log.warning(warning)
+            _SAID.add(warning)
     data, window = cfg.data, cfg.window
     calendar = data.calendar if isinstance(data.calendar, str) else ", ".join(data.calendar)
     log.info(
@@ -622,8 +640,10 @@ class Predictor:
         if len(far) > 3:  # one line, not one per series
             warnings.insert(
                 0,
-                f"{panel.path}: recent values of {len(far)} series lie outside their training "
-                f"range ({some_ids(far)}); forecasts there rest on extrapolation",
+                f"{panel.path}: the recent values of {len(far)} series ({some_ids(far)}) lie "
+                "outside anything the model saw of them in training; without window_norm the "
+                "network's inputs are then outside its scalers' range, so its forecasts there "
+                "are extrapolation",
             )
         else:
             warnings[:0] = [w for _, w in outside]
@@ -758,7 +778,8 @@ def predict(
             series = read_panel(data, path=csv_path, require_targets=True, only=ids or None)
     else:
         series = read_series(data, path=csv_path, require_targets=predictor.needs_targets)
-    result, warnings = predictor.forecast(series, horizon)
+    with tensorflow_work():
+        result, warnings = predictor.forecast(series, horizon)
     # said once the forecast stands, so that an error stays the only line
     for line in warnings:
         log.warning(line)

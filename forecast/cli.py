@@ -655,8 +655,8 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)  # clean up like Ctrl-C, exit 143
-    # Ctrl-C as Python raises it, but also remembered: TensorFlow's C++ code can swallow the
-    # exception, and the training loop checks for a request after every batch
+    # Ctrl-C (and SIGTERM) raised at once outside TensorFlow work; inside it only noted, and
+    # raised after the batch or stage (forecast.interrupts), never within TensorFlow's code
     signal.signal(signal.SIGINT, _interrupt)
     app(prog_name="forecast")  # also under `python -m forecast`
 

@@ -1,12 +1,19 @@
 """Stop requests: Ctrl-C arrives as KeyboardInterrupt; SIGTERM is turned into `Terminated`.
 
-The CLI's SIGTERM and SIGINT handlers call `request_stop()`, which raises `Terminated` (or
-KeyboardInterrupt) at once. An
-exception raised while TensorFlow runs C++ code can be lost, so the request is also kept
-here, and the training loop calls `raise_if_stop_requested()` after every batch.
+The CLI's SIGINT and SIGTERM handlers call `request_stop()`, which records the request and,
+outside TensorFlow work, raises it at once (reading data, before training starts). Inside
+`tensorflow_work()` (the fits, the test forecasts, saving models) it only records it: an
+exception raised from a signal handler lands wherever Python happens to be, and inside
+TensorFlow that can be a `__del__` (printed as "Exception ignored in AtomicFunction.__del__")
+or a C callback (`SystemError`, exit 1). The request is raised instead where it is safe: the
+training loop calls `raise_if_stop_requested()` after every batch and as each epoch begins,
+`tensorflow_work()` on its way out, and train between its stages.
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 
 class Terminated(KeyboardInterrupt):
@@ -14,13 +21,27 @@ class Terminated(KeyboardInterrupt):
 
 
 _requested: list[type[BaseException]] = []
+_tensorflow_work = [0]  # depth of nested tensorflow_work() sections
 
 
 def request_stop(kind: type[BaseException] = Terminated) -> None:
+    """Record a stop request; raise it now unless TensorFlow work is running."""
     _requested.append(kind)
-    raise kind()
+    if not _tensorflow_work[0]:
+        raise kind()
 
 
 def raise_if_stop_requested() -> None:
     if _requested:
         raise _requested[-1]()
+
+
+@contextlib.contextmanager
+def tensorflow_work() -> Iterator[None]:
+    """A section in which a stop request is only recorded; raised as the section ends."""
+    _tensorflow_work[0] += 1
+    try:
+        yield
+    finally:
+        _tensorflow_work[0] -= 1
+    raise_if_stop_requested()

@@ -397,9 +397,19 @@ def _member(
     return keras.layers.Reshape((horizon, targets), name=f"{prefix}head")(x)  # (B, H, K)
 
 
+def gpu_visible() -> bool:
+    """TensorFlow sees a GPU here (cudnn_warnings matter only then)."""
+    from forecast.tf_setup import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
 def cudnn_warnings(model: ModelConfig) -> list[str]:
     """Layers that lose the fast cuDNN kernel on GPUs (Keras uses it only for LSTM/GRU with
-    tanh activation and no recurrent dropout)."""
+    tanh activation and no recurrent dropout); worth saying only where gpu_visible()."""
     found = []
     for i, spec in enumerate(model.layer_specs()):
         kind = spec.layer if spec.type == "bidirectional" else spec.type

@@ -240,9 +240,17 @@ def _test_panel(
 
 
 def _loss(run_dir: Path, config: Config, out_dir: Path) -> Path:
+    """Train and validation loss per epoch; where early stopping restored the best epoch's
+    weights, a vertical line there; and the final fit's loss on every row, if it ran."""
+    import json
+
     from matplotlib.ticker import MaxNLocator
 
     history = pd.read_csv(run_dir / "history.csv")
+    info_path, final_path = run_dir / "run.json", run_dir / "final_history.csv"
+    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+    final = pd.read_csv(final_path) if final_path.is_file() else None
+    best = info.get("best_epoch")
     path = out_dir / "loss.png"
     with _figure(path, figsize=(12, 6)) as (fig, ax):
         ax.plot(history["epoch"], history["loss"], marker="o", markersize=3, label="train loss")
@@ -254,10 +262,26 @@ def _loss(run_dir: Path, config: Config, out_dir: Path) -> Path:
                 markersize=3,
                 label="validation loss",
             )
+        if final is not None and len(final):
+            rows = (info.get("final_fit") or {}).get("rows")
+            ax.plot(
+                final["epoch"],
+                final["loss"],
+                marker="s",
+                markersize=3,
+                linestyle="--",
+                color="tab:green",
+                label=f"final fit loss (all {rows} rows)" if rows else "final fit loss (all rows)",
+            )
+        if best is not None:
+            base = f": the {info.get('residual')} base, no epoch beat it" if best == 0 else ""
+            restored = f"restored (best) epoch {best}{base}"
+            ax.axvline(best, color="grey", linestyle=":", label=restored)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(f"{config.training.loss} loss ({_loss_units(config)})")
-        ax.set_yscale("log" if (history["loss"] > 0).all() else "linear")
+        losses = pd.concat([history["loss"], final["loss"] if final is not None else None])
+        ax.set_yscale("log" if (losses > 0).all() else "linear")
         ax.set_title("training and validation loss")
         ax.legend(loc="best")
         ax.grid(alpha=0.3)

@@ -269,10 +269,15 @@ def write_results(
         if calibration:
             series = {sid: c.to_json() for sid, c in calibration.items()}
             write_json(partial / "intervals.json", {"series": series})
-    history = pd.DataFrame(fitted["history"], columns=HISTORY_COLUMNS)
-    write_text_atomic(partial / "history.csv", history.to_csv(index=False))
+    write_history(partial / "history.csv", fitted["history"])
     write_json(partial / "metrics.json", metrics)
     write_text_atomic(partial / "test_predictions.csv", predictions.to_csv(index=False))
+
+
+def write_history(path: Path, rows: list[dict[str, float]]) -> None:
+    """history.csv's columns, one row per epoch: the held-out fit's history.csv, and the
+    final fit's final_history.csv (without val_loss, as it has no validation rows)."""
+    write_text_atomic(path, pd.DataFrame(rows, columns=HISTORY_COLUMNS).to_csv(index=False))
 
 
 def write_run_info(

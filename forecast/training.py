@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from forecast.config import TrainingConfig
-from forecast.interrupts import raise_if_stop_requested
+from forecast.interrupts import raise_if_stop_requested, tensorflow_work
 
 
 def seed_everything(seed: int) -> None:
@@ -290,16 +290,17 @@ def fit(
                     log_dir=str(tensorboard_dir), write_graph=False, profile_batch=0
                 )
             )
-        model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=training.epochs,
-            initial_epoch=first_epoch,
-            steps_per_epoch=steps if whole else None,
-            shuffle=False,  # the dataset shuffles itself, a function of (seed, epoch)
-            verbose=0,
-            callbacks=callbacks,
-        )
+        with tensorflow_work():  # a stop request waits for the end of a batch
+            model.fit(
+                train_ds,
+                validation_data=val_ds,
+                epochs=training.epochs,
+                initial_epoch=first_epoch,
+                steps_per_epoch=steps if whole else None,
+                shuffle=False,  # the dataset shuffles itself, a function of (seed, epoch)
+                verbose=0,
+                callbacks=callbacks,
+            )
     elif stopper is not None:
         stopper.set_model(model)
         stopper.on_train_end()  # restores the best weights, as the fit's end would have

@@ -343,14 +343,16 @@ def test_predict_warns_when_recent_inputs_leave_the_training_range(
     monkeypatch.setattr(logging.getLogger("forecast"), "propagate", True)
     with caplog.at_level(logging.WARNING, logger="forecast"):
         api.predict(result.run_dir, tmp_path / "recent.csv")
-    lines = {r.getMessage() for r in caplog.records if "training range" in r.getMessage()}
+    lines = {r.getMessage() for r in caplog.records if "extrapolation" in r.getMessage()}
     assert lines == {
-        f"{tmp_path / 'recent.csv'}: recent 'sales' values lie up to 50% of the training range "
-        f"above it (training max {train_max:.6g}); forecasts there rest on extrapolation"
+        f"{tmp_path / 'recent.csv'}: 1 of the last 12 values of sales (up to "
+        f"{train_max + span / 2:.6g}) lies above anything the model saw in training (max "
+        f"{train_max:.6g}); without window_norm the network's inputs are then outside its "
+        "scaler's range, so its forecasts are extrapolation"
     }
     caplog.clear()
     write_csv(tmp_path / "inside.csv", frame.iloc[:72])  # the rows the scaler was fitted on
     with caplog.at_level(logging.WARNING, logger="forecast"):
         api.predict(result.run_dir, tmp_path / "inside.csv")
-    assert not [r for r in caplog.records if "training range" in r.getMessage()]
+    assert not [r for r in caplog.records if "extrapolation" in r.getMessage()]
     assert pd.read_csv(result.run_dir / "forecast.csv").shape == (1, 6)  # date, sales, 4 bounds
