@@ -219,14 +219,19 @@ def train(
         runs.drop_resume_files(partial)
         run_dir = runs.finish(partial, runs_path, name, when)
     except BaseException as exc:
+        command = resume_command(config, runs_dir, overrides, seed)
         failure = runs.write_failure(exc, partial)
         if failure is None:
-            command = resume_command(config, runs_dir, overrides, seed)
             _keep_or_discard(partial, exc, resume, command)
             raise
-        if not resume:  # a half-written new run; a resumed one keeps its last snapshot
-            runs.discard(partial)
-        raise failure from None
+        # one line: what could not be written, and what (if anything) is kept to resume
+        kept = _kept_work(partial, resume)
+        if kept is None:
+            runs.discard(partial)  # a half-written run with nothing to resume
+            raise failure from None
+        raise RunError(
+            f"{failure}; {kept} kept in {partial}: with space again, continue with `{command}`"
+        ) from None
     finally:
         lock.release()
     return TrainResult(run_dir, cfg, metrics, metrics["verdict"], fitted["history"])
@@ -418,13 +423,22 @@ def resume_command(
     return shlex.join([*words, "--resume"])
 
 
-def _keep_or_discard(partial: Path, exc: BaseException, resume: bool, command: str) -> None:
-    """Keep a partial run that holds finished epochs or a trained model; else remove it."""
+def _kept_work(partial: Path, resume: bool) -> str | None:
+    """What an interrupted partial run keeps for --resume ("the trained model is", "the
+    finished epochs are"), or None when it holds nothing worth keeping."""
     from forecast.training import Checkpoint
 
-    trained = (partial / "fit.json").is_file()
-    if resume or trained or Checkpoint(partial / "backup").exists():
-        what = "the trained model is" if trained else "the finished epochs are"
+    if (partial / "fit.json").is_file():
+        return "the trained model is"
+    if resume or Checkpoint(partial / "backup").exists():
+        return "the finished epochs are"
+    return None
+
+
+def _keep_or_discard(partial: Path, exc: BaseException, resume: bool, command: str) -> None:
+    """Keep a partial run that holds finished epochs or a trained model; else remove it."""
+    what = _kept_work(partial, resume)
+    if what is not None:
         log.warning(
             "training %s; %s kept in %s: continue with `%s`",
             "interrupted" if isinstance(exc, KeyboardInterrupt) else "stopped by an error",

@@ -233,7 +233,6 @@ def _check_output(out: Path, fmt: str, run: Path) -> None:
     """Refuse, before any work, an output that is not this format's kind of path, a file of
     a run (other than the run's own export/), and never replace a folder that is not a
     SavedModel."""
-    refuse_overwrite(out, "--output", run, ("export",))
     if fmt == "saved_model":
         if out.is_file():
             raise ConfigError(
@@ -245,6 +244,7 @@ def _check_output(out: Path, fmt: str, run: Path) -> None:
             )
     elif out.is_dir():
         raise ConfigError(f"--output {out}: is a folder; give a file path for {fmt}")
+    refuse_overwrite(out, "--output", run, ("export",))
 
 
 def _replace(built: Path, out: Path, parked: Path) -> None:

@@ -171,24 +171,43 @@ def test_export_never_writes_over_the_model(run_dir: Path):
 def test_a_failed_write_is_one_line_and_removes_the_new_run(
     tmp_path: Path, monkeypatch, code, words
 ):
-    from forecast import runs
+    from forecast import training
 
     config = tiny(tmp_path, epochs=1)
     earlier = tmp_path / "runs" / "earlier"
     earlier.mkdir(parents=True)
     (earlier / "run.json").write_text("{}")
+
+    def full(self, *args, **kwargs):  # the disk fills as the first epoch is kept
+        raise OSError(code, os.strerror(code), str(self.new / training.WEIGHTS))
+
+    monkeypatch.setattr(training.Checkpoint, "save", full)
+    argv = ["train", str(config), "--runs-dir", str(tmp_path / "runs"), "-q"]
+    line = one_line_error(runner.invoke(app, argv))
+    assert words in line and "training.keras" in line and "--runs-dir" in line
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["earlier"]
+
+
+def test_a_failed_write_after_training_keeps_the_model_to_resume(tmp_path: Path, monkeypatch):
+    from forecast import runs
+
+    config = tiny(tmp_path, epochs=1)
     real = runs.write_run_info
 
     def full(partial, *args, **kwargs):  # the disk fills as run.json is written
         real(partial, *args, **kwargs)
-        raise OSError(code, os.strerror(code), str(partial / "run.json"))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(partial / "run.json"))
 
     monkeypatch.setattr(runs, "write_run_info", full)
     argv = ["train", str(config), "--runs-dir", str(tmp_path / "runs"), "-q"]
-    result = runner.invoke(app, argv)
-    line = one_line_error(result)
-    assert words in line and "run.json" in line and "--runs-dir" in line
-    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["earlier"]
+    line = one_line_error(runner.invoke(app, argv))
+    (partial,) = (tmp_path / "runs").glob(".tiny-*.partial")
+    assert line.startswith("error: no space left on ") and "run.json" in line
+    assert f"the trained model is kept in {partial}" in line and line.endswith("--resume`")
+    monkeypatch.setattr(runs, "write_run_info", real)  # space again
+    result = runner.invoke(app, [*argv, "--resume"])
+    assert result.exit_code == 0, result.output
+    assert not partial.exists()
 
 
 def test_the_failed_write_names_the_file_not_its_temporary(tmp_path: Path, monkeypatch):
