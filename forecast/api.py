@@ -14,6 +14,7 @@ user can fix raise `forecast.errors.ForecastError` subclasses.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -187,12 +188,15 @@ def train(
     runs_path, name = Path(runs_dir), cfg.name or "run"
     if resume:
         partial, when = runs.resumable_partial(runs_path, name, config_to_yaml(cfg))
-        log.info("resuming %s", partial)
+        lock = runs.PartialLock(partial)  # a second resume of it stops here
+        log.info("resuming %s %s", partial, _resume_point(partial, cfg))
     else:
         when = runs.stamp()
         partial = runs.start_partial(runs_path, name, when)
-        runs.write_config(partial, cfg)
+        lock = runs.PartialLock(partial)
     try:
+        if not resume:
+            runs.write_config(partial, cfg)
         # Ctrl-C and SIGTERM are only noted while TensorFlow works (see
         # forecast.interrupts), and raised after each batch and between these stages
         with tensorflow_work():
@@ -224,9 +228,35 @@ def train(
         runs.drop_resume_files(partial)
         run_dir = runs.finish(partial, runs_path, name, when)
     except BaseException as exc:
-        _keep_or_discard(partial, exc, resume, resume_command(config, runs_dir, overrides, seed))
-        raise
+        command = resume_command(config, runs_dir, overrides, seed)
+        failure = runs.write_failure(exc, partial)
+        if failure is None:
+            _keep_or_discard(partial, exc, resume, command)
+            raise
+        # one line: what could not be written, and what (if anything) is kept to resume
+        kept = _kept_work(partial, resume)
+        if kept is None:
+            runs.discard(partial)  # a half-written run with nothing to resume
+            raise failure from None
+        raise RunError(
+            f"{failure}; {kept} kept in {partial}: with space again, continue with `{command}`"
+        ) from None
+    finally:
+        lock.release()
     return TrainResult(run_dir, cfg, metrics, metrics["verdict"], fitted["history"])
+
+
+def _resume_point(partial: Path, cfg: Config) -> str:
+    """Where a resumed run goes on: "after epoch 7 of 50", or after its trained model."""
+    from forecast.training import Checkpoint
+
+    epochs = cfg.training.epochs
+    fitted = partial / "fit.json"
+    if fitted.is_file():
+        done = len(json.loads(fitted.read_text(encoding="utf-8"))["history"])
+        return f"after epoch {done} of {epochs} (training had ended; finishing the run)"
+    done = Checkpoint(partial / "backup").epochs_done()
+    return f"after epoch {done} of {epochs}" if done else f"from epoch 1 of {epochs}"
 
 
 def _fitted_model(partial: Path, prepared: Prepared, quiet: bool) -> tuple[Any, dict[str, Any]]:
@@ -408,17 +438,26 @@ def resume_command(
     return shlex.join([*words, "--resume"])
 
 
-def _keep_or_discard(partial: Path, exc: BaseException, resume: bool, command: str) -> None:
-    """Keep a partial run that holds finished epochs or a trained model; else remove it."""
+def _kept_work(partial: Path, resume: bool) -> str | None:
+    """What an interrupted partial run keeps for --resume ("the trained model is", "the
+    finished epochs are"), or None when it holds nothing worth keeping."""
     from forecast.training import Checkpoint
 
-    trained = (partial / "fit.json").is_file()
+    if (partial / "fit.json").is_file():
+        return "the trained model is"
+    if resume or Checkpoint(partial / "backup").exists():
+        return "the finished epochs are"
+    return None
+
+
+def _keep_or_discard(partial: Path, exc: BaseException, resume: bool, command: str) -> None:
+    """Keep a partial run that holds finished epochs or a trained model; else remove it."""
     if isinstance(exc, ForecastError) and not resume:
         # bad data or a diverged fit: resuming would only repeat it
         runs.discard(partial)
         return
-    if resume or trained or Checkpoint(partial / "backup").exists():
-        what = "the trained model is" if trained else "the finished epochs are"
+    what = _kept_work(partial, resume)
+    if what is not None:
         log.warning(
             "training %s; %s kept in %s: continue with `%s`",
             "interrupted" if isinstance(exc, KeyboardInterrupt) else "stopped by an error",
@@ -765,6 +804,11 @@ def predict(
                 f"--encoding {encoding}: unknown; use auto, utf-8, utf-8-sig or gb18030"
             ) from None
     predictor = Predictor(run, runs_dir)
+    out_path = Path(output) if output is not None else predictor.run / "forecast.csv"
+    own = ("forecast.csv", "forecast_history.csv")  # the history only without --output
+    for path in [out_path] + ([predictor.run / own[1]] if output is None else []):
+        # before any work: never over a run's file or the input
+        runs.refuse_overwrite(path, "--output", predictor.run, own, inputs=(Path(csv_path),))
     data = predictor.config.data
     if ids and data.id_column is None:
         raise ConfigError(f"--id: the run {predictor.run.name} has no data.id_column (one series)")
@@ -794,7 +838,6 @@ def predict(
     else:
         held_out = predictor.info.get("split", {}).get("val_start")
         log.info("forecast by the model fitted on the first %s rows (final_fit off)", held_out)
-    out_path = Path(output) if output is not None else predictor.run / "forecast.csv"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     written = series.encoding if encoding == "auto" else encoding
     try:
@@ -825,6 +868,10 @@ def plot(
         raise ConfigError(f"--last must be >= 0 (0: every test origin), got {last}")
     opened = runs.open_run(runs.resolve_run(run, runs_dir))
     out_dir = Path(output) if output is not None else opened.path
+    for path in (out_dir, *(out_dir / name for name in runs.FIGURES)):
+        runs.refuse_overwrite(path, "--output", opened.path, runs.FIGURES)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--output {out_dir}: is a file; give a folder for the PNGs")
     out_dir.mkdir(parents=True, exist_ok=True)
     return plotting.draw_run(opened.path, opened.config, out_dir, last)
 

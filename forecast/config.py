@@ -313,6 +313,11 @@ class Config(Strict):
                 f"must use only letters, digits, '_', '-' and '.', got {excerpt(value)} "
                 "(it names the run directory)"
             )
+        if value is not None and value.startswith("."):
+            raise ValueError(
+                f"must not start with '.', got {value!r} (a hidden run directory is never "
+                "listed: `forecast runs` would not show it); remove the leading dot"
+            )
         return value
 
     @model_validator(mode="after")

@@ -54,10 +54,18 @@ def load_config(
         sources["seed"] = f"--seed {seed}"
     if isinstance(raw.get("data"), dict) and isinstance(raw["data"].get("path"), str):
         data_path = Path(raw["data"]["path"]).expanduser()
-        if not data_path.is_absolute():
-            data_path = (path.resolve().parent / data_path).resolve()
+        try:
+            if not data_path.is_absolute():
+                data_path = (path.resolve().parent / data_path).resolve()
+            else:
+                data_path.resolve()  # only to find a loop
+        except RuntimeError:  # Path.resolve: a symlink loop
+            raise ConfigError(
+                f"data.path: {raw['data']['path']} is a symlink loop that never reaches a "
+                "file; point data.path at the data file itself"
+            ) from None
         raw["data"]["path"] = str(data_path)
-    raw.setdefault("name", re.sub(r"[^\w.\-]", "_", path.stem) or "run")
+    raw.setdefault("name", re.sub(r"[^\w.\-]", "_", path.stem).lstrip(".") or "run")
     try:
         return validate_config(raw, source=str(path), sources=sources)
     except ConfigError as exc:

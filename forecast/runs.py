@@ -49,7 +49,17 @@ def stamp() -> str:
 
 def start_partial(runs_dir: Path, name: str, when: str) -> Path:
     """Create runs/.<name>-<when>.partial (with -N if a concurrent run took that name)."""
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise RunError(
+            f"--runs-dir {runs_dir}: is a file, not a folder; choose a folder for the runs "
+            "with --runs-dir"
+        )
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a parent is a file, no permission, a read-only disk...
+        raise RunError(
+            f"--runs-dir {runs_dir}: cannot create it ({exc.strerror}); choose another --runs-dir"
+        ) from None
     for n in range(1, 1000):
         suffix = "" if n == 1 else f"-{n}"
         partial = runs_dir / f".{name}-{when}{suffix}.partial"
@@ -82,6 +92,58 @@ def resumable_partial(runs_dir: Path, name: str, config_text: str) -> tuple[Path
     return partial, pattern.match(partial.name).group(1)
 
 
+class PartialLock:
+    """An exclusive lock on a partial run's folder for as long as one process trains it
+    (`flock` on the folder itself: nothing is written into the run, and the system
+    releases it when the holder ends, however it ends)."""
+
+    def __init__(self, partial: Path) -> None:
+        import fcntl
+
+        try:
+            self.fd = os.open(partial, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            raise RunError(
+                f"{partial}: finished or removed by another forecast process meanwhile; see "
+                "`forecast runs`"
+            ) from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _lock_holder(os.fstat(self.fd).st_ino)
+            os.close(self.fd)
+            by = f" (pid {holder})" if holder else ""
+            raise RunError(
+                f"{partial}: is being trained or resumed by another forecast process{by}; "
+                "wait for it to end, then resume again if it was interrupted"
+            ) from None
+        if not os.path.exists(partial) or not os.path.samestat(
+            os.fstat(self.fd), os.stat(partial)
+        ):  # the holder finished (renamed it) between our open and our lock
+            self.release()
+            raise RunError(
+                f"{partial}: finished by another forecast process meanwhile; see `forecast runs`"
+            )
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)  # closing the folder's descriptor releases the lock
+            self.fd = -1
+
+
+def _lock_holder(inode: int) -> int | None:
+    """The pid holding a flock on the file with this inode (Linux /proc/locks), or None."""
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()  # 1: FLOCK ADVISORY WRITE <pid> <major>:<minor>:<inode> ...
+        if "FLOCK" in fields and len(fields) > 5 and fields[5].endswith(f":{inode}"):
+            return int(fields[4]) if fields[4].isdigit() else None
+    return None
+
+
 def finish(partial: Path, runs_dir: Path, name: str, when: str) -> Path:
     """Rename the complete partial folder to runs/<name>-<when>[-N]; never replaces a run."""
     for n in range(1, 1000):
@@ -104,6 +166,59 @@ def discard(partial: Path) -> None:
 
 
 REQUIRED_FILES = ("config.yaml", "model.keras", "scaler.json", "run.json", "metrics.json")
+FIGURES = ("test_forecast.png", "loss.png", "forecast.png", "series_mase.png")
+RUN_FILES = (
+    *REQUIRED_FILES,
+    *FIGURES,
+    "intervals.json",
+    "history.csv",
+    "test_predictions.csv",
+    "forecast.csv",
+    "forecast_history.csv",
+    "report.html",
+    "backtest.json",
+    "backtest.png",
+    "held_out.keras",
+    "fit.json",
+    "final.json",
+    "backup",
+    "tensorboard",
+)
+
+
+def refuse_overwrite(
+    out: Path,
+    option: str,
+    run: Path | None = None,
+    own: tuple[str, ...] = (),
+    inputs: tuple[Path, ...] = (),
+) -> None:
+    """Refuse (ConfigError naming `option` and the path) an output that is, once symlinks,
+    `.` and `..` are resolved, one of the command's `inputs`, or a file of a run directory
+    (one that exists there, or a name a run's files have), except the names in `own`
+    directly inside `run`: the command's own outputs in its own run."""
+    target = Path(os.path.realpath(out))
+    for source in inputs:
+        if target == Path(os.path.realpath(source)):
+            raise ConfigError(
+                f"{option} {out}: is the input file {source}; write the output to another path"
+            )
+    folder = target.parent
+    if not _is_run_folder(folder):
+        return
+    if run is not None and folder == Path(os.path.realpath(run)) and target.name in own:
+        return
+    if target.exists() or target.name in RUN_FILES:
+        raise ConfigError(
+            f"{option} {out}: would write over {target.name} of the run {folder}; "
+            "give a path outside the run directory"
+        )
+
+
+def _is_run_folder(folder: Path) -> bool:
+    """A finished run or backtest, or a partial one."""
+    partial = folder.name.startswith(".") and folder.name.endswith(".partial")
+    return partial or any((folder / f).is_file() for f in ("run.json", "backtest.json"))
 
 
 def missing_files(path: Path) -> list[str]:
@@ -173,10 +288,57 @@ def write_atomic(path: Path, write: Callable[[Path], Any], suffix: str = ".tmp")
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 -> what a plain open would give
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc  # the file, not its tmp
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (Linux), else by setting it back."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+WRITE_ERRORS = {
+    errno.ENOSPC: "no space left on {device} while writing {file}; free space or choose --runs-dir",
+    errno.EDQUOT: "disk quota exceeded on {device} while writing {file}; free space or choose "
+    "--runs-dir",
+    errno.EFBIG: "file too large for {device} while writing {file}; choose --runs-dir",
+    errno.EROFS: "{device} is read-only: cannot write {file}; choose --runs-dir",
+    errno.EACCES: "permission denied writing {file}; make its folder writable or choose --runs-dir",
+    errno.EPERM: "operation not permitted writing {file}; make its folder writable or choose "
+    "--runs-dir",
+}
+
+
+def write_failure(exc: BaseException, fallback: Path) -> RunError | None:
+    """A failed write to the disk (full, read-only, no permission) as the one-line error to
+    show, or None for any other exception. `fallback`: the file to name when the error does
+    not (h5py names it in its message only)."""
+    if not isinstance(exc, OSError) or exc.errno not in WRITE_ERRORS:
+        return None
+    file = exc.filename
+    if file is None:
+        named = re.search(r"filename = '([^']+)'", str(exc))
+        file = named.group(1) if named else fallback
+    device = Path(os.path.realpath(file))
+    while not os.path.ismount(device) and device != device.parent:
+        device = device.parent
+    return RunError(WRITE_ERRORS[exc.errno].format(device=device, file=file))
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -319,6 +319,9 @@ def _extra_state(model: Any) -> list[Any]:
     return [v for v in model.variables if id(v) not in weights]
 
 
+WEIGHTS = "training.keras"  # a checkpoint's weights and optimizer state
+
+
 class Checkpoint:
     """The training state after an epoch, written as one snapshot: a new folder is filled,
     then swapped in with renames, so a kill at any moment leaves a complete snapshot."""
@@ -334,7 +337,15 @@ class Checkpoint:
     def save(self, model: Any, state: dict[str, Any], best_weights: list | None) -> None:
         shutil.rmtree(self.new, ignore_errors=True)
         self.new.mkdir(parents=True)
-        model.save_weights(self.new / "training.weights.h5")  # weights and optimizer
+        # weights and optimizer in a .keras archive, whose HDF5 part Keras builds in
+        # memory: HDF5 writing a .weights.h5 to a full disk crashes the process (a
+        # segmentation fault in its close) instead of raising
+        try:
+            model.save(self.new / WEIGHTS)
+        except OSError as exc:  # Keras writes through a file object: name the file
+            if exc.filename is not None or exc.errno is None:
+                raise
+            raise OSError(exc.errno, exc.strerror, str(self.new / WEIGHTS)) from exc
         state = {**state, "generators": [np.asarray(v).tolist() for v in _extra_state(model)]}
         if best_weights is not None:
             np.savez(self.new / "best_weights.npz", *best_weights)
@@ -345,6 +356,13 @@ class Checkpoint:
         os.rename(self.new, self.folder)
         shutil.rmtree(self.old, ignore_errors=True)
 
+    def epochs_done(self) -> int:
+        """Epochs the snapshot holds (0 without one)."""
+        folder = next((f for f in (self.folder, self.old) if (f / "state.json").is_file()), None)
+        if folder is None:
+            return 0
+        return int(json.loads((folder / "state.json").read_text(encoding="utf-8"))["epoch"])
+
     def load(self, model: Any) -> dict[str, Any] | None:
         """Restore weights, optimizer and generators into `model`; the rest of the state."""
         folder = next((f for f in (self.folder, self.old) if (f / "state.json").is_file()), None)
@@ -353,7 +371,8 @@ class Checkpoint:
         state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
-        model.load_weights(folder / "training.weights.h5")
+        weights = folder / WEIGHTS
+        model.load_weights(weights if weights.is_file() else folder / "training.weights.h5")
         for variable, value in zip(_extra_state(model), state["generators"], strict=True):
             variable.assign(np.asarray(value, dtype=variable.dtype))
         best = folder / "best_weights.npz"
