@@ -283,7 +283,8 @@ def calibrate(
 ) -> Calibration:
     """Training errors (steps landing before `val_start`) shape the intervals; validation
     errors (steps landing before `test_start`) widen them. Targets never below 0 before
-    `test_start` get their bounds clipped at 0."""
+    `test_start` get their bounds clipped at 0 (log errors keep every bound above 0
+    already, so nothing is flagged there, and nothing is said)."""
     (t_origins, t_pred), (v_origins, v_pred) = train, validation
     raw = window_scales(values, t_origins, input_steps, kind, normalised)  # (N1, K)
     positive = np.where(raw > 0, raw, np.nan)
@@ -310,7 +311,9 @@ def calibrate(
         input_steps=input_steps,
         counts={"training": [len(r) for r in t_steps], "validation": [len(r) for r in v_steps]},
         notes=notes,
-        clip_at_zero=never_negative(values[:test_start]),
+        clip_at_zero=never_negative(values[:test_start])
+        if kind != "log"
+        else [False] * values.shape[1],
     )
 
 

@@ -68,13 +68,13 @@ def test_a_daily_series_with_weekends_keeps_calendar_days():
 # --- intervals clipped at 0 --------------------------------------------------------------
 
 
-def _calibration(values: np.ndarray) -> Calibration:
+def _calibration(values: np.ndarray, kind: str = "additive") -> Calibration:
     """Calibrated on a constant forecast of 1 from every origin of a (rows, 1) series:
     training origins 4..29, validation 30..38, test from row 40."""
     train, val = np.arange(4, 30), np.arange(30, 39)
     forecasts = np.ones((len(train), 2, 1)), np.ones((len(val), 2, 1))
     return calibrate(
-        values, (train, forecasts[0]), (val, forecasts[1]), 30, 40, [80], "additive", 5, [True]
+        values, (train, forecasts[0]), (val, forecasts[1]), 30, 40, [80], kind, 5, [True]
     )
 
 
@@ -95,6 +95,16 @@ def test_bounds_of_a_series_never_below_zero_are_clipped_at_zero():
     assert calibration.clip_at_zero == [False]
     lo, _ = calibration.bounds(np.full((1, 2, 1), 0.5), calibration.scales(signed, np.array([44])))
     assert (lo < 0).all()
+
+
+def test_log_errors_flag_no_clipping_as_their_bounds_stay_above_zero():
+    """Under data.transform log or log_diff the bounds are ratios of a positive forecast,
+    never below 0: nothing to clip, so nothing is flagged (and train says nothing)."""
+    prices = np.tile([1.0, 3.0, 2.0, 1.5, 4.0], 10)[:, None]
+    calibration = _calibration(prices, kind="log")
+    assert calibration.clip_at_zero == [False]
+    lo, _ = calibration.bounds(np.full((1, 2, 1), 0.5), calibration.scales(prices, np.array([44])))
+    assert (lo > 0).all()
 
 
 def test_a_calibration_from_an_older_run_clips_nothing():
