@@ -91,3 +91,31 @@ def small_gru_config(folder: Path, **training) -> Path:
         model={"architecture": "gru", "units": [4]},
         training=training,
     )
+
+
+def one_line_error(result) -> str:
+    """The one stderr line of a CLI result that exited 2 (a user error), without traceback."""
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+LONG_EPOCHS = 40
+
+
+@pytest.fixture
+def long_config(tmp_path: Path) -> Path:
+    """A GRU whose fits take a few seconds each (epochs of 30 batches, no early stopping)."""
+    write_csv(tmp_path / "s.csv", monthly_frame(300))
+    return write_config(
+        tmp_path / "long.yaml",
+        name="long",
+        seed=1,
+        data={"path": "s.csv", "time_column": "date", "features": ["sales"]},
+        window={"input_steps": 12},
+        model={"architecture": "gru", "units": [8]},
+        training={"epochs": LONG_EPOCHS, "batch_size": 8, "early_stopping": False},
+    )

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from forecast.cli import app
 
-from .conftest import ROOT, monthly_frame, write_csv
+from .conftest import ROOT, monthly_frame, one_line_error, write_csv
 
 runner = CliRunner()
 GOOD_DATA = {"path": "s.csv", "time_column": "date", "features": ["sales"]}
@@ -302,15 +302,6 @@ CASES = [
 def folder(tmp_path: Path) -> Path:
     write_csv(tmp_path / "s.csv", monthly_frame(80))
     return tmp_path
-
-
-def one_line_error(result) -> str:
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 @pytest.mark.parametrize(("setup", "words"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])

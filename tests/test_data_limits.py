@@ -20,19 +20,10 @@ from typer.testing import CliRunner
 
 from forecast.cli import app
 
-from .conftest import monthly_frame, write_config, write_csv
+from .conftest import monthly_frame, one_line_error, write_config, write_csv
 
 runner = CliRunner()
 MEMORY_GUARD = 3 * 1024**3  # bytes of address space for a subprocess that must not read much
-
-
-def one_line_error(result) -> str:
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 def forecast_process(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:

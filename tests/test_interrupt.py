@@ -15,29 +15,12 @@ import pandas as pd
 import pytest
 
 from .conftest import (
+    LONG_EPOCHS,
     early_stopping_config,
-    monthly_frame,
     small_gru_config,
-    write_config,
-    write_csv,
 )
 
 FORECAST = str(Path(sys.executable).parent / "forecast")
-EPOCHS = 40
-
-
-@pytest.fixture
-def long_config(tmp_path: Path) -> Path:
-    write_csv(tmp_path / "s.csv", monthly_frame(300))
-    return write_config(
-        tmp_path / "long.yaml",
-        name="long",
-        seed=1,
-        data={"path": "s.csv", "time_column": "date", "features": ["sales"]},
-        window={"input_steps": 12},
-        model={"architecture": "gru", "units": [8]},
-        training={"epochs": EPOCHS, "batch_size": 8, "early_stopping": False},
-    )
 
 
 def start_and_stop_at_epoch(config: Path, epoch: int, sig: int) -> tuple[int, float, str]:
@@ -95,7 +78,7 @@ def test_signal_exits_cleanly_and_resume_continues(long_config, sig, code):
     assert run_dir.name == partial.name[1 : -len(".partial")]  # the interrupted run's stamp
     assert not partial.exists()
     history = pd.read_csv(run_dir / "history.csv")
-    assert history["epoch"].tolist() == list(range(1, EPOCHS + 1))  # no epoch lost or repeated
+    assert history["epoch"].tolist() == list(range(1, LONG_EPOCHS + 1))  # no epoch lost or repeated
     assert not (run_dir / "backup").exists()
 
 
@@ -106,7 +89,7 @@ def test_a_killed_training_can_be_resumed(long_config):
     assert visible_runs(long_config.parent) == []
     run_dir = resume(long_config)
     history = pd.read_csv(run_dir / "history.csv")
-    assert history["epoch"].tolist() == list(range(1, EPOCHS + 1))
+    assert history["epoch"].tolist() == list(range(1, LONG_EPOCHS + 1))
 
 
 def test_resume_without_an_interrupted_run_is_a_user_error(long_config):

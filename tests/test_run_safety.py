@@ -21,18 +21,9 @@ from typer.testing import CliRunner
 
 from forecast.cli import app
 
-from .conftest import monthly_frame, write_config, write_csv
+from .conftest import monthly_frame, one_line_error, write_config, write_csv
 
 runner = CliRunner()
-
-
-def one_line_error(result) -> str:
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 def digests(folder: Path) -> dict[str, str]:

@@ -47,14 +47,12 @@ def request(url: str, body: bytes | None = None, kind: str = "application/json")
         return exc.code, json.loads(exc.read())
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """(base URL, run dir, history CSV path, predict's forecast of it, the process)."""
-    folder = tmp_path_factory.mktemp("serve")
+def served_run(folder: Path, name: str = "served") -> tuple[Path, Path]:
+    """(run dir, a 30-row recent history CSV) of a one-epoch run with horizon 3."""
     write_csv(folder / "s.csv", monthly_frame(120))
     config = write_config(
         folder / "c.yaml",
-        name="served",
+        name=name,
         seed=2,
         data={"path": "s.csv", "time_column": "date", "features": ["sales"], "transform": "diff"},
         window={"input_steps": 12, "horizon": 3},
@@ -62,14 +60,17 @@ def server(tmp_path_factory):
         training={"epochs": 1, "batch_size": 16},
     )
     run_dir = api.train(config, runs_dir=folder / "runs", quiet=True).run_dir
-    history = write_csv(folder / "recent.csv", monthly_frame(130, seed=5).tail(30))
-    expected, _ = api.predict(run_dir, history, output=folder / "predicted.csv")
+    return run_dir, write_csv(folder / "recent.csv", monthly_frame(130, seed=5).tail(30))
+
+
+def start_server(run_dir: Path, env: dict[str, str] | None = None) -> tuple[str, subprocess.Popen]:
+    """`python -m forecast serve` on a free port, once it answers /health: (base URL, it)."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "forecast", "serve", "--run", str(run_dir), "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})},
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -78,16 +79,29 @@ def server(tmp_path_factory):
             pytest.fail(f"server exited: {process.stderr.read().decode()}")
         try:
             if request(f"{base}/health")[0] == 200:
-                break
+                return base, process
         except (urllib.error.URLError, ConnectionError):
             time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail("server did not answer /health within 120 s")
-    yield base, run_dir, history, expected, process
+    process.kill()
+    process.communicate()
+    pytest.fail("server did not answer /health within 120 s")
+
+
+def stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.kill()
     process.communicate()  # waits, and closes the pipe
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """(base URL, run dir, history CSV path, predict's forecast of it, the process)."""
+    folder = tmp_path_factory.mktemp("serve")
+    run_dir, history = served_run(folder)
+    expected, _ = api.predict(run_dir, history, output=folder / "predicted.csv")
+    base, process = start_server(run_dir)
+    yield base, run_dir, history, expected, process
+    stop(process)
 
 
 def json_body(history: Path, horizon: int | None = None) -> bytes:

@@ -12,20 +12,16 @@ one line.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
-import urllib.error
 
 import pandas as pd
 import pytest
 
-from forecast import api
-from tests.conftest import monthly_frame, write_config, write_csv
-from tests.test_serve import free_port, json_body, request
+from tests.test_serve import json_body, request, served_run, stop
+from tests.test_serve import start_server as serve
 
 pytestmark = pytest.mark.slow
 
@@ -35,54 +31,13 @@ BODY_TIMEOUT = 2  # seconds, FORECAST_SERVE_BODY_TIMEOUT of the servers started 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """(run dir, a 30-row recent history CSV) of a one-epoch run with horizon 3."""
-    folder = tmp_path_factory.mktemp("hardening")
-    write_csv(folder / "s.csv", monthly_frame(120))
-    config = write_config(
-        folder / "c.yaml",
-        name="hardened",
-        seed=2,
-        data={"path": "s.csv", "time_column": "date", "features": ["sales"], "transform": "diff"},
-        window={"input_steps": 12, "horizon": 3},
-        model={"architecture": "lstm", "units": [8]},
-        training={"epochs": 1, "batch_size": 16},
-    )
-    run_dir = api.train(config, runs_dir=folder / "runs", quiet=True).run_dir
-    history = write_csv(folder / "recent.csv", monthly_frame(130, seed=5).tail(30))
-    return run_dir, history
+    return served_run(tmp_path_factory.mktemp("hardening"), name="hardened")
 
 
 def start_server(run_dir, body_timeout: float = BODY_TIMEOUT) -> tuple[str, int, subprocess.Popen]:
-    """`python -m forecast serve` on a free port, answering /health: (base URL, port, it)."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "forecast", "serve", "--run", str(run_dir), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={
-            **os.environ,
-            "TF_CPP_MIN_LOG_LEVEL": "3",
-            "FORECAST_SERVE_BODY_TIMEOUT": str(body_timeout),
-        },
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"server exited: {process.stderr.read().decode()}")
-        try:
-            if request(f"{base}/health")[0] == 200:
-                return base, port, process
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.3)
-    process.kill()
-    process.communicate()
-    pytest.fail("server did not answer /health within 120 s")
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.kill()
-    process.communicate()  # waits, and closes the pipe
+    """`python -m forecast serve` with this body timeout: (base URL, port, it)."""
+    base, process = serve(run_dir, {"FORECAST_SERVE_BODY_TIMEOUT": str(body_timeout)})
+    return base, int(base.rsplit(":", 1)[1]), process
 
 
 @pytest.fixture(scope="module")

@@ -14,23 +14,6 @@ import pytest
 
 from .conftest import monthly_frame, write_config, write_csv
 
-EPOCHS = 40
-
-
-@pytest.fixture
-def long_config(tmp_path: Path) -> Path:
-    """A GRU whose fits take a few seconds each (epochs of 30 batches, no early stopping)."""
-    write_csv(tmp_path / "s.csv", monthly_frame(300))
-    return write_config(
-        tmp_path / "long.yaml",
-        name="long",
-        seed=1,
-        data={"path": "s.csv", "time_column": "date", "features": ["sales"]},
-        window={"input_steps": 12},
-        model={"architecture": "gru", "units": [8]},
-        training={"epochs": EPOCHS, "batch_size": 8, "early_stopping": False},
-    )
-
 
 def interrupt_after(config: Path, marker: str, delay: float, sig: int) -> tuple[int, str]:
     """Run `python -m forecast train`, send `sig` `delay` seconds after the stderr line that
