@@ -16,7 +16,8 @@ keeps serving. Forecasts run in a worker thread, one at a time per model (a lock
 event loop keeps answering while one is computed.
 
 A client that does not send its whole body within BODY_TIMEOUT seconds (the environment
-variable FORECAST_SERVE_BODY_TIMEOUT, if set) gets a 408 and is dropped; an idle
+variable FORECAST_SERVE_BODY_TIMEOUT, if set) gets a 408 and is dropped; one that connects
+and does not finish its request's headers within that time is dropped without an answer; an idle
 keep-alive connection is closed after KEEP_ALIVE seconds; Ctrl-C or SIGTERM stops the server
 within SHUTDOWN_GRACE seconds, whatever its clients do. No OpenAPI schema or docs pages are
 served: /info is the one description of what to send.
@@ -257,6 +258,29 @@ def create_app(predictor: Any, max_body: int = MAX_BODY, body_seconds: float = B
     return app
 
 
+def headers_deadline_protocol(seconds: float) -> type:
+    """uvicorn's h11 protocol, but a connection whose first request's headers are not all in
+    after `seconds` is closed. uvicorn times out only idle keep-alive connections, so a
+    client that connects and sends nothing (or half a header) would hold its socket forever;
+    a stalled body is the app's to answer (408)."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadersDeadline(H11Protocol):
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self.headers_due = self.loop.call_later(seconds, self.drop_without_headers)
+
+        def drop_without_headers(self) -> None:
+            if self.cycle is None and not self.transport.is_closing():  # no request yet
+                self.transport.close()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.headers_due.cancel()
+            super().connection_lost(exc)
+
+    return HeadersDeadline
+
+
 def serve(predictor: Any, host: str, port: int) -> None:
     """Run the server until Ctrl-C or SIGTERM."""
     import socket
@@ -271,7 +295,8 @@ def serve(predictor: Any, host: str, port: int) -> None:
             raise ConfigError(
                 f"--host {host} --port {port}: cannot listen ({exc.strerror})"
             ) from None
-    app = create_app(predictor, body_seconds=body_timeout())
+    seconds = body_timeout()
+    app = create_app(predictor, body_seconds=seconds)
     logging.getLogger("forecast").info(
         "serving %s on http://%s:%d (Ctrl-C stops)", predictor.run.name, host, port
     )
@@ -282,6 +307,7 @@ def serve(predictor: Any, host: str, port: int) -> None:
         log_level="warning",
         timeout_keep_alive=KEEP_ALIVE,
         timeout_graceful_shutdown=SHUTDOWN_GRACE,
+        http=headers_deadline_protocol(seconds),
     )
     # uvicorn stops on Ctrl-C or SIGTERM and passes the signal on to our handlers, which
     # note it: exit 130 or 143 as every other command does

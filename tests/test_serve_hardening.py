@@ -111,6 +111,20 @@ def test_sigterm_stops_the_server_while_a_client_hangs_mid_body(trained) -> None
     assert "Traceback" not in err.decode()
 
 
+@pytest.mark.parametrize("sent", [b"", b"POST /forecast HTTP/1.1\r\nHost: x\r\n"])
+def test_a_client_that_never_finishes_its_headers_is_dropped(server, sent) -> None:
+    """Connecting and sending nothing, or half a request head, holds no socket past the
+    body timeout (2 s here): the server closes the connection."""
+    base, port, _ = server
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as client:
+        client.sendall(sent)
+        start = time.monotonic()
+        assert client.recv(1024) == b""  # closed by the server, no answer
+        waited = time.monotonic() - start
+    assert BODY_TIMEOUT - 0.5 <= waited < BODY_TIMEOUT + 5
+    assert request(f"{base}/health")[0] == 200  # and it keeps serving
+
+
 def test_no_openapi_schema_is_served_without_docs(server) -> None:
     base, _, _ = server
     for path in ("/openapi.json", "/docs", "/redoc"):
