@@ -56,6 +56,7 @@ from forecast.transforms import transform_lag
 from forecast.tune import TuneResult, tune  # noqa: F401  (the API: api.tune)
 
 log = logging.getLogger("forecast")
+write_failure = runs.write_failure  # a failed write as the one-line error the CLI shows
 
 
 @dataclass
@@ -806,6 +807,8 @@ def predict(
     predictor = Predictor(run, runs_dir)
     out_path = Path(output) if output is not None else predictor.run / "forecast.csv"
     own = ("forecast.csv", "forecast_history.csv")  # the history only without --output
+    if out_path.is_dir():
+        raise ConfigError(f"--output {out_path}: is a folder; give the forecast CSV's file path")
     for path in [out_path] + ([predictor.run / own[1]] if output is None else []):
         # before any work: never over a run's file or the input
         runs.refuse_overwrite(path, "--output", predictor.run, own, inputs=(Path(csv_path),))

@@ -15,7 +15,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -115,16 +115,28 @@ def _run(call: Callable[[], Any], left: str = "no file was left half-written") -
         raise typer.Exit(130) from None
     except (typer.Exit, SystemExit):
         raise
+    except OSError as exc:  # a full disk, a read-only folder... where a command writes
+        from forecast.api import write_failure
+
+        failure = write_failure(exc, Path("?"), elsewhere="another --output or --runs-dir")
+        if failure is None:
+            _internal_error(exc)
+        typer.echo(f"error: {failure}", err=True)
+        raise typer.Exit(2) from None
     except Exception as exc:  # a bug: say so, briefly, unless debugging
-        if _state["debug"]:
-            traceback.print_exc()
-        else:
-            typer.echo(
-                f"internal error: {type(exc).__name__}: {exc} "
-                "(rerun with --debug for the traceback, and please report it)",
-                err=True,
-            )
-        raise typer.Exit(1) from None
+        _internal_error(exc)
+
+
+def _internal_error(exc: BaseException) -> NoReturn:
+    if _state["debug"]:
+        traceback.print_exc()
+    else:
+        typer.echo(
+            f"internal error: {type(exc).__name__}: {exc} "
+            "(rerun with --debug for the traceback, and please report it)",
+            err=True,
+        )
+    raise typer.Exit(1) from None
 
 
 def _show_version(value: bool) -> None:

@@ -314,21 +314,26 @@ def _umask() -> int:
 
 
 WRITE_ERRORS = {
-    errno.ENOSPC: "no space left on {device} while writing {file}; free space or choose --runs-dir",
+    errno.ENOSPC: "no space left on {device} while writing {file}; free space or choose "
+    "{elsewhere}",
     errno.EDQUOT: "disk quota exceeded on {device} while writing {file}; free space or choose "
-    "--runs-dir",
-    errno.EFBIG: "file too large for {device} while writing {file}; choose --runs-dir",
-    errno.EROFS: "{device} is read-only: cannot write {file}; choose --runs-dir",
-    errno.EACCES: "permission denied writing {file}; make its folder writable or choose --runs-dir",
+    "{elsewhere}",
+    errno.EFBIG: "file too large for {device} while writing {file}; choose {elsewhere}",
+    errno.EROFS: "{device} is read-only: cannot write {file}; choose {elsewhere}",
+    errno.EACCES: "permission denied writing {file}; make its folder writable or choose "
+    "{elsewhere}",
     errno.EPERM: "operation not permitted writing {file}; make its folder writable or choose "
-    "--runs-dir",
+    "{elsewhere}",
+    errno.EISDIR: "{file} is a folder, not a file; choose {elsewhere}",
 }
 
 
-def write_failure(exc: BaseException, fallback: Path) -> RunError | None:
+def write_failure(
+    exc: BaseException, fallback: Path, elsewhere: str = "--runs-dir"
+) -> RunError | None:
     """A failed write to the disk (full, read-only, no permission) as the one-line error to
     show, or None for any other exception. `fallback`: the file to name when the error does
-    not (h5py names it in its message only)."""
+    not (h5py names it in its message only); `elsewhere`: the option that puts it elsewhere."""
     if not isinstance(exc, OSError) or exc.errno not in WRITE_ERRORS:
         return None
     file = exc.filename
@@ -338,7 +343,8 @@ def write_failure(exc: BaseException, fallback: Path) -> RunError | None:
     device = Path(os.path.realpath(file))
     while not os.path.ismount(device) and device != device.parent:
         device = device.parent
-    return RunError(WRITE_ERRORS[exc.errno].format(device=device, file=file))
+    message = WRITE_ERRORS[exc.errno].format(device=device, file=file, elsewhere=elsewhere)
+    return RunError(message)
 
 
 def write_json(path: Path, data: Any) -> None:

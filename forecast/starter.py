@@ -37,7 +37,7 @@ class Columns:
 
 def _columns(csv: Path, decimal: str = ".", encoding: str = "auto") -> Columns:
     """The time column, id column and numeric columns of a CSV, read as `forecast` reads it."""
-    frame, _ = read_table(csv, encoding, decimal)
+    frame, _ = read_table(csv, encoding, decimal, named_by="--csv")
     time_column = None
     for name in frame.columns:
         if name.strip().lower() in TIME_NAMES or not pd.api.types.is_numeric_dtype(frame[name]):

@@ -116,6 +116,42 @@ def test_predict_never_writes_over_its_own_input(run_dir: Path):
     assert csv.read_bytes() == before == Path(inside).read_bytes()
 
 
+def test_predict_output_that_is_a_folder_is_one_line(run_dir: Path, tmp_path: Path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    csv = run_dir.parents[1] / "sales.csv"
+    argv = ["predict", "--run", str(run_dir), "--csv", str(csv), "--output", str(folder)]
+    line = one_line_error(runner.invoke(app, argv))  # before any work: no warning either
+    assert line == f"error: --output {folder}: is a folder; give the forecast CSV's file path"
+
+
+def test_predict_on_a_full_disk_is_one_line(run_dir: Path, tmp_path: Path, monkeypatch):
+    """A write failure outside train (here the forecast CSV) is a user's problem too."""
+    import errno
+
+    import pandas as pd
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(out))
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full)
+    csv = run_dir.parents[1] / "sales.csv"
+    out = tmp_path / "f.csv"
+    argv = ["predict", "--run", str(run_dir), "--csv", str(csv), "--output", str(out)]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    last = result.stderr.strip().splitlines()[-1]  # after predict's own notes
+    assert last.startswith("error: no space left on ")
+    assert last.endswith(
+        f" while writing {out}; free space or choose another --output or --runs-dir"
+    )
+
+
+def test_init_with_a_missing_csv_names_the_option(tmp_path: Path):
+    line = one_line_error(runner.invoke(app, ["init", "--csv", str(tmp_path / "nope.csv")]))
+    assert "given with --csv" in line and "data.path" not in line
+
+
 def test_plot_never_writes_over_another_runs_files(run_dir: Path, tmp_path: Path):
     other = run_dir.parent / "other"
     shutil.copytree(run_dir, other)
