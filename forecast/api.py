@@ -30,6 +30,7 @@ from forecast.configfile import config_to_yaml, load_config, revalidate
 from forecast.data import Panel, read_panel, read_series, some_ids
 from forecast.errors import ConfigError, DataError, ForecastError, RunError
 from forecast.evaluation import evaluate, verdict
+from forecast.forecasting import feedback_index, recursion_refusal
 from forecast.interrupts import raise_if_stop_requested, tensorflow_work
 from forecast.intervals import clip_note, label
 from forecast.models import cudnn_warnings, gpu_visible
@@ -628,6 +629,11 @@ class Predictor:
         steps = self.config.window.horizon if steps is None else steps
         if steps < 1:
             raise ConfigError(f"--horizon must be >= 1, got {steps}")
+        data, per_call = self.config.data, self.config.window.output_steps
+        if steps > per_call and feedback_index(data.inputs, data.targets) is None:
+            # before any work, and in the words of the request
+            refusal = recursion_refusal(data.inputs, data.targets, per_call, steps, asked_as)
+            raise ConfigError(refusal)
         if isinstance(series, Panel):
             frame, warnings = self._forecast_panel(series, steps)
         else:

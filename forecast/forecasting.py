@@ -34,20 +34,24 @@ def feedback_index(features: list[str], targets: list[str]) -> list[int] | None:
     return [targets.index(f) for f in features]
 
 
-def recursion_refusal(features: list[str], targets: list[str], trained: int, asked: int) -> str:
+def recursion_refusal(
+    features: list[str], targets: list[str], trained: int, asked: int, ask: str = "--horizon {}"
+) -> str:
+    """Why a forecast of `asked` steps cannot go past the `trained` ones; `ask` names the
+    request for fewer steps as the user gives it (the CLI's option, or HTTP's horizon=N)."""
     from forecast.calendar import is_calendar
 
     if any(is_calendar(f) for f in features):
         return (
             f"cannot forecast {asked} steps: the model was trained for horizon {trained}, and "
-            "with data.calendar it does not go further by recursion; ask for --horizon "
-            f"{trained} or less, or train with window.horizon {asked}"
+            f"with data.calendar it does not go further by recursion; ask for "
+            f"{ask.format(trained)} or less, or train with window.horizon {asked}"
         )
     missing = ", ".join(f for f in features if f not in targets)
     return (
         f"cannot forecast {asked} steps: the model was trained for horizon {trained}, and "
         f"going further feeds predictions back as inputs, which needs every feature to be a "
-        f"target ({missing} is not); ask for --horizon {trained} or less, or train with "
+        f"target ({missing} is not); ask for {ask.format(trained)} or less, or train with "
         f"window.horizon {asked} (multi_step: direct) or with {missing} added to data.targets"
     )
 

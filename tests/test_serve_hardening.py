@@ -178,3 +178,43 @@ def test_the_body_timeout_setting(monkeypatch) -> None:
         monkeypatch.setenv("FORECAST_SERVE_BODY_TIMEOUT", bad)
         with pytest.raises(ConfigError, match=f"^FORECAST_SERVE_BODY_TIMEOUT={bad}: must be"):
             body_timeout()
+
+
+def test_a_refused_recursion_names_the_horizon_as_the_request_gave_it(tmp_path) -> None:
+    """A multivariate model cannot go past its trained horizon by recursion (its extra
+    input is no target): the 400 tells an HTTP client to ask for horizon=1 or less, while
+    `predict` keeps the CLI's --horizon."""
+    from typer.testing import CliRunner
+
+    from forecast import api
+    from forecast.cli import app
+
+    from .conftest import monthly_frame, write_config, write_csv
+
+    write_csv(tmp_path / "s.csv", monthly_frame(120))
+    config = write_config(
+        tmp_path / "m.yaml",
+        name="multi",
+        seed=2,
+        data={
+            "path": "s.csv",
+            "time_column": "date",
+            "features": ["sales", "price"],
+            "targets": ["sales"],
+        },
+        window={"input_steps": 12, "horizon": 1},
+        model={"architecture": "gru", "units": [4]},
+        training={"epochs": 1, "batch_size": 16},
+    )
+    run_dir = api.train(config, runs_dir=tmp_path / "runs", quiet=True).run_dir
+    base, process = serve(run_dir)
+    try:
+        csv = (tmp_path / "s.csv").read_bytes()
+        status, answer = request(f"{base}/forecast?horizon=3", csv, "text/csv")
+    finally:
+        stop(process)
+    assert status == 400
+    assert "ask for horizon=1 or less" in answer["error"] and "--horizon" not in answer["error"]
+    argv = ["predict", "--run", str(run_dir), "--csv", str(tmp_path / "s.csv"), "--horizon", "3"]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 2 and "ask for --horizon 1 or less" in result.stderr
