@@ -817,7 +817,8 @@ def predict(
         raise ConfigError(f"--output {out_path}: is a folder; give the forecast CSV's file path")
     for path in [out_path] + ([predictor.run / own[1]] if output is None else []):
         # before any work: never over a run's file or the input
-        runs.refuse_overwrite(path, "--output", predictor.run, own, inputs=(Path(csv_path),))
+        inputs = (Path(csv_path), Path(predictor.config.data.path))  # and the run's data
+        runs.refuse_overwrite(path, "--output", predictor.run, own, inputs=inputs)
     data = predictor.config.data
     if ids and data.id_column is None:
         raise ConfigError(f"--id: the run {predictor.run.name} has no data.id_column (one series)")

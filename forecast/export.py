@@ -135,7 +135,7 @@ def export_run(
         )
     config, scaler = predictor.config, predictor.scaler
     out = Path(output) if output is not None else predictor.run / "export" / DEFAULT_NAMES[fmt]
-    _check_output(out, fmt, predictor.run)
+    _check_output(out, fmt, predictor.run, Path(predictor.config.data.path))
     if fmt == "onnx":
         _require_onnx()
     model = predictor.forecaster.model
@@ -229,10 +229,10 @@ def _write_onnx(serve: Any, rows: int, n_features: int, path: Path) -> None:
     )
 
 
-def _check_output(out: Path, fmt: str, run: Path) -> None:
+def _check_output(out: Path, fmt: str, run: Path, data: Path) -> None:
     """Refuse, before any work, an output that is not this format's kind of path, a file of
-    a run (other than the run's own export/), and never replace a folder that is not a
-    SavedModel."""
+    a run (other than the run's own export/) or the run's data file, and never replace a
+    folder that is not a SavedModel."""
     if fmt == "saved_model":
         if out.is_file():
             raise ConfigError(
@@ -244,7 +244,7 @@ def _check_output(out: Path, fmt: str, run: Path) -> None:
             )
     elif out.is_dir():
         raise ConfigError(f"--output {out}: is a folder; give a file path for {fmt}")
-    refuse_overwrite(out, "--output", run, ("export",))
+    refuse_overwrite(out, "--output", run, ("export",), inputs=(data,))
 
 
 def _replace(built: Path, out: Path, parked: Path) -> None:

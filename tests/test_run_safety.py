@@ -184,6 +184,20 @@ def test_export_never_writes_over_the_model(run_dir: Path):
     assert digests(run_dir) == before
 
 
+def test_no_output_goes_over_the_runs_data_file(run_dir: Path, tmp_path: Path):
+    """The CSV the run was trained on is an input too: export and predict refuse it."""
+    import yaml
+
+    data = Path(yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["path"])
+    before = data.read_bytes()
+    export = ["export", "--run", str(run_dir), "--format", "tflite", "--output", str(data)]
+    assert f"is the input file {data}" in one_line_error(runner.invoke(app, export))
+    other = shutil.copy(data, tmp_path / "recent.csv")
+    predict = ["predict", "--run", str(run_dir), "--csv", str(other), "--output", str(data)]
+    assert f"is the input file {data}" in one_line_error(runner.invoke(app, predict))
+    assert data.read_bytes() == before
+
+
 # --------------------------------------------------------------------------- item 4
 
 
