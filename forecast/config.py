@@ -273,6 +273,9 @@ class EvaluationConfig(Strict):
 # --------------------------------------------------------------------------- whole config
 
 
+NAME_BYTES = 200  # a run name; the folder adds "-backtest-YYYYmmdd-HHMMSS-N.partial"
+
+
 class Config(Strict):
     name: str | None = Field(None, description="run name; default: the config file's stem")
     seed: int = Field(42, ge=0, le=2**31 - 1)
@@ -313,9 +316,15 @@ class Config(Strict):
                 f"must use only letters, digits, '_', '-' and '.', got {excerpt(value)} "
                 "(it names the run directory)"
             )
+        if value is not None and len(value.encode()) > NAME_BYTES:
+            raise ValueError(
+                f"is {len(value.encode())} bytes long, got {excerpt(value)}; at most "
+                f"{NAME_BYTES} (with its date stamp it names the run directory, and a file "
+                "system takes names of 255 bytes); use a shorter name"
+            )
         if value is not None and value.startswith("."):
             raise ValueError(
-                f"must not start with '.', got {value!r} (a hidden run directory is never "
+                f"must not start with '.', got {excerpt(value)} (a hidden run directory is never "
                 "listed: `forecast runs` would not show it); remove the leading dot"
             )
         return value

@@ -394,6 +394,15 @@ def test_a_dot_name_is_refused(tmp_path: Path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_name_too_long_for_a_folder_is_refused_by_validate(tmp_path: Path):
+    config = tiny(tmp_path)
+    text = config.read_text().replace("name: tiny", "name: " + "x" * 50_000)
+    (tmp_path / "long.yaml").write_text(text)
+    line = one_line_error(runner.invoke(app, ["validate", str(tmp_path / "long.yaml")]))
+    assert line.startswith("error: ") and "name: is 50000 bytes long" in line
+    assert len(line) < 400 and "at most 200" in line
+
+
 def test_run_files_follow_the_umask(tmp_path: Path):
     old = os.umask(0o022)
     try:
