@@ -237,12 +237,11 @@ def train(
             raise
         # one line: what could not be written, and what (if anything) is kept to resume
         kept = _kept_work(partial, resume)
-        if kept is None:
-            runs.discard(partial)  # a half-written run with nothing to resume
+        if kept is None or (runs.out_of_space(exc) and not resume):
+            # a new half-written run: on a full disk it holds the space the user needs back
+            runs.discard(partial)
             raise failure from None
-        raise RunError(
-            f"{failure}; {kept} kept in {partial}: with space again, continue with `{command}`"
-        ) from None
+        raise RunError(f"{failure}; {kept} kept in {partial}: continue with `{command}`") from None
     finally:
         lock.release()
     return TrainResult(run_dir, cfg, metrics, metrics["verdict"], fitted["history"])

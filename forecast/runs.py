@@ -328,6 +328,11 @@ WRITE_ERRORS = {
 }
 
 
+def out_of_space(exc: BaseException) -> bool:
+    """A write failed for want of space (a full disk, a quota, a file size limit)."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
 def write_failure(
     exc: BaseException, fallback: Path, elsewhere: str = "--runs-dir"
 ) -> RunError | None:

@@ -229,7 +229,9 @@ def test_a_failed_write_is_one_line_and_removes_the_new_run(
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["earlier"]
 
 
-def test_a_failed_write_after_training_keeps_the_model_to_resume(tmp_path: Path, monkeypatch):
+def test_a_full_disk_after_training_removes_the_new_run(tmp_path: Path, monkeypatch):
+    """The issue's rule: on a full disk the half-written run goes (it holds the space the
+    user needs back), even with a trained model in it; earlier runs stay."""
     from forecast import runs
 
     config = tiny(tmp_path, epochs=1)
@@ -242,10 +244,28 @@ def test_a_failed_write_after_training_keeps_the_model_to_resume(tmp_path: Path,
     monkeypatch.setattr(runs, "write_run_info", full)
     argv = ["train", str(config), "--runs-dir", str(tmp_path / "runs"), "-q"]
     line = one_line_error(runner.invoke(app, argv))
-    (partial,) = (tmp_path / "runs").glob(".tiny-*.partial")
     assert line.startswith("error: no space left on ") and "run.json" in line
+    assert line.endswith("; free space or choose --runs-dir")
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_a_read_only_failure_after_training_keeps_the_model_to_resume(tmp_path: Path, monkeypatch):
+    from forecast import runs
+
+    config = tiny(tmp_path, epochs=1)
+    real = runs.write_run_info
+
+    def read_only(partial, *args, **kwargs):  # the folder turns read-only at run.json
+        real(partial, *args, **kwargs)
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(partial / "run.json"))
+
+    monkeypatch.setattr(runs, "write_run_info", read_only)
+    argv = ["train", str(config), "--runs-dir", str(tmp_path / "runs"), "-q"]
+    line = one_line_error(runner.invoke(app, argv))
+    (partial,) = (tmp_path / "runs").glob(".tiny-*.partial")
+    assert "is read-only: cannot write" in line and "run.json" in line
     assert f"the trained model is kept in {partial}" in line and line.endswith("--resume`")
-    monkeypatch.setattr(runs, "write_run_info", real)  # space again
+    monkeypatch.setattr(runs, "write_run_info", real)  # writable again
     result = runner.invoke(app, [*argv, "--resume"])
     assert result.exit_code == 0, result.output
     assert not partial.exists()
