@@ -429,13 +429,23 @@ def export(
     typer.echo(str(_run(lambda: export_run(run, format_, output, runs_dir))))
 
 
+def _port_number(value: int) -> int:
+    """--port in range, checked here rather than by Typer's min/max, whose help shows
+    `[0<=x<=65535]`."""
+    if not 0 <= value <= 65535:
+        raise typer.BadParameter(f"must be 0 to 65535, got {value}")
+    return value
+
+
 @app.command()
 def serve(
     run: RunOpt = None,
     host: Annotated[
         str, typer.Option("--host", help="Address to listen on; 0.0.0.0 for every interface.")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="TCP port.", min=0, max=65535)] = 8000,
+    port: Annotated[
+        int, typer.Option("--port", help="TCP port, 0 to 65535.", callback=_port_number)
+    ] = 8000,
     runs_dir: RunsDirOpt = Path("runs"),
 ) -> None:
     """Serve the run's forecasts over HTTP until Ctrl-C: /health, /info, /forecast.
@@ -444,7 +454,8 @@ def serve(
     body (Content-Type: text/csv, ?horizon=H) answers with the same numbers as `predict`;
     /info lists the columns to send. No OpenAPI schema (/openapi.json) or docs pages are
     served. A body not received in full within 30 s (FORECAST_SERVE_BODY_TIMEOUT=seconds)
-    gets a 408; Ctrl-C or SIGTERM stops the server within 3 s, whatever its clients do.
+    gets a 408, and one that does not finish its headers in that time is dropped; on Ctrl-C
+    or SIGTERM running requests get 3 s, then a 503, whatever the clients do.
 
     Example: forecast serve --port 8000
     """

@@ -18,8 +18,9 @@ event loop keeps answering while one is computed.
 A client that does not send its whole body within BODY_TIMEOUT seconds (the environment
 variable FORECAST_SERVE_BODY_TIMEOUT, if set) gets a 408 and is dropped; one that connects
 and does not finish its request's headers within that time is dropped without an answer; an idle
-keep-alive connection is closed after KEEP_ALIVE seconds; Ctrl-C or SIGTERM stops the server
-within SHUTDOWN_GRACE seconds, whatever its clients do. No OpenAPI schema or docs pages are
+keep-alive connection is closed after KEEP_ALIVE seconds; on Ctrl-C or SIGTERM the server
+takes no new request and gives running ones SHUTDOWN_GRACE seconds (then a 503), whatever its
+clients do. No OpenAPI schema or docs pages are
 served: /info is the one description of what to send.
 """
 
@@ -297,6 +298,10 @@ def serve(predictor: Any, host: str, port: int) -> None:
             ) from None
     seconds = body_timeout()
     app = create_app(predictor, body_seconds=seconds)
+    # the cancelled requests got their 503 and one line from us; not uvicorn's ERROR too
+    logging.getLogger("uvicorn.error").addFilter(
+        lambda record: "graceful shutdown exceeded" not in record.getMessage()
+    )
     logging.getLogger("forecast").info(
         "serving %s on http://%s:%d (Ctrl-C stops)", predictor.run.name, host, port
     )

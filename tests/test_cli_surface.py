@@ -108,7 +108,7 @@ def test_a_negative_seed_is_a_user_error_and_leaves_nothing(tiny_config: Path):
         (["nope"], "error: No such command 'nope'; see 'forecast --help'"),
         (
             ["serve", "--port", "99999"],
-            "error: Invalid value for '--port': Input should be less than or equal to 65535; "
+            "error: Invalid value for '--port': must be 0 to 65535, got 99999; "
             "see 'forecast serve --help'",
         ),
     ],
