@@ -110,7 +110,7 @@ def starter_config(
 ) -> str:
     """YAML text with comments; valid for `forecast train` once the data path is right.
     With a CSV, it validates on that file (the window, validation and test parts fit its
-    rows); the target chosen, when not given, is logged (INFO) with the other candidates."""
+    rows); the target(s) it writes are logged (INFO) with the other candidates."""
     check_layout(layout)
     multi_step = layout.endswith("_multi_step")
     base = layout.removesuffix("_multi_step")
@@ -230,8 +230,8 @@ evaluation:
     import yaml
 
     validate_config(yaml.safe_load(text), source="starter config")  # never print a bad one
-    if csv is not None and chosen:
-        log.info(target_note(target, columns.numeric))
+    if csv is not None:
+        log.info(target_note(targets, columns.numeric, given=not chosen))
     return text
 
 
@@ -318,16 +318,24 @@ def rank_targets(numeric: dict[str, np.ndarray]) -> list[str]:
     return sorted(numeric, key=rank)  # stable: file order among equals
 
 
-def target_note(target: str, numeric: dict[str, np.ndarray]) -> str:
-    """The line init prints on stderr about the target it chose."""
-    others = [c for c in rank_targets(numeric) if c != target]
+def target_note(targets: list[str], numeric: dict[str, np.ndarray], given: bool) -> str:
+    """The line init prints on stderr about the target(s) it writes: chosen from the file,
+    or as given with --target (with a word if that column looks like no target)."""
+    others = [c for c in rank_targets(numeric) if c not in targets]
     candidates = [c for c in others if not not_a_target(numeric[c])]
     skipped = [f"{c} ({not_a_target(numeric[c])})" for c in others if not_a_target(numeric[c])]
     left_out = f"; left out: {', '.join(skipped)}" if skipped else ""
-    return (
-        f"init: target {target} (other candidates: {', '.join(candidates) or 'none'}"
-        f"{left_out}; choose with --target COL)"
-    )
+    which = f"target{'s' if len(targets) > 1 else ''} {', '.join(targets)}"
+    if given:
+        odd = not_a_target(numeric[targets[0]])
+        warning = f"; note: it looks like no target ({odd})" if odd else ""
+        given_as = "as given" if len(targets) == 1 else f"({targets[0]} as given)"
+        return (
+            f"init: {which} {given_as} with --target{warning} (other candidates: "
+            f"{', '.join(candidates) or 'none'}{left_out})"
+        )
+    how = "choose with --target COL" if len(targets) == 1 else "choose the first with --target COL"
+    return f"init: {which} (other candidates: {', '.join(candidates) or 'none'}{left_out}; {how})"
 
 
 def seasonal_swing_grows(values: np.ndarray, season: int) -> bool:

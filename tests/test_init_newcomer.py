@@ -263,3 +263,19 @@ def test_init_on_a_file_with_holes_writes_a_missing_policy_that_validates(tmp_pa
     assert result.exit_code == 0, result.output
     assert yaml.safe_load(result.stdout)["data"]["missing"] == "interpolate"
     assert api.validate(save(tmp_path, result.stdout))["rows"] == 60
+
+
+def test_init_says_which_target_it_writes_even_when_given_or_several(tmp_path):
+    """Always on stderr: the target(s) in the config, as given with --target (a 0/1 dummy
+    gets a word), or both targets of a multi_output config."""
+    path = tmp_path / "shop.csv"
+    seasonal_frame(120, "MS").rename(columns={"time": "month"}).to_csv(path, index=False)
+    given = init("--csv", path, "--target", "promo")
+    assert given.exit_code == 0, given.output
+    line = "init: target promo as given with --target; note: it looks like no target"
+    assert line in given.stderr, given.stderr
+    both = init("--csv", path, "--layout", "multi_output")
+    assert both.exit_code == 0, both.output
+    targets = yaml.safe_load(both.stdout)["data"]["targets"]
+    assert len(targets) == 2
+    assert f"init: targets {', '.join(targets)} (other candidates:" in both.stderr, both.stderr
