@@ -215,7 +215,8 @@ def read_table(
     `frame.attrs["delimiter"]` is the delimiter found. `named_by`: the option that gave the
     path (data.path, or --csv), for the hint when the file is not there."""
     raw = _read_bytes(path, named_by)
-    return _parse_csv(_decode(raw, path, encoding), path, decimal, thousands), raw
+    option = "data.encoding" if named_by == "data.path" else "--encoding"
+    return _parse_csv(_decode(raw, path, encoding, option), path, decimal, thousands), raw
 
 
 def max_file_bytes() -> int:
@@ -292,7 +293,9 @@ def file_encoding(raw: bytes, encoding: str = "auto") -> str:
     return "utf-8"
 
 
-def _decode(raw: bytes, path: Path, encoding: str) -> str:
+def _decode(raw: bytes, path: Path, encoding: str, option: str = "data.encoding") -> str:
+    """The file's text in `encoding` (auto: each of AUTO_ENCODINGS in turn); `option` names
+    where an unknown encoding was given."""
     codecs = AUTO_ENCODINGS if encoding == "auto" else (encoding,)
     for codec in codecs:
         try:
@@ -301,8 +304,7 @@ def _decode(raw: bytes, path: Path, encoding: str) -> str:
             continue
         except LookupError:
             raise DataError(
-                f"{path}: unknown encoding '{encoding}' in data.encoding; "
-                "use auto, utf-8 or gb18030"
+                f"{path}: unknown encoding '{encoding}' in {option}; use auto, utf-8 or gb18030"
             ) from None
         if "\x00" in text:
             break  # a binary file that happens to decode

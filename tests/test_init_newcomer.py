@@ -279,3 +279,13 @@ def test_init_says_which_target_it_writes_even_when_given_or_several(tmp_path):
     targets = yaml.safe_load(both.stdout)["data"]["targets"]
     assert len(targets) == 2
     assert f"init: targets {', '.join(targets)} (other candidates:" in both.stderr, both.stderr
+
+
+def test_init_with_an_unknown_encoding_names_the_option(tmp_path):
+    path = tmp_path / "shop.csv"
+    seasonal_frame(60, "MS").to_csv(path, index=False)
+    result = init("--csv", path, "--encoding", "nope")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"error: {path}: unknown encoding 'nope' in --encoding; use auto, utf-8 or gb18030"
+    )
