@@ -58,6 +58,7 @@ from forecast.tune import TuneResult, tune  # noqa: F401  (the API: api.tune)
 
 log = logging.getLogger("forecast")
 write_failure = runs.write_failure  # a failed write as the one-line error the CLI shows
+check_runs_dir = runs.check_runs_dir  # before a command's work, not when its first run starts
 
 
 @dataclass
@@ -889,6 +890,7 @@ def list_runs(runs_dir: str | Path = "runs") -> pd.DataFrame:
     """Finished training runs and backtests, oldest first: name, kind (train or backtest),
     finished, layout, model, MASE, seasonal naive MASE (a backtest's: the mean over its
     folds). Folders holding part of a training run only are left out, each with a warning."""
+    runs.check_runs_dir(Path(runs_dir))
     for path, missing in runs.incomplete_runs(Path(runs_dir)):
         if runs.is_backtest(path):  # complete: a backtest has no model to miss
             continue

@@ -242,6 +242,7 @@ def backtest(
                 raise type(exc)(f"{path}: {exc}") from None
             raise
 
+    _run(lambda: api.check_runs_dir(runs_dir))  # before the folds, not after them
     plans = _run(lambda: [check(c) for c in configs], left=NO_RUN_WRITTEN)
     for number, (path, plan) in enumerate(zip(configs, plans, strict=True)):
         if len(configs) > 1:

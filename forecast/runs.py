@@ -47,13 +47,18 @@ def stamp() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
-def start_partial(runs_dir: Path, name: str, when: str) -> Path:
-    """Create runs/.<name>-<when>.partial (with -N if a concurrent run took that name)."""
+def check_runs_dir(runs_dir: Path) -> None:
+    """Refuse a --runs-dir that is a file (a missing one is created when a run starts)."""
     if runs_dir.exists() and not runs_dir.is_dir():
         raise RunError(
             f"--runs-dir {runs_dir}: is a file, not a folder; choose a folder for the runs "
             "with --runs-dir"
         )
+
+
+def start_partial(runs_dir: Path, name: str, when: str) -> Path:
+    """Create runs/.<name>-<when>.partial (with -N if a concurrent run took that name)."""
+    check_runs_dir(runs_dir)
     try:
         runs_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a parent is a file, no permission, a read-only disk...

@@ -339,6 +339,18 @@ def test_runs_dir_that_is_a_file(tmp_path: Path):
     assert (tmp_path / "runs").read_text() == "not a folder"
 
 
+def test_runs_dir_that_is_a_file_is_refused_before_any_work(tmp_path: Path, monkeypatch):
+    from forecast import api
+
+    config = tiny(tmp_path)
+    (tmp_path / "runs").write_text("not a folder")
+    monkeypatch.setattr(api, "run_backtest_plan", lambda *a: pytest.fail("backtest ran"))
+    for argv in (["backtest", str(config)], ["runs"]):
+        result = runner.invoke(app, [*argv, "--runs-dir", str(tmp_path / "runs")])
+        assert f"--runs-dir {tmp_path / 'runs'}: is a file" in one_line_error(result)
+    assert (tmp_path / "runs").read_text() == "not a folder"
+
+
 def test_data_path_that_is_a_symlink_loop(tmp_path: Path):
     config = tiny(tmp_path)
     (tmp_path / "a.csv").symlink_to(tmp_path / "b.csv")
