@@ -243,6 +243,12 @@ def create_app(predictor: Any, max_body: int = MAX_BODY, body_seconds: float = B
                 except (ValueError, UnicodeDecodeError, RecursionError) as exc:
                     raise BadRequest(400, f"body: not valid JSON ({exc})") from None
                 raw, horizon = history_csv(payload, predictor.config.data.decimal)
+                asked = request.query_params.get("horizon")  # as a CSV body gives it
+                if asked is not None and horizon is not None and str(asked) != str(horizon):
+                    raise BadRequest(
+                        400, f"horizon: ?horizon={asked} and the body's {horizon}; give one"
+                    )
+                horizon = asked if horizon is None else horizon
             else:
                 raise BadRequest(415, f"Content-Type {kind}: send application/json or text/csv")
             return await run_in_threadpool(answer, raw, parse_horizon(horizon), from_json)

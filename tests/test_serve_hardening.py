@@ -156,6 +156,16 @@ def test_a_warning_names_the_horizon_as_the_request_gave_it(server) -> None:
     assert not any("--horizon" in w for w in answer["warnings"])
 
 
+def test_a_json_body_takes_the_horizon_from_the_query_too(server) -> None:
+    base, _, history = server
+    status, answer = request(f"{base}/forecast?horizon=5", json_body(history))
+    assert status == 200, answer
+    assert len(answer["forecast"]) == 5  # not the config's 3, silently
+    status, answer = request(f"{base}/forecast?horizon=5", json_body(history, 4))
+    assert status == 400
+    assert answer["error"] == "horizon: ?horizon=5 and the body's 4; give one"
+
+
 def test_values_past_float32_get_400(server) -> None:
     base, _, history = server
     rows = pd.read_csv(history).to_dict(orient="records")
