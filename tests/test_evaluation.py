@@ -83,3 +83,17 @@ def test_seasonal_naive_from_exactly_one_season_is_available():
     base, unavailable = baseline_forecasts(values, np.array([3]), horizon=2, season=4, test_start=4)
     assert unavailable == {}
     assert base["seasonal_naive"][0, :, 0].tolist() == [0, 1]  # y[o-m+1], y[o-m+2]
+
+
+def test_a_verdict_within_half_a_percent_is_level():
+    def report(model: float, naive: float) -> dict:
+        return {"model": {"mase": model}, "baselines": {"naive": {"mase": naive}}}
+
+    assert verdict(report(0.998, 1.0), "gru") == (
+        "gru is level with naive (the best baseline): MASE 0.998 vs 1 on the test split"
+    )
+    assert verdict(report(0.90, 1.0), "gru").startswith(
+        "gru beats naive (the best baseline) by 10%"
+    )
+    assert verdict(report(1.004, 1.0), "gru").startswith("gru is level with naive")
+    assert verdict(report(1.1, 1.0), "gru").startswith("gru does not beat naive")
