@@ -119,3 +119,34 @@ def long_config(tmp_path: Path) -> Path:
         model={"architecture": "gru", "units": [8]},
         training={"epochs": LONG_EPOCHS, "batch_size": 8, "early_stopping": False},
     )
+
+
+def train_and_signal(config: Path, marker: str, sig: int, delay: float = 0.0) -> tuple:
+    """Run `python -m forecast train CONFIG` and send `sig` `delay` seconds after the stderr
+    line that starts with `marker`: (exit code, seconds from the signal to the exit, the
+    whole stderr)."""
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "forecast", "train", config.name],
+        cwd=config.parent,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    lines = []
+    for line in process.stderr:
+        lines.append(line)
+        if line.startswith(marker):
+            break
+    else:
+        process.wait()
+        raise AssertionError(f"no line starting with {marker!r}:\n{''.join(lines)}")
+    time.sleep(delay)
+    sent = time.monotonic()
+    process.send_signal(sig)
+    _, rest = process.communicate(timeout=120)
+    return process.returncode, time.monotonic() - sent, "".join(lines) + (rest or "")

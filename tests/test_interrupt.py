@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,31 +16,16 @@ from .conftest import (
     LONG_EPOCHS,
     early_stopping_config,
     small_gru_config,
+    train_and_signal,
 )
 
 FORECAST = str(Path(sys.executable).parent / "forecast")
 
 
 def start_and_stop_at_epoch(config: Path, epoch: int, sig: int) -> tuple[int, float, str]:
-    """Run `forecast train`, send `sig` once epoch `epoch` is reported; return code, seconds
+    """`forecast train`, sent `sig` once epoch `epoch` is reported: return code, seconds
     from signal to exit, and stderr."""
-    process = subprocess.Popen(
-        [FORECAST, "train", config.name],
-        cwd=config.parent,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    lines = []
-    for line in process.stderr:
-        lines.append(line)
-        if line.startswith(f"epoch {epoch}/"):
-            break
-    sent = time.monotonic()
-    process.send_signal(sig)
-    _, rest = process.communicate(timeout=60)
-    return process.returncode, time.monotonic() - sent, "".join(lines) + (rest or "")
+    return train_and_signal(config, f"epoch {epoch}/", sig)
 
 
 def visible_runs(folder: Path) -> list[Path]:

@@ -3,41 +3,12 @@ loss.png, predict's extrapolation warning, and the cuDNN warning only where a GP
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import monthly_frame, write_config, write_csv
-
-
-def interrupt_after(config: Path, marker: str, delay: float, sig: int) -> tuple[int, str]:
-    """Run `python -m forecast train`, send `sig` `delay` seconds after the stderr line that
-    starts with `marker`; the exit code and the whole stderr."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "forecast", "train", config.name],
-        cwd=config.parent,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    lines = []
-    for line in process.stderr:
-        lines.append(line)
-        if line.startswith(marker):
-            break
-    else:
-        process.wait()
-        raise AssertionError(f"no line starting with {marker!r}:\n{''.join(lines)}")
-    time.sleep(delay)
-    process.send_signal(sig)
-    _, rest = process.communicate(timeout=120)
-    return process.returncode, "".join(lines) + (rest or "")
+from .conftest import monthly_frame, train_and_signal, write_config, write_csv
 
 
 def assert_clean_stop(returncode: int, expected: int, stderr: str) -> None:
@@ -49,7 +20,7 @@ def assert_clean_stop(returncode: int, expected: int, stderr: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("delay", [0.05, 0.2, 0.6, 1.5])
 def test_ctrl_c_during_the_final_fit_exits_130_without_a_traceback(long_config, delay):
-    returncode, stderr = interrupt_after(long_config, "final fit:", delay, signal.SIGINT)
+    returncode, stderr = train_and_signal(long_config, "final fit:", signal.SIGINT, delay)[::2]
     assert_clean_stop(returncode, 130, stderr)
     assert f"continue with `forecast train {long_config.name} --resume`" in stderr
     (partial,) = (long_config.parent / "runs").glob(".long-*.partial")
@@ -60,7 +31,7 @@ def test_ctrl_c_during_the_final_fit_exits_130_without_a_traceback(long_config, 
 @pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_stop_during_the_first_fit_exits_cleanly(long_config, sig, code):
-    returncode, stderr = interrupt_after(long_config, "epoch 2/", 0.05, sig)
+    returncode, stderr = train_and_signal(long_config, "epoch 2/", sig, 0.05)[::2]
     assert_clean_stop(returncode, code, stderr)
     (partial,) = (long_config.parent / "runs").glob(".long-*.partial")
     assert (partial / "backup").is_dir()  # the finished epochs, for --resume
