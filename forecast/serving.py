@@ -243,8 +243,9 @@ def create_app(predictor: Any, max_body: int = MAX_BODY, body_seconds: float = B
                 except (ValueError, UnicodeDecodeError, RecursionError) as exc:
                     raise BadRequest(400, f"body: not valid JSON ({exc})") from None
                 raw, horizon = history_csv(payload, predictor.config.data.decimal)
-                asked = request.query_params.get("horizon")  # as a CSV body gives it
-                if asked is not None and horizon is not None and str(asked) != str(horizon):
+                asked = parse_horizon(request.query_params.get("horizon"))  # as for CSV
+                horizon = parse_horizon(horizon)
+                if asked is not None and horizon is not None and asked != horizon:
                     raise BadRequest(
                         400, f"horizon: ?horizon={asked} and the body's {horizon}; give one"
                     )
@@ -266,10 +267,10 @@ def create_app(predictor: Any, max_body: int = MAX_BODY, body_seconds: float = B
 
 
 def headers_deadline_protocol(seconds: float) -> type:
-    """uvicorn's h11 protocol, but a connection whose first request's headers are not all in
-    after `seconds` is closed. uvicorn times out only idle keep-alive connections, so a
-    client that connects and sends nothing (or half a header) would hold its socket forever;
-    a stalled body is the app's to answer (408)."""
+    """uvicorn's h11 protocol, but a connection whose request headers are not all in
+    `seconds` after it opened (or after the previous response) is closed. uvicorn times out
+    only idle keep-alive connections, so a client that connects and sends nothing (or half
+    a header) would hold its socket forever; a stalled body is the app's to answer (408)."""
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class HeadersDeadline(H11Protocol):
@@ -278,8 +279,14 @@ def headers_deadline_protocol(seconds: float) -> type:
             self.headers_due = self.loop.call_later(seconds, self.drop_without_headers)
 
         def drop_without_headers(self) -> None:
-            if self.cycle is None and not self.transport.is_closing():  # no request yet
+            idle = self.cycle is None or self.cycle.response_complete  # no request under way
+            if idle and not self.transport.is_closing():
                 self.transport.close()
+
+        def on_response_complete(self) -> None:  # the next request's headers: a new deadline
+            super().on_response_complete()
+            self.headers_due.cancel()
+            self.headers_due = self.loop.call_later(seconds, self.drop_without_headers)
 
         def connection_lost(self, exc: Exception | None) -> None:
             self.headers_due.cancel()

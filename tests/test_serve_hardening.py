@@ -126,6 +126,20 @@ def test_a_client_that_never_finishes_its_headers_is_dropped(server, sent) -> No
     assert request(f"{base}/health")[0] == 200  # and it keeps serving
 
 
+def test_half_the_headers_of_a_second_request_are_dropped_too(server) -> None:
+    """After one answered request on a keep-alive connection, half a second request head
+    holds the socket no longer than the first request's would."""
+    _, port, _ = server
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as client:
+        client.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert client.recv(4096).startswith(b"HTTP/1.1 200")
+        client.sendall(b"POST /forecast HTTP/1.1\r\nHost: x\r\n")
+        start = time.monotonic()
+        assert client.recv(1024) == b""
+        waited = time.monotonic() - start
+    assert waited < BODY_TIMEOUT + 5
+
+
 def test_no_openapi_schema_is_served_without_docs(server) -> None:
     base, _, _ = server
     for path in ("/openapi.json", "/docs", "/redoc"):
