@@ -14,7 +14,6 @@ user can fix raise `forecast.errors.ForecastError` subclasses.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from forecast.configfile import config_to_yaml, load_config, revalidate
 from forecast.data import Panel, read_panel, read_series, some_ids
 from forecast.errors import ConfigError, DataError, ForecastError, RunError
 from forecast.evaluation import evaluate, verdict
-from forecast.forecasting import feedback_index, recursion_refusal
+from forecast.forecasting import check_steps
 from forecast.interrupts import raise_if_stop_requested, tensorflow_work
 from forecast.intervals import clip_note, label
 from forecast.models import cudnn_warnings, gpu_visible
@@ -58,7 +57,6 @@ from forecast.tune import TuneResult, tune  # noqa: F401  (the API: api.tune)
 
 log = logging.getLogger("forecast")
 write_failure = runs.write_failure  # a failed write as the one-line error the CLI shows
-check_runs_dir = runs.check_runs_dir  # before a command's work, not when its first run starts
 
 
 @dataclass
@@ -174,6 +172,7 @@ def train(
     """
     clock = time.perf_counter()
     cfg = load(config, overrides, seed)
+    runs.check_runs_dir(Path(runs_dir))  # before the data is read and prepared
     if cfg.training.tensorboard:
         import importlib.util
 
@@ -253,11 +252,12 @@ def _resume_point(partial: Path, cfg: Config) -> str:
     from forecast.training import Checkpoint
 
     epochs = cfg.training.epochs
-    fitted = partial / "fit.json"
-    if fitted.is_file():
-        done = len(json.loads(fitted.read_text(encoding="utf-8"))["history"])
-        return f"after epoch {done} of {epochs} (training had ended; finishing the run)"
-    done = Checkpoint(partial / "backup").epochs_done()
+    if (partial / "fit.json").is_file():  # read (and checked) once, when the run loads it
+        return "after training had ended (finishing the run)"
+    try:
+        done = Checkpoint(partial / "backup").epochs_done()
+    except (OSError, ValueError, KeyError):  # a damaged snapshot: the fit says so itself
+        return ""
     return f"after epoch {done} of {epochs}" if done else f"from epoch 1 of {epochs}"
 
 
@@ -454,8 +454,9 @@ def _kept_work(partial: Path, resume: bool) -> str | None:
 
 def _keep_or_discard(partial: Path, exc: BaseException, resume: bool, command: str) -> None:
     """Keep a partial run that holds finished epochs or a trained model; else remove it."""
-    if isinstance(exc, ForecastError) and not resume:
-        # bad data or a diverged fit: resuming would only repeat it
+    if isinstance(exc, ForecastError) and not resume and not (partial / "fit.json").is_file():
+        # bad data or a diverged first fit: resuming would only repeat it; a trained
+        # held-out model is kept all the same (nothing trained is thrown away)
         runs.discard(partial)
         return
     what = _kept_work(partial, resume)
@@ -559,6 +560,7 @@ def run_backtest_plan(
     from forecast import backtest as rolling
     from forecast import plotting
 
+    runs.check_runs_dir(Path(runs_dir))  # before the folds, not after them
     cfg, data, origins = plan.config, plan.data, plan.origins
     if not quiet:  # the calendar columns `auto` chose, as train says them
         series = next(iter(data.members.values())) if isinstance(data, Panel) else data
@@ -627,13 +629,8 @@ class Predictor:
         first. A series the model never saw is scaled on its own history and has no
         intervals (a warning says so)."""
         steps = self.config.window.horizon if steps is None else steps
-        if steps < 1:
-            raise ConfigError(f"--horizon must be >= 1, got {steps}")
-        data, per_call = self.config.data, self.config.window.output_steps
-        if steps > per_call and feedback_index(data.inputs, data.targets) is None:
-            # before any work, and in the words of the request
-            refusal = recursion_refusal(data.inputs, data.targets, per_call, steps, asked_as)
-            raise ConfigError(refusal)
+        data = self.config.data  # checked before any work, in the words of the request
+        check_steps(data.inputs, data.targets, self.config.window.output_steps, steps, asked_as)
         if isinstance(series, Panel):
             frame, warnings = self._forecast_panel(series, steps)
         else:
@@ -892,8 +889,6 @@ def list_runs(runs_dir: str | Path = "runs") -> pd.DataFrame:
     folds). Folders holding part of a training run only are left out, each with a warning."""
     runs.check_runs_dir(Path(runs_dir))
     for path, missing in runs.incomplete_runs(Path(runs_dir)):
-        if runs.is_backtest(path):  # complete: a backtest has no model to miss
-            continue
         log.warning(
             "%s: incomplete run (no %s), not listed; train it again or delete it", path, missing
         )

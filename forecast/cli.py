@@ -7,6 +7,7 @@ or FORECAST_DEBUG=1. TensorFlow is imported only by commands that need it, so --
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -118,7 +119,12 @@ def _run(call: Callable[[], Any], left: str = "no file was left half-written") -
     except OSError as exc:  # a full disk, a read-only folder... where a command writes
         from forecast.api import write_failure
 
-        failure = write_failure(exc, Path("?"), elsewhere="another --output or --runs-dir")
+        if exc.errno in (errno.EACCES, errno.EPERM):  # a read's as well as a write's
+            why = (exc.strerror or "permission denied").lower()
+            failure: Any = f"{exc.filename or 'a file'}: {why}; check the permissions of the "
+            failure += "file and its folder"
+        else:
+            failure = write_failure(exc, None, elsewhere="another --output or --runs-dir")
         if failure is None:
             _internal_error(exc)
         typer.echo(f"error: {failure}", err=True)
@@ -242,7 +248,6 @@ def backtest(
                 raise type(exc)(f"{path}: {exc}") from None
             raise
 
-    _run(lambda: api.check_runs_dir(runs_dir))  # before the folds, not after them
     plans = _run(lambda: [check(c) for c in configs], left=NO_RUN_WRITTEN)
     for number, (path, plan) in enumerate(zip(configs, plans, strict=True)):
         if len(configs) > 1:

@@ -47,7 +47,7 @@ def serving_function(model: Any, config: Any, scaler: Any) -> Any:
     import numpy as np
     import tensorflow as tf
 
-    from forecast.forecasting import feedback_index, recursion_refusal
+    from forecast.forecasting import check_steps, feedback_index
     from forecast.transforms import transform_lag
 
     data, window = config.data, config.window
@@ -55,10 +55,9 @@ def serving_function(model: Any, config: Any, scaler: Any) -> Any:
     features, targets, inputs = data.features, data.targets, data.inputs
     known = len(inputs) - len(features)  # calendar columns, after the features
     steps, per_call = window.horizon, window.output_steps
+    check_steps(inputs, targets, per_call, steps, "window.horizon {}")
     calls = math.ceil(steps / per_call)
     feedback = feedback_index(inputs, targets)
-    if calls > 1 and feedback is None:
-        raise ConfigError(recursion_refusal(inputs, targets, per_call, steps))
     if lag and not set(targets) <= set(features):
         missing = next(t for t in targets if t not in features)
         raise ConfigError(

@@ -34,6 +34,18 @@ def feedback_index(features: list[str], targets: list[str]) -> list[int] | None:
     return [targets.index(f) for f in features]
 
 
+def check_steps(
+    inputs: list[str], targets: list[str], per_call: int, steps: int, ask: str = "--horizon {}"
+) -> None:
+    """ConfigError when `steps` cannot be forecast by a model of `per_call` steps a call:
+    fewer than one, or more than one call where predictions cannot be fed back as inputs
+    (worded as the user asks: `ask` is the CLI's option, HTTP's horizon=N or the config)."""
+    if steps < 1:  # HTTP requests are refused earlier, by the server's own check
+        raise ConfigError(f"--horizon must be >= 1, got {steps}")
+    if steps > per_call and feedback_index(inputs, targets) is None:
+        raise ConfigError(recursion_refusal(inputs, targets, per_call, steps, ask))
+
+
 def recursion_refusal(
     features: list[str], targets: list[str], trained: int, asked: int, ask: str = "--horizon {}"
 ) -> str:
@@ -112,13 +124,8 @@ class Forecaster:
         return np.concatenate(out)[:, :steps, :]  # (B, steps, K)
 
     def _loop(self, steps: int, origins: int, jit: bool | None) -> Any:
-        if steps < 1:
-            raise ConfigError(f"--horizon must be >= 1, got {steps}")
+        check_steps(self.features, self.targets, self.output_steps, steps)
         calls = math.ceil(steps / self.output_steps)
-        if calls > 1 and self.feedback is None:
-            raise ConfigError(
-                recursion_refusal(self.features, self.targets, self.output_steps, steps)
-            )
         if jit is None:
             jit = calls > 1 or origins * self.input_steps >= JIT_MIN_WORK
         key = (calls, jit)

@@ -186,8 +186,10 @@ RUN_FILES = (
     "held_out.keras",
     "fit.json",
     "final.json",
+    "final_history.csv",
     "backup",
     "tensorboard",
+    "export",
 )
 
 
@@ -232,7 +234,8 @@ def missing_files(path: Path) -> list[str]:
 
 
 def incomplete_runs(runs_dir: Path) -> list[tuple[Path, str]]:
-    """Visible folders that hold part of a run but not all of it: (path, a missing file)."""
+    """Visible folders that hold part of a training run but not all of it: (path, a missing
+    file). A backtest is complete without a model."""
     if not runs_dir.is_dir():
         return []
     found = []
@@ -240,7 +243,7 @@ def incomplete_runs(runs_dir: Path) -> list[tuple[Path, str]]:
         if path.name.startswith(".") or not path.is_dir():
             continue
         missing = missing_files(path)
-        if missing and len(missing) < len(REQUIRED_FILES):
+        if missing and len(missing) < len(REQUIRED_FILES) and not is_backtest(path):
             found.append((path, missing[0]))
     return found
 
@@ -339,17 +342,21 @@ def out_of_space(exc: BaseException) -> bool:
 
 
 def write_failure(
-    exc: BaseException, fallback: Path, elsewhere: str = "--runs-dir"
+    exc: BaseException, fallback: Path | None, elsewhere: str = "--runs-dir"
 ) -> RunError | None:
     """A failed write to the disk (full, read-only, no permission) as the one-line error to
     show, or None for any other exception. `fallback`: the file to name when the error does
-    not (h5py names it in its message only); `elsewhere`: the option that puts it elsewhere."""
+    not (h5py names it in its message only), None if unknown; `elsewhere`: the option that
+    puts it elsewhere."""
     if not isinstance(exc, OSError) or exc.errno not in WRITE_ERRORS:
         return None
     file = exc.filename
     if file is None:
         named = re.search(r"filename = '([^']+)'", str(exc))
         file = named.group(1) if named else fallback
+    if file is None:  # nothing says which file, nor so which disk
+        return RunError(WRITE_ERRORS[exc.errno].format(device="the disk", file="a file",
+                                                       elsewhere=elsewhere))  # fmt: skip
     device = Path(os.path.realpath(file))
     while not os.path.ismount(device) and device != device.parent:
         device = device.parent

@@ -331,8 +331,13 @@ class Checkpoint:
         self.new = folder.with_name(folder.name + ".new")
         self.old = folder.with_name(folder.name + ".old")
 
+    def _snapshot(self) -> Path | None:
+        """The folder of the newest complete snapshot (the current one, or the previous one
+        kept while a new one was written), or None."""
+        return next((f for f in (self.folder, self.old) if (f / "state.json").is_file()), None)
+
     def exists(self) -> bool:
-        return any((f / "state.json").is_file() for f in (self.folder, self.old))
+        return self._snapshot() is not None
 
     def save(self, model: Any, state: dict[str, Any], best_weights: list | None) -> None:
         shutil.rmtree(self.new, ignore_errors=True)
@@ -358,14 +363,14 @@ class Checkpoint:
 
     def epochs_done(self) -> int:
         """Epochs the snapshot holds (0 without one)."""
-        folder = next((f for f in (self.folder, self.old) if (f / "state.json").is_file()), None)
+        folder = self._snapshot()
         if folder is None:
             return 0
         return int(json.loads((folder / "state.json").read_text(encoding="utf-8"))["epoch"])
 
     def load(self, model: Any) -> dict[str, Any] | None:
         """Restore weights, optimizer and generators into `model`; the rest of the state."""
-        folder = next((f for f in (self.folder, self.old) if (f / "state.json").is_file()), None)
+        folder = self._snapshot()
         if folder is None:
             return None
         state = json.loads((folder / "state.json").read_text(encoding="utf-8"))

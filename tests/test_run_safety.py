@@ -340,11 +340,11 @@ def test_runs_dir_that_is_a_file(tmp_path: Path):
 
 
 def test_runs_dir_that_is_a_file_is_refused_before_any_work(tmp_path: Path, monkeypatch):
-    from forecast import api
-
     config = tiny(tmp_path)
     (tmp_path / "runs").write_text("not a folder")
-    monkeypatch.setattr(api, "run_backtest_plan", lambda *a: pytest.fail("backtest ran"))
+    from forecast import backtest
+
+    monkeypatch.setattr(backtest, "run_backtest", lambda *a: pytest.fail("backtest ran"))
     for argv in (["backtest", str(config)], ["runs"]):
         result = runner.invoke(app, [*argv, "--runs-dir", str(tmp_path / "runs")])
         assert f"--runs-dir {tmp_path / 'runs'}: is a file" in one_line_error(result)
@@ -446,3 +446,41 @@ def test_run_files_follow_the_umask(tmp_path: Path):
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in run.iterdir() if p.is_file()}
     assert modes and set(modes.values()) == {0o644}, modes
     assert json.loads((run / "run.json").read_text())["name"] == "tiny"
+
+
+def test_an_error_after_training_keeps_the_trained_model(tmp_path: Path, monkeypatch):
+    """A user error raised once the held-out model is trained (here: in the test scoring)
+    leaves that model in the partial run to resume: nothing trained is thrown away."""
+    from forecast import api
+    from forecast.errors import DataError
+
+    def bad_scoring(*args, **kwargs):
+        raise DataError("s.csv: the forecasts are not finite")
+
+    monkeypatch.setattr(api, "_evaluate_on_test", bad_scoring)
+    argv = ["train", str(tiny(tmp_path, epochs=1)), "--runs-dir", str(tmp_path / "runs"), "-q"]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2 and "the forecasts are not finite" in result.stderr
+    (partial,) = (tmp_path / "runs").glob(".tiny-*.partial")
+    assert (partial / "fit.json").is_file() and (partial / "held_out.keras").is_file()
+
+
+def test_permission_denied_outside_train_is_one_line_without_writing(
+    run_dir: Path, tmp_path: Path, monkeypatch
+):
+    import pandas as pd
+
+    out = tmp_path / "f.csv"
+
+    def denied(self, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(out))
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", denied)
+    csv = run_dir.parents[1] / "sales.csv"
+    argv = ["predict", "--run", str(run_dir), "--csv", str(csv), "--output", str(out)]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert (
+        last == f"error: {out}: permission denied; check the permissions of the file and its folder"
+    )
