@@ -276,6 +276,13 @@ class EvaluationConfig(Strict):
 NAME_BYTES = 200  # a run name; the folder adds "-backtest-YYYYmmdd-HHMMSS-N.partial"
 
 
+def run_name(stem: str) -> str:
+    """A valid run name from a file's stem: other characters as '_', no leading dot, cut to
+    NAME_BYTES (the default name, and the one `init` writes)."""
+    name = re.sub(r"[^\w.\-]", "_", stem).lstrip(".")
+    return name.encode()[:NAME_BYTES].decode(errors="ignore") or "run"
+
+
 class Config(Strict):
     name: str | None = Field(None, description="run name; default: the config file's stem")
     seed: int = Field(42, ge=0, le=2**31 - 1)

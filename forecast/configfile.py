@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from forecast.config import Config
+from forecast.config import Config, run_name
 from forecast.errors import ConfigError, excerpt
 from forecast.modelspec import LAYER_MODELS, LAYER_TYPES
 
@@ -65,7 +65,7 @@ def load_config(
                 "file; point data.path at the data file itself"
             ) from None
         raw["data"]["path"] = str(data_path)
-    raw.setdefault("name", re.sub(r"[^\w.\-]", "_", path.stem).lstrip(".") or "run")
+    raw.setdefault("name", run_name(path.stem))
     try:
         return validate_config(raw, source=str(path), sources=sources)
     except ConfigError as exc:
@@ -110,6 +110,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read the config ({exc})") from None
     try:
         raw = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply for a config; write it out flat") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -408,6 +410,8 @@ def apply_override(raw: dict[str, Any], item: str) -> str:
     key_path, _, text = item.partition("=")
     try:
         value = yaml.safe_load(text) if text.strip() else ""
+    except RecursionError:
+        raise ConfigError(f"--set {key_path.strip()}: nested too deeply for a value") from None
     except yaml.YAMLError:
         value = text
     check_size(value, f"--set {key_path.strip()}")

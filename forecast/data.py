@@ -226,7 +226,7 @@ def max_file_bytes() -> int:
         return DEFAULT_MAX_FILE_BYTES
     try:
         limit = int(float(setting))
-    except ValueError:
+    except (ValueError, OverflowError):  # "inf" too
         limit = 0
     if limit < 1:
         raise ConfigError(

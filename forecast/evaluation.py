@@ -133,13 +133,13 @@ def verdict(report: dict[str, Any], model_name: str, where: str = "on the test s
         return f"{model_name}: no verdict ({metric.upper()} undefined {where})"
     best = min(scores, key=scores.get)
     label = best.replace("_", " ")
-    gain = 100 * (1 - ours / scores[best]) if scores[best] > 0 else 0.0
-    if abs(gain) < 0.5:  # "beats by 0% (6.27 vs 6.27)" said nothing: call it level
+    if abs(ours - scores[best]) <= 0.005 * scores[best]:  # "beats by 0%" said nothing
         return (
             f"{model_name} is level with {label} (the best baseline): {metric.upper()} "
             f"{ours:.4g} vs {scores[best]:.4g} {where}"
         )
-    if ours < scores[best]:
+    if ours < scores[best]:  # so the best baseline is above 0
+        gain = 100 * (1 - ours / scores[best])
         return (
             f"{model_name} beats {label} (the best baseline) by {gain:.0f}% {metric.upper()} "
             f"{where} ({ours:.3g} vs {scores[best]:.3g})"

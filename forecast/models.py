@@ -19,6 +19,7 @@ from forecast.stacked import build_stacked, copy_into_plain, copy_into_stacked, 
 
 RNN_TYPES = (*RECURRENT_TYPES, "bidirectional")
 SEQUENCE_INPUT = (*RNN_TYPES, "conv1d", "max_pooling1d")  # layers that need (B, steps, width)
+GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}  # weight matrices per recurrent layer
 
 
 @dataclass
@@ -33,7 +34,7 @@ class StackShape:
 
 
 def _rnn_params(kind: str, units: int, width: int) -> int:
-    gates = {"lstm": 4, "gru": 3, "simple_rnn": 1}[kind]
+    gates = GATES[kind]
     # Keras GRU uses reset_after=True: a second bias per gate
     bias = 2 * units * gates if kind == "gru" else units * gates
     return gates * units * (width + units) + bias
@@ -72,7 +73,7 @@ def check_stack(
             kind = spec.layer if spec.type == "bidirectional" else spec.type
             directions = 2 if spec.type == "bidirectional" else 1
             shape.params += directions * _rnn_params(kind, spec.units, shape.width)
-            gates = {"lstm": 4, "gru": 3, "simple_rnn": 1}[kind]
+            gates = GATES[kind]
             shape.activations += shape.steps * directions * spec.units * (gates + 1)
             concat = spec.type == "bidirectional" and spec.merge_mode == "concat"
             shape.width = spec.units * (2 if concat else 1)

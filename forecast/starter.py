@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecast.config import LAYOUTS, DataConfig
+from forecast.config import LAYOUTS, DataConfig, run_name
 from forecast.configfile import validate_config
 from forecast.data import NumberFormat, read_panel, read_series, read_table
 from forecast.errors import ConfigError, DataError
@@ -192,7 +192,7 @@ def starter_config(
         extra += f'\n  decimal: "{decimal}"\t# the decimal mark in number cells'
     text = f"""# forecast config ({layout}). A relative data.path is read from this file's folder.
 # Check it with `forecast validate FILE`, then `forecast train FILE`.
-name: {_yaml_str(Path(path).stem)}
+name: {_yaml_str(run_name(Path(path).stem))}
 seed: 42
 data:
   path: {_yaml_str(path)}

@@ -264,3 +264,13 @@ def test_tune_runs_the_config_as_given_and_records_the_set_it_ran_under(tmp_path
     assert "5 rows apart" in text, text
     tuned = yaml.safe_load(text)
     assert tuned["training"]["epochs"] == 1
+
+
+def test_yaml_nested_deeper_than_python_is_one_line(tmp_path):
+    path = tmp_path / "deep.yaml"
+    path.write_text("name: " + "[" * 3000 + "]" * 3000 + "\n", encoding="utf-8")
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2
+    assert (
+        result.stderr.strip() == f"error: {path}: nested too deeply for a config; write it out flat"
+    )

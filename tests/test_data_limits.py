@@ -379,3 +379,12 @@ def test_train_predict_and_serve_work_on_mixed_utc_offsets(tmp_path):
     assert status == 200, answer
     assert answer["forecast"][0]["date"] == "2021-04-01T23:00:00", answer
     assert answer["forecast"][0]["sales"] == pytest.approx(written["sales"][0])
+
+
+def test_an_infinite_file_limit_setting_is_one_line(tmp_path, monkeypatch):
+    from forecast.data import max_file_bytes
+    from forecast.errors import ConfigError
+
+    monkeypatch.setenv("FORECAST_MAX_FILE_BYTES", "inf")
+    with pytest.raises(ConfigError, match=r"^FORECAST_MAX_FILE_BYTES=inf: must be a positive"):
+        max_file_bytes()

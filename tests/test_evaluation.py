@@ -97,3 +97,5 @@ def test_a_verdict_within_half_a_percent_is_level():
     )
     assert verdict(report(1.004, 1.0), "gru").startswith("gru is level with naive")
     assert verdict(report(1.1, 1.0), "gru").startswith("gru does not beat naive")
+    assert verdict(report(0.0, 0.0), "gru").startswith("gru is level with naive")
+    assert verdict(report(0.7, 0.0), "gru").startswith("gru does not beat naive")

@@ -289,3 +289,15 @@ def test_init_with_an_unknown_encoding_names_the_option(tmp_path):
     assert result.stderr.strip() == (
         f"error: {path}: unknown encoding 'nope' in --encoding; use auto, utf-8 or gb18030"
     )
+
+
+def test_init_names_the_run_after_a_file_name_that_is_no_run_name(tmp_path):
+    """`my data.csv` (a space), `.sales.csv` (a dot first): init still writes a config that
+    validates, named my_data and sales."""
+    for file, name in (("my data.csv", "my_data"), (".sales.csv", "sales")):
+        path = tmp_path / file
+        seasonal_frame(60, "MS").to_csv(path, index=False)
+        result = init("--csv", path)
+        assert result.exit_code == 0, result.output
+        assert yaml.safe_load(result.stdout)["name"] == name
+        api.validate(save(tmp_path, result.stdout))
