@@ -38,8 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from forecast import api  # noqa: E402
-from forecast.backtest import backtest_origins  # noqa: E402
-from forecast.starter import starter_config  # noqa: E402
+from forecast.workflows.backtest import backtest_origins  # noqa: E402
+from forecast.workflows.starter import starter_config  # noqa: E402
 
 DATA = ROOT / "data"
 RESULTS = ROOT / "benchmarks" / "results" / "accuracy.json"

@@ -11,7 +11,8 @@ seasonal naive's MASE, geometric mean over series. The forecasts go to
 benchmarks/results/combinations-forecasts.json (not committed: rerun to get them).
 
 The network's forecasts are what `forecast backtest` plots: its checked plan run by
-`forecast.backtest.run_backtest` (a long table: `run_panel_backtest`), with no run directory.
+`forecast.workflows.backtest.run_backtest` (a long table: `run_panel_backtest`), with no run
+directory.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def network_forecasts(config: Path, seed: int) -> Any:
     """`forecast backtest --folds 3` of `config` as accuracy.py runs it, without writing a
     run directory: per fold, the forecast (H, K), or for a long table id -> (H, K)."""
     from forecast import api
-    from forecast import backtest as rolling
+    from forecast.workflows import backtest as rolling
 
     plan = api.check_backtest(config, folds=3, seed=seed)
     if plan.config.data.id_column is not None:

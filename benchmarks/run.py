@@ -77,7 +77,7 @@ def tutorial_windows(data: np.ndarray, time_step: int) -> tuple[np.ndarray, np.n
 
 
 def bench_windowing(rows: int, window: int) -> None:
-    from forecast.windows import input_windows, target_windows
+    from forecast.data.windows import input_windows, target_windows
 
     series = np.sin(np.linspace(0, 1000, rows)).reshape(-1, 1)
     origins = np.arange(window - 1, rows - 2)
@@ -97,7 +97,7 @@ def bench_windowing(rows: int, window: int) -> None:
     )
 
     # what `train` does: no materialised windows, each batch gathered from the series
-    from forecast.training import WindowSource, window_dataset
+    from forecast.fitting.training import WindowSource, window_dataset
 
     dataset = window_dataset(WindowSource(series32, series32, window, 1), origins, 4096)
 
@@ -118,8 +118,8 @@ def bench_windowing(rows: int, window: int) -> None:
 
 
 def lstm_model(units: list[int], input_steps: int, unroll: bool):
-    from forecast.configfile import validate_config
-    from forecast.models import build_model
+    from forecast.config.file import validate_config
+    from forecast.model.build import build_model
 
     config = validate_config(
         {
@@ -147,7 +147,7 @@ def tutorial_recursive(model, window: np.ndarray, steps: int) -> list[float]:
 def bench_forecasting(
     origins: int, steps: int, input_steps: int, units: list[int], sample: int
 ) -> None:
-    from forecast.forecasting import Forecaster
+    from forecast.forecasting.forecaster import Forecaster
 
     # the same looped model both ways (`train` hands forecasting a looped twin of what it
     # trained unrolled)
@@ -200,11 +200,11 @@ def peer_throughput(stack: str, batch: int) -> float | None:
 
 
 def bench_training(windows: int, input_steps: int, batch: int) -> None:
-    from forecast.config import TrainingConfig
-    from forecast.models import resolve_unroll
-    from forecast.training import WindowSource, compile_model
-    from forecast.training import fit as fit_pipeline
-    from forecast.windows import input_windows, target_windows
+    from forecast.config.schema import TrainingConfig
+    from forecast.data.windows import input_windows, target_windows
+    from forecast.fitting.training import WindowSource, compile_model
+    from forecast.fitting.training import fit as fit_pipeline
+    from forecast.model.build import resolve_unroll
 
     rows = windows + input_steps + 1
     series = np.sin(np.linspace(0, 300, rows)).reshape(-1, 1).astype("float32")
@@ -274,10 +274,10 @@ def bench_train_epoch(windows: int) -> None:
     import keras
     import pandas as pd
 
-    from forecast.configfile import validate_config
-    from forecast.models import build_model
+    from forecast.config.file import validate_config
+    from forecast.data.windows import input_windows, target_windows
+    from forecast.model.build import build_model
     from forecast.pipeline import fit, prepare
-    from forecast.windows import input_windows, target_windows
 
     input_steps = 48
     rows = windows + input_steps + 1
@@ -603,10 +603,10 @@ def bench_backtest(quick: bool) -> None:
 
     import accuracy
 
-    from forecast import backtest as rolling
-    from forecast.configfile import load_config
-    from forecast.data import read_panel, read_series
-    from forecast.starter import starter_config
+    from forecast.config.file import load_config
+    from forecast.data.reading import read_panel, read_series
+    from forecast.workflows import backtest as rolling
+    from forecast.workflows.starter import starter_config
 
     logging.getLogger("forecast").setLevel(logging.ERROR)
     spec_file = json.loads((ROOT / "data" / "accuracy" / "spec.json").read_text())
@@ -681,7 +681,7 @@ def bench_backtest_workers(quick: bool) -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import accuracy
 
-    from forecast.starter import starter_config
+    from forecast.workflows.starter import starter_config
 
     forecast = str(Path(sys.executable).parent / "forecast")
     wanted = ["johnsonjohnson_quarterly"] if quick else ["eustocks_DAX", "johnsonjohnson_quarterly"]
@@ -709,25 +709,25 @@ def bench_backtest_workers(quick: bool) -> None:
 
 def bench_ensemble(quick: bool) -> None:
     """`model.ensemble: 5` against one member, on the recommended configs' 3-fold backtests:
-    the members trained as one wide model (forecast.stacked) and side by side as before,
+    the members trained as one wide model (forecast.model.stacked) and side by side as before,
     with the same forecasts checked."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import logging
 
     import accuracy
 
-    import forecast.models
-    from forecast.backtest import backtest_origins, run_backtest
-    from forecast.configfile import load_config
-    from forecast.data import read_series
+    import forecast.model.build
+    from forecast.config.file import load_config
+    from forecast.data.reading import read_series
     from forecast.pipeline import SHARED
-    from forecast.starter import starter_config
+    from forecast.workflows.backtest import backtest_origins, run_backtest
+    from forecast.workflows.starter import starter_config
 
     logging.getLogger("forecast").setLevel(logging.ERROR)
     names = ["johnsonjohnson_quarterly", "a10_monthly", "airline_monthly"]
     specs = [s for s in accuracy.series_list(panels=False) if s["name"] in names]
     specs = specs[:1] if quick else specs
-    stackable = forecast.models.stackable
+    stackable = forecast.model.build.stackable
     seconds = {"one": 0.0, "stacked": 0.0, "plain": 0.0}
     with tempfile.TemporaryDirectory() as tmp:
         # the first series once more, untimed, before the others: TensorFlow warms up
@@ -742,7 +742,7 @@ def bench_ensemble(quick: bool) -> None:
                 config = load_config(path, [f"model.ensemble={members}"], seed=1)
                 series = read_series(config.data)
                 origins = backtest_origins(len(series.frame), 3, config.window.horizon)
-                forecast.models.stackable = stackable if case != "plain" else lambda m: False
+                forecast.model.build.stackable = stackable if case != "plain" else lambda m: False
                 # every case builds its own models: the shared ones are keyed by the config,
                 # which is the same with and without stacking
                 SHARED.slots.clear()
@@ -750,7 +750,7 @@ def bench_ensemble(quick: bool) -> None:
                 start = time.perf_counter()
                 _, forecasts[case], _ = run_backtest(config, series, origins, quiet=True)
                 seconds[case] += 0.0 if warm_up else time.perf_counter() - start
-            forecast.models.stackable = stackable
+            forecast.model.build.stackable = stackable
             assert np.allclose(forecasts["stacked"], forecasts["plain"], rtol=1e-4), spec["name"]
     n = len(specs)
     record(

@@ -1,3 +1,3 @@
-from forecast.cli import main
+from forecast.cli.app import main
 
 main()

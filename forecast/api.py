@@ -24,15 +24,19 @@ import numpy as np
 import pandas as pd
 
 from forecast import runs
-from forecast.config import Config
-from forecast.configfile import config_to_yaml, load_config, revalidate
-from forecast.data import Panel, read_panel, read_series, some_ids
+from forecast.config.file import config_to_yaml, load_config, revalidate
+from forecast.config.schema import Config
+from forecast.data.reading import Panel, read_panel, read_series, some_ids
+from forecast.data.scaling import Scaler
+from forecast.data.timesteps import future_index, time_labels
+from forecast.data.transforms import transform_lag
 from forecast.errors import ConfigError, DataError, ForecastError, RunError
-from forecast.evaluation import evaluate, verdict
-from forecast.forecasting import check_steps
+from forecast.forecasting.evaluation import evaluate, verdict
+from forecast.forecasting.forecaster import check_steps
+from forecast.forecasting.intervals import clip_note, label
 from forecast.interrupts import raise_if_stop_requested, tensorflow_work
-from forecast.intervals import clip_note, label
-from forecast.models import cudnn_warnings, gpu_visible
+from forecast.model.build import cudnn_warnings, gpu_visible
+from forecast.model.tf_setup import import_tensorflow_quietly
 from forecast.panel import PreparedPanel, prepare_panel
 from forecast.pipeline import (
     Prepared,
@@ -49,11 +53,7 @@ from forecast.pipeline import (
     to_original,
     with_calendar,
 )
-from forecast.scaling import Scaler
-from forecast.tf_setup import import_tensorflow_quietly
-from forecast.timesteps import future_index, time_labels
-from forecast.transforms import transform_lag
-from forecast.tune import TuneResult, tune  # noqa: F401  (the API: api.tune)
+from forecast.workflows.tune import TuneResult, tune  # noqa: F401  (the API: api.tune)
 
 log = logging.getLogger("forecast")
 write_failure = runs.write_failure  # a failed write as the one-line error the CLI shows
@@ -249,7 +249,7 @@ def train(
 
 def _resume_point(partial: Path, cfg: Config) -> str:
     """Where a resumed run goes on: "after epoch 7 of 50", or after its trained model."""
-    from forecast.training import Checkpoint
+    from forecast.fitting.training import Checkpoint
 
     epochs = cfg.training.epochs
     if (partial / "fit.json").is_file():  # read (and checked) once, when the run loads it
@@ -267,7 +267,7 @@ def _fitted_model(partial: Path, prepared: Prepared, quiet: bool) -> tuple[Any, 
     if kept is not None:
         log.info("the model was trained before the interruption; finishing the run")
         return kept
-    from forecast.training import Checkpoint
+    from forecast.fitting.training import Checkpoint
 
     checkpoint = Checkpoint(partial / "backup")
     board = partial / "tensorboard" / "held_out" if prepared.config.training.tensorboard else None
@@ -319,7 +319,7 @@ def _evaluate_on_test(
 ) -> tuple[dict[str, Any], pd.DataFrame, Any]:
     """Forecast every test origin, score model and baselines, and calibrate the intervals on
     the validation origins: (metrics, predictions, Calibration or None)."""
-    from forecast.forecasting import Forecaster
+    from forecast.forecasting.forecaster import Forecaster
 
     cfg, split = prepared.config, prepared.split
     data, horizon = cfg.data, cfg.window.horizon
@@ -346,7 +346,7 @@ def _evaluate_panel(
     (MASE on its own scale), and the overall metrics the mean over series of each series'
     metrics; intervals calibrated per series. (metrics, predictions with the id column
     first, id -> Calibration)."""
-    from forecast.forecasting import Forecaster
+    from forecast.forecasting.forecaster import Forecaster
     from forecast.panel import calibrate_members, forecast_members, mean_reports
 
     cfg = prepared.config
@@ -443,7 +443,7 @@ def resume_command(
 def _kept_work(partial: Path, resume: bool) -> str | None:
     """What an interrupted partial run keeps for --resume ("the trained model is", "the
     finished epochs are"), or None when it holds nothing worth keeping."""
-    from forecast.training import Checkpoint
+    from forecast.fitting.training import Checkpoint
 
     if (partial / "fit.json").is_file():
         return "the trained model is"
@@ -537,7 +537,7 @@ def check_backtest(
     """The config, its data and folds, with every check `backtest` makes before it fits
     anything (options, columns, rows for the folds): the user errors it raises up front,
     without TensorFlow."""
-    from forecast import backtest as rolling
+    from forecast.workflows import backtest as rolling
 
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
@@ -557,8 +557,8 @@ def run_backtest_plan(
     """Run a checked backtest and save its run directory. A long table: in each fold one
     model refitted on every series up to its own origin; backtest.json rows per fold and
     series, `per_series`, and their mean."""
-    from forecast import backtest as rolling
-    from forecast import plotting
+    from forecast import plots as plotting
+    from forecast.workflows import backtest as rolling
 
     runs.check_runs_dir(Path(runs_dir))  # before the folds, not after them
     cfg, data, origins = plan.config, plan.data, plan.origins
@@ -606,7 +606,7 @@ class Predictor:
         """The model, loaded (safe mode) on first use: a bad history CSV is reported before
         TensorFlow is imported; `serve` touches it at start, so it is loaded once."""
         import_tensorflow_quietly()
-        from forecast.forecasting import Forecaster
+        from forecast.forecasting.forecaster import Forecaster
 
         data = self.config.data
         model = runs.load_model(self.model_path, self.config)
@@ -758,8 +758,8 @@ class Predictor:
 
 def _own_scaler(config: Config, series: Any) -> Scaler:
     """The scaler of a series the run never trained on: fitted on the rows given."""
-    from forecast.data import fill_missing
-    from forecast.transforms import apply_transform
+    from forecast.data.reading import fill_missing
+    from forecast.data.transforms import apply_transform
 
     data, scaling = config.data, config.scaling
     if list(series.frame.columns) != data.columns:
@@ -869,7 +869,7 @@ def plot(
     """Draw the run's figures as PNG files; returns their paths. `last`: the test plot shows
     the last N test origins only (0: all; default: all up to 500, else the last 300 under
     an overview of the whole test split)."""
-    from forecast import plotting
+    from forecast import plots as plotting
 
     if last is not None and last < 0:
         raise ConfigError(f"--last must be >= 0 (0: every test origin), got {last}")

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from forecast.config import Config
-from forecast.data import Panel, some_ids
+from forecast.config.schema import Config
+from forecast.data.reading import Panel, some_ids
 from forecast.errors import DataError
 from forecast.pipeline import (
     CalibrationPlan,

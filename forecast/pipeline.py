@@ -25,15 +25,15 @@ from typing import Any
 
 import numpy as np
 
-from forecast.config import Config, TrainingConfig
-from forecast.data import Series, check_float32, fill_missing, read_series
+from forecast.config.schema import Config, TrainingConfig
+from forecast.data.reading import Series, check_float32, fill_missing, read_series
+from forecast.data.scaling import Scaler
+from forecast.data.timesteps import season_length
+from forecast.data.transforms import apply_transform, invert_transform, transform_lag
+from forecast.data.windows import Split, input_windows, plan_split, row_count, target_windows
 from forecast.errors import ConfigError, DataError
-from forecast.memory import check_training_fits
-from forecast.models import check_stack
-from forecast.scaling import Scaler
-from forecast.timesteps import season_length
-from forecast.transforms import apply_transform, invert_transform, transform_lag
-from forecast.windows import Split, input_windows, plan_split, row_count, target_windows
+from forecast.fitting.memory import check_training_fits
+from forecast.model.build import check_stack
 
 log = logging.getLogger("forecast")
 
@@ -189,7 +189,7 @@ def _check_window_covers(config: Config, season: int) -> None:
 def choose_residual(prepared: Prepared) -> Prepared:
     """`model.residual: auto` made concrete from the training rows, before the fit.
 
-    Of seasonal_average, seasonal_half_drift and seasonal_drift (forecast.layers), the base
+    Of seasonal_average, seasonal_half_drift and seasonal_drift (forecast.model.layers), the base
     whose own forecasts miss the training targets least: mean absolute error in scaled
     units over the later half of the training origins (the recent trend matters most); a
     tie goes to the one with less trend. `naive` when the window is shorter than a season
@@ -199,7 +199,7 @@ def choose_residual(prepared: Prepared) -> Prepared:
     if cfg.model.residual != "auto":
         return prepared
     assert split is not None, "the residual base is chosen on a split's training rows"
-    from forecast.layers import AVERAGED
+    from forecast.model.layers import AVERAGED
 
     data, window = cfg.data, cfg.window
     target_features = data.target_features
@@ -210,12 +210,12 @@ def choose_residual(prepared: Prepared) -> Prepared:
     origins = origins[len(origins) // 2 :][-RESIDUAL_ORIGINS:]
     errors: dict[str, float] = {}
     if len(candidates) > 1 and len(origins):
-        from forecast.tf_setup import import_tensorflow_quietly
+        from forecast.model.tf_setup import import_tensorflow_quietly
 
         import_tensorflow_quietly()
         import keras
 
-        from forecast.layers import register
+        from forecast.model.layers import register
 
         windows = input_windows(prepared.features, origins, window.input_steps)  # (N, L, F)
         actual = target_windows(prepared.targets, origins, window.output_steps)  # (N, H, K)
@@ -265,7 +265,7 @@ class Compiled:
     limit: int | None = None  # at most this many slots; the least recently used go first
 
     def forecaster(self, model: Any, features: list[str], targets: list[str]) -> Any:
-        from forecast.forecasting import Forecaster
+        from forecast.forecasting.forecaster import Forecaster
 
         if id(model) not in self.forecasters:
             self.forecasters[id(model)] = Forecaster(model, features, targets)
@@ -303,7 +303,7 @@ class _Slot:
 def _shape_key(prepared: Prepared, unroll: bool, batches: int, jit: bool = False) -> str:
     """What a reusable model must share: every model/window/training setting that is built
     or traced in, the seed (the starting weights), and for a cosine schedule its length."""
-    from forecast.training import steps_per_execution
+    from forecast.fitting.training import steps_per_execution
 
     cfg = prepared.config
     return json.dumps(
@@ -347,20 +347,20 @@ def fit(
     starting state and refitted (see Compiled); the result is the same as a new model's.
     Those fits are a backtest's, whose models are never saved: a stacked ensemble with
     looped layers then forecasts through them (models.forecasting_model, copy=False)."""
-    from forecast.models import (
+    from forecast.fitting.training import (
+        WindowSource,
+        compile_model,
+        seed_everything,
+        strategy_scope,
+    )
+    from forecast.fitting.training import fit as fit_model
+    from forecast.model.build import (
         build_models,
         forecasting_model,
         recurrent_layer_count,
         resolve_jit,
         resolve_unroll,
     )
-    from forecast.training import (
-        WindowSource,
-        compile_model,
-        seed_everything,
-        strategy_scope,
-    )
-    from forecast.training import fit as fit_model
 
     cfg, split = prepared.config, prepared.split
     assert split is not None, "fit needs a split"
@@ -513,8 +513,8 @@ def check_forecasts(forecasts: np.ndarray, targets: list[str], source: object) -
 
 def calibrate_intervals(prepared: Prepared, forecaster: Any) -> tuple[Any, str | None]:
     """Prediction intervals from the held-out model's errors at the training and validation
-    origins (forecast.intervals): (Calibration, None), or (None, why not); (None, None) when
-    the config asks for none.
+    origins (forecast.forecasting.intervals): (Calibration, None), or (None, why not); (None,
+    None) when the config asks for none.
 
     Where the model can forecast by recursion, steps beyond the horizon are calibrated too
     (up to CALIBRATED_STEPS or the validation length), for `predict --horizon`."""
@@ -539,7 +539,7 @@ class CalibrationPlan:
 def calibration_plan(prepared: Prepared) -> CalibrationPlan | str | None:
     """The origins and steps the intervals are calibrated on, or why there are none (None
     when the config asks for none)."""
-    from forecast.intervals import TRAINING_ORIGINS
+    from forecast.forecasting.intervals import TRAINING_ORIGINS
 
     cfg, split = prepared.config, prepared.split
     assert split is not None, "calibration needs a split"
@@ -564,7 +564,7 @@ def calibration_plan(prepared: Prepared) -> CalibrationPlan | str | None:
 
 def calibrate_from(prepared: Prepared, plan: CalibrationPlan, predicted: np.ndarray) -> Any:
     """The Calibration from the forecasts (N, S, K) at `plan.origins`, original units."""
-    from forecast.intervals import calibrate, error_kind
+    from forecast.forecasting.intervals import calibrate, error_kind
 
     cfg, split, lag = prepared.config, prepared.split, prepared.lag
     data, window = cfg.data, cfg.window
@@ -595,7 +595,7 @@ def score_intervals(
     """Add `intervals` (overall and per target) to a metrics report, or why there are none,
     and `clip_at_zero`: the targets whose bounds were clipped at 0; returns the bounds lo, hi
     (levels, N, H, K), or None."""
-    from forecast.intervals import interval_report
+    from forecast.forecasting.intervals import interval_report
 
     if calibration is None:
         if missing:

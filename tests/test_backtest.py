@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from forecast.backtest import backtest_origins
-from forecast.cli import app
-from forecast.configfile import load_config
-from forecast.data import read_series
+from forecast.cli.app import app
+from forecast.config.file import load_config
+from forecast.data.reading import read_series
 from forecast.pipeline import prepare
+from forecast.workflows.backtest import backtest_origins
 
 from .conftest import monthly_frame, write_config, write_csv
 
@@ -143,12 +143,12 @@ def test_too_many_folds_is_a_user_error(tmp_path):
         [],
         # dropout draws random numbers, members have their own weights; unrolled for training
         ["model.dropout=0.3", "model.ensemble=2", "training.unroll=true"],
-        ["model.ensemble=3"],  # the members trained as one wide model (forecast.stacked)
+        ["model.ensemble=3"],  # the members trained as one wide model (forecast.model.stacked)
     ],
 )
 def test_folds_that_reuse_the_first_folds_model_forecast_as_new_models_do(tmp_path, overrides):
-    from forecast.backtest import run_fold
     from forecast.pipeline import Compiled
+    from forecast.workflows.backtest import run_fold
 
     config = load_config(fold_config(tmp_path), [*overrides, "training.epochs=3"])
     series = read_series(config.data)
@@ -163,14 +163,14 @@ def test_folds_that_reuse_the_first_folds_model_forecast_as_new_models_do(tmp_pa
 
 
 def test_a_stacked_ensemble_forecasts_as_its_plain_members_trained_apart(tmp_path, monkeypatch):
-    import forecast.models
-    from forecast.backtest import run_fold
+    import forecast.model.build
+    from forecast.workflows.backtest import run_fold
 
     config = load_config(fold_config(tmp_path), ["model.ensemble=3", "training.epochs=3"])
     series = read_series(config.data)
     origin = int(backtest_origins(len(series.frame), 1, config.window.horizon)[0])
     stacked = run_fold(config, series, origin, 1)
-    monkeypatch.setattr(forecast.models, "stackable", lambda model: False)
+    monkeypatch.setattr(forecast.model.build, "stackable", lambda model: False)
     plain = run_fold(config, series, origin, 1)  # N models side by side, as before
     np.testing.assert_allclose(stacked.forecast, plain.forecast, rtol=1e-4)
     assert not np.allclose(
@@ -180,8 +180,8 @@ def test_a_stacked_ensemble_forecasts_as_its_plain_members_trained_apart(tmp_pat
 
 
 def test_a_backtest_of_another_series_reuses_the_models_and_forecasts_as_new_ones(tmp_path):
-    from forecast.backtest import run_backtest, run_fold
     from forecast.pipeline import SHARED
+    from forecast.workflows.backtest import run_backtest, run_fold
 
     config = load_config(fold_config(tmp_path), ["training.epochs=3"])
     run_backtest(config, read_series(config.data), np.array([50, 52]), quiet=True)

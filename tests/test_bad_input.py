@@ -14,7 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from forecast.cli import app
+from forecast.cli.app import app
 
 from .conftest import ROOT, monthly_frame, one_line_error, write_csv
 

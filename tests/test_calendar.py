@@ -14,10 +14,10 @@ import yaml
 from typer.testing import CliRunner
 
 from forecast import api
-from forecast.calendar import auto, encode
-from forecast.cli import app
-from forecast.configfile import load_config
-from forecast.data import read_series
+from forecast.cli.app import app
+from forecast.config.file import load_config
+from forecast.data.calendar import auto, encode
+from forecast.data.reading import read_series
 from forecast.errors import DataError
 from forecast.pipeline import prepare, prepare_history
 
@@ -96,7 +96,7 @@ def test_a_calendar_needs_dates(tmp_path):
 def test_transforms_and_window_normalisation_leave_calendar_columns_alone(tmp_path):
     import keras
 
-    from forecast.layers import register
+    from forecast.model.layers import register
 
     config = load_config(calendar_config(tmp_path, calendar=["month"], transform="diff"))
     prepared = prepare(config)

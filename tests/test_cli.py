@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from forecast.cli import app
+from forecast.cli.app import app
 
 from .conftest import monthly_frame, write_config, write_csv
 

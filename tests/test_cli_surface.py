@@ -14,7 +14,7 @@ import typer
 from typer.testing import CliRunner
 
 from forecast import api
-from forecast.cli import app
+from forecast.cli.app import app
 
 runner = CliRunner()
 COMMANDS = sorted(command.name or command.callback.__name__ for command in app.registered_commands)
@@ -194,7 +194,8 @@ def test_internal_error_in_a_real_process(tmp_path: Path):
     """Outside CliRunner: the console script's own exit code and stderr."""
     code = (
         "import sys\n"
-        "from forecast import api, cli\n"
+        "from forecast import api\n"
+        "from forecast.cli import app as cli\n"
         "def boom(*a, **k):\n    raise ZeroDivisionError('boom')\n"
         "api.list_runs = boom\n"
         "sys.argv = ['forecast', 'runs']\n"

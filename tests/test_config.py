@@ -3,14 +3,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from forecast.config import infer_layout
-from forecast.configfile import (
+from forecast.config.file import (
     apply_override,
     config_to_yaml,
     load_config,
     revalidate,
     validate_config,
 )
+from forecast.config.schema import infer_layout
 from forecast.errors import ConfigError
 
 from .conftest import write_config

@@ -5,10 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast.config import DataConfig
-from forecast.data import fill_missing, read_series
+from forecast.config.schema import DataConfig
+from forecast.data.reading import fill_missing, read_series
+from forecast.data.timesteps import future_index, season_length
 from forecast.errors import DataError
-from forecast.timesteps import future_index, season_length
 
 from .conftest import ROOT, monthly_frame, write_csv
 
@@ -238,7 +238,7 @@ def test_interpolation_never_reads_a_later_part():
 def test_time_labels_are_iso_dates_or_python_integers():
     import json
 
-    from forecast.timesteps import time_labels
+    from forecast.data.timesteps import time_labels
 
     steps = time_labels(pd.Index([2008, 2009, 2010]))
     assert json.dumps(list(steps)) == "[2008, 2009, 2010]"  # Python ints: JSON-ready

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from forecast.cli import app
+from forecast.cli.app import app
 
 from .conftest import monthly_frame, one_line_error, write_config, write_csv
 
@@ -197,11 +197,11 @@ def test_values_past_float32_are_refused_naming_column_and_time(tmp_path):
 def test_history_that_scaling_takes_past_float32_is_refused(tmp_path):
     """1e30 is an ordinary float32, but a scaler fitted on a range of 1e-9 maps it to
     1e39: the history is refused, naming the column, the time and the scaling."""
-    from forecast.configfile import load_config
-    from forecast.data import read_series
+    from forecast.config.file import load_config
+    from forecast.data.reading import read_series
+    from forecast.data.scaling import Scaler
     from forecast.errors import DataError
     from forecast.pipeline import prepare_history
-    from forecast.scaling import Scaler
 
     values = np.full(24, 1e-9)
     values[-1] = 1e30
@@ -246,7 +246,7 @@ def test_a_diverging_fit_stops_with_one_line_and_leaves_no_run(tmp_path):
 
 
 def test_smape_of_nan_forecasts_is_undefined_not_zero():
-    from forecast.evaluation import compute_metrics
+    from forecast.forecasting.evaluation import compute_metrics
 
     actual = np.array([[[1.0]], [[2.0]]])  # (N=2, H=1, K=1)
     nan = compute_metrics(actual, np.full_like(actual, np.nan), np.array([1.0]))
@@ -283,7 +283,7 @@ def test_predict_refuses_history_past_float32(run, tmp_path):
 
 def test_server_answers_400_for_values_past_float32(run):
     from forecast.api import Predictor
-    from forecast.serving import create_app
+    from forecast.workflows.serve import create_app
 
     served = create_app(Predictor(run))
     frame = monthly_frame(80).tail(24)
@@ -360,7 +360,7 @@ def test_validate_and_init_read_mixed_utc_offsets_as_utc(tmp_path):
 @pytest.mark.slow
 def test_train_predict_and_serve_work_on_mixed_utc_offsets(tmp_path):
     from forecast.api import Predictor
-    from forecast.serving import create_app
+    from forecast.workflows.serve import create_app
 
     frame = berlin_hours(239)
     write_csv(tmp_path / "s.csv", frame)
@@ -382,7 +382,7 @@ def test_train_predict_and_serve_work_on_mixed_utc_offsets(tmp_path):
 
 
 def test_an_infinite_file_limit_setting_is_one_line(tmp_path, monkeypatch):
-    from forecast.data import max_file_bytes
+    from forecast.data.reading import max_file_bytes
     from forecast.errors import ConfigError
 
     monkeypatch.setenv("FORECAST_MAX_FILE_BYTES", "inf")

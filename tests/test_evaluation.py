@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from forecast.evaluation import baseline_forecasts, compute_metrics, evaluate, mase_scale, verdict
+from forecast.forecasting.evaluation import (
+    baseline_forecasts,
+    compute_metrics,
+    evaluate,
+    mase_scale,
+    verdict,
+)
 
 
 def test_metrics_against_hand_values():

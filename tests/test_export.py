@@ -19,8 +19,8 @@ import pytest
 from typer.testing import CliRunner
 
 from forecast import api
-from forecast.cli import app
-from forecast.data import read_series
+from forecast.cli.app import app
+from forecast.data.reading import read_series
 from tests.conftest import monthly_frame, write_config, write_csv
 
 runner = CliRunner()
@@ -74,7 +74,7 @@ def raw_values(run_dir: Path, history: Path) -> np.ndarray:
     opened = api.runs.open_run(run_dir)
     data = opened.config.data
     rows = opened.config.window.input_steps + (1 if data.transform in ("diff", "log_diff") else 0)
-    # with data.calendar, its columns too, as forecast.calendar.encode computes them
+    # with data.calendar, its columns too, as forecast.data.calendar.encode computes them
     frame = read_series(data, path=history, require_targets=False).frame
     return frame[data.inputs].to_numpy("float32")[-rows:][None]
 

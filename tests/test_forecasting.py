@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from forecast.configfile import validate_config
+from forecast.config.file import validate_config
 from forecast.errors import ConfigError
-from forecast.forecasting import Forecaster
-from forecast.models import build_model
+from forecast.forecasting.forecaster import Forecaster
+from forecast.model.build import build_model
 
 
 def small_model(features, targets, horizon, seed=3):
@@ -85,7 +85,7 @@ def test_xla_loop_gives_the_same_numbers():
 
 
 def test_windows_cut_per_batch_of_origins_match_whole_windows():
-    from forecast.windows import input_windows
+    from forecast.data.windows import input_windows
 
     model = small_model(features=1, targets=1, horizon=1)
     series = np.random.default_rng(6).random((40, 1))
@@ -98,8 +98,8 @@ def test_windows_cut_per_batch_of_origins_match_whole_windows():
 
 @pytest.mark.parametrize("architecture", ["lstm", "bidirectional"])
 def test_unrolled_layers_give_the_same_numbers(architecture):
-    from forecast.configfile import validate_config
-    from forecast.models import build_model, without_unroll
+    from forecast.config.file import validate_config
+    from forecast.model.build import build_model, without_unroll
 
     config = validate_config(
         {

@@ -11,7 +11,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from forecast.cli import app
+from forecast.cli.app import app
 
 runner = CliRunner()
 COMMANDS = sorted(command.name or command.callback.__name__ for command in app.registered_commands)
@@ -106,7 +106,7 @@ def test_help_keeps_the_text_of_the_docstrings():
 def test_every_help_is_fast_and_imports_no_tensorflow():
     code = (
         "import sys, time\n"
-        "from forecast.cli import app\n"
+        "from forecast.cli.app import app\n"
         f"for args in [[]] + [[c] for c in {COMMANDS!r}]:\n"
         "    start = time.perf_counter()\n"
         "    try:\n        app([*args, '--help'])\n    except SystemExit:\n        pass\n"

@@ -7,7 +7,7 @@ import yaml
 from typer.testing import CliRunner
 
 from forecast import api
-from forecast.cli import app
+from forecast.cli.app import app
 
 from .conftest import ROOT
 

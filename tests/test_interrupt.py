@@ -102,8 +102,8 @@ def interrupt_at_epoch(monkeypatch, config: Path, epoch: int) -> None:
     """Make the training loop see a Ctrl-C as epoch `epoch` begins (the loop checks for stop
     requests as each epoch begins and after every call of the training function, which runs
     training.steps_per_execution(batches) batches)."""
-    from forecast import training
-    from forecast.configfile import load_config
+    from forecast.config.file import load_config
+    from forecast.fitting import training
     from forecast.pipeline import prepare
 
     cfg = load_config(config)
@@ -121,7 +121,8 @@ def interrupt_at_epoch(monkeypatch, config: Path, epoch: int) -> None:
 
 
 def test_a_resumed_run_stops_where_an_uninterrupted_one_stops(tmp_path: Path, monkeypatch):
-    from forecast import api, training
+    from forecast import api
+    from forecast.fitting import training
 
     config = early_stopping_config(tmp_path)
     whole = api.train(config, runs_dir=tmp_path / "whole", quiet=True)
@@ -257,7 +258,8 @@ def test_a_resumed_run_keeps_the_residual_base_as_an_uninterrupted_one_does(
 ):
     """Early stopping's best is the untrained model (the naive base) from before epoch 1;
     a fit cut after epoch 1 saves it in the checkpoint and, resumed, still keeps it."""
-    from forecast import api, training
+    from forecast import api
+    from forecast.fitting import training
 
     config = early_stopping_config(tmp_path)
     overrides = ["model.residual=naive", "training.learning_rate=10", "model.dropout=0"]

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from forecast import api
-from forecast.intervals import (
+from forecast.forecasting.intervals import (
     calibrate,
     conformal_quantile,
     interval_bounds,

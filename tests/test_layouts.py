@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from forecast import api
-from forecast.cli import app
-from forecast.configfile import load_config, validate_config
+from forecast.cli.app import app
+from forecast.config.file import load_config, validate_config
 
 from .conftest import ROOT, write_config
 
@@ -97,7 +97,7 @@ STACKS = {
 def test_every_stack_trains_saves_and_reloads_in_safe_mode(stack, tmp_path):
     import keras
 
-    from forecast.models import build_model
+    from forecast.model.build import build_model
     from forecast.runs import load_model
 
     keras.utils.set_random_seed(0)

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from forecast.configfile import validate_config
+from forecast.config.file import validate_config
 from forecast.errors import ConfigError
-from forecast.models import build_model, check_stack
+from forecast.model.build import build_model, check_stack
 
 STACKS = {
     "simple_rnn": {"architecture": "simple_rnn", "units": [6, 4]},
@@ -60,7 +60,7 @@ def test_return_sequences_on_the_last_recurrent_layer_is_a_config_error():
 
 
 def test_configs_that_forfeit_cudnn_are_named():
-    from forecast.models import cudnn_warnings
+    from forecast.model.build import cudnn_warnings
 
     relu = model_config({"layers": [{"lstm": {"units": 4, "activation": "relu"}}]})
     (message,) = cudnn_warnings(relu)
@@ -71,7 +71,7 @@ def test_configs_that_forfeit_cudnn_are_named():
 
 
 def test_auto_unrolls_only_fits_long_enough_to_win_back_the_build():
-    from forecast.models import recurrent_layer_count, resolve_unroll
+    from forecast.model.build import recurrent_layer_count, resolve_unroll
     from forecast.pipeline import expected_epochs
 
     # 44 batches per input step and recurrent layer: 96 steps x 1 layer needs 4,224 batches
@@ -90,7 +90,7 @@ def test_auto_unrolls_only_fits_long_enough_to_win_back_the_build():
 
 
 def test_auto_jit_compiles_only_fits_long_enough_to_win_back_the_compilation():
-    from forecast.models import resolve_jit
+    from forecast.model.build import resolve_jit
 
     # 25 batches per input step and recurrent layer: 40 steps x 1 layer -> 1,000 batches
     assert not resolve_jit("auto", 40, expected_batches=999, recurrent_layers=1)

@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from forecast.cli import app
-from forecast.intervals import Calibration, calibrate
-from forecast.timesteps import future_index, season_length
+from forecast.cli.app import app
+from forecast.data.timesteps import future_index, season_length
+from forecast.forecasting.intervals import Calibration, calibrate
 
 from .conftest import ROOT, write_config, write_csv
 

@@ -13,12 +13,12 @@ import pytest
 from typer.testing import CliRunner
 
 from forecast import api
-from forecast.cli import app
-from forecast.configfile import load_config
-from forecast.data import read_panel
+from forecast.cli.app import app
+from forecast.config.file import load_config
+from forecast.data.reading import read_panel
+from forecast.data.windows import input_windows, target_windows
 from forecast.errors import DataError
 from forecast.panel import mean_reports, prepare_panel
-from forecast.windows import input_windows, target_windows
 
 from .conftest import write_config, write_csv
 
@@ -361,7 +361,7 @@ def test_train_predict_plot_backtest_on_a_long_table(tmp_path):
 def test_init_recognises_the_id_column_of_a_long_table(tmp_path):
     import yaml
 
-    from forecast.starter import starter_config
+    from forecast.workflows.starter import starter_config
 
     long_csv = write_csv(tmp_path / "long.csv", long_frame({"A": 40, "B": 44, "C": 36}))
     config = yaml.safe_load(starter_config("univariate", long_csv, horizon=2))
@@ -376,7 +376,7 @@ def test_init_recognises_the_id_column_of_a_long_table(tmp_path):
 
 def test_calibrating_a_few_series_at_a_time_gives_the_same_intervals(tmp_path, monkeypatch):
     from forecast import panel as panel_module
-    from forecast.forecasting import Forecaster
+    from forecast.forecasting.forecaster import Forecaster
     from forecast.pipeline import fit
 
     config = load_config(panel_config(tmp_path, long_frame({"A": 40, "B": 44, "C": 36})))
@@ -393,7 +393,7 @@ def test_calibrating_a_few_series_at_a_time_gives_the_same_intervals(tmp_path, m
 
 
 def test_calendar_features_per_series_of_a_long_table(tmp_path):
-    from forecast.calendar import encode
+    from forecast.data.calendar import encode
 
     frame = long_frame({"A": 40, "B": 44})
     config = load_config(panel_config(tmp_path, frame, data={"calendar": "auto"}))
@@ -418,7 +418,7 @@ def test_calendar_auto_is_one_choice_for_the_whole_table(tmp_path):
 
 
 def test_plots_pick_series_even_when_no_series_has_a_mase_ratio():
-    from forecast.plotting import chosen_series
+    from forecast.plots import chosen_series
 
     undefined = {"model": {"mase": None}, "baselines": {"seasonal_naive": {"mase": None}}}
     per_series = {f"s{i}": undefined for i in range(9)}
@@ -435,7 +435,7 @@ def test_plots_pick_series_even_when_no_series_has_a_mase_ratio():
 def test_init_recognises_an_integer_store_number_as_the_id(tmp_path):
     import yaml
 
-    from forecast.starter import starter_config
+    from forecast.workflows.starter import starter_config
 
     frame = long_frame({"1": 40, "2": 40, "3": 40})
     frame["store"] = frame["store"].astype(int)

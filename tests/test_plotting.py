@@ -83,7 +83,7 @@ def test_the_actual_line_covers_every_test_row_and_one_origin_is_drawn(tmp_path:
     a single test origin is drawn with markers; the loss axis says what units it is in."""
     import matplotlib.pyplot as plt
 
-    from forecast import plotting
+    from forecast import plots as plotting
     from tests.conftest import monthly_frame, write_config, write_csv
 
     write_csv(tmp_path / "s.csv", monthly_frame(60))
@@ -125,7 +125,7 @@ def test_a_stale_font_list_is_rebuilt_before_warning(monkeypatch, caplog):
 
     from matplotlib import font_manager, rcParams
 
-    from forecast import plotting
+    from forecast import plots as plotting
 
     for key in ("font.sans-serif", "font.family", "axes.unicode_minus"):
         monkeypatch.setitem(rcParams, key, rcParams[key])
@@ -155,7 +155,7 @@ def test_a_long_test_split_is_drawn_as_its_last_300_under_an_overview(tmp_path: 
     import pandas as pd
     from typer.testing import CliRunner
 
-    from forecast.cli import app
+    from forecast.cli.app import app
     from tests.conftest import write_config, write_csv
 
     t = np.arange(700)

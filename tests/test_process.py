@@ -24,7 +24,7 @@ def run(*args, cwd: Path) -> subprocess.CompletedProcess:
 def test_help_and_config_errors_do_not_import_tensorflow(tmp_path):
     code = (
         "import sys\n"
-        "from forecast.cli import app\n"
+        "from forecast.cli.app import app\n"
         "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
         "for args in (['validate', '--help'], ['schema'], ['train', '--help'], ['runs'],\n"
         "             ['init'], ['train', 'missing.yaml'], ['validate', 'missing.yaml']):\n"

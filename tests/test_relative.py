@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from forecast.configfile import validate_config
+from forecast.config.file import validate_config
 from forecast.errors import ConfigError
-from forecast.models import build_model, build_models
+from forecast.model.build import build_model, build_models
 from forecast.runs import load_model
 
 
@@ -187,8 +187,8 @@ def test_an_ensemble_forecasts_the_median_of_its_members():
 def test_a_stacked_ensemble_holds_the_plain_members_weights(architecture, units):
     import keras
 
-    from forecast.models import STACKED, forecasting_model
-    from forecast.stacked import member_mask
+    from forecast.model.build import STACKED, forecasting_model
+    from forecast.model.stacked import member_mask
 
     keras.utils.set_random_seed(3)
     config = validate_config(
@@ -202,7 +202,7 @@ def test_a_stacked_ensemble_holds_the_plain_members_weights(architecture, units)
     x = np.random.default_rng(1).random((4, 6, 1)).astype("float32")
     rng = np.random.default_rng(0)
     plain.set_weights([rng.normal(size=w.shape).astype("float32") for w in plain.get_weights()])
-    from forecast.stacked import copy_into_stacked
+    from forecast.model.stacked import copy_into_stacked
 
     copy_into_stacked(plain, wide, STACKED[wide])
     np.testing.assert_allclose(np.median(wide(x).numpy(), axis=1), plain(x).numpy(), atol=1e-5)
@@ -222,7 +222,7 @@ def test_a_stacked_ensemble_holds_the_plain_members_weights(architecture, units)
 
 
 def test_dropout_keeps_an_ensemble_plain():
-    from forecast.stacked import stackable
+    from forecast.model.stacked import stackable
 
     assert stackable(model_config(units=[3], ensemble=2))
     assert not stackable(model_config(units=[3], ensemble=2, dropout=0.2))
@@ -274,7 +274,7 @@ def test_an_ensemble_with_a_seasonal_base_trains_saves_and_predicts(tmp_path: Pa
 
 
 def test_init_recommendations_follow_the_data():
-    from forecast.starter import recommend, seasonal_swing_grows
+    from forecast.workflows.starter import recommend, seasonal_swing_grows
 
     t = np.arange(120)
     season = np.sin(2 * np.pi * t / 12)
@@ -301,7 +301,7 @@ def test_init_recommendations_follow_the_data():
 
 def test_the_recommended_config_backtests_a_36_row_series(tmp_path: Path):
     from forecast import api
-    from forecast.starter import starter_config
+    from forecast.workflows.starter import starter_config
 
     from .conftest import monthly_frame, write_csv
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from forecast.cli import app
+from forecast.cli.app import app
 
 from .conftest import monthly_frame, one_line_error, write_config, write_csv
 
@@ -212,7 +212,7 @@ def test_no_output_goes_over_the_runs_data_file(run_dir: Path, tmp_path: Path):
 def test_a_failed_write_is_one_line_and_removes_the_new_run(
     tmp_path: Path, monkeypatch, code, words
 ):
-    from forecast import training
+    from forecast.fitting import training
 
     config = tiny(tmp_path, epochs=1)
     earlier = tmp_path / "runs" / "earlier"
@@ -342,7 +342,7 @@ def test_runs_dir_that_is_a_file(tmp_path: Path):
 def test_runs_dir_that_is_a_file_is_refused_before_any_work(tmp_path: Path, monkeypatch):
     config = tiny(tmp_path)
     (tmp_path / "runs").write_text("not a folder")
-    from forecast import backtest
+    from forecast.workflows import backtest
 
     monkeypatch.setattr(backtest, "run_backtest", lambda *a: pytest.fail("backtest ran"))
     for argv in (["backtest", str(config)], ["runs"]):
@@ -365,7 +365,8 @@ def test_data_path_that_is_a_symlink_loop(tmp_path: Path):
 
 def interrupted(tmp_path: Path, monkeypatch, epochs: int, stop_at: int) -> tuple[Path, Path]:
     """A config and its partial run, interrupted as epoch `stop_at` began."""
-    from forecast import api, training
+    from forecast import api
+    from forecast.fitting import training
 
     from .test_interrupt import interrupt_at_epoch
 

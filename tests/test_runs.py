@@ -102,7 +102,7 @@ def test_runs_lists_complete_runs_only_and_a_broken_model_says_so(tiny_config: P
     a model.keras of garbage is "corrupted or incomplete", not "file not found"."""
     from typer.testing import CliRunner
 
-    from forecast.cli import app
+    from forecast.cli.app import app
 
     folder = tiny_config.parent / "runs"
     older = api.train(tiny_config, runs_dir=folder, overrides=["training.epochs=1"], quiet=True)

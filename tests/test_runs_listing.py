@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from forecast import api
-from forecast.cli import app
+from forecast.cli.app import app
 
 from .conftest import monthly_frame, write_config, write_csv
 

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
+from forecast.data.scaling import Scaler
 from forecast.errors import RunError
-from forecast.scaling import Scaler
 
 VALUES = np.array([[1.0, 10.0], [3.0, 30.0], [2.0, 50.0], [5.0, 20.0]])
 

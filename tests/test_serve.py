@@ -199,7 +199,7 @@ def test_stops_on_sigterm(server) -> None:
 def test_a_json_history_is_written_in_the_runs_number_format():
     """With data.decimal ',', the history goes to the reader as `;`-separated decimal commas
     (a comma-separated file would clash with the decimal comma)."""
-    from forecast.serving import history_csv
+    from forecast.workflows.serve import history_csv
 
     rows = {"history": [{"day": "2020-01-01", "value": 1.5}, {"day": "2020-01-02", "value": 2.25}]}
     assert history_csv(rows, ",")[0] == b"day;value\n2020-01-01;1,5\n2020-01-02;2,25\n"

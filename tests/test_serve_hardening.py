@@ -83,7 +83,7 @@ def test_a_stalled_body_gets_408_and_is_dropped(server) -> None:
 
 
 def test_sigterm_stops_the_server_while_a_client_hangs_mid_body(trained) -> None:
-    from forecast.serving import SHUTDOWN_GRACE
+    from forecast.workflows.serve import SHUTDOWN_GRACE
 
     run_dir, _ = trained
     # no body timeout before the shutdown's: the hung request is still open at SIGTERM
@@ -193,7 +193,7 @@ def test_values_past_float32_get_400(server) -> None:
 
 def test_the_body_timeout_setting(monkeypatch) -> None:
     from forecast.errors import ConfigError
-    from forecast.serving import BODY_TIMEOUT, body_timeout
+    from forecast.workflows.serve import BODY_TIMEOUT, body_timeout
 
     monkeypatch.delenv("FORECAST_SERVE_BODY_TIMEOUT", raising=False)
     assert body_timeout() == BODY_TIMEOUT == 30
@@ -212,7 +212,7 @@ def test_a_refused_recursion_names_the_horizon_as_the_request_gave_it(tmp_path) 
     from typer.testing import CliRunner
 
     from forecast import api
-    from forecast.cli import app
+    from forecast.cli.app import app
 
     from .conftest import monthly_frame, write_config, write_csv
 

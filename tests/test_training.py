@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from forecast import api
-from forecast.configfile import load_config
+from forecast.config.file import load_config
+from forecast.data.windows import input_windows, target_windows
 from forecast.pipeline import prepare
 from forecast.runs import load_model
-from forecast.windows import input_windows, target_windows
 
 from .conftest import early_stopping_config
 
@@ -150,7 +150,8 @@ def test_progress_within_an_epoch_on_a_terminal_only(tmp_path: Path, monkeypatch
     import io
     import sys
 
-    from forecast import api, training
+    from forecast import api
+    from forecast.fitting import training
     from tests.conftest import small_gru_config
 
     class Terminal(io.StringIO):
@@ -179,7 +180,7 @@ def test_progress_within_an_epoch_on_a_terminal_only(tmp_path: Path, monkeypatch
 def test_the_training_dataset_is_one_epoch_in_the_order_of_seed_and_epoch():
     """Each pass over the training dataset is one epoch (so a call of many batches ends with
     it), every window once, in an order that is a function of (seed, epoch) only."""
-    from forecast.training import EpochOrder, WindowSource, window_dataset
+    from forecast.fitting.training import EpochOrder, WindowSource, window_dataset
 
     series = np.arange(40, dtype="float32").reshape(-1, 1)
     origins = np.arange(3, 36)  # 33 windows of 4 rows, targets the next row
@@ -204,7 +205,7 @@ def test_an_epoch_in_one_graph_call_trains_the_same_weights(tmp_path: Path, monk
     """The same weights and losses whichever way the batches reach the model: one pass over
     every epoch at one batch per call (short epochs, the default here), or a pass per epoch
     with all its batches in one call of the training function or one call per batch."""
-    from forecast import training
+    from forecast.fitting import training
     from tests.conftest import small_gru_config
 
     config = small_gru_config(tmp_path, epochs=3, batch_size=8, early_stopping=False)
@@ -246,7 +247,7 @@ def test_an_xla_fit_uses_xla_and_repeats_bit_for_bit(tmp_path: Path):
     [
         ("constant", True, 1),
         ("cosine", False, 1),  # False: the validation windows through tf.data
-        ("constant", True, 3),  # an ensemble, trained as one wide model (forecast.stacked)
+        ("constant", True, 3),  # an ensemble, trained as one wide model (forecast.model.stacked)
     ],
 )
 def test_a_residual_base_no_epoch_beats_is_kept(
@@ -256,10 +257,10 @@ def test_a_residual_base_no_epoch_beats_is_kept(
     which forecasts its base (here the last value), so early stopping keeps the base."""
     import json
 
-    import forecast.training
+    import forecast.fitting.training
 
     if not in_memory:
-        monkeypatch.setattr(forecast.training, "VALIDATION_IN_MEMORY", 0)
+        monkeypatch.setattr(forecast.fitting.training, "VALIDATION_IN_MEMORY", 0)
     config = early_stopping_config(tmp_path, restore=True, final_fit=True)
     overrides = ["model.residual=naive", "training.learning_rate=10", "model.dropout=0"]
     overrides += [f"training.lr_schedule={schedule}", f"model.ensemble={members}"]
@@ -281,7 +282,7 @@ def test_a_residual_base_no_epoch_beats_is_kept(
     # predict says so, and forecasts the last row's values
     from typer.testing import CliRunner
 
-    from forecast.cli import app
+    from forecast.cli.app import app
 
     said = CliRunner().invoke(
         app, ["predict", "--run", str(result.run_dir), "--csv", str(tmp_path / "s.csv")]

@@ -64,7 +64,7 @@ def test_the_final_fit_shows_its_epochs_and_loss_png_marks_it(tmp_path: Path, mo
     from matplotlib.figure import Figure
     from typer.testing import CliRunner
 
-    from forecast.cli import app
+    from forecast.cli.app import app
 
     from .conftest import early_stopping_config
 
@@ -134,7 +134,7 @@ def relu_gru_config(folder: Path) -> Path:
 def train_stderr(config: Path) -> str:
     from typer.testing import CliRunner
 
-    from forecast.cli import app
+    from forecast.cli.app import app
 
     result = CliRunner().invoke(app, ["train", str(config), "--runs-dir", str(config.parent)])
     assert result.exit_code == 0, result.output
@@ -164,7 +164,7 @@ def test_the_cudnn_warning_where_a_gpu_is_visible_once_per_process(tmp_path: Pat
 def test_the_gpu_query_asks_tensorflow(monkeypatch):
     import tensorflow as tf
 
-    from forecast.models import gpu_visible
+    from forecast.model.build import gpu_visible
 
     gpu = tf.config.PhysicalDevice("/physical_device:GPU:0", "GPU")
     asked = []
@@ -208,7 +208,7 @@ def quick_run(folder: Path, name: str, model: dict, transform: str = "none") -> 
 def predict_warnings(run_dir: Path, csv: Path) -> list[str]:
     from typer.testing import CliRunner
 
-    from forecast.cli import app
+    from forecast.cli.app import app
 
     result = CliRunner().invoke(app, ["predict", "--run", str(run_dir), "--csv", str(csv)])
     assert result.exit_code == 0, result.output

@@ -8,9 +8,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from forecast.cli import app
-from forecast.configfile import load_config
-from forecast.tune import draws, space
+from forecast.cli.app import app
+from forecast.config.file import load_config
+from forecast.workflows.tune import draws, space
 
 from .conftest import monthly_frame, write_config, write_csv
 

@@ -3,9 +3,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forecast.config import SplitConfig
+from forecast.config.schema import SplitConfig
+from forecast.data.windows import input_windows, plan_split, target_windows
 from forecast.errors import DataError
-from forecast.windows import input_windows, plan_split, target_windows
 
 
 def test_input_windows_on_arange():
@@ -97,7 +97,7 @@ def test_windows_match_plain_slicing(rows, features, input_steps, horizon):
 
 def test_training_batches_gathered_per_batch_equal_numpy_windows():
     """The tf.data pipeline train uses gives exactly the windows of the NumPy path."""
-    from forecast.training import WindowSource, window_dataset
+    from forecast.fitting.training import WindowSource, window_dataset
 
     series = np.arange(40, dtype="float32").reshape(20, 2)
     targets = series[:, :1] * 10

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecast.config import Config
-from forecast.intervals import label
+from forecast.config.schema import Config
+from forecast.forecasting.intervals import label
 from forecast.runs import write_atomic
 
 log = logging.getLogger("forecast")
@@ -365,7 +365,7 @@ def _read_forecast(path: Path, config: Config) -> pd.DataFrame:
     encoding first, then the detected one; the one whose header holds the targets."""
     import codecs
 
-    from forecast.data import file_encoding
+    from forecast.data.reading import file_encoding
     from forecast.errors import RunError
 
     raw = path.read_bytes()

@@ -1,10 +1,10 @@
 """The config's typed schema: pydantic models with defaults, bounds and cross-field rules.
 
-This module knows nothing about YAML files: `forecast.configfile` reads them, applies
+This module knows nothing about YAML files: `forecast.config.file` reads them, applies
 `--set`, turns layer shorthand into these models and formats pydantic's errors. A notebook
 user can build a `Config` directly; `revalidate` checks a changed copy of one.
 
-The `model` section (layers and the architecture shorthand) lives in `forecast.modelspec`.
+The `model` section (layers and the architecture shorthand) lives in `forecast.config.modelspec`.
 Cross-field rules are small named functions (`_layout_agrees`, `_recursion_needs_targets`,
 ...) whose messages say what is wrong and how to fix it.
 """
@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from forecast.config.modelspec import ModelConfig, Strict
 from forecast.errors import excerpt, shorten
-from forecast.modelspec import ModelConfig, Strict
 
 CALENDAR_NAMES = ("minute", "hour", "weekday", "day", "dayofyear", "week", "month", "quarter")
 
@@ -109,7 +109,7 @@ class DataConfig(Strict):
     @property
     def calendar_columns(self) -> list[str]:
         """The calendar features' input columns (a sine and a cosine each)."""
-        from forecast.calendar import columns
+        from forecast.data.calendar import columns
 
         assert self.calendar != "auto", "calendar: auto is resolved when the data is read"
         return columns(list(self.calendar))

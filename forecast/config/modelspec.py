@@ -2,7 +2,7 @@
 
 `model: {architecture: gru, units: [32, 16], dropout: 0.1}` or an explicit `layers` list;
 `ModelConfig.layer_specs()` is the explicit list either way. Part of the schema in
-`forecast.config`.
+`forecast.config.schema`.
 """
 
 from __future__ import annotations
@@ -46,13 +46,13 @@ ACTIVATIONS = (
 )
 Activation = Literal[ACTIVATIONS]  # type: ignore[valid-type]
 # units/filters of one layer: far above any useful width, far below what overflows memory
-# estimates (whether a model fits is checked against the machine: forecast.memory)
+# estimates (whether a model fits is checked against the machine: forecast.fitting.memory)
 MAX_WIDTH = 65_536
 
 
 class Strict(BaseModel):
     """Base for every config section: unknown keys are errors (pydantic's `extra_forbidden`,
-    which `forecast.configfile` words with a did-you-mean)."""
+    which `forecast.config.file` words with a did-you-mean)."""
 
     model_config = ConfigDict(extra="forbid", validate_default=True)
 

@@ -3,7 +3,7 @@
     check_training_fits(config)   # ConfigError naming the layer, the figure and a way out
 
 The estimate needs no TensorFlow: the parameter count and the values kept per sample come
-from `forecast.models.check_stack`. Training holds, in float32, the weights, their gradients
+from `forecast.model.build.check_stack`. Training holds, in float32, the weights, their gradients
 and the optimizer's slots (Adam: two per weight), and for every sample of a batch the
 activations the backward pass needs. It is rough (within a factor of two or so); it exists
 to refuse a model a thousand times too big with a message instead of an out-of-memory crash.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from forecast.config import Config
+from forecast.config.schema import Config
 from forecast.errors import ConfigError
 
 FLOAT = 4  # bytes of a float32
@@ -51,7 +51,7 @@ def check_training_fits(config: Config, shape: Any = None, windows: int | None =
     `shape`: the model's `check_stack` result, if already computed; `windows`: the number
     of training windows, or an upper bound."""
     if shape is None:
-        from forecast.models import check_stack
+        from forecast.model.build import check_stack
 
         window, data = config.window, config.data
         shape = check_stack(

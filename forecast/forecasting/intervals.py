@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from forecast.evaluation import actuals, baseline_forecasts, mase_scale
+from forecast.forecasting.evaluation import actuals, baseline_forecasts, mase_scale
 
 TRAINING_ORIGINS = 500  # the training origins whose errors shape the intervals, at most
 

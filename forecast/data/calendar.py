@@ -55,7 +55,7 @@ def auto(index: pd.Index) -> list[str]:
     of year; months: month; quarters: quarter; years: none)."""
     if not isinstance(index, pd.DatetimeIndex) or len(index) < 2:
         return []
-    from forecast.timesteps import _nanoseconds
+    from forecast.data.timesteps import _nanoseconds
 
     gap = pd.Series(np.diff(_nanoseconds(index))).median() / 1e9 / 3600  # hours
     if gap < 23:
@@ -74,7 +74,7 @@ def auto(index: pd.Index) -> list[str]:
 def encode(index: pd.Index, names: list[str], source: str) -> pd.DataFrame:
     """(rows, 2 x names): row t holds the calendar of the row after it (the last row's next
     time stamp continues the data's frequency)."""
-    from forecast.timesteps import future_index
+    from forecast.data.timesteps import future_index
 
     if not names:
         return pd.DataFrame(index=index)

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from forecast.modelspec import ModelConfig
+from forecast.config.modelspec import ModelConfig
 
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 STACKABLE = (*GATES, "dense", "dropout")

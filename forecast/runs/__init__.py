@@ -3,7 +3,7 @@
 runs/.<name>-<stamp>.partial/   while training (never picked up as a run)
 runs/<name>-<stamp>[-N]/        when complete; never overwritten
 
-A partial run holds `backup/` (the training checkpoint, see forecast.training) while the
+A partial run holds `backup/` (the training checkpoint, see forecast.fitting.training) while the
 model trains, then `held_out.keras` and `fit.json` once `fit` has returned, and
 `model.keras` with `final.json` once the final fit on every row has, so an interruption
 keeps whatever was trained and `--resume` goes on from there (the held-out evaluation always
@@ -31,10 +31,10 @@ import pandas as pd
 import yaml
 
 from forecast import __version__
-from forecast.config import Config
-from forecast.configfile import config_to_yaml, validate_config
+from forecast.config.schema import Config
+from forecast.config.file import config_to_yaml, validate_config
 from forecast.errors import ConfigError, RunError
-from forecast.timesteps import time_labels
+from forecast.data.timesteps import time_labels
 
 FORMAT_VERSION = 1
 HISTORY_COLUMNS = ["epoch", "loss", "val_loss", "learning_rate", "seconds"]
@@ -512,7 +512,7 @@ def prediction_table(
     levels: list[float] | None = None,
 ) -> pd.DataFrame:
     """test_predictions.csv: one row per origin, target and step; `lo_L, hi_L` per level."""
-    from forecast.intervals import label
+    from forecast.forecasting.intervals import label
 
     n, horizon, k = predicted.shape
     steps = np.arange(1, horizon + 1)
@@ -655,7 +655,7 @@ class Run:
 
 def load_panel_scalers(path: Path, columns: list[str]) -> dict[str, Any]:
     """A long table's scaler.json: id -> Scaler."""
-    from forecast.scaling import Scaler
+    from forecast.data.scaling import Scaler
 
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -672,7 +672,7 @@ def load_panel_scalers(path: Path, columns: list[str]) -> dict[str, Any]:
 
 def load_panel_intervals(run_dir: Path) -> dict[str, Any]:
     """A long table's intervals.json: id -> Calibration ({} for a run without them)."""
-    from forecast.intervals import Calibration
+    from forecast.forecasting.intervals import Calibration
 
     path = run_dir / "intervals.json"
     if not path.is_file():
@@ -686,7 +686,7 @@ def load_panel_intervals(run_dir: Path) -> dict[str, Any]:
 
 def load_intervals(run_dir: Path) -> Any:
     """The run's calibrated intervals (intervals.json), or None for a run without them."""
-    from forecast.intervals import Calibration
+    from forecast.forecasting.intervals import Calibration
 
     path = run_dir / "intervals.json"
     if not path.is_file():
@@ -731,7 +731,7 @@ def load_model(path: Path, config: Config | None = None) -> Any:
     (another run's model.keras copied in) is refused too."""
     import keras
 
-    from forecast.layers import register
+    from forecast.model.layers import register
 
     register()  # our own layers (per-window normalisation) are known before loading
     try:

@@ -37,7 +37,7 @@ log = logging.getLogger("forecast")
 
 def input_rows(config: Any) -> int:
     """Raw rows the artifact takes per origin: the window, plus one for differences."""
-    from forecast.transforms import transform_lag
+    from forecast.data.transforms import transform_lag
 
     return config.window.input_steps + transform_lag(config.data.transform)
 
@@ -47,8 +47,8 @@ def serving_function(model: Any, config: Any, scaler: Any) -> Any:
     import numpy as np
     import tensorflow as tf
 
-    from forecast.forecasting import check_steps, feedback_index
-    from forecast.transforms import transform_lag
+    from forecast.data.transforms import transform_lag
+    from forecast.forecasting.forecaster import check_steps, feedback_index
 
     data, window = config.data, config.window
     kind, lag = data.transform, transform_lag(data.transform)
@@ -121,7 +121,7 @@ def export_run(
 ) -> Path:
     """Write the artifact of `run` in `fmt`; returns its path (default RUN_DIR/export/...)."""
     from forecast.api import Predictor
-    from forecast.models import with_unroll
+    from forecast.model.build import with_unroll
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")

@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecast.calendar import auto, encode
-from forecast.config import DataConfig
+from forecast.config.schema import DataConfig
+from forecast.data.calendar import auto, encode
+from forecast.data.timesteps import parse_times, time_labels, warn_irregular_gaps
 from forecast.errors import ConfigError, DataError
-from forecast.timesteps import parse_times, time_labels, warn_irregular_gaps
 
 log = logging.getLogger("forecast")
 

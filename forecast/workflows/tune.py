@@ -23,15 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from forecast.config import Config
-from forecast.configfile import config_to_yaml, load_config
-from forecast.data import Series, read_series
+from forecast.config.file import config_to_yaml, load_config
+from forecast.config.schema import Config
+from forecast.data.reading import Series, read_series
+from forecast.data.timesteps import season_length
+from forecast.data.transforms import transform_lag
+from forecast.data.windows import plan_split
 from forecast.errors import ConfigError, DataError, ForecastError
-from forecast.memory import check_training_fits
+from forecast.fitting.memory import check_training_fits
 from forecast.pipeline import prepare
-from forecast.timesteps import season_length
-from forecast.transforms import transform_lag
-from forecast.windows import plan_split
 
 log = logging.getLogger("forecast")
 
@@ -113,7 +113,7 @@ def tune(
     series and write the best as a complete config to `output` (default: NAME.tuned.yaml
     beside the config; never over an existing file). `overrides` are `--set` items applied
     to every trial."""
-    from forecast import backtest as rolling
+    from forecast.workflows import backtest as rolling
 
     if trials < 1:
         raise ConfigError(f"--trials must be >= 1, got {trials}")
@@ -189,7 +189,7 @@ def fold_origins(config: Config, part: Series, folds: int) -> np.ndarray:
     needs more rows before the first origin than that spacing leaves (its window, horizon
     and validation), so that trial 1 runs whenever the data can hold it. Every trial is
     scored on the same origins."""
-    from forecast.backtest import backtest_origins
+    from forecast.workflows.backtest import backtest_origins
 
     horizon = config.window.horizon
     origins = backtest_origins(len(part.frame), folds, horizon)

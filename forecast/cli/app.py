@@ -20,8 +20,8 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from forecast.cli.helpstyle import HelpGroup, HelpTyper
 from forecast.errors import ForecastError
-from forecast.helpstyle import HelpGroup, HelpTyper
 from forecast.interrupts import Terminated, request_stop
 
 try:  # Typer >= 0.20 carries its own click
@@ -430,7 +430,7 @@ def export(
     Example: forecast export --format tflite
     """
     _setup_logging(False)
-    from forecast.export import export_run
+    from forecast.workflows.export import export_run
 
     typer.echo(str(_run(lambda: export_run(run, format_, output, runs_dir))))
 
@@ -467,7 +467,7 @@ def serve(
     """
     _setup_logging(False)
     from forecast import api
-    from forecast.serving import serve as run_server
+    from forecast.workflows.serve import serve as run_server
 
     predictor = _run(lambda: api.Predictor(run, runs_dir))
     _run(lambda: predictor.forecaster)  # the model, loaded once, before the first request
@@ -491,7 +491,7 @@ def validate(
     shape = "x".join
     typer.echo(f"layout:          {info['layout']}")
     if "series" in info:
-        from forecast.data import some_ids
+        from forecast.data.reading import some_ids
 
         left = info["skipped_series"]
         out = f" ({len(left)} too short, left out: {some_ids(left)})" if left else ""
@@ -560,7 +560,7 @@ def init(
     Example: forecast init --csv data/airline_monthly.csv --target passengers --horizon 12
     """
     _setup_logging(False)
-    from forecast.starter import starter_config
+    from forecast.workflows.starter import starter_config
 
     text = _run(lambda: starter_config(layout, csv, target, horizon, decimal, encoding))
     typer.echo(text, nl=False)
@@ -572,7 +572,7 @@ def schema() -> None:
 
     Example: forecast schema > forecast.schema.json
     """
-    from forecast.config import json_schema
+    from forecast.config.schema import json_schema
 
     typer.echo(json.dumps(json_schema(), indent=2))
 

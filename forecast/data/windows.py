@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from forecast.config import SplitConfig
+from forecast.config.schema import SplitConfig
 from forecast.errors import DataError
 
 

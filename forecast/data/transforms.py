@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from forecast.calendar import is_calendar
+from forecast.data.calendar import is_calendar
+from forecast.data.timesteps import time_labels
 from forecast.errors import DataError
-from forecast.timesteps import time_labels
 
 
 def transform_lag(kind: str) -> int:
@@ -24,7 +24,7 @@ def apply_transform(
     values: np.ndarray, kind: str, columns: list[str], index: pd.Index, source: str
 ) -> np.ndarray:
     """values (rows, C) -> (rows - lag, C). Row i of the result belongs to original row i + lag.
-    Calendar columns (forecast.calendar) pass through untransformed."""
+    Calendar columns (forecast.data.calendar) pass through untransformed."""
     known = np.array([is_calendar(c) for c in columns], dtype=bool)
     if known.any() and kind != "none":
         out = apply_transform(

@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from forecast.config import Config
-from forecast.data import Series, fill_missing
+from forecast.config.schema import Config
+from forecast.data.reading import Series, fill_missing
+from forecast.data.timesteps import time_labels
 from forecast.errors import ConfigError, DataError
-from forecast.evaluation import BASELINES, METRICS, evaluate, verdict
-from forecast.intervals import clip_note
+from forecast.forecasting.evaluation import BASELINES, METRICS, evaluate, verdict
+from forecast.forecasting.intervals import clip_note
 from forecast.pipeline import (
     SHARED,
     Compiled,
@@ -30,7 +31,6 @@ from forecast.pipeline import (
     prepare,
     score_intervals,
 )
-from forecast.timesteps import time_labels
 
 log = logging.getLogger("forecast")
 
@@ -228,7 +228,7 @@ def _parallel_folds(
     import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from forecast.configfile import config_to_yaml
+    from forecast.config.file import config_to_yaml
 
     workers = min(workers, len(origins))
     threads = max(1, (os.cpu_count() or 1) // workers)
@@ -270,14 +270,14 @@ def fold_in_worker(config_yaml: str, series: Series, origin: int, number: int) -
     """`run_fold` in a worker process, from the config's YAML (what a run directory keeps)."""
     import yaml
 
-    from forecast.configfile import validate_config
+    from forecast.config.file import validate_config
 
     config = validate_config(yaml.safe_load(config_yaml), source="backtest worker")
     return run_fold(config, series, origin, number)
 
 
 def import_tensorflow() -> None:
-    from forecast.tf_setup import import_tensorflow_quietly
+    from forecast.model.tf_setup import import_tensorflow_quietly
 
     import_tensorflow_quietly()
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from forecast.data.windows import check_origins, input_windows
 from forecast.errors import ConfigError
-from forecast.windows import check_origins, input_windows
 
 DEFAULT_BATCH = 4096
 # XLA costs about 1 s of compilation here. It pays off for any recursive loop (1 origin x 100
@@ -51,7 +51,7 @@ def recursion_refusal(
 ) -> str:
     """Why a forecast of `asked` steps cannot go past the `trained` ones; `ask` names the
     request for fewer steps as the user gives it (the CLI's option, or HTTP's horizon=N)."""
-    from forecast.calendar import is_calendar
+    from forecast.data.calendar import is_calendar
 
     if any(is_calendar(f) for f in features):
         return (

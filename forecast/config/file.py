@@ -1,5 +1,5 @@
 """The config's YAML surface: read a file, apply `--set` and `--seed`, expand layer shorthand,
-validate into `forecast.config.Config`, and word pydantic's errors as one line.
+validate into `forecast.config.schema.Config`, and word pydantic's errors as one line.
 
     load_config("configs/univariate.yaml", ["training.epochs=5"], seed=3) -> Config
 
@@ -19,9 +19,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from forecast.config import Config, run_name
+from forecast.config.modelspec import LAYER_MODELS, LAYER_TYPES
+from forecast.config.schema import Config, run_name
 from forecast.errors import ConfigError, excerpt
-from forecast.modelspec import LAYER_MODELS, LAYER_TYPES
 
 # A config is a few dozen values; YAML aliases can make a few lines stand for billions
 # (`&a [*b, *b, ...]` nested: "billion laughs"), so the expanded size is counted first.
@@ -80,7 +80,7 @@ def load_config(
 def _column_typo(data: Any) -> str | None:
     """'<csv>: no column ...; did you mean ...?' for a features/targets name the CSV's
     header lacks, or None (also when the CSV cannot be read: the config error stands)."""
-    from forecast.data import missing_column, read_table
+    from forecast.data.reading import missing_column, read_table
     from forecast.errors import ForecastError
 
     if not isinstance(data, dict) or not isinstance(data.get("path"), str):

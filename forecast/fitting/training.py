@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from forecast.config import TrainingConfig
+from forecast.config.schema import TrainingConfig
 from forecast.interrupts import raise_if_stop_requested, tensorflow_work
 
 
@@ -451,7 +451,7 @@ def _validation_loss_class() -> type:
     class ValidationLoss(keras.callbacks.Callback):
         def __init__(self, model: Any, source: WindowSource, origins: np.ndarray) -> None:
             super().__init__()
-            from forecast.windows import input_windows, target_windows
+            from forecast.data.windows import input_windows, target_windows
 
             x = input_windows(source.features, origins, source.input_steps)  # (N, L, F)
             y = target_windows(source.targets, origins, source.output_steps)  # (N, H, K)

@@ -13,9 +13,9 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
+from forecast.config.modelspec import RECURRENT_TYPES, ModelConfig
 from forecast.errors import ConfigError
-from forecast.modelspec import RECURRENT_TYPES, ModelConfig
-from forecast.stacked import build_stacked, copy_into_plain, copy_into_stacked, stackable
+from forecast.model.stacked import build_stacked, copy_into_plain, copy_into_stacked, stackable
 
 RNN_TYPES = (*RECURRENT_TYPES, "bidirectional")
 SEQUENCE_INPUT = (*RNN_TYPES, "conv1d", "max_pooling1d")  # layers that need (B, steps, width)
@@ -262,12 +262,12 @@ def build_models(
     one graph, each with its own initialisation: the model to train emits every member's
     forecast, (B, N, H, K), each scored against the targets; the forecasting model emits
     their median, (B, H, K). `target_features` (each target's feature index, or -1) and
-    `season` serve `model.window_norm` and `model.residual` (see forecast.layers).
+    `season` serve `model.window_norm` and `model.residual` (see forecast.model.layers).
     """
     check_stack(model, input_steps, features, horizon, targets)
     import keras
 
-    from forecast.layers import register
+    from forecast.model.layers import register
 
     inputs = keras.Input(shape=(input_steps, features), name="window")  # (B, L, F)
     x = inputs
@@ -315,7 +315,7 @@ def build_models(
     forecaster = keras.Model(inputs, finish(median, "forecast"), name="forecast_model")
     if not stackable(model):
         return train, forecaster
-    # the same members as one wide model for training (forecast.stacked), started from the
+    # the same members as one wide model for training (forecast.model.stacked), started from the
     # plain members' weights; the plain ensemble forecasts and is saved
     wide_inputs = keras.Input(shape=(input_steps, features), name="window")  # (B, L, F)
     x = wide_inputs
@@ -355,7 +355,7 @@ def _stacked_median(trained: Any) -> Any:
     """(B, L, F) -> (B, H, K): the median of a stacked ensemble's members."""
     import keras
 
-    from forecast.layers import register
+    from forecast.model.layers import register
 
     median = register()["MemberMedian"](name="median")(trained.output)  # (B, H, K)
     return keras.Model(trained.input, median, name="forecast_model")
@@ -400,7 +400,7 @@ def _member(
 
 def gpu_visible() -> bool:
     """TensorFlow sees a GPU here (cudnn_warnings matter only then)."""
-    from forecast.tf_setup import import_tensorflow_quietly
+    from forecast.model.tf_setup import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     import tensorflow as tf

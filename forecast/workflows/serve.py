@@ -121,7 +121,7 @@ def records(frame: Any) -> list[dict[str, Any]]:
 
 
 def run_info(predictor: Any) -> dict[str, Any]:
-    from forecast.export import input_rows
+    from forecast.workflows.export import input_rows
 
     cfg = predictor.config
     data = cfg.data
@@ -149,7 +149,7 @@ def run_info(predictor: Any) -> dict[str, Any]:
 def create_app(predictor: Any, max_body: int = MAX_BODY, body_seconds: float = BODY_TIMEOUT) -> Any:
     """The FastAPI application answering for `predictor` (an `api.Predictor`); a request
     body must arrive within `body_seconds`."""
-    from forecast.data import read_panel, read_series
+    from forecast.data.reading import read_panel, read_series
 
     name = predictor.run.name
     info = run_info(predictor)

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecast.config import LAYOUTS, DataConfig, run_name
-from forecast.configfile import validate_config
-from forecast.data import NumberFormat, read_panel, read_series, read_table
+from forecast.config.file import validate_config
+from forecast.config.schema import LAYOUTS, DataConfig, run_name
+from forecast.data.reading import NumberFormat, read_panel, read_series, read_table
+from forecast.data.timesteps import parse_times, season_length
+from forecast.data.transforms import transform_lag
+from forecast.data.windows import row_count
 from forecast.errors import ConfigError, DataError
-from forecast.timesteps import parse_times, season_length
-from forecast.transforms import transform_lag
-from forecast.windows import row_count
 
 log = logging.getLogger("forecast")
 
