@@ -275,9 +275,10 @@ def bench_train_epoch(windows: int) -> None:
     import pandas as pd
 
     from forecast.config.file import validate_config
+    from forecast.data.prepare import prepare
     from forecast.data.windows import input_windows, target_windows
+    from forecast.fitting.fit import fit
     from forecast.model.build import build_model
-    from forecast.pipeline import fit, prepare
 
     input_steps = 48
     rows = windows + input_steps + 1
@@ -719,7 +720,7 @@ def bench_ensemble(quick: bool) -> None:
     import forecast.model.build
     from forecast.config.file import load_config
     from forecast.data.reading import read_series
-    from forecast.pipeline import SHARED
+    from forecast.fitting.fit import SHARED
     from forecast.workflows.backtest import backtest_origins, run_backtest
     from forecast.workflows.starter import starter_config
 

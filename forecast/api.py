@@ -26,33 +26,24 @@ import pandas as pd
 from forecast import runs
 from forecast.config.file import config_to_yaml, load_config, revalidate
 from forecast.config.schema import Config
+from forecast.data.panel import PreparedPanel, prepare_panel
+from forecast.data.prepare import Prepared, prepare, prepare_history, with_calendar
+from forecast.data.ranges import outside_training_range
 from forecast.data.reading import Panel, read_panel, read_series, some_ids
 from forecast.data.scaling import Scaler
 from forecast.data.timesteps import future_index, time_labels
 from forecast.data.transforms import transform_lag
 from forecast.errors import ConfigError, DataError, ForecastError, RunError
+from forecast.fitting.fit import final_split, fit, fit_final
+from forecast.fitting.residual import choose_residual
+from forecast.forecasting.calibration import calibrate_intervals, score_intervals
 from forecast.forecasting.evaluation import evaluate, verdict
 from forecast.forecasting.forecaster import check_steps
 from forecast.forecasting.intervals import clip_note, label
+from forecast.forecasting.original import forecast, to_original
 from forecast.interrupts import raise_if_stop_requested, tensorflow_work
 from forecast.model.build import cudnn_warnings, gpu_visible
 from forecast.model.tf_setup import import_tensorflow_quietly
-from forecast.panel import PreparedPanel, prepare_panel
-from forecast.pipeline import (
-    Prepared,
-    calibrate_intervals,
-    choose_residual,
-    final_split,
-    fit,
-    fit_final,
-    forecast,
-    outside_training_range,
-    prepare,
-    prepare_history,
-    score_intervals,
-    to_original,
-    with_calendar,
-)
 from forecast.workflows.tune import TuneResult, tune  # noqa: F401  (the API: api.tune)
 
 log = logging.getLogger("forecast")
@@ -346,8 +337,10 @@ def _evaluate_panel(
     (MASE on its own scale), and the overall metrics the mean over series of each series'
     metrics; intervals calibrated per series. (metrics, predictions with the id column
     first, id -> Calibration)."""
+    from forecast.forecasting.calibration import calibrate_members
     from forecast.forecasting.forecaster import Forecaster
-    from forecast.panel import calibrate_members, forecast_members, mean_reports
+    from forecast.forecasting.original import forecast_members
+    from forecast.forecasting.scoring import mean_reports
 
     cfg = prepared.config
     data, horizon, id_column = cfg.data, cfg.window.horizon, cfg.data.id_column

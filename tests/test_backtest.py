@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from forecast.cli.app import app
 from forecast.config.file import load_config
+from forecast.data.prepare import prepare
 from forecast.data.reading import read_series
-from forecast.pipeline import prepare
 from forecast.workflows.backtest import backtest_origins
 
 from .conftest import monthly_frame, write_config, write_csv
@@ -147,7 +147,7 @@ def test_too_many_folds_is_a_user_error(tmp_path):
     ],
 )
 def test_folds_that_reuse_the_first_folds_model_forecast_as_new_models_do(tmp_path, overrides):
-    from forecast.pipeline import Compiled
+    from forecast.fitting.fit import Compiled
     from forecast.workflows.backtest import run_fold
 
     config = load_config(fold_config(tmp_path), [*overrides, "training.epochs=3"])
@@ -180,7 +180,7 @@ def test_a_stacked_ensemble_forecasts_as_its_plain_members_trained_apart(tmp_pat
 
 
 def test_a_backtest_of_another_series_reuses_the_models_and_forecasts_as_new_ones(tmp_path):
-    from forecast.pipeline import SHARED
+    from forecast.fitting.fit import SHARED
     from forecast.workflows.backtest import run_backtest, run_fold
 
     config = load_config(fold_config(tmp_path), ["training.epochs=3"])
@@ -203,7 +203,7 @@ def test_a_backtest_of_another_series_reuses_the_models_and_forecasts_as_new_one
 def test_the_shared_models_keep_only_the_most_recently_used():
     from types import SimpleNamespace
 
-    from forecast.pipeline import Compiled
+    from forecast.fitting.fit import Compiled
 
     compiled = Compiled(limit=2)
     slots = {key: SimpleNamespace(model=object(), plain=object()) for key in "abc"}

@@ -17,9 +17,9 @@ from forecast import api
 from forecast.cli.app import app
 from forecast.config.file import load_config
 from forecast.data.calendar import auto, encode
+from forecast.data.prepare import prepare, prepare_history
 from forecast.data.reading import read_series
 from forecast.errors import DataError
-from forecast.pipeline import prepare, prepare_history
 
 from .conftest import monthly_frame, write_config, write_csv
 

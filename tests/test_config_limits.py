@@ -127,7 +127,7 @@ def test_absurd_filters_are_a_field_error(tmp_path: Path):
 def test_a_model_too_big_for_memory_is_refused_with_the_figures(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
 ):
-    from forecast.fitting import memory
+    from forecast.model import memory
 
     monkeypatch.setattr(memory, "available_bytes", lambda: 8 * 10**9)
     path = _tiny(tmp_path, layers=[{"lstm": {"units": 30_000}}])
@@ -146,7 +146,7 @@ def test_a_model_too_big_for_memory_is_refused_with_the_figures(
 
 
 def test_a_model_that_fits_is_not_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from forecast.fitting import memory
+    from forecast.model import memory
 
     monkeypatch.setattr(memory, "available_bytes", lambda: 8 * 10**9)
     code, out = _cli(["validate", str(_tiny(tmp_path, layers=[{"lstm": {"units": 64}}]))])
@@ -154,7 +154,7 @@ def test_a_model_that_fits_is_not_refused(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_available_memory_is_read_from_this_machine():
-    from forecast.fitting import memory
+    from forecast.model import memory
 
     found = memory.available_bytes()
     assert found is None or 10**7 < found < 2**50
@@ -238,8 +238,8 @@ def _long_window_config(folder: Path) -> Path:
 
 def test_tune_spaces_its_folds_so_the_config_as_given_can_train(tmp_path: Path):
     from forecast.config.file import load_config
+    from forecast.data.prepare import prepare
     from forecast.data.reading import read_series
-    from forecast.pipeline import prepare
     from forecast.workflows.tune import fold_origins, training_part
 
     config = load_config(_long_window_config(tmp_path), ["training.epochs=1"])

@@ -198,10 +198,10 @@ def test_history_that_scaling_takes_past_float32_is_refused(tmp_path):
     """1e30 is an ordinary float32, but a scaler fitted on a range of 1e-9 maps it to
     1e39: the history is refused, naming the column, the time and the scaling."""
     from forecast.config.file import load_config
+    from forecast.data.prepare import prepare_history
     from forecast.data.reading import read_series
     from forecast.data.scaling import Scaler
     from forecast.errors import DataError
-    from forecast.pipeline import prepare_history
 
     values = np.full(24, 1e-9)
     values[-1] = 1e30

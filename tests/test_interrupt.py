@@ -103,8 +103,8 @@ def interrupt_at_epoch(monkeypatch, config: Path, epoch: int) -> None:
     requests as each epoch begins and after every call of the training function, which runs
     training.steps_per_execution(batches) batches)."""
     from forecast.config.file import load_config
+    from forecast.data.prepare import prepare
     from forecast.fitting import training
-    from forecast.pipeline import prepare
 
     cfg = load_config(config)
     batches = -(-len(prepare(cfg).split.train_origins) // cfg.training.batch_size)
@@ -164,7 +164,8 @@ def no_training(*args, **kwargs):
 
 
 def test_an_interruption_after_training_keeps_the_trained_model(tmp_path: Path, monkeypatch):
-    from forecast import api, pipeline
+    from forecast import api
+    from forecast.fitting import fit as pipeline
 
     # no final fit: any training on --resume would be the held-out fit again
     config = small_gru_config(tmp_path, epochs=3, early_stopping=False, final_fit=False)

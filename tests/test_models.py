@@ -71,8 +71,8 @@ def test_configs_that_forfeit_cudnn_are_named():
 
 
 def test_auto_unrolls_only_fits_long_enough_to_win_back_the_build():
+    from forecast.fitting.fit import expected_epochs
     from forecast.model.build import recurrent_layer_count, resolve_unroll
-    from forecast.pipeline import expected_epochs
 
     # 44 batches per input step and recurrent layer: 96 steps x 1 layer needs 4,224 batches
     assert not resolve_unroll("auto", 96, expected_batches=4223, recurrent_layers=1)

@@ -15,10 +15,11 @@ from typer.testing import CliRunner
 from forecast import api
 from forecast.cli.app import app
 from forecast.config.file import load_config
+from forecast.data.panel import prepare_panel
 from forecast.data.reading import read_panel
 from forecast.data.windows import input_windows, target_windows
 from forecast.errors import DataError
-from forecast.panel import mean_reports, prepare_panel
+from forecast.forecasting.scoring import mean_reports
 
 from .conftest import write_config, write_csv
 
@@ -375,9 +376,9 @@ def test_init_recognises_the_id_column_of_a_long_table(tmp_path):
 
 
 def test_calibrating_a_few_series_at_a_time_gives_the_same_intervals(tmp_path, monkeypatch):
-    from forecast import panel as panel_module
+    from forecast.fitting.fit import fit
+    from forecast.forecasting import calibration as panel_module
     from forecast.forecasting.forecaster import Forecaster
-    from forecast.pipeline import fit
 
     config = load_config(panel_config(tmp_path, long_frame({"A": 40, "B": 44, "C": 36})))
     prepared = prepare_panel(config, read_panel(config.data))

@@ -81,7 +81,8 @@ def test_drift_without_season_and_with_one_season_only():
 def _auto_choice(tmp_path: Path, values: np.ndarray, input_steps: int, residual: str = "auto"):
     import pandas as pd
 
-    from forecast.pipeline import choose_residual, prepare
+    from forecast.data.prepare import prepare
+    from forecast.fitting.residual import choose_residual
 
     from .conftest import write_csv
 
@@ -231,7 +232,7 @@ def test_dropout_keeps_an_ensemble_plain():
 
 
 def test_seasonal_residual_needs_a_window_of_a_season(tmp_path: Path):
-    from forecast.pipeline import prepare
+    from forecast.data.prepare import prepare
 
     from .conftest import monthly_frame, write_csv
 

@@ -10,8 +10,8 @@ import pytest
 
 from forecast import api
 from forecast.config.file import load_config
+from forecast.data.prepare import prepare
 from forecast.data.windows import input_windows, target_windows
-from forecast.pipeline import prepare
 from forecast.runs import load_model
 
 from .conftest import early_stopping_config
@@ -226,7 +226,7 @@ def test_an_epoch_in_one_graph_call_trains_the_same_weights(tmp_path: Path, monk
 def test_an_xla_fit_uses_xla_and_repeats_bit_for_bit(tmp_path: Path):
     """training.jit_compile: true compiles the training step with XLA although op determinism
     is on (Keras alone would turn it off), and the same seed gives the same weights."""
-    from forecast.pipeline import fit
+    from forecast.fitting.fit import fit
     from tests.conftest import small_gru_config
 
     config = small_gru_config(tmp_path, epochs=2, batch_size=8, early_stopping=False)

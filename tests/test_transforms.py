@@ -14,10 +14,10 @@ from hypothesis.extra.numpy import arrays
 from forecast import api
 from forecast.config.file import validate_config
 from forecast.config.schema import DataConfig
+from forecast.data.prepare import prepare
 from forecast.data.reading import read_series
 from forecast.data.transforms import apply_transform, invert_transform, transform_lag
 from forecast.errors import DataError
-from forecast.pipeline import prepare
 
 from .conftest import monthly_frame, write_config, write_csv
 

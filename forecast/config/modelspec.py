@@ -46,7 +46,7 @@ ACTIVATIONS = (
 )
 Activation = Literal[ACTIVATIONS]  # type: ignore[valid-type]
 # units/filters of one layer: far above any useful width, far below what overflows memory
-# estimates (whether a model fits is checked against the machine: forecast.fitting.memory)
+# estimates (whether a model fits is checked against the machine: forecast.model.memory)
 MAX_WIDTH = 65_536
 
 

@@ -16,21 +16,16 @@ from typing import Any
 import numpy as np
 
 from forecast.config.schema import Config
+from forecast.data.prepare import prepare
 from forecast.data.reading import Series, fill_missing
 from forecast.data.timesteps import time_labels
 from forecast.errors import ConfigError, DataError
+from forecast.fitting.fit import SHARED, Compiled, fit
+from forecast.fitting.residual import choose_residual
+from forecast.forecasting.calibration import calibrate_intervals, score_intervals
 from forecast.forecasting.evaluation import BASELINES, METRICS, evaluate, verdict
 from forecast.forecasting.intervals import clip_note
-from forecast.pipeline import (
-    SHARED,
-    Compiled,
-    calibrate_intervals,
-    choose_residual,
-    fit,
-    forecast,
-    prepare,
-    score_intervals,
-)
+from forecast.forecasting.original import forecast
 
 log = logging.getLogger("forecast")
 
@@ -72,7 +67,7 @@ def run_fold(
     config: Config, series: Series, origin: int, number: int, compiled: Compiled | None = None
 ) -> Fold:
     """Refit on rows [0, origin] and forecast rows origin+1 .. origin+horizon; with
-    `compiled`, reusing the models an earlier fold built (pipeline.Compiled)."""
+    `compiled`, reusing the models an earlier fold built (fitting.fit.Compiled)."""
     import_tensorflow()
     started = time.perf_counter()
     horizon = config.window.horizon
@@ -296,7 +291,7 @@ def panel_backs(config: Config, panel: Any, folds: int, step: int | None = None)
     horizon = config.window.horizon
     apart = horizon if step is None else step
     backs = [horizon + apart * (folds - k) for k in range(1, folds + 1)]
-    from forecast.panel import prepare_panel
+    from forecast.data.panel import prepare_panel
 
     prepare_panel(config, panel, back=backs[0])  # the first fold has the fewest rows
     return backs
@@ -308,7 +303,9 @@ def run_panel_fold(
     """One fold of a long table: one model refitted on every series' rows up to its own
     origin (its last `back` rows left out), each series forecast from there and scored on
     its own scale: (backtest.json rows, id -> forecast (H, K), the model's season)."""
-    from forecast.panel import calibrate_members, forecast_members, prepare_panel
+    from forecast.data.panel import prepare_panel
+    from forecast.forecasting.calibration import calibrate_members
+    from forecast.forecasting.original import forecast_members
 
     import_tensorflow()
     started = time.perf_counter()
@@ -343,7 +340,7 @@ def run_panel_backtest(
     """Every fold of a long table: (backtest.json's content, per fold id -> forecast (H, K)).
     `mean` is the mean over series of each series'
     mean over its folds; `per_series` holds those."""
-    from forecast.panel import mean_reports
+    from forecast.forecasting.scoring import mean_reports
 
     rows, forecasts, seasons = [], [], []
     for number, back in enumerate(backs, start=1):

@@ -25,13 +25,13 @@ import numpy as np
 
 from forecast.config.file import config_to_yaml, load_config
 from forecast.config.schema import Config
+from forecast.data.prepare import prepare
 from forecast.data.reading import Series, read_series
 from forecast.data.timesteps import season_length
 from forecast.data.transforms import transform_lag
 from forecast.data.windows import plan_split
 from forecast.errors import ConfigError, DataError, ForecastError
-from forecast.fitting.memory import check_training_fits
-from forecast.pipeline import prepare
+from forecast.model.memory import check_training_fits
 
 log = logging.getLogger("forecast")
 

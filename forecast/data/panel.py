@@ -1,7 +1,7 @@
 """Many series, one model (`data.id_column`): a long table's series prepared one by one, then
 trained on together.
 
-Every series goes through `pipeline.prepare` on its own: its own split (the same fractions or
+Every series goes through `prepare.prepare` on its own: its own split (the same fractions or
 counts), holes, transform and scaler fitted on its own training rows only. The model then
 trains on all of them at once: their scaled rows are laid end to end in one array
 (`combined`), and the training and validation origins of each series are shifted by the row
@@ -21,21 +21,13 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 
 from forecast.config.schema import Config
+from forecast.data.prepare import Prepared, prepare
 from forecast.data.reading import Panel, some_ids
 from forecast.errors import DataError
-from forecast.pipeline import (
-    CalibrationPlan,
-    Prepared,
-    calibrate_from,
-    calibration_plan,
-    prepare,
-    to_original,
-)
 
 log = logging.getLogger("forecast")
 
@@ -139,86 +131,3 @@ def _combine(config: Config, members: dict[str, Prepared]) -> tuple[dict[str, in
         season=season,
     )
     return offsets, combined
-
-
-def forecast_members(
-    prepared: PreparedPanel, forecaster: Any, origins: dict[str, np.ndarray], steps: int
-) -> dict[str, np.ndarray]:
-    """Forecast `steps` from each member's work-row origins in one batched call:
-    id -> (N, steps, K) original units."""
-    ids = list(origins)
-    if not ids:
-        return {}
-    shifted = np.concatenate([origins[i] + prepared.offsets[i] for i in ids]).astype(np.int64)
-    scaled = forecaster.from_origins(prepared.combined.features, shifted, steps)
-    out, start = {}, 0
-    for i in ids:
-        n = len(origins[i])
-        out[i] = to_original(prepared.members[i], scaled[start : start + n], origins[i])
-        start += n
-    return out
-
-
-def calibrate_members(
-    prepared: PreparedPanel, forecaster: Any
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """Each member's intervals, calibrated on its own training and validation origins (one
-    batched forecast for all): (id -> Calibration, id -> why it has none)."""
-    plans: dict[str, CalibrationPlan] = {}
-    missing: dict[str, str] = {}
-    for sid, member in prepared.members.items():
-        plan = calibration_plan(member)
-        if isinstance(plan, CalibrationPlan):
-            plans[sid] = plan
-        elif plan is not None:
-            missing[sid] = plan
-    calibrations = {}
-    for steps in sorted({p.steps for p in plans.values()}):
-        same = [i for i, p in plans.items() if p.steps == steps]
-        # a few series' forecasts at a time: memory stays flat in the number of series
-        for chunk in _chunks(same, lambda i: len(plans[i].origins), CALIBRATION_ORIGINS):
-            origins = {i: plans[i].origins for i in chunk}
-            predicted = forecast_members(prepared, forecaster, origins, steps)
-            for sid in chunk:
-                calibrations[sid] = calibrate_from(
-                    prepared.members[sid], plans[sid], predicted[sid]
-                )
-    return calibrations, missing
-
-
-CALIBRATION_ORIGINS = 20_000  # origins forecast at once when calibrating many series
-
-
-def _chunks(ids: list[str], size: Any, limit: int) -> list[list[str]]:
-    """`ids` in consecutive groups of at most `limit` total size (one id may exceed it)."""
-    groups: list[list[str]] = [[]]
-    total = 0
-    for i in ids:
-        if groups[-1] and total + size(i) > limit:
-            groups.append([])
-            total = 0
-        groups[-1].append(i)
-        total += size(i)
-    return [g for g in groups if g]
-
-
-def mean_reports(reports: list[Any]) -> Any:
-    """The mean over series of every number in reports of the same shape (dicts, lists,
-    numbers); a number missing (null) in some series is the mean of the others, null where
-    it is null in all; text (a reason) is kept from the first report that has it."""
-    present = [r for r in reports if r is not None]
-    if not present:
-        return None
-    first = present[0]
-    if isinstance(first, dict):
-        keys = list(dict.fromkeys(k for r in present if isinstance(r, dict) for k in r))
-        return {k: mean_reports([r.get(k) for r in present if isinstance(r, dict)]) for k in keys}
-    if isinstance(first, list):
-        length = min(len(r) for r in present)
-        return [mean_reports([r[i] for r in present]) for i in range(length)]
-    if isinstance(first, bool) or not isinstance(first, (int, float)):
-        return first
-    numbers = [r for r in present if isinstance(r, (int, float)) and not isinstance(r, bool)]
-    if all(n == numbers[0] for n in numbers):
-        return numbers[0]  # the same in every series (a step number, a season length)
-    return float(np.mean(numbers))

@@ -1,0 +1,245 @@
+"""Fit one model on prepared data: seed, build (or reuse a compiled model of the same shape),
+train, and turn it into the model that forecasts; the final fit on every row."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from forecast.config.schema import TrainingConfig
+from forecast.data.prepare import Prepared
+from forecast.data.windows import Split
+
+log = logging.getLogger("forecast")
+
+
+@dataclass
+class Compiled:
+    """Models built, compiled and traced once, reused by later fits of the same shape.
+
+    A backtest refits the same model on more rows at every fold: instead of building and
+    tracing it again, the next fit restores the variables (weights, optimizer state, random
+    generators) the first one started from, so it starts exactly where a new model would,
+    and reuses the traced training, validation and forecasting functions.
+    """
+
+    slots: dict[str, Any] = field(default_factory=dict)  # shape key -> _Slot, oldest first
+    forecasters: dict[int, Any] = field(default_factory=dict)  # id(model) -> Forecaster
+    limit: int | None = None  # at most this many slots; the least recently used go first
+
+    def forecaster(self, model: Any, features: list[str], targets: list[str]) -> Any:
+        from forecast.forecasting.forecaster import Forecaster
+
+        if id(model) not in self.forecasters:
+            self.forecasters[id(model)] = Forecaster(model, features, targets)
+        return self.forecasters[id(model)]
+
+    def take(self, key: str) -> Any:
+        """The slot of `key`, marked as the most recently used, or None."""
+        slot = self.slots.pop(key, None)
+        if slot is not None:
+            self.slots[key] = slot
+        return slot
+
+    def keep(self, key: str, slot: Any) -> None:
+        self.slots[key] = slot
+        while self.limit is not None and len(self.slots) > self.limit:
+            old = self.slots.pop(next(iter(self.slots)))
+            for model in (old.model, old.plain):
+                self.forecasters.pop(id(model), None)
+
+
+# Backtests in one process share their models: the same config on another series of the same
+# shape (a panel's series, a benchmark's loop) skips building and tracing again.
+SHARED = Compiled(limit=8)
+
+
+@dataclass
+class _Slot:
+    trained: Any  # the model that trains (unrolled on CPUs)
+    model: Any  # the forecasting model sharing its layers (the ensemble's median)
+    plain: Any  # what forecasts: `model` with looped layers (models.forecasting_model)
+    start: list[Any]  # the values of trained.variables before any fit
+    optimizer_start: list[Any]  # the optimizer's variables before any update
+
+
+def _shape_key(prepared: Prepared, unroll: bool, batches: int, jit: bool = False) -> str:
+    """What a reusable model must share: every model/window/training setting that is built
+    or traced in, the seed (the starting weights), and for a cosine schedule its length."""
+    from forecast.fitting.training import steps_per_execution
+
+    cfg = prepared.config
+    return json.dumps(
+        {
+            "model": cfg.model.model_dump(mode="json"),
+            "window": cfg.window.model_dump(mode="json"),
+            "training": cfg.training.model_dump(mode="json", exclude={"epochs", "early_stopping"}),
+            "features": cfg.data.inputs,
+            "targets": cfg.data.targets,
+            "season": prepared.season,
+            "seed": cfg.seed,
+            "unroll": unroll,
+            "jit": jit,
+            "steps_per_execution": steps_per_execution(batches),
+            "schedule": batches * cfg.training.epochs
+            if cfg.training.lr_schedule != "constant"
+            else 0,
+        },
+        sort_keys=True,
+    )
+
+
+def expected_epochs(training: TrainingConfig) -> int:
+    """Epochs a fit is expected to run: all of them, or with early stopping at most three
+    patiences (most fits of the development set stopped within two)."""
+    if training.early_stopping is False:
+        return training.epochs
+    return min(training.epochs, 3 * training.early_stopping.patience)
+
+
+def fit(
+    prepared: Prepared,
+    quiet: bool,
+    checkpoint_dir: Path | None = None,
+    compiled: Compiled | None = None,
+    tensorboard_dir: Path | None = None,
+) -> tuple[Any, Any, dict[str, Any]]:
+    """Seed, build and fit the model: (model, FitResult, {timings, strategy, unroll}).
+
+    With `compiled`, a model of the same shape built by an earlier fit is reset to its
+    starting state and refitted (see Compiled); the result is the same as a new model's.
+    Those fits are a backtest's, whose models are never saved: a stacked ensemble with
+    looped layers then forecasts through them (models.forecasting_model, copy=False)."""
+    from forecast.fitting.training import (
+        WindowSource,
+        compile_model,
+        seed_everything,
+        strategy_scope,
+    )
+    from forecast.fitting.training import fit as fit_model
+    from forecast.model.build import (
+        build_models,
+        forecasting_model,
+        recurrent_layer_count,
+        resolve_jit,
+        resolve_unroll,
+    )
+
+    cfg, split = prepared.config, prepared.split
+    assert split is not None, "fit needs a split"
+    clock = time.perf_counter()
+    seed_everything(cfg.seed)
+    scope, strategy = strategy_scope(cfg.training.distribute)
+    batches = max(-(-len(split.train_origins) // cfg.training.batch_size), 1)  # per epoch
+    expected = batches * expected_epochs(cfg.training)
+    layers = recurrent_layer_count(cfg.model)
+    jit = resolve_jit(cfg.training.jit_compile, cfg.window.input_steps, expected, layers)
+    unroll = resolve_unroll(
+        cfg.training.unroll,
+        cfg.window.input_steps,
+        jit,
+        expected_batches=expected,
+        recurrent_layers=layers,
+    )
+    key = _shape_key(prepared, unroll, batches, jit)
+    slot = compiled.take(key) if compiled is not None else None
+    if slot is not None:
+        for variable, value in zip(slot.trained.variables, slot.start, strict=True):
+            variable.assign(value)
+        for variable, value in zip(
+            slot.trained.optimizer.variables, slot.optimizer_start, strict=True
+        ):
+            variable.assign(value)
+        trained, model = slot.trained, slot.model
+    else:
+        with scope:
+            data = cfg.data
+            trained, model = build_models(
+                cfg.model,
+                cfg.window.input_steps,
+                len(data.inputs),
+                cfg.window.output_steps,
+                len(data.targets),
+                unroll=unroll,
+                target_features=data.target_features,
+                season=prepared.season,
+                known_inputs=len(data.inputs) - len(data.features),  # calendar columns
+            )
+            compile_model(trained, cfg.training, steps_per_epoch=batches, jit=jit)
+        if compiled is not None and checkpoint_dir is None and strategy["replicas"] == 1:
+            trained.optimizer.build(trained.trainable_variables)
+            slot = _Slot(
+                trained,
+                model,
+                None,
+                [v.numpy() for v in trained.variables],
+                [v.numpy() for v in trained.optimizer.variables],
+            )
+            compiled.keep(key, slot)
+    source = WindowSource(
+        prepared.features,
+        prepared.targets,
+        cfg.window.input_steps,
+        cfg.window.output_steps,
+        members=cfg.model.ensemble,
+    )
+    build_seconds = time.perf_counter() - clock
+    fitted = fit_model(
+        trained,
+        cfg.training,
+        source,
+        split.train_origins,
+        split.val_origins,
+        seed=cfg.seed,
+        quiet=quiet,
+        checkpoint_dir=checkpoint_dir,
+        tensorboard_dir=tensorboard_dir,
+        # the untrained model forecasts its residual base (the head starts at zero)
+        start_is_candidate=cfg.model.residual != "none",
+    )
+    if not quiet and fitted.stopped_epoch is not None:
+        restored = {
+            None: "",
+            0: f"; no epoch beat the {cfg.model.residual} base on validation: the base kept",
+        }.get(fitted.best_epoch, f"; weights of epoch {fitted.best_epoch} restored")
+        log.info("early stopping after epoch %d%s", fitted.stopped_epoch, restored)
+    # forecasts and the saved model use the looped layers (and an ensemble's plain members)
+    model = forecasting_model(
+        trained, model, slot.plain if slot is not None else None, copy=slot is None or unroll
+    )
+    if slot is not None:
+        slot.plain = model
+    timings = {
+        "build": round(build_seconds, 4),
+        "window": round(fitted.dataset_seconds, 4),
+        "fit": round(fitted.seconds, 4),
+    }
+    info = {"timings": timings, "strategy": strategy, "unroll": unroll, "jit_compile": jit}
+    return model, fitted, info
+
+
+def fit_final(
+    prepared: Prepared, epochs: int, quiet: bool, tensorboard_dir: Path | None = None
+) -> tuple[Any, Any, dict[str, Any]]:
+    """Refit on every row (the test rows too) for `epochs`, with the held-out run's scaler
+    and settings, without validation or early stopping: the model `predict` uses."""
+    cfg = prepared.config
+    training = cfg.training.model_copy(update={"epochs": epochs, "early_stopping": False})
+    final = replace(
+        prepared, config=cfg.model_copy(update={"training": training}), split=final_split(prepared)
+    )
+    return fit(final, quiet, tensorboard_dir=tensorboard_dir)
+
+
+def final_split(prepared: Prepared) -> Any:
+    """Every row trains: a Split without validation or test rows (for a long table's
+    combined rows, a PanelSplit of every origin of every series)."""
+    split = prepared.split
+    if split is not None and not isinstance(split, Split):
+        return type(split)(split.every, split.every[:0], split.every, split.rows)
+    rows, window = len(prepared.scaled), prepared.config.window
+    return Split(rows, rows, rows, window.input_steps, window.horizon, window.output_steps)

@@ -1,0 +1,163 @@
+"""Prediction intervals: which origins and steps they are calibrated on, the calibration
+from the held-out model's errors there, and their scores on the test rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from forecast.data.panel import PreparedPanel
+from forecast.data.prepare import Prepared
+from forecast.forecasting.original import forecast, forecast_members
+
+CALIBRATED_STEPS = 30
+
+
+def calibrate_intervals(prepared: Prepared, forecaster: Any) -> tuple[Any, str | None]:
+    """Prediction intervals from the held-out model's errors at the training and validation
+    origins (forecast.forecasting.intervals): (Calibration, None), or (None, why not); (None,
+    None) when the config asks for none.
+
+    Where the model can forecast by recursion, steps beyond the horizon are calibrated too
+    (up to CALIBRATED_STEPS or the validation length), for `predict --horizon`."""
+    plan = calibration_plan(prepared)
+    if not isinstance(plan, CalibrationPlan):
+        return None, plan
+    predicted = forecast(prepared, forecaster, plan.origins, plan.steps)  # (N, S, K)
+    return calibrate_from(prepared, plan, predicted), None
+
+
+@dataclass
+class CalibrationPlan:
+    train_origins: np.ndarray  # work rows
+    val_origins: np.ndarray
+    steps: int
+
+    @property
+    def origins(self) -> np.ndarray:
+        return np.concatenate([self.train_origins, self.val_origins])
+
+
+def calibration_plan(prepared: Prepared) -> CalibrationPlan | str | None:
+    """The origins and steps the intervals are calibrated on, or why there are none (None
+    when the config asks for none)."""
+    from forecast.forecasting.intervals import TRAINING_ORIGINS
+
+    cfg, split = prepared.config, prepared.split
+    assert split is not None, "calibration needs a split"
+    if not cfg.intervals:
+        return None
+    window = cfg.window
+    first = max(split.val_start - 1, window.input_steps - 1)
+    val_origins = np.arange(first, split.test_start - 1)  # work rows
+    train_origins = np.arange(window.input_steps - 1, split.val_start - 1)[-TRAINING_ORIGINS:]
+    if split.test_start == split.val_start or len(val_origins) == 0:
+        return (
+            "no validation rows to calibrate them on; set split.validation > 0, "
+            "or intervals: [] to turn them off"
+        )
+    if len(train_origins) == 0:
+        return "no training origin before the validation rows to calibrate them on"
+    steps = window.horizon
+    if cfg.recursive_ok:  # `predict --horizon` may go further by recursion: calibrate that too
+        steps = max(steps, min(CALIBRATED_STEPS, split.test_start - split.val_start))
+    return CalibrationPlan(train_origins, val_origins, steps)
+
+
+def calibrate_from(prepared: Prepared, plan: CalibrationPlan, predicted: np.ndarray) -> Any:
+    """The Calibration from the forecasts (N, S, K) at `plan.origins`, original units."""
+    from forecast.forecasting.intervals import calibrate, error_kind
+
+    cfg, split, lag = prepared.config, prepared.split, prepared.lag
+    data, window = cfg.data, cfg.window
+    n = len(plan.train_origins)
+    return calibrate(
+        prepared.target_values,
+        (plan.train_origins + lag, predicted[:n]),
+        (plan.val_origins + lag, predicted[n:]),
+        val_start=split.val_start + lag,
+        test_start=split.test_start + lag,
+        levels=cfg.intervals,
+        kind=error_kind(data.transform),
+        input_steps=window.input_steps,
+        normalised=[t in data.features for t in data.targets],
+    )
+
+
+def score_intervals(
+    report: dict[str, Any],
+    calibration: Any,
+    missing: str | None,
+    actual: np.ndarray,  # (rows, K) original units
+    origins: np.ndarray,  # (N,) original rows
+    predicted: np.ndarray,  # (N, H, K)
+    season: int,
+    test_start: int,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Add `intervals` (overall and per target) to a metrics report, or why there are none,
+    and `clip_at_zero`: the targets whose bounds were clipped at 0; returns the bounds lo, hi
+    (levels, N, H, K), or None."""
+    from forecast.forecasting.intervals import interval_report
+
+    if calibration is None:
+        if missing:
+            report["intervals"] = {"unavailable": missing}
+        return None
+    bounds = calibration.bounds(predicted, calibration.scales(actual, origins))
+    targets = list(report["per_target"])
+    overall, per_target = interval_report(
+        actual, origins, bounds, calibration.levels, calibration.kind,
+        targets, season, test_start, calibration.clip_at_zero,
+    )  # fmt: skip
+    report["intervals"] = overall
+    clipped = [t for t, c in zip(targets, calibration.clip_at_zero, strict=False) if c]
+    if clipped:
+        report["clip_at_zero"] = clipped
+    for target, block in per_target.items():
+        report["per_target"][target]["intervals"] = block
+    return bounds
+
+
+def calibrate_members(
+    prepared: PreparedPanel, forecaster: Any
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Each member's intervals, calibrated on its own training and validation origins (one
+    batched forecast for all): (id -> Calibration, id -> why it has none)."""
+    plans: dict[str, CalibrationPlan] = {}
+    missing: dict[str, str] = {}
+    for sid, member in prepared.members.items():
+        plan = calibration_plan(member)
+        if isinstance(plan, CalibrationPlan):
+            plans[sid] = plan
+        elif plan is not None:
+            missing[sid] = plan
+    calibrations = {}
+    for steps in sorted({p.steps for p in plans.values()}):
+        same = [i for i, p in plans.items() if p.steps == steps]
+        # a few series' forecasts at a time: memory stays flat in the number of series
+        for chunk in _chunks(same, lambda i: len(plans[i].origins), CALIBRATION_ORIGINS):
+            origins = {i: plans[i].origins for i in chunk}
+            predicted = forecast_members(prepared, forecaster, origins, steps)
+            for sid in chunk:
+                calibrations[sid] = calibrate_from(
+                    prepared.members[sid], plans[sid], predicted[sid]
+                )
+    return calibrations, missing
+
+
+CALIBRATION_ORIGINS = 20_000  # origins forecast at once when calibrating many series
+
+
+def _chunks(ids: list[str], size: Any, limit: int) -> list[list[str]]:
+    """`ids` in consecutive groups of at most `limit` total size (one id may exceed it)."""
+    groups: list[list[str]] = [[]]
+    total = 0
+    for i in ids:
+        if groups[-1] and total + size(i) > limit:
+            groups.append([])
+            total = 0
+        groups[-1].append(i)
+        total += size(i)
+    return [g for g in groups if g]
