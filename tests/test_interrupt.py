@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forecast.workflows import trainrun
+
 from .conftest import (
     LONG_EPOCHS,
     early_stopping_config,
@@ -169,17 +171,17 @@ def test_an_interruption_after_training_keeps_the_trained_model(tmp_path: Path, 
 
     # no final fit: any training on --resume would be the held-out fit again
     config = small_gru_config(tmp_path, epochs=3, early_stopping=False, final_fit=False)
-    real_evaluate = api._evaluate_on_test
+    real_evaluate = trainrun.evaluate_on_test
 
-    monkeypatch.setattr(api, "_evaluate_on_test", ctrl_c)
+    monkeypatch.setattr(trainrun, "evaluate_on_test", ctrl_c)
     with pytest.raises(KeyboardInterrupt):
         api.train(config, runs_dir=tmp_path / "runs", quiet=True)
     (partial,) = (tmp_path / "runs").glob(".t-*.partial")
     assert (partial / "held_out.keras").is_file() and (partial / "fit.json").is_file()
     assert not (partial / "backup").exists()  # the trained model replaced the checkpoint
 
-    monkeypatch.setattr(api, "_evaluate_on_test", real_evaluate)
-    monkeypatch.setattr(api, "fit", no_training)
+    monkeypatch.setattr(trainrun, "evaluate_on_test", real_evaluate)
+    monkeypatch.setattr(trainrun, "fit", no_training)
     monkeypatch.setattr(pipeline, "fit", no_training)
     result = api.train(config, runs_dir=tmp_path / "runs", quiet=True, resume=True)
     assert result.run_dir.name == partial.name[1 : -len(".partial")]
@@ -224,8 +226,8 @@ def test_an_interruption_after_the_final_fit_keeps_both_models(tmp_path: Path, m
     }
 
     monkeypatch.setattr(runs, "write_run_info", real_write)
-    monkeypatch.setattr(api, "fit", no_training)
-    monkeypatch.setattr(api, "fit_final", no_training)
+    monkeypatch.setattr(trainrun, "fit", no_training)
+    monkeypatch.setattr(trainrun, "fit_final", no_training)
     resumed = api.train(config, runs_dir=tmp_path / "cut", quiet=True, resume=True)
     assert resumed.metrics == whole.metrics  # the held-out model's scores
     info = json.loads((resumed.run_dir / "run.json").read_text())

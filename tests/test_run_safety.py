@@ -20,6 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from forecast.cli.app import app
+from forecast.workflows import trainrun
 
 from .conftest import monthly_frame, one_line_error, write_config, write_csv
 
@@ -452,13 +453,12 @@ def test_run_files_follow_the_umask(tmp_path: Path):
 def test_an_error_after_training_keeps_the_trained_model(tmp_path: Path, monkeypatch):
     """A user error raised once the held-out model is trained (here: in the test scoring)
     leaves that model in the partial run to resume: nothing trained is thrown away."""
-    from forecast import api
     from forecast.errors import DataError
 
     def bad_scoring(*args, **kwargs):
         raise DataError("s.csv: the forecasts are not finite")
 
-    monkeypatch.setattr(api, "_evaluate_on_test", bad_scoring)
+    monkeypatch.setattr(trainrun, "evaluate_on_test", bad_scoring)
     argv = ["train", str(tiny(tmp_path, epochs=1)), "--runs-dir", str(tmp_path / "runs"), "-q"]
     result = runner.invoke(app, argv)
     assert result.exit_code == 2 and "the forecasts are not finite" in result.stderr

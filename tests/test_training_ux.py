@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from forecast.fitting import announce
+
 from .conftest import monthly_frame, train_and_signal, write_config, write_csv
 
 
@@ -152,10 +154,9 @@ def test_no_cudnn_warning_without_a_gpu(tmp_path: Path):
 
 
 def test_the_cudnn_warning_where_a_gpu_is_visible_once_per_process(tmp_path: Path, monkeypatch):
-    from forecast import api
 
-    monkeypatch.setattr(api, "gpu_visible", lambda: True)
-    monkeypatch.setattr(api, "_SAID", set())  # a new process
+    monkeypatch.setattr(announce, "gpu_visible", lambda: True)
+    monkeypatch.setattr(announce, "_SAID", set())  # a new process
     config = relu_gru_config(tmp_path)
     assert train_stderr(config).count(CUDNN) == 1
     assert CUDNN not in train_stderr(config)  # the same process: said already

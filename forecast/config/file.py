@@ -477,3 +477,14 @@ def _layer_to_yaml(spec: Any) -> dict[str, Any]:
     params = spec.model_dump(mode="json")
     kind = params.pop("type")
     return {kind: params}
+
+
+def resolve_config(
+    config: Config | str | Path, overrides: list[str] | None = None, seed: int | None = None
+) -> Config:
+    """A validated Config from a file (with `--set` overrides) or a Config object."""
+    if not isinstance(config, Config):
+        return load_config(config, overrides, seed)
+    if overrides:
+        raise ConfigError("overrides apply to a config file; edit the Config object instead")
+    return revalidate(config) if seed is None else revalidate(config, seed=seed)

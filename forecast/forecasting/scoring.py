@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 import numpy as np
+import pandas as pd
+
+from forecast.data.panel import PreparedPanel
+from forecast.data.prepare import Prepared
+from forecast.data.timesteps import time_labels
+from forecast.forecasting.calibration import calibrate_intervals, calibrate_members, score_intervals
+from forecast.forecasting.evaluation import evaluate, verdict
+from forecast.forecasting.forecaster import Forecaster
+from forecast.forecasting.intervals import clip_note, label
+from forecast.forecasting.original import forecast, forecast_members
+
+log = logging.getLogger("forecast")
 
 
 def mean_reports(reports: list[Any]) -> Any:
@@ -27,3 +41,140 @@ def mean_reports(reports: list[Any]) -> Any:
     if all(n == numbers[0] for n in numbers):
         return numbers[0]  # the same in every series (a step number, a season length)
     return float(np.mean(numbers))
+
+
+def evaluate_on_test(
+    prepared: Prepared, model: Any, timings: dict[str, Any]
+) -> tuple[dict[str, Any], pd.DataFrame, Any]:
+    """Forecast every test origin, score model and baselines, and calibrate the intervals on
+    the validation origins: (metrics, predictions, Calibration or None)."""
+
+    cfg, split = prepared.config, prepared.split
+    data, horizon = cfg.data, cfg.window.horizon
+    clock = time.perf_counter()
+    forecaster = Forecaster(model, data.inputs, data.targets)
+    predicted = forecast(prepared, forecaster, split.test_origins, horizon)  # (N, H, K)
+    calibration, missing = calibrate_intervals(prepared, forecaster)
+    timings["forecast"] = round(time.perf_counter() - clock, 4)
+    clock = time.perf_counter()
+    metrics, table = score(prepared, predicted, calibration, missing)
+    if missing:
+        log.warning("no prediction intervals: %s", missing)
+    if note := clip_note([metrics], "runs"):
+        log.info("%s", note)
+    metrics["verdict"] = verdict(metrics, cfg.model.label())
+    timings["evaluate"] = round(time.perf_counter() - clock, 4)
+    return metrics, table, calibration
+
+
+def evaluate_panel(
+    prepared: PreparedPanel, model: Any, timings: dict[str, Any]
+) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Any]]:
+    """`evaluate_on_test` for a long table: every series scored on its own test rows
+    (MASE on its own scale), and the overall metrics the mean over series of each series'
+    metrics; intervals calibrated per series. (metrics, predictions with the id column
+    first, id -> Calibration)."""
+    from forecast.forecasting.forecaster import Forecaster
+    from forecast.forecasting.scoring import mean_reports
+
+    cfg = prepared.config
+    data, horizon, id_column = cfg.data, cfg.window.horizon, cfg.data.id_column
+    clock = time.perf_counter()
+    forecaster = Forecaster(model, data.inputs, data.targets)
+    origins = {i: m.split.test_origins for i, m in prepared.members.items()}
+    predicted = forecast_members(prepared, forecaster, origins, horizon)
+    calibrations, missing = calibrate_members(prepared, forecaster)
+    timings["forecast"] = round(time.perf_counter() - clock, 4)
+    clock = time.perf_counter()
+    reports, tables = {}, []
+    for sid, member in prepared.members.items():
+        report, table = score(member, predicted[sid], calibrations.get(sid), missing.get(sid))
+        reports[sid] = report
+        table.insert(0, id_column, sid)
+        tables.append(table)
+    if missing:
+        log.warning(
+            "no prediction intervals for %d series: %s", len(missing), next(iter(missing.values()))
+        )
+    if note := clip_note(list(reports.values()), "series"):
+        log.info("%s", note)
+    overall = mean_reports(list(reports.values()))
+    metrics = {
+        "layout": cfg.layout,
+        "horizon": horizon,
+        "series": len(reports),
+        "test_rows": sum(r["test_rows"] for r in reports.values()),
+        "test_origins": sum(r["test_origins"] for r in reports.values()),
+        **{
+            k: v
+            for k, v in overall.items()
+            if k not in ("layout", "horizon", "test_rows", "test_origins", "clip_at_zero")
+        },
+        "per_series": {
+            sid: {k: r[k] for k in ("model", "baselines", "intervals", "clip_at_zero") if k in r}
+            for sid, r in reports.items()
+        },
+        "skipped_series": prepared.skipped,
+    }
+    metrics["mase_scale"] = {sid: r["mase_scale"] for sid, r in reports.items()}
+    where = f"on the test split, mean over {len(reports)} series"
+    metrics["verdict"] = verdict(metrics, cfg.model.label(), where=where)
+    timings["evaluate"] = round(time.perf_counter() - clock, 4)
+    return metrics, pd.concat(tables, ignore_index=True), calibrations
+
+
+def score(
+    prepared: Prepared, predicted: np.ndarray, calibration: Any, missing: str | None
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Score the forecasts (N, H, K) from every test origin and their intervals against the
+    baselines: (metrics without the verdict, test_predictions table)."""
+    cfg, split, lag = prepared.config, prepared.split, prepared.lag
+    data, horizon = cfg.data, cfg.window.horizon
+    origins, test_start = split.test_origins + lag, split.test_start + lag  # original rows
+    actual = prepared.target_values
+    report = evaluate(actual, origins, predicted, data.targets, prepared.season, test_start)
+    metrics = {
+        "layout": cfg.layout,
+        "horizon": horizon,
+        "test_rows": len(prepared.values) - test_start,
+        "test_origins": len(origins),
+        **report,
+    }
+    bounds = score_intervals(
+        metrics, calibration, missing, actual, origins, predicted, prepared.season, test_start
+    )
+    table = prediction_table(
+        prepared.series.index, origins, actual, predicted, data.targets, bounds, cfg.intervals
+    )
+    return metrics, table
+
+
+def prediction_table(
+    index: pd.Index,
+    origins: np.ndarray,  # (N,) original rows
+    actual_values: np.ndarray,  # (rows, K)
+    predicted: np.ndarray,  # (N, H, K)
+    targets: list[str],
+    bounds: tuple[np.ndarray, np.ndarray] | None = None,  # lo, hi: (levels, N, H, K)
+    levels: list[float] | None = None,
+) -> pd.DataFrame:
+    """test_predictions.csv: one row per origin, target and step; `lo_L, hi_L` per level."""
+
+    n, horizon, k = predicted.shape
+    steps = np.arange(1, horizon + 1)
+    rows = np.broadcast_to(origins[:, None, None] + steps[None, None, :], (n, k, horizon))
+    target_idx = np.broadcast_to(np.arange(k)[None, :, None], (n, k, horizon))
+    table = pd.DataFrame(
+        {
+            "time": time_labels(index)[rows.ravel()],
+            "target": np.asarray(targets, dtype=object)[target_idx.ravel()],
+            "step": np.broadcast_to(steps, (n, k, horizon)).ravel(),
+            "actual": actual_values[rows.ravel(), target_idx.ravel()],
+            "predicted": predicted.transpose(0, 2, 1).ravel(),  # (N, K, H) order
+        }
+    )
+    if bounds is not None and levels:
+        for i, level in enumerate(levels):
+            table[f"lo_{label(level)}"] = bounds[0][i].transpose(0, 2, 1).ravel()
+            table[f"hi_{label(level)}"] = bounds[1][i].transpose(0, 2, 1).ravel()
+    return table

@@ -502,36 +502,6 @@ def write_forecast_history(run_dir: Path, series: Any, config: Config, steps: in
     write_text_atomic(run_dir / "forecast_history.csv", table.to_csv(index=False))
 
 
-def prediction_table(
-    index: pd.Index,
-    origins: np.ndarray,  # (N,) original rows
-    actual_values: np.ndarray,  # (rows, K)
-    predicted: np.ndarray,  # (N, H, K)
-    targets: list[str],
-    bounds: tuple[np.ndarray, np.ndarray] | None = None,  # lo, hi: (levels, N, H, K)
-    levels: list[float] | None = None,
-) -> pd.DataFrame:
-    """test_predictions.csv: one row per origin, target and step; `lo_L, hi_L` per level."""
-    from forecast.forecasting.intervals import label
-
-    n, horizon, k = predicted.shape
-    steps = np.arange(1, horizon + 1)
-    rows = np.broadcast_to(origins[:, None, None] + steps[None, None, :], (n, k, horizon))
-    target_idx = np.broadcast_to(np.arange(k)[None, :, None], (n, k, horizon))
-    table = pd.DataFrame(
-        {
-            "time": time_labels(index)[rows.ravel()],
-            "target": np.asarray(targets, dtype=object)[target_idx.ravel()],
-            "step": np.broadcast_to(steps, (n, k, horizon)).ravel(),
-            "actual": actual_values[rows.ravel(), target_idx.ravel()],
-            "predicted": predicted.transpose(0, 2, 1).ravel(),  # (N, K, H) order
-        }
-    )
-    if bounds is not None and levels:
-        for i, level in enumerate(levels):
-            table[f"lo_{label(level)}"] = bounds[0][i].transpose(0, 2, 1).ravel()
-            table[f"hi_{label(level)}"] = bounds[1][i].transpose(0, 2, 1).ravel()
-    return table
 
 
 def run_info(prepared: Any, timings: dict[str, Any]) -> dict[str, Any]:

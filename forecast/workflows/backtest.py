@@ -11,15 +11,19 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from forecast import runs
+from forecast.config.file import resolve_config
 from forecast.config.schema import Config
-from forecast.data.prepare import prepare
-from forecast.data.reading import Series, fill_missing
+from forecast.data.prepare import prepare, with_calendar
+from forecast.data.reading import Panel, Series, fill_missing, read_panel, read_series
 from forecast.data.timesteps import time_labels
 from forecast.errors import ConfigError, DataError
+from forecast.fitting.announce import log_layout
 from forecast.fitting.fit import SHARED, Compiled, fit
 from forecast.fitting.residual import choose_residual
 from forecast.forecasting.calibration import calibrate_intervals, score_intervals
@@ -381,3 +385,75 @@ def run_panel_backtest(
     where = f"averaged over {len(backs)} backtest folds and {len(per_series)} series"
     result["verdict"] = verdict(result["mean"], config.model.label(), where=where)
     return result, forecasts
+
+
+@dataclass
+class BacktestResult:
+    run_dir: Path
+    path: Path  # backtest.json
+    report: dict[str, Any]
+
+
+@dataclass
+class BacktestPlan:
+    """A backtest checked and ready to run (`check_backtest`)."""
+
+    config: Config
+    data: Any  # the Series, or a long table's Panel
+    origins: Any  # fold origins, or for a long table each fold's rows back
+    workers: int = 1
+
+
+def check_backtest(
+    config: Config | str | Path,
+    folds: int = 3,
+    overrides: list[str] | None = None,
+    seed: int | None = None,
+    step: int | None = None,
+    workers: int = 1,
+) -> BacktestPlan:
+    """The config, its data and folds, with every check `backtest` makes before it fits
+    anything (options, columns, rows for the folds): the user errors it raises up front,
+    without TensorFlow."""
+    from forecast.workflows import backtest as rolling
+
+    if workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    cfg = resolve_config(config, overrides, seed)
+    if cfg.data.id_column is not None:
+        if workers > 1:
+            raise ConfigError("--workers: not yet for long tables (data.id_column); use 1")
+        panel = read_panel(cfg.data)
+        return BacktestPlan(cfg, panel, rolling.panel_backs(cfg, panel, folds, step))
+    series = read_series(cfg.data)
+    return BacktestPlan(cfg, series, rolling.check_folds(cfg, series, folds, step), workers)
+
+
+def run_backtest_plan(
+    plan: BacktestPlan, runs_dir: str | Path = "runs", quiet: bool = False
+) -> BacktestResult:
+    """Run a checked backtest and save its run directory. A long table: in each fold one
+    model refitted on every series up to its own origin; backtest.json rows per fold and
+    series, `per_series`, and their mean."""
+    from forecast import plots as plotting
+    from forecast.workflows import backtest as rolling
+
+    runs.check_runs_dir(Path(runs_dir))  # before the folds, not after them
+    cfg, data, origins = plan.config, plan.data, plan.origins
+    if not quiet:  # the calendar columns `auto` chose, as train says them
+        series = next(iter(data.members.values())) if isinstance(data, Panel) else data
+        log_layout(with_calendar(cfg, series))
+    if cfg.data.id_column is not None:
+        report, forecasts = rolling.run_panel_backtest(cfg, data, origins, quiet)
+
+        def draw(path: Path) -> None:
+            plotting.panel_backtest_figure(data, cfg, report, forecasts, origins, path)
+
+    else:
+        report, forecasts, bounds = rolling.run_backtest(cfg, data, origins, quiet, plan.workers)
+
+        def draw(path: Path) -> None:
+            plotting.backtest_figure(data.frame, cfg, origins, forecasts, path, bounds)
+
+    run_dir = runs.write_backtest(Path(runs_dir), cfg, report, draw)
+    return BacktestResult(run_dir, run_dir / "backtest.json", report)

@@ -1,0 +1,309 @@
+"""A finished run loaded once (config, scalers, model, intervals) that forecasts the steps
+after a history: what `predict` writes, `serve` answers and `export` wraps."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forecast import runs
+from forecast.config.schema import Config
+from forecast.data.prepare import Prepared, prepare_history
+from forecast.data.ranges import outside_training_range
+from forecast.data.reading import Panel, read_panel, read_series, some_ids
+from forecast.data.scaling import Scaler
+from forecast.data.timesteps import future_index, time_labels
+from forecast.data.transforms import transform_lag
+from forecast.errors import ConfigError, DataError, RunError
+from forecast.forecasting.forecaster import check_steps
+from forecast.forecasting.intervals import label
+from forecast.forecasting.original import forecast, to_original
+from forecast.interrupts import tensorflow_work
+from forecast.model.tf_setup import import_tensorflow_quietly
+from forecast.workflows.tune import TuneResult, tune  # noqa: F401  (the API: api.tune)
+
+log = logging.getLogger("forecast")
+
+
+class Predictor:
+    """A finished run loaded once: its config, scaler, model and intervals. `forecast(series,
+    steps)` gives what `predict` writes; `forecast serve` answers every request with one."""
+
+    def __init__(self, run: str | Path | None, runs_dir: str | Path = "runs") -> None:
+        opened = runs.open_run(runs.resolve_run(run, runs_dir))
+        data = opened.config.data
+        self.run, self.config, self.info = opened.path, opened.config, opened.info
+        self.model_path = opened.model_path
+        if data.id_column is not None:  # a long table: a scaler and intervals per series
+            self.scalers = runs.load_panel_scalers(opened.path / "scaler.json", data.columns)
+            self.calibrations = runs.load_panel_intervals(opened.path)
+            return
+        self.scaler = Scaler.load(opened.path / "scaler.json")
+        if self.scaler.columns != data.columns:
+            raise RunError(
+                f"{opened.path}: scaler.json columns do not match config.yaml; train again"
+            )
+        self.calibration = runs.load_intervals(opened.path)
+
+    @functools.cached_property
+    def forecaster(self) -> Any:
+        """The model, loaded (safe mode) on first use: a bad history CSV is reported before
+        TensorFlow is imported; `serve` touches it at start, so it is loaded once."""
+        import_tensorflow_quietly()
+        from forecast.forecasting.forecaster import Forecaster
+
+        data = self.config.data
+        model = runs.load_model(self.model_path, self.config)
+        return Forecaster(model, data.inputs, data.targets)
+
+    @property
+    def needs_targets(self) -> bool:
+        """Differences are summed onto the targets' last values: the history needs them."""
+        return transform_lag(self.config.data.transform) > 0
+
+    def forecast(
+        self, series: Any, steps: int | None = None, asked_as: str = "--horizon {}"
+    ) -> tuple[pd.DataFrame, list[str]]:
+        """The next `steps` (default: the config's horizon) after the last row of `series`:
+        (time column, then per target its column and `<target>_lo_L`, `<target>_hi_L` per
+        interval level; original units), and the warnings to tell the user, which name the
+        steps asked for as `asked_as` does (the CLI's option; `horizon={}` over HTTP).
+
+        For a long table (a `Panel`), every series in it is forecast: the id column comes
+        first. A series the model never saw is scaled on its own history and has no
+        intervals (a warning says so)."""
+        steps = self.config.window.horizon if steps is None else steps
+        data = self.config.data  # checked before any work, in the words of the request
+        check_steps(data.inputs, data.targets, self.config.window.output_steps, steps, asked_as)
+        if isinstance(series, Panel):
+            frame, warnings = self._forecast_panel(series, steps)
+        else:
+            frame, warnings = self._forecast_one(series, steps, self.scaler, self.calibration)
+        trained = self.config.window.horizon
+        if steps > trained:  # said once, for every series
+            warnings.insert(
+                0,
+                f"{asked_as.format(steps)} goes past the trained horizon {trained}: steps "
+                f"{trained + 1}-{steps} are forecast recursively, from the model's own "
+                "predictions fed back as inputs",
+            )
+        return frame, warnings
+
+    def _forecast_panel(self, panel: Panel, steps: int) -> tuple[pd.DataFrame, list[str]]:
+        data = self.config.data
+        frames, warnings, unseen, outside = [], [], [], []
+        short: list[str] = []
+        histories: dict[str, Prepared] = {}
+        for sid, series in panel.members.items():
+            scaler = self.scalers.get(sid)
+            try:
+                if scaler is None:
+                    scaler = _own_scaler(self.config, series)
+                histories[sid] = prepare_history(self.config, series, scaler)
+            except DataError as exc:
+                if len(panel.members) == 1:
+                    raise
+                short.append(sid)
+                reason = str(exc)
+        if short and not histories:
+            raise DataError(f"{panel.path}: no series can be forecast; the first: {reason}")
+        # one batched model call for every series: each history is exactly one window
+        steps_in = self.config.window.input_steps
+        windows = np.stack([h.features[-steps_in:] for h in histories.values()])  # (N, L, F)
+        scaled = self.forecaster(windows, steps)  # (N, steps, K)
+        for n, (sid, history) in enumerate(histories.items()):
+            series = panel.members[sid]
+            last = np.array([len(history.scaled) - 1])
+            future = to_original(history, scaled[n : n + 1], last)[0]  # (steps, K)
+            frame, said = self._frame(series, history, future, self.calibrations.get(sid))
+            if sid not in self.scalers:
+                unseen.append(sid)
+            frame.insert(0, data.id_column, sid)
+            frames.append(frame)
+            ranges = [w for w in said if w.startswith(series.source)]  # outside_training_range
+            outside += [(sid, w) for w in ranges]
+            warnings += [w for w in said if w not in warnings and w not in ranges]
+        far = list(dict.fromkeys(sid for sid, _ in outside))
+        if len(far) > 3:  # one line, not one per series
+            warnings.insert(
+                0,
+                f"{panel.path}: the recent values of {len(far)} series ({some_ids(far)}) lie "
+                "outside anything the model saw of them in training; without window_norm the "
+                "network's inputs are then outside its scalers' range, so its forecasts there "
+                "are extrapolation",
+            )
+        else:
+            warnings[:0] = [w for _, w in outside]
+        if short:
+            warnings.append(
+                f"{len(short)} series left out ({some_ids(short)}): {reason.split(': ', 1)[-1]}"
+            )
+        if unseen:
+            warnings.append(
+                f"{len(unseen)} series not in training ({some_ids(unseen)}): forecast from "
+                "their own history, "
+                "scaled on it, without intervals (the model has no series id feature)"
+            )
+        return pd.concat(frames, ignore_index=True), warnings
+
+    def _forecast_one(
+        self, series: Any, steps: int, scaler: Scaler, calibration: Any
+    ) -> tuple[pd.DataFrame, list[str]]:
+        history = prepare_history(self.config, series, scaler)
+        last = np.array([len(history.scaled) - 1])
+        future = forecast(history, self.forecaster, last, steps)[0]  # (H, K)
+        return self._frame(series, history, future, calibration)
+
+    def _frame(
+        self, series: Any, history: Prepared, future: np.ndarray, calibration: Any
+    ) -> tuple[pd.DataFrame, list[str]]:
+        """The forecast (steps, K) after `history`'s last row as forecast.csv's rows, with
+        its intervals, and the warnings to tell the user."""
+        cfg, data = self.config, self.config.data
+        steps, last = len(future), np.array([len(history.scaled) - 1])
+        warnings = outside_training_range(history)
+        time_name = data.time_column or "step"
+        result = pd.DataFrame({time_name: time_labels(future_index(series.index, steps))})
+        bounds = None
+        levels = cfg.intervals if self.calibration_known else []
+        if calibration is not None:
+            # the last origin's window scale; a target that is no input is not scaled (and
+            # may be missing from the CSV), so its column is never read
+            recent = np.column_stack(
+                [
+                    history.values[:, history.columns.index(t)]
+                    if t in history.columns
+                    else np.zeros(len(history.values))
+                    for t in data.targets
+                ]
+            )  # (rows, K)
+            scales = calibration.scales(recent, last + history.lag)
+            bounds = calibration.bounds(future[None], scales)
+            if steps > calibration.steps:
+                warnings.append(
+                    f"intervals are calibrated for steps 1-{calibration.steps} only; later "
+                    "steps have empty bounds"
+                )
+        for k, target in enumerate(data.targets):
+            result[target] = future[:, k]
+            for i, level in enumerate(levels):
+                known = bounds is not None
+                result[f"{target}_lo_{label(level)}"] = bounds[0][i, 0, :, k] if known else np.nan
+                result[f"{target}_hi_{label(level)}"] = bounds[1][i, 0, :, k] if known else np.nan
+        return result, warnings
+
+    @property
+    def calibration_known(self) -> bool:
+        """The run has intervals (for a long table: for some series)."""
+        if self.config.data.id_column is not None:
+            return bool(self.calibrations)
+        return self.calibration is not None
+
+
+def _own_scaler(config: Config, series: Any) -> Scaler:
+    """The scaler of a series the run never trained on: fitted on the rows given."""
+    from forecast.data.reading import fill_missing
+    from forecast.data.transforms import apply_transform
+
+    data, scaling = config.data, config.scaling
+    if list(series.frame.columns) != data.columns:
+        missing = [c for c in data.columns if c not in series.frame.columns]
+        raise ConfigError(
+            f"{series.source}: was not in training, so it is scaled on its own history, "
+            f"which needs the column '{missing[0]}' too"
+        )
+    values = fill_missing(series.values, [len(series.frame)])
+    if len(values) < config.window.input_steps + transform_lag(data.transform):
+        return Scaler.fit(
+            np.zeros((1, len(data.columns))), data.columns
+        )  # prepare_history says why
+    work = apply_transform(values, data.transform, data.columns, series.index, series.source)
+    return Scaler.fit(work, data.columns, scaling.method, scaling.feature_range)
+
+
+def predict(
+    run: str | Path | None,
+    csv_path: str | Path,
+    horizon: int | None = None,
+    output: str | Path | None = None,
+    runs_dir: str | Path = "runs",
+    encoding: str = "auto",
+    ids: list[str] | None = None,
+) -> tuple[pd.DataFrame, Path]:
+    """Forecast the next `horizon` steps after the last row of `csv_path`.
+
+    Returns the forecast (time column, then per target its column and, for each interval
+    level L, `<target>_lo_L` and `<target>_hi_L`; original units) and the CSV path it was
+    written to (default: RUN_DIR/forecast.csv), in `encoding`: auto writes it the way the
+    input CSV came (GB18030 stays GB18030, a UTF-8 BOM stays), or a codec such as utf-8-sig
+    (what Excel on Windows reads as UTF-8).
+
+    With `data.id_column` (a long table), every series in the CSV is forecast, or only
+    those in `ids`; the id column comes first.
+    """
+    if encoding != "auto":
+        import codecs
+
+        try:
+            if not codecs.lookup(encoding)._is_text_encoding:
+                raise LookupError(encoding)  # base64, rot13...: bytes codecs, not text
+        except LookupError:
+            raise ConfigError(
+                f"--encoding {encoding}: unknown; use auto, utf-8, utf-8-sig or gb18030"
+            ) from None
+    predictor = Predictor(run, runs_dir)
+    out_path = Path(output) if output is not None else predictor.run / "forecast.csv"
+    own = ("forecast.csv", "forecast_history.csv")  # the history only without --output
+    if out_path.is_dir():
+        raise ConfigError(f"--output {out_path}: is a folder; give the forecast CSV's file path")
+    for path in [out_path] + ([predictor.run / own[1]] if output is None else []):
+        # before any work: never over a run's file or the input
+        inputs = (Path(csv_path), Path(predictor.config.data.path))  # and the run's data
+        runs.refuse_overwrite(path, "--output", predictor.run, own, inputs=inputs)
+    data = predictor.config.data
+    if ids and data.id_column is None:
+        raise ConfigError(f"--id: the run {predictor.run.name} has no data.id_column (one series)")
+    if data.id_column is not None:
+        series: Any = read_panel(
+            data, path=csv_path, require_targets=predictor.needs_targets, only=ids or None
+        )
+        unseen = [i for i in series.ids if i not in predictor.scalers]
+        if unseen and set(data.read_columns) > set(data.features):
+            # a series never trained on is scaled on its own history: its targets too
+            series = read_panel(data, path=csv_path, require_targets=True, only=ids or None)
+    else:
+        series = read_series(data, path=csv_path, require_targets=predictor.needs_targets)
+    with tensorflow_work():
+        result, warnings = predictor.forecast(series, horizon)
+    # said once the forecast stands, so that an error stays the only line
+    for line in warnings:
+        log.warning(line)
+    final = predictor.info.get("final_fit")
+    if predictor.info.get("best_epoch") == 0:  # the final fit, if any, trained no epochs
+        base = predictor.info.get("residual")
+        log.info("forecast by the %s base alone: no training epoch beat it on validation", base)
+    elif final:
+        log.info("forecast by the final model, refitted on all %d rows", final["rows"])
+    elif data.id_column is not None:
+        log.info("forecast by the model fitted before each series' validation rows (final_fit off)")
+    else:
+        held_out = predictor.info.get("split", {}).get("val_start")
+        log.info("forecast by the model fitted on the first %s rows (final_fit off)", held_out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    written = series.encoding if encoding == "auto" else encoding
+    try:
+        runs.write_text_atomic(out_path, result.to_csv(index=False), encoding=written)
+    except UnicodeEncodeError as exc:
+        raise ConfigError(
+            f"--encoding {written}: cannot write {exc.object[exc.start : exc.end]!r} of the "
+            "forecast's header; use --encoding utf-8-sig"
+        ) from None
+    if output is None:
+        steps = predictor.config.window.horizon if horizon is None else horizon
+        runs.write_forecast_history(predictor.run, series, predictor.config, steps)
+    return result, out_path
