@@ -137,6 +137,14 @@ def test_too_many_folds_is_a_user_error(tmp_path):
     assert "too few to train on" in result.stderr or "use fewer --folds" in result.stderr
 
 
+def run_fold(config, series, origin, number, compiled=None):
+    """One backtest fold as its fit task: rows [0, origin] fit, the next horizon forecast."""
+    from forecast.fitting.task import FitTask, run_task
+
+    back = len(series.frame) - 1 - origin
+    return run_task(FitTask(config, series, back, number), compiled)
+
+
 @pytest.mark.parametrize(
     "overrides",
     [
@@ -148,7 +156,6 @@ def test_too_many_folds_is_a_user_error(tmp_path):
 )
 def test_folds_that_reuse_the_first_folds_model_forecast_as_new_models_do(tmp_path, overrides):
     from forecast.fitting.fit import Compiled
-    from forecast.workflows.backtest import run_fold
 
     config = load_config(fold_config(tmp_path), [*overrides, "training.epochs=3"])
     series = read_series(config.data)
@@ -158,13 +165,12 @@ def test_folds_that_reuse_the_first_folds_model_forecast_as_new_models_do(tmp_pa
     assert len(compiled.slots) == 1 and len(compiled.forecasters) == 1  # built once
     for number, origin in enumerate(origins):
         new = run_fold(config, series, int(origin), number)  # a model of its own
-        np.testing.assert_array_equal(reused[number].forecast, new.forecast)
-        assert reused[number].report["model"] == new.report["model"]
+        np.testing.assert_array_equal(reused[number].forecasts[None], new.forecasts[None])
+        assert reused[number].reports[0]["model"] == new.reports[0]["model"]
 
 
 def test_a_stacked_ensemble_forecasts_as_its_plain_members_trained_apart(tmp_path, monkeypatch):
     import forecast.model.build
-    from forecast.workflows.backtest import run_fold
 
     config = load_config(fold_config(tmp_path), ["model.ensemble=3", "training.epochs=3"])
     series = read_series(config.data)
@@ -172,16 +178,16 @@ def test_a_stacked_ensemble_forecasts_as_its_plain_members_trained_apart(tmp_pat
     stacked = run_fold(config, series, origin, 1)
     monkeypatch.setattr(forecast.model.build, "stackable", lambda model: False)
     plain = run_fold(config, series, origin, 1)  # N models side by side, as before
-    np.testing.assert_allclose(stacked.forecast, plain.forecast, rtol=1e-4)
+    np.testing.assert_allclose(stacked.forecasts[None], plain.forecasts[None], rtol=1e-4)
     assert not np.allclose(
-        stacked.forecast,
-        run_fold(config.model_copy(update={"seed": 7}), series, origin, 1).forecast,
+        stacked.forecasts[None],
+        run_fold(config.model_copy(update={"seed": 7}), series, origin, 1).forecasts[None],
     )
 
 
 def test_a_backtest_of_another_series_reuses_the_models_and_forecasts_as_new_ones(tmp_path):
     from forecast.fitting.fit import SHARED
-    from forecast.workflows.backtest import run_backtest, run_fold
+    from forecast.workflows.backtest import run_backtest
 
     config = load_config(fold_config(tmp_path), ["training.epochs=3"])
     run_backtest(config, read_series(config.data), np.array([50, 52]), quiet=True)
@@ -197,7 +203,7 @@ def test_a_backtest_of_another_series_reuses_the_models_and_forecasts_as_new_one
     assert len(SHARED.slots) == slots  # nothing built again
     for number, origin in enumerate(origins):
         new = run_fold(other, series, int(origin), number)  # a model of its own
-        np.testing.assert_array_equal(forecasts[number], new.forecast)
+        np.testing.assert_array_equal(forecasts[number], new.forecasts[None])
 
 
 def test_the_shared_models_keep_only_the_most_recently_used():

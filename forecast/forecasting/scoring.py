@@ -9,11 +9,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forecast.config.schema import Config
 from forecast.data.panel import PreparedPanel
 from forecast.data.prepare import Prepared
+from forecast.data.reading import Series, fill_missing
 from forecast.data.timesteps import time_labels
 from forecast.forecasting.calibration import calibrate_intervals, calibrate_members, score_intervals
-from forecast.forecasting.evaluation import evaluate, verdict
+from forecast.forecasting.evaluation import BASELINES, METRICS, evaluate, verdict
 from forecast.forecasting.forecaster import Forecaster
 from forecast.forecasting.intervals import clip_note, label
 from forecast.forecasting.original import forecast, forecast_members
@@ -178,3 +180,78 @@ def prediction_table(
             table[f"lo_{label(level)}"] = bounds[0][i].transpose(0, 2, 1).ravel()
             table[f"hi_{label(level)}"] = bounds[1][i].transpose(0, 2, 1).ravel()
     return table
+
+
+def score_fold(
+    config: Config,
+    series: Series,
+    origin: int,  # original row
+    number: int,
+    predicted: np.ndarray,  # (1, H, K) original units
+    season: int,
+    calibration: Any,
+    missing: str | None,
+    head: dict[str, Any] | None = None,  # keys that come first (a long table's id)
+) -> tuple[dict[str, Any], Any]:
+    """backtest.json's row for a fold's forecast from `origin`: dates, model and baselines
+    scored on the next horizon rows, intervals; and the interval bounds (or None)."""
+    data, horizon = config.data, config.window.horizon
+    # actuals in hindsight: holes in the fold's future are filled from the whole series
+    actual = fill_missing(series.values, [len(series.frame)])[:, data.target_index]
+    scores = evaluate(actual, np.array([origin]), predicted, data.targets, season, origin + 1)
+    times = time_labels(series.index)
+    report = {
+        **(head or {}),
+        "fold": number,
+        "origin": times[origin],
+        "test_start": times[origin + 1],
+        "test_end": times[origin + horizon],
+        "model": scores["model"],
+        "baselines": scores["baselines"],
+        "per_target": scores["per_target"],
+    }
+    bounds = score_intervals(
+        report, calibration, missing, actual, np.array([origin]), predicted, season, origin + 1
+    )
+    return report, bounds
+
+
+INTERVAL_SCORES = ("coverage", "width", "msis")
+
+
+def mean_of_folds(folds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each metric's mean over the folds where it is defined (null where it is nowhere)."""
+
+    def mean(block: list[dict[str, Any]], metric: str) -> float | None:
+        values = [b[metric] for b in block if b[metric] is not None]
+        return float(np.mean(values)) if values else None
+
+    def baseline(name: str) -> dict[str, Any]:
+        blocks = [f["baselines"][name] for f in folds]
+        out = {m: mean(blocks, m) for m in METRICS}
+        reasons = [b["unavailable"] for b in blocks if "unavailable" in b]
+        if reasons and len(reasons) == len(blocks):
+            out["unavailable"] = reasons[0]
+        return out
+
+    out = {
+        "model": {m: mean([f["model"] for f in folds], m) for m in METRICS},
+        "baselines": {name: baseline(name) for name in BASELINES},
+    }
+    scored = [
+        f["intervals"] for f in folds if "intervals" in f and "unavailable" not in f["intervals"]
+    ]
+    if scored:
+        out["intervals"] = {
+            level: {
+                **{m: mean([s[level] for s in scored], m) for m in INTERVAL_SCORES},
+                "seasonal_naive": {
+                    m: mean([s[level]["seasonal_naive"] for s in scored], m)
+                    for m in INTERVAL_SCORES
+                },
+            }
+            for level in scored[0]
+        }
+    elif folds and "intervals" in folds[0]:
+        out["intervals"] = folds[0]["intervals"]  # unavailable in every fold, with the reason
+    return out

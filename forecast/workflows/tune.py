@@ -32,6 +32,7 @@ from forecast.data.transforms import transform_lag
 from forecast.data.windows import plan_split
 from forecast.errors import ConfigError, DataError, ForecastError
 from forecast.model.memory import check_training_fits
+from forecast.model.tf_setup import import_tensorflow_quietly
 
 log = logging.getLogger("forecast")
 
@@ -147,7 +148,7 @@ def tune(
         changed = [i for i in items if _changes(config, config_path, base + [i], seed)]
         if len(runs) < trials and changed and changed not in [t.overrides for t in runs]:
             runs.append(Trial(changed))
-    rolling.import_tensorflow()
+    import_tensorflow_quietly()
     for number, trial in enumerate(runs, start=1):
         started = time.perf_counter()
         try:

@@ -1,0 +1,126 @@
+"""The unit of work: one fit of one model on one slice of data, and what it gives back.
+
+A `FitTask` names a config, its data (one series, or a long table's series trained on
+together as one model), how many rows at the end of every series are held back (the
+future a backtest fold forecasts) and the seed. `run_task` refits everything on the rows
+before them (holes, transform, scaler, residual base, model), forecasts the held-back rows
+from the last row kept, calibrates the intervals and scores model and baselines: a
+`FitOutcome`. Both are plain data that pickle, so an executor (forecast.fitting.executor)
+may run a list of tasks in this process, in worker processes or on other machines.
+
+One series is a long table of one: the same code prepares, fits, forecasts and scores it,
+and only its reports carry no id.
+
+    series A rows 0..39, back 4:  fit on rows 0..35, forecast rows 36..39, score them
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from forecast.config.schema import Config
+from forecast.data.panel import PreparedPanel, prepare_panel
+from forecast.data.reading import Panel, Series
+from forecast.fitting.fit import Compiled, fit
+from forecast.fitting.residual import choose_residual
+from forecast.forecasting.calibration import calibrate_members
+from forecast.forecasting.original import forecast_members
+from forecast.forecasting.scoring import score_fold
+from forecast.model.tf_setup import import_tensorflow_quietly
+
+Bounds = tuple[np.ndarray, np.ndarray]  # lo, hi: (levels, 1, H, K) original units
+
+
+@dataclass(frozen=True)
+class FitTask:
+    """Fit `config` on `data` without its last `back` rows (every series'), forecast them."""
+
+    config: Config
+    data: Series | Panel
+    back: int  # rows held back at the end of every series: what is forecast and scored
+    number: int = 1  # the fold's number in its backtest (its reports say it)
+    seed: int | None = None  # None: the config's seed
+
+    @property
+    def run_config(self) -> Config:
+        """The config this task fits: the seed given, else the config's own."""
+        if self.seed is None or self.seed == self.config.seed:
+            return self.config
+        return self.config.model_copy(update={"seed": self.seed})
+
+
+@dataclass
+class FitOutcome:
+    """What one task gives back, per series id (None: the one series of a CSV)."""
+
+    number: int
+    reports: list[dict[str, Any]]  # backtest.json rows (a long table's start with the id)
+    forecasts: dict[str | None, np.ndarray]  # (H, K) original units
+    residuals: dict[str | None, np.ndarray]  # actual - forecast (H, K); NaN at a hole
+    bounds: dict[str | None, Bounds]  # where the series has intervals
+    season: int  # the season the model was built with
+    seconds: float
+
+
+def as_panel(data: Series | Panel) -> Panel:
+    """A long table as it is; one series as a table of one (its id None)."""
+    if isinstance(data, Panel):
+        return data
+    members: dict[Any, Series] = {None: data}
+    return Panel(members, data.path, data.sha256, "", data.encoding)
+
+
+def run_task(task: FitTask, compiled: Compiled | None = None) -> FitOutcome:
+    """Prepare, fit, forecast, calibrate and score one task; with `compiled`, reusing the
+    models an earlier task of the same shape built (fitting.fit.Compiled: the same result
+    as a new model)."""
+    import_tensorflow_quietly()
+    started = time.perf_counter()
+    config, panel = task.run_config, as_panel(task.data)
+    prepared = prepare_panel(config, panel, back=task.back)
+    prepared = prepared.with_config(choose_residual(prepared.combined).config)
+    compiled = compiled if compiled is not None else Compiled()
+    model, _, _ = fit(prepared.combined, quiet=True, compiled=compiled)
+    inputs, targets = (
+        prepared.config.data.inputs,
+        config.data.targets,
+    )  # calendar: auto made concrete
+    forecaster = compiled.forecaster(model, inputs, targets)
+    return _score(task, config, panel, prepared, forecaster, started)
+
+
+def _score(
+    task: FitTask,
+    config: Config,
+    panel: Panel,
+    prepared: PreparedPanel,
+    forecaster: Any,
+    started: float,
+) -> FitOutcome:
+    horizon = config.window.horizon
+    last = {i: np.array([len(m.scaled) - 1]) for i, m in prepared.members.items()}
+    predicted = forecast_members(prepared, forecaster, last, horizon)  # id -> (1, H, K)
+    calibrations, missing = calibrate_members(prepared, forecaster)
+    id_column = config.data.id_column
+    outcome = FitOutcome(task.number, [], {}, {}, {}, prepared.combined.season, 0.0)
+    for sid, member in prepared.members.items():
+        origin = len(member.values) - 1  # original rows of the series
+        report, bounds = score_fold(
+            config, panel.members[sid], origin, task.number, predicted[sid], member.season,
+            calibrations.get(sid), missing.get(sid),
+            head=None if id_column is None else {id_column: sid},  # first, as in the CSVs
+        )  # fmt: skip
+        outcome.reports.append(report)
+        outcome.forecasts[sid] = predicted[sid][0]
+        actual = panel.members[sid].values[origin + 1 : origin + 1 + horizon]
+        outcome.residuals[sid] = actual[:, config.data.target_index] - predicted[sid][0]
+        if bounds is not None:
+            outcome.bounds[sid] = bounds
+    outcome.seconds = round(time.perf_counter() - started, 3)
+    for report in outcome.reports:
+        report["seconds"] = outcome.seconds  # the task's one fit, shared by its series
+    return outcome
