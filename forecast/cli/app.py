@@ -20,14 +20,9 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from forecast.cli.helpstyle import HelpGroup, HelpTyper
+from forecast.cli.helpstyle import HelpCommand, HelpGroup
 from forecast.errors import ForecastError
 from forecast.interrupts import Terminated, request_stop
-
-try:  # Typer >= 0.20 carries its own click
-    from typer._click.exceptions import ClickException
-except ImportError:  # pragma: no cover - older Typer on the click package
-    from click.exceptions import ClickException
 
 
 class OneLineErrors(HelpGroup):
@@ -37,7 +32,7 @@ class OneLineErrors(HelpGroup):
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         try:
             code = super().main(*args, standalone_mode=False, **kwargs)
-        except ClickException as exc:
+        except typer.TyperException as exc:  # Typer's usage errors (its ClickException)
             ctx = getattr(exc, "ctx", None)
             hint = f"; see '{ctx.command_path} --help'" if ctx is not None else ""
             message = " ".join(exc.format_message().split()).rstrip(".")
@@ -52,7 +47,7 @@ class OneLineErrors(HelpGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-app = HelpTyper(
+app = typer.Typer(
     cls=OneLineErrors,
     rich_markup_mode="markdown",  # docstring paragraphs re-wrapped to the terminal's width
     name="forecast",
@@ -169,7 +164,7 @@ def _main(
     _state["debug"] = debug or os.environ.get("FORECAST_DEBUG", "") not in ("", "0")
 
 
-@app.command()
+@app.command(cls=HelpCommand)
 def train(
     config: Annotated[Path, typer.Argument(help="The YAML config file.")],
     runs_dir: RunsDirOpt = Path("runs"),
@@ -201,7 +196,7 @@ def train(
     typer.echo(str(result.run_dir))
 
 
-@app.command()
+@app.command(cls=HelpCommand)
 def backtest(
     configs: Annotated[
         list[Path],
@@ -262,7 +257,7 @@ def backtest(
         typer.echo(str(result.path))
 
 
-@app.command()
+@app.command(cls=HelpCommand)
 def tune(
     config: Annotated[Path, typer.Argument(help="The YAML config file.")],
     trials: Annotated[int, typer.Option("--trials", "-n", help="Settings to try.")] = 8,
@@ -307,7 +302,7 @@ def tune(
     typer.echo(str(result.path))
 
 
-@app.command("runs")
+@app.command("runs", cls=HelpCommand)
 def list_runs(runs_dir: RunsDirOpt = Path("runs")) -> None:
     """List finished training runs and backtests, oldest first, with their MASE.
 
@@ -329,7 +324,7 @@ def list_runs(runs_dir: RunsDirOpt = Path("runs")) -> None:
     typer.echo(format_table(frame, line_width=None, float_format=lambda v: f"{v:.3g}"))
 
 
-@app.command()
+@app.command(cls=HelpCommand)
 def predict(
     csv: Annotated[
         Path, typer.Option("--csv", help="CSV with recent history (same columns as training).")
@@ -378,7 +373,7 @@ def predict(
     typer.echo(str(path))
 
 
-@app.command()
+@app.command(cls=HelpCommand)
 def plot(
     run: RunOpt = None,
     output: Annotated[
@@ -406,7 +401,7 @@ def plot(
         typer.echo(str(path))
 
 
-@app.command()
+@app.command(cls=HelpCommand)
 def export(
     format_: Annotated[
         str, typer.Option("--format", help="saved_model, tflite or onnx (onnx needs tf2onnx).")
@@ -443,7 +438,7 @@ def _port_number(value: int) -> int:
     return value
 
 
-@app.command()
+@app.command(cls=HelpCommand)
 def serve(
     run: RunOpt = None,
     host: Annotated[
@@ -474,7 +469,7 @@ def serve(
     _run(lambda: run_server(predictor, host, port), left="the server stopped")
 
 
-@app.command()
+@app.command(cls=HelpCommand)
 def validate(
     config: Annotated[Path, typer.Argument(help="The YAML config file.")],
     set_: SetOpt = None,
@@ -510,7 +505,7 @@ def validate(
     typer.echo(f"season length:   {info['season_length']}")
 
 
-@app.command()
+@app.command(cls=HelpCommand)
 def init(
     layout: Annotated[
         str,
@@ -566,7 +561,7 @@ def init(
     typer.echo(text, nl=False)
 
 
-@app.command()
+@app.command(cls=HelpCommand)
 def schema() -> None:
     """Print the config's JSON Schema (for editors).
 
