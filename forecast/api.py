@@ -142,3 +142,57 @@ def list_runs(runs_dir: str | Path = "runs") -> pd.DataFrame:
             "%s: incomplete run (no %s), not listed; train it again or delete it", path, missing
         )
     return runs.run_summaries(Path(runs_dir))
+
+
+# What the CLI needs beyond the calls above, so that it imports only this module (issue 30).
+# The imports sit in the functions to keep this addition one block while api.py is split;
+# serve's must stay there (fastapi is imported only to serve).
+
+
+def export(
+    run: str | Path | None,
+    fmt: str,
+    output: str | Path | None = None,
+    runs_dir: str | Path = "runs",
+) -> Path:
+    """Write the model of `run` with its preprocessing inside as `fmt` (saved_model, tflite or
+    onnx); returns the artifact's path (default RUN_DIR/export/...)."""
+    from forecast.workflows.export import export_run
+
+    return export_run(run, fmt, output, runs_dir)
+
+
+def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the forecasts of `predictor` over HTTP (/health, /info, /forecast) until Ctrl-C
+    or SIGTERM."""
+    from forecast.workflows.serve import serve as run_server
+
+    run_server(predictor, host, port)
+
+
+def starter_config(
+    layout: str = "univariate",
+    csv: str | Path | None = None,
+    target: str | None = None,
+    horizon: int | None = None,
+    decimal: str = ".",
+    encoding: str = "auto",
+) -> str:
+    """A commented starter config, as YAML text (what `forecast init` prints); with `csv`, its
+    columns, time column and season length come from that file."""
+    from forecast.workflows.starter import starter_config as write_starter
+
+    return write_starter(layout, csv, target, horizon, decimal, encoding)
+
+
+def json_schema() -> dict[str, Any]:
+    """The config's JSON Schema, for editors."""
+    from forecast.config.schema import json_schema as config_schema
+
+    return config_schema()
+
+
+def short_id_list(ids: list[str]) -> str:
+    """'A, B, C, D, E and 7 more': the first few of a list of series ids, as messages name
+    them."""
+    return some_ids(ids)

@@ -6,9 +6,10 @@ as `{config}` in the usage line. Here a flag shows nothing after its name, a val
 (PATH, N, NUMBER, TEXT, or the option's own metavar such as KEY=VALUE), and an argument its
 name in capitals: `Usage: forecast train [OPTIONS] CONFIG`.
 
-Typer builds its TyperOption and TyperArgument objects itself, with no hook for their class,
-so the commands below switch each parameter to a subclass that differs only in these help
-methods, the first time they are asked for their parameters (for help, usage or parsing).
+Through public hooks: the commands are HelpCommands (`cls=` of `app.command`), whose
+`get_params` gives each parameter without a `metavar` one (what Typer shows for an option's
+value and names an argument by) and whose `collect_usage_pieces` writes the usage line. The one
+exception is the word after an argument's name, see `show_argument_word`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
-import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 WORDS = {int: "N", float: "NUMBER", str: "TEXT"}
@@ -32,47 +32,52 @@ def value_word(param: TyperOption | TyperArgument) -> str:
     return WORDS.get(annotation, "VALUE")
 
 
-class HelpOption(TyperOption):
-    def display_type_rich(self, ctx: Any) -> str | None:
-        if self.is_flag or self.count:
-            return None
-        return self.metavar or value_word(self)
+def label(params: list[Any]) -> list[Any]:
+    """Give an option its value word as its metavar (a flag an empty one: it takes no value),
+    an argument its name in capitals. A metavar given in the code is kept."""
+    for param in params:
+        if isinstance(param, TyperOption) and param.metavar is None:
+            param.metavar = "" if param.is_flag or param.count else value_word(param)
+        elif isinstance(param, TyperArgument):
+            if param.metavar is None:
+                param.metavar = (param.name or "").upper()
+            show_argument_word(param)
+    return params
 
 
-class HelpArgument(TyperArgument):
-    @property
-    def display_name_raw(self) -> str:
-        return self.metavar or (self.name or "").upper()
-
+class _WordedArgument(TyperArgument):
     def display_type(self, ctx: Any) -> str:
         return value_word(self)
 
-    def _usage_display_name(self) -> str:
-        name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
-        return name + ("..." if self.nargs != 1 else "")
 
+def show_argument_word(argument: TyperArgument) -> None:
+    """`CONFIG  PATH` in the Arguments panel, not `CONFIG  <path>`.
 
-def restyle(params: list[Any]) -> list[Any]:
-    for param in params:
-        if type(param) is TyperOption:
-            param.__class__ = HelpOption
-        elif type(param) is TyperArgument:
-            param.__class__ = HelpArgument
-    return params
+    The one use of something outside Typer's public API: Typer 0.29 builds its TyperArgument
+    objects itself with no hook for their class, and shows `display_type` as the argument's
+    value word whatever its `metavar` (which names the argument). So the argument is switched
+    to a subclass that overrides only that method. Drop this when Typer offers a hook.
+    """
+    if type(argument) is TyperArgument:
+        argument.__class__ = _WordedArgument
 
 
 class HelpCommand(TyperCommand):
     def get_params(self, ctx: Any) -> list[Any]:
-        return restyle(super().get_params(ctx))
+        return label(super().get_params(ctx))
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        """`[OPTIONS] CONFIG...`: an argument by its metavar, in brackets when optional."""
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                name = param.metavar if param.required else f"[{param.metavar}]"
+                pieces.append(f"{name}{'...' if param.nargs != 1 else ''}")
+            else:
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
 
 
 class HelpGroup(TyperGroup):
     def get_params(self, ctx: Any) -> list[Any]:
-        return restyle(super().get_params(ctx))
-
-
-class HelpTyper(typer.Typer):
-    """A Typer app whose commands are HelpCommands unless a command asks for another class."""
-
-    def command(self, *args: Any, cls: type[TyperCommand] | None = None, **kwargs: Any) -> Any:
-        return super().command(*args, cls=cls or HelpCommand, **kwargs)
+        return label(super().get_params(ctx))
