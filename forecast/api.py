@@ -22,6 +22,8 @@ import pandas as pd
 from forecast import runs
 from forecast.config.file import resolve_config
 from forecast.config.schema import Config
+from forecast.config.schema import json_schema as config_schema
+from forecast.data.reading import some_ids
 from forecast.errors import ConfigError
 from forecast.workflows import predictor, trainrun
 from forecast.workflows import validate as validation
@@ -31,7 +33,9 @@ from forecast.workflows.backtest import (
     check_backtest,
     run_backtest_plan,
 )
-from forecast.workflows.predictor import Predictor  # noqa: F401  (the API: api.Predictor)
+from forecast.workflows.export import export_run
+from forecast.workflows.predictor import Predictor
+from forecast.workflows.starter import starter_config as write_starter
 from forecast.workflows.trainrun import TrainResult, resume_command  # noqa: F401
 from forecast.workflows.tune import TuneResult, tune  # noqa: F401  (the API: api.tune)
 
@@ -144,9 +148,7 @@ def list_runs(runs_dir: str | Path = "runs") -> pd.DataFrame:
     return runs.run_summaries(Path(runs_dir))
 
 
-# What the CLI needs beyond the calls above, so that it imports only this module (issue 30).
-# The imports sit in the functions to keep this addition one block while api.py is split;
-# serve's must stay there (fastapi is imported only to serve).
+# What the CLI needs beyond the calls above, so that it imports only this module.
 
 
 def export(
@@ -157,15 +159,13 @@ def export(
 ) -> Path:
     """Write the model of `run` with its preprocessing inside as `fmt` (saved_model, tflite or
     onnx); returns the artifact's path (default RUN_DIR/export/...)."""
-    from forecast.workflows.export import export_run
-
     return export_run(run, fmt, output, runs_dir)
 
 
 def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve the forecasts of `predictor` over HTTP (/health, /info, /forecast) until Ctrl-C
     or SIGTERM."""
-    from forecast.workflows.serve import serve as run_server
+    from forecast.workflows.serve import serve as run_server  # fastapi: only to serve
 
     run_server(predictor, host, port)
 
@@ -180,15 +180,11 @@ def starter_config(
 ) -> str:
     """A commented starter config, as YAML text (what `forecast init` prints); with `csv`, its
     columns, time column and season length come from that file."""
-    from forecast.workflows.starter import starter_config as write_starter
-
     return write_starter(layout, csv, target, horizon, decimal, encoding)
 
 
 def json_schema() -> dict[str, Any]:
     """The config's JSON Schema, for editors."""
-    from forecast.config.schema import json_schema as config_schema
-
     return config_schema()
 
 

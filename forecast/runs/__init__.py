@@ -31,10 +31,10 @@ import pandas as pd
 import yaml
 
 from forecast import __version__
-from forecast.config.schema import Config
 from forecast.config.file import config_to_yaml, validate_config
-from forecast.errors import ConfigError, RunError
+from forecast.config.schema import Config
 from forecast.data.timesteps import time_labels
+from forecast.errors import ConfigError, RunError
 
 FORMAT_VERSION = 1
 HISTORY_COLUMNS = ["epoch", "loss", "val_loss", "learning_rate", "seconds"]
@@ -500,8 +500,6 @@ def write_forecast_history(run_dir: Path, series: Any, config: Config, steps: in
         parts.append(history)
     table = pd.concat(parts, ignore_index=True)
     write_text_atomic(run_dir / "forecast_history.csv", table.to_csv(index=False))
-
-
 
 
 def run_info(prepared: Any, timings: dict[str, Any]) -> dict[str, Any]:
