@@ -485,3 +485,54 @@ def test_permission_denied_outside_train_is_one_line_without_writing(
     assert (
         last == f"error: {out}: permission denied; check the permissions of the file and its folder"
     )
+
+
+# --------------------------------------------------------------------------- a bug is no damage
+
+
+def predict_argv(run: Path) -> list[str]:
+    return ["predict", "--run", str(run), "--csv", str(run.parents[1] / "sales.csv")]
+
+
+def test_a_bug_while_loading_the_model_is_an_internal_error(run_dir: Path, monkeypatch):
+    """Only what a damaged file makes Keras raise means "train the run again" (exit 2); any
+    other exception inside load_model is a bug: exit 1, its traceback under --debug."""
+    import keras
+
+    def buggy_load(*args, **kwargs):
+        return 1 / 0
+
+    monkeypatch.setattr(keras.saving, "load_model", buggy_load)
+    result = runner.invoke(app, predict_argv(run_dir))
+    assert result.exit_code == 1, result.output
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("internal error: ZeroDivisionError: division by zero (rerun with")
+    assert "corrupted" not in result.stderr and "train" not in last
+    debug = runner.invoke(app, ["--debug", *predict_argv(run_dir)])
+    assert debug.exit_code == 1
+    assert "Traceback" in debug.stderr and "in buggy_load" in debug.stderr
+
+
+def flip_weight_bytes(path: Path) -> None:
+    """40 bytes inverted inside the weights member: the zip is whole, its CRC is not."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 40] = bytes(b ^ 0xFF for b in data[middle : middle + 40])
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),  # truncated
+        lambda p: p.write_bytes(b"not a keras archive"),
+        flip_weight_bytes,
+    ],
+    ids=["truncated", "garbage", "bad-crc"],
+)
+def test_a_damaged_model_still_says_train_again(run_dir: Path, damage):
+    model = run_dir / "model.keras"
+    damage(model)
+    line = one_line_error(runner.invoke(app, predict_argv(run_dir)))
+    assert line.startswith(f"error: {model}: corrupted or incomplete, Keras cannot load it (")
+    assert line.endswith("); train the run again")

@@ -7,6 +7,7 @@ to train the run again; any other exception is a bug and left to rise.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +20,15 @@ from forecast.config.file import validate_config
 from forecast.config.schema import Config
 from forecast.errors import ConfigError, RunError
 from forecast.runs.layout import FORMAT_VERSION, finished_runs, is_backtest, missing_files
+
+# What Keras raises for a damaged or foreign .keras file (each seen on one): ValueError for
+# a file that is no zip at all (truncated, garbage: "File not found"), an unknown layer, bad
+# layer arguments or a Lambda in safe mode; zipfile.BadZipFile for damaged bytes inside the
+# archive (a bad CRC); KeyError for an archive without config.json; json's ValueError for a
+# config.json that is no JSON; TypeError for a config of the wrong shape (Keras wraps a
+# layer's failing from_config in one); OSError from h5py for damaged weights; EOFError for a
+# compressed member cut short. Anything else is a bug of ours or of Keras: not "train again".
+KERAS_FILE_ERRORS = (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile)
 
 
 @dataclass
@@ -37,12 +47,11 @@ def load_panel_scalers(path: Path, columns: list[str]) -> dict[str, Any]:
     from forecast.data.scaling import Scaler
 
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        series = data["series"]
+        series = _series(json.loads(path.read_text(encoding="utf-8")))
         scalers = {str(sid): Scaler.from_dict(entry, str(path)) for sid, entry in series.items()}
     except FileNotFoundError:
         raise RunError(f"{path}: missing; the run is incomplete, train it again") from None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise RunError(f"{path}: unreadable scaler ({exc!r}); train the run again") from None
     if not scalers or any(s.columns != columns for s in scalers.values()):
         raise RunError(f"{path}: scaler columns do not match config.yaml; train again")
@@ -57,10 +66,19 @@ def load_panel_intervals(run_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        series = json.loads(path.read_text(encoding="utf-8"))["series"]
+        series = _series(json.loads(path.read_text(encoding="utf-8")))
         return {str(sid): Calibration.from_json(entry) for sid, entry in series.items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise RunError(f"{path}: unreadable ({exc}); train the run again") from None
+
+
+def _series(data: Any) -> dict[str, Any]:
+    """A long table's scaler.json or intervals.json: its "series" mapping, id -> entry;
+    KeyError or TypeError if the file holds something else."""
+    series = data["series"]
+    if not isinstance(series, dict):
+        raise TypeError(f"'series' is a {type(series).__name__}, not a mapping of ids")
+    return series
 
 
 def load_intervals(run_dir: Path) -> Any:
@@ -115,7 +133,7 @@ def load_model(path: Path, config: Config | None = None) -> Any:
     register()  # our own layers (per-window normalisation) are known before loading
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as exc:  # Keras raises many kinds for a bad file
+    except KERAS_FILE_ERRORS as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "safe_mode" in str(exc):  # a Lambda layer: code that safe mode never runs
             raise RunError(
