@@ -7,7 +7,9 @@ to train the run again; any other exception is a bug and left to rise.
 from __future__ import annotations
 
 import json
+import logging
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,14 +23,16 @@ from forecast.config.schema import Config
 from forecast.errors import ConfigError, RunError
 from forecast.runs.layout import FORMAT_VERSION, finished_runs, is_backtest, missing_files
 
-# What Keras raises for a damaged or foreign .keras file (each seen on one): ValueError for
+log = logging.getLogger("forecast")
+
+# What Keras 3 raises for a damaged or foreign .keras file (each seen on one): ValueError for
 # a file that is no zip at all (truncated, garbage: "File not found"), an unknown layer, bad
 # layer arguments or a Lambda in safe mode; zipfile.BadZipFile for damaged bytes inside the
 # archive (a bad CRC); KeyError for an archive without config.json; json's ValueError for a
 # config.json that is no JSON; TypeError for a config of the wrong shape (Keras wraps a
-# layer's failing from_config in one); OSError from h5py for damaged weights; EOFError for a
-# compressed member cut short. Anything else is a bug of ours or of Keras: not "train again".
-KERAS_FILE_ERRORS = (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile)
+# layer's failing from_config in one); OSError from h5py for damaged weights.
+# Anything else is a bug, ours or Keras's: exit 1, not "train the run again".
+KERAS_FILE_ERRORS = (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile)
 
 
 @dataclass
@@ -100,26 +104,54 @@ def open_run(path: Path) -> Run:
     if missing:
         raise RunError(f"{path}: incomplete run (no {missing[0]}); train it again")
     try:
-        info = json.loads((path / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise RunError(f"{path / 'run.json'}: unreadable ({exc}); train the run again") from None
-    version = info.get("format_version") if isinstance(info, dict) else None
-    if version != FORMAT_VERSION:
-        raise RunError(
-            f"{path}: run format {version!r} is not supported by this forecast "
-            f"(needs {FORMAT_VERSION}); train the run again with this version"
-        )
-    try:
-        raw = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise RunError(f"{path / 'config.yaml'}: unreadable ({exc}); train again") from None
-    if not isinstance(raw, dict):
-        raise RunError(f"{path / 'config.yaml'}: not a config mapping; train the run again")
-    try:
-        config = validate_config(raw, source=str(path / "config.yaml"))
-    except ConfigError as exc:
-        raise RunError(f"{exc}; the run does not match this version, train it again") from None
+        info = _read_json(path, "run.json")
+        version = info.get("format_version") if isinstance(info, dict) else None
+        if version != FORMAT_VERSION:
+            raise RunError(
+                f"{path}: run format {version!r} is not supported by this forecast "
+                f"(needs {FORMAT_VERSION}); train the run again with this version"
+            )
+        config = _read_config(path)
+    except _Unreadable as exc:
+        raise RunError(f"{path / exc.name}: {exc.why}; {exc.advice}") from None
     return Run(path, config, info)
+
+
+class _Unreadable(Exception):
+    """A file of a run that cannot be used: its `name` in the run folder, `why` in one line,
+    and the `advice` open_run gives with it."""
+
+    def __init__(self, name: str, why: str, advice: str = "train the run again") -> None:
+        super().__init__(f"{name}: {why}")
+        self.name, self.why, self.advice = name, why, advice
+
+
+def _read_json(folder: Path, name: str, mapping: bool = False) -> Any:
+    """A JSON file of a run (with `mapping`, one that must hold an object)."""
+    try:
+        data = json.loads((folder / name).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise _Unreadable(name, f"unreadable ({exc})") from None
+    if mapping and not isinstance(data, dict):
+        raise _Unreadable(name, f"unreadable (a JSON {type(data).__name__}, not an object)")
+    return data
+
+
+def _read_config(folder: Path) -> Config:
+    """A run's config.yaml, validated as this version validates a config file."""
+    path = folder / "config.yaml"
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:  # YAML's own message spans lines
+        raise _Unreadable(path.name, f"unreadable ({first_line(exc)})", "train again") from None
+    if not isinstance(raw, dict):
+        raise _Unreadable(path.name, "not a config mapping")
+    try:
+        return validate_config(raw, source=str(path))
+    except ConfigError as exc:
+        why = str(exc).removeprefix(f"{path}: ")
+        advice = "the run does not match this version, train it again"
+        raise _Unreadable(path.name, why, advice) from None
 
 
 def load_model(path: Path, config: Config | None = None) -> Any:
@@ -134,7 +166,7 @@ def load_model(path: Path, config: Config | None = None) -> Any:
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except KERAS_FILE_ERRORS as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         if "safe_mode" in str(exc):  # a Lambda layer: code that safe mode never runs
             raise RunError(
                 f"{path}: refused by safe mode, it carries Python code ({first[:160]}); "
@@ -147,6 +179,12 @@ def load_model(path: Path, config: Config | None = None) -> Any:
     if config is not None:
         _check_model_shapes(model, path, config)
     return model
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message in one line: its first (or its type's name if it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _check_model_shapes(model: Any, path: Path, config: Config) -> None:
@@ -177,59 +215,68 @@ def _check_model_shapes(model: Any, path: Path, config: Config) -> None:
 def run_summaries(runs_dir: Path) -> pd.DataFrame:
     """Finished training runs and backtests, oldest first: run, kind (train or backtest),
     finished (UTC), layout, model, MASE, seasonal naive MASE (a training run's on its test
-    split; a backtest's the mean over its folds)."""
-    rows = []
-    for path in finished_runs(runs_dir):
-        try:
-            info = json.loads((path / "run.json").read_text(encoding="utf-8"))
-            metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        rows.append(
-            {
-                "run": path.name,
-                "kind": "train",
-                "finished": str(info.get("finished", ""))[:19].replace("T", " "),
-                "layout": metrics.get("layout"),
-                "model": info.get("model"),
-                "mase": metrics.get("model", {}).get("mase"),
-                "seasonal_naive_mase": (
-                    metrics.get("baselines", {}).get("seasonal_naive") or {}
-                ).get("mase"),
-            }
-        )
+    split; a backtest's the mean over its folds). A folder whose run.json or metrics.json
+    (a backtest's backtest.json or config.yaml) cannot be read is not listed: a warning
+    names it and what is wrong."""
+    rows = [_listed(path, _run_summary) for path in finished_runs(runs_dir)]
     if runs_dir.is_dir():
         found = (p for p in runs_dir.iterdir() if not p.name.startswith(".") and is_backtest(p))
-        rows += [row for row in map(_backtest_summary, sorted(found)) if row is not None]
+        rows += [_listed(path, _backtest_summary) for path in sorted(found)]
+    rows = [row for row in rows if row is not None]
     rows.sort(key=lambda row: row["finished"])  # stable: runs finished alike keep their order
     columns = ["run", "kind", "finished", "layout", "model", "mase", "seasonal_naive_mase"]
     return pd.DataFrame(rows, columns=columns)
 
 
-def _backtest_summary(path: Path) -> dict[str, Any] | None:
-    """A backtest's row of run_summaries; None if its backtest.json is unreadable. Finished:
-    when backtest.json was written (the folder is renamed into place right after)."""
-    report_path = path / "backtest.json"
+def _listed(path: Path, summary: Callable[[Path], dict[str, Any]]) -> dict[str, Any] | None:
+    """`summary(path)`, or None with a warning when a file of the run cannot be read."""
     try:
-        report = json.loads(report_path.read_text(encoding="utf-8"))
-        mean = report["mean"]
-        finished = datetime.fromtimestamp(report_path.stat().st_mtime, timezone.utc)
-    except (OSError, ValueError, KeyError, TypeError):
+        return summary(path)
+    except _Unreadable as exc:
+        log.warning("%s: %s, not listed; train it again or delete it", path, exc)
         return None
-    try:  # the model as a training run names it (run.json's "model")
-        raw = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8"))
-        source = str(path / "config.yaml")
-        model = validate_config(raw, source).model.describe() if isinstance(raw, dict) else None
-    except (OSError, yaml.YAMLError, ConfigError):
-        model = None
+
+
+def _run_summary(path: Path) -> dict[str, Any]:
+    """A training run's row of run_summaries. Its config.yaml is not read: PyYAML takes some
+    10 ms for one, and predict or plot names a damaged one (exit 2)."""
+    info = _read_json(path, "run.json", mapping=True)
+    metrics = _read_json(path, "metrics.json", mapping=True)
+    return {
+        "run": path.name,
+        "kind": "train",
+        "finished": str(info.get("finished", ""))[:19].replace("T", " "),
+        "layout": metrics.get("layout"),
+        "model": info.get("model"),
+        "mase": _entry(metrics, "model", "mase"),
+        "seasonal_naive_mase": _entry(metrics, "baselines", "seasonal_naive", "mase"),
+    }
+
+
+def _backtest_summary(path: Path) -> dict[str, Any]:
+    """A backtest's row of run_summaries. Finished: when backtest.json was written (the
+    folder is renamed into place right after)."""
+    report = _read_json(path, "backtest.json", mapping=True)
+    if "mean" not in report:
+        raise _Unreadable("backtest.json", "no 'mean' over the folds")
+    try:
+        written = (path / "backtest.json").stat().st_mtime
+    except OSError as exc:  # removed meanwhile
+        raise _Unreadable("backtest.json", f"unreadable ({exc})") from None
+    finished = datetime.fromtimestamp(written, timezone.utc)
     return {
         "run": path.name,
         "kind": "backtest",
         "finished": finished.isoformat()[:19].replace("T", " "),
         "layout": report.get("layout"),
-        "model": model,
-        "mase": (mean.get("model") or {}).get("mase"),
-        "seasonal_naive_mase": ((mean.get("baselines") or {}).get("seasonal_naive") or {}).get(
-            "mase"
-        ),
+        "model": _read_config(path).model.describe(),  # as a training run's run.json names it
+        "mase": _entry(report, "mean", "model", "mase"),
+        "seasonal_naive_mase": _entry(report, "mean", "baselines", "seasonal_naive", "mase"),
     }
+
+
+def _entry(data: dict[str, Any], *keys: str) -> Any:
+    """data[k1][k2]...; None where a key is missing or a level is not a mapping."""
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
