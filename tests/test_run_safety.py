@@ -232,7 +232,7 @@ def test_a_failed_write_is_one_line_and_removes_the_new_run(
 def test_a_full_disk_after_training_removes_the_new_run(tmp_path: Path, monkeypatch):
     """The issue's rule: on a full disk the half-written run goes (it holds the space the
     user needs back), even with a trained model in it; earlier runs stay."""
-    from forecast import runs
+    from forecast import runs  # patched where forecast.api looks it up
 
     config = tiny(tmp_path, epochs=1)
     real = runs.write_run_info
@@ -250,7 +250,7 @@ def test_a_full_disk_after_training_removes_the_new_run(tmp_path: Path, monkeypa
 
 
 def test_a_read_only_failure_after_training_keeps_the_model_to_resume(tmp_path: Path, monkeypatch):
-    from forecast import runs
+    from forecast import runs  # patched where forecast.api looks it up
 
     config = tiny(tmp_path, epochs=1)
     real = runs.write_run_info
@@ -272,17 +272,17 @@ def test_a_read_only_failure_after_training_keeps_the_model_to_resume(tmp_path: 
 
 
 def test_the_failed_write_names_the_file_not_its_temporary(tmp_path: Path, monkeypatch):
-    from forecast import runs
+    from forecast.runs import atomic
 
     def no_room(*args):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(runs.os, "replace", no_room)
+    monkeypatch.setattr(atomic.os, "replace", no_room)
     with pytest.raises(OSError) as caught:
-        runs.write_json(tmp_path / "metrics.json", {"a": 1})
+        atomic.write_json(tmp_path / "metrics.json", {"a": 1})
     assert caught.value.filename == str(tmp_path / "metrics.json")
     assert list(tmp_path.iterdir()) == []  # the temporary file is gone too
-    message = str(runs.write_failure(caught.value, tmp_path))
+    message = str(atomic.write_failure(caught.value, tmp_path))
     assert message.startswith("no space left on /") and "metrics.json" in message
 
 
