@@ -143,7 +143,7 @@ def _read_config(folder: Path) -> Config:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:  # YAML's own message spans lines
-        raise _Unreadable(path.name, f"unreadable ({first_line(exc)})", "train again") from None
+        raise _Unreadable(path.name, f"unreadable ({_first_line(exc)})", "train again") from None
     if not isinstance(raw, dict):
         raise _Unreadable(path.name, "not a config mapping")
     try:
@@ -166,7 +166,7 @@ def load_model(path: Path, config: Config | None = None) -> Any:
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except KERAS_FILE_ERRORS as exc:
-        first = first_line(exc)
+        first = _first_line(exc)
         if "safe_mode" in str(exc):  # a Lambda layer: code that safe mode never runs
             raise RunError(
                 f"{path}: refused by safe mode, it carries Python code ({first[:160]}); "
@@ -181,7 +181,7 @@ def load_model(path: Path, config: Config | None = None) -> Any:
     return model
 
 
-def first_line(exc: BaseException) -> str:
+def _first_line(exc: BaseException) -> str:
     """An exception's message in one line: its first (or its type's name if it has none)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
