@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from forecast import api
 from forecast.cli.app import app
 from forecast.data.reading import read_series
+from forecast.runs import read
 from tests.conftest import monthly_frame, write_config, write_csv
 
 runner = CliRunner()
@@ -71,7 +72,7 @@ def trained(request, tmp_path_factory) -> tuple[Path, Path, pd.DataFrame]:
 
 def raw_values(run_dir: Path, history: Path) -> np.ndarray:
     """The CSV's last rows the artifact takes: (1, rows, features) float32, raw."""
-    opened = api.runs.open_run(run_dir)
+    opened = read.open_run(run_dir)
     data = opened.config.data
     rows = opened.config.window.input_steps + (1 if data.transform in ("diff", "log_diff") else 0)
     # with data.calendar, its columns too, as forecast.data.calendar.encode computes them
@@ -80,7 +81,7 @@ def raw_values(run_dir: Path, history: Path) -> np.ndarray:
 
 
 def expected(run_dir: Path, frame: pd.DataFrame) -> np.ndarray:
-    targets = api.runs.open_run(run_dir).config.data.targets
+    targets = read.open_run(run_dir).config.data.targets
     return frame[targets].to_numpy()[None]  # (1, H, K)
 
 
@@ -127,7 +128,7 @@ def test_calendar_inputs_built_as_the_readme_says(trained, tmp_path: Path) -> No
     from ai_edge_litert.interpreter import Interpreter
 
     run_dir, history, frame = trained
-    if not api.runs.open_run(run_dir).config.data.calendar:
+    if not read.open_run(run_dir).config.data.calendar:
         pytest.skip("this run has no calendar inputs")
     tail = pd.read_csv(history).tail(12)
     dates = pd.to_datetime(tail["date"])

@@ -95,9 +95,9 @@ def test_resume_without_an_interrupted_run_is_a_user_error(long_config):
 
 
 def model_weights(run_dir: Path) -> list:
-    from forecast.runs import load_model
+    from forecast.runs import read
 
-    return load_model(run_dir / "model.keras").get_weights()
+    return read.load_model(run_dir / "model.keras").get_weights()
 
 
 def interrupt_at_epoch(monkeypatch, config: Path, epoch: int) -> None:
@@ -190,7 +190,7 @@ def test_an_interruption_after_training_keeps_the_trained_model(tmp_path: Path, 
 
 
 def test_an_error_while_saving_keeps_the_trained_model(tmp_path: Path, monkeypatch):
-    from forecast import api, runs
+    from forecast import api, runs  # patched where forecast.api looks them up
     from forecast.errors import RunError
 
     config = small_gru_config(tmp_path, epochs=2)
@@ -211,7 +211,7 @@ def test_an_error_while_saving_keeps_the_trained_model(tmp_path: Path, monkeypat
 def test_an_interruption_after_the_final_fit_keeps_both_models(tmp_path: Path, monkeypatch):
     """The held-out evaluation on --resume uses the held-out model, never the final one
     (which saw the test rows), and neither is trained again."""
-    from forecast import api, runs
+    from forecast import api, runs  # patched where forecast.api looks them up
 
     config = small_gru_config(tmp_path, epochs=3, early_stopping=False)
     whole = api.train(config, runs_dir=tmp_path / "whole", quiet=True)

@@ -98,7 +98,7 @@ def test_every_stack_trains_saves_and_reloads_in_safe_mode(stack, tmp_path):
     import keras
 
     from forecast.model.build import build_model
-    from forecast.runs import load_model
+    from forecast.runs import read
 
     keras.utils.set_random_seed(0)
     config = validate_config({"data": {"path": "x.csv", "features": ["a"]}, "model": STACKS[stack]})
@@ -108,7 +108,7 @@ def test_every_stack_trains_saves_and_reloads_in_safe_mode(stack, tmp_path):
     model.compile(optimizer="adam", loss="mse")
     model.fit(x, y, epochs=1, batch_size=16, verbose=0)
     model.save(tmp_path / "model.keras")
-    reloaded = load_model(tmp_path / "model.keras")  # safe_mode=True
+    reloaded = read.load_model(tmp_path / "model.keras")  # safe_mode=True
     np.testing.assert_array_equal(reloaded.predict_on_batch(x), model.predict_on_batch(x))
 
 

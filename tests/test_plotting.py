@@ -8,6 +8,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from forecast import api
+from forecast.runs import read
 
 
 @pytest.fixture
@@ -107,7 +108,7 @@ def test_the_actual_line_covers_every_test_row_and_one_origin_is_drawn(tmp_path:
 
     monkeypatch.setattr(plt, "close", keep)
     (tmp_path / "out").mkdir()
-    plotting.draw_run(run, api.runs.open_run(run).config, tmp_path / "out")
+    plotting.draw_run(run, read.open_run(run).config, tmp_path / "out")
     monkeypatch.undo()
     test_ax = drawn["sales: test split, actual vs predicted"]
     lines = {line.get_label(): line for line in test_ax.get_lines()}

@@ -11,7 +11,7 @@ import pytest
 from forecast.config.file import validate_config
 from forecast.errors import ConfigError
 from forecast.model.build import build_model, build_models
-from forecast.runs import load_model
+from forecast.runs import read
 
 
 def model_config(**model):
@@ -133,7 +133,7 @@ def test_a_run_records_the_base_auto_chose_and_its_model_uses_it(tmp_path: Path)
     result = api.train(config, runs_dir=tmp_path / "runs", quiet=True)
     chosen = json.loads((result.run_dir / "run.json").read_text())["residual"]
     assert chosen == "seasonal_drift"  # monthly_frame rises 0.5 a month under its season
-    layer = load_model(result.run_dir / "model.keras").get_layer("normalise")
+    layer = read.load_model(result.run_dir / "model.keras").get_layer("normalise")
     assert layer.base == chosen  # the final fit kept the choice
     assert "residual: auto" in (result.run_dir / "config.yaml").read_text()  # as asked
     frame, _ = api.predict(result.run_dir, tmp_path / "s.csv")
@@ -156,7 +156,7 @@ def test_window_normalised_forecasts_move_with_the_window(tmp_path: Path):
     # the layers are saved and loaded in safe mode
     path = tmp_path / "m.keras"
     model.save(path)
-    np.testing.assert_allclose(load_model(path)(x).numpy(), model(x).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(read.load_model(path)(x).numpy(), model(x).numpy(), rtol=1e-6)
 
 
 def test_a_target_that_is_no_input_gets_no_base():
@@ -268,7 +268,7 @@ def test_an_ensemble_with_a_seasonal_base_trains_saves_and_predicts(tmp_path: Pa
         training={"epochs": 2},
     )
     result = api.train(config, runs_dir=tmp_path / "runs", quiet=True)
-    model = load_model(result.run_dir / "model.keras")
+    model = read.load_model(result.run_dir / "model.keras")
     assert model.output_shape == (None, 3, 1)  # the median: one forecast per step
     frame, _ = api.predict(result.run_dir, tmp_path / "s.csv")
     assert len(frame) == 3 and frame["sales"].between(100, 200).all()

@@ -233,7 +233,7 @@ def test_a_failed_write_is_one_line_and_removes_the_new_run(
 def test_a_full_disk_after_training_removes_the_new_run(tmp_path: Path, monkeypatch):
     """The issue's rule: on a full disk the half-written run goes (it holds the space the
     user needs back), even with a trained model in it; earlier runs stay."""
-    from forecast import runs
+    from forecast import runs  # patched where forecast.api looks it up
 
     config = tiny(tmp_path, epochs=1)
     real = runs.write_run_info
@@ -251,7 +251,7 @@ def test_a_full_disk_after_training_removes_the_new_run(tmp_path: Path, monkeypa
 
 
 def test_a_read_only_failure_after_training_keeps_the_model_to_resume(tmp_path: Path, monkeypatch):
-    from forecast import runs
+    from forecast import runs  # patched where forecast.api looks it up
 
     config = tiny(tmp_path, epochs=1)
     real = runs.write_run_info
@@ -273,17 +273,17 @@ def test_a_read_only_failure_after_training_keeps_the_model_to_resume(tmp_path: 
 
 
 def test_the_failed_write_names_the_file_not_its_temporary(tmp_path: Path, monkeypatch):
-    from forecast import runs
+    from forecast.runs import atomic
 
     def no_room(*args):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(runs.os, "replace", no_room)
+    monkeypatch.setattr(atomic.os, "replace", no_room)
     with pytest.raises(OSError) as caught:
-        runs.write_json(tmp_path / "metrics.json", {"a": 1})
+        atomic.write_json(tmp_path / "metrics.json", {"a": 1})
     assert caught.value.filename == str(tmp_path / "metrics.json")
     assert list(tmp_path.iterdir()) == []  # the temporary file is gone too
-    message = str(runs.write_failure(caught.value, tmp_path))
+    message = str(atomic.write_failure(caught.value, tmp_path))
     assert message.startswith("no space left on /") and "metrics.json" in message
 
 
@@ -485,3 +485,54 @@ def test_permission_denied_outside_train_is_one_line_without_writing(
     assert (
         last == f"error: {out}: permission denied; check the permissions of the file and its folder"
     )
+
+
+# --------------------------------------------------------------------------- a bug is no damage
+
+
+def predict_argv(run: Path) -> list[str]:
+    return ["predict", "--run", str(run), "--csv", str(run.parents[1] / "sales.csv")]
+
+
+def test_a_bug_while_loading_the_model_is_an_internal_error(run_dir: Path, monkeypatch):
+    """Only what a damaged file makes Keras raise means "train the run again" (exit 2); any
+    other exception inside load_model is a bug: exit 1, its traceback under --debug."""
+    import keras
+
+    def buggy_load(*args, **kwargs):
+        return 1 / 0
+
+    monkeypatch.setattr(keras.saving, "load_model", buggy_load)
+    result = runner.invoke(app, predict_argv(run_dir))
+    assert result.exit_code == 1, result.output
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("internal error: ZeroDivisionError: division by zero (rerun with")
+    assert "corrupted" not in result.stderr and "train" not in last
+    debug = runner.invoke(app, ["--debug", *predict_argv(run_dir)])
+    assert debug.exit_code == 1
+    assert "Traceback" in debug.stderr and "in buggy_load" in debug.stderr
+
+
+def flip_weight_bytes(path: Path) -> None:
+    """40 bytes inverted inside the weights member: the zip is whole, its CRC is not."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 40] = bytes(b ^ 0xFF for b in data[middle : middle + 40])
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),  # truncated
+        lambda p: p.write_bytes(b"not a keras archive"),
+        flip_weight_bytes,
+    ],
+    ids=["truncated", "garbage", "bad-crc"],
+)
+def test_a_damaged_model_still_says_train_again(run_dir: Path, damage):
+    model = run_dir / "model.keras"
+    damage(model)
+    line = one_line_error(runner.invoke(app, predict_argv(run_dir)))
+    assert line.startswith(f"error: {model}: corrupted or incomplete, Keras cannot load it (")
+    assert line.endswith("); train the run again")

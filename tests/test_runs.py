@@ -8,7 +8,8 @@ import pytest
 
 from forecast import api, runs
 from forecast.errors import RunError
-from forecast.runs import finish, open_run, resolve_run, start_partial
+from forecast.runs import read
+from forecast.runs.layout import finish, resolve_run, start_partial
 
 from .conftest import ROOT
 
@@ -36,10 +37,11 @@ def test_a_partial_run_is_never_the_latest(tmp_path: Path):
 def test_incomplete_run_is_refused(tmp_path: Path):
     (tmp_path / "config.yaml").write_text("{}")
     with pytest.raises(RunError, match=r"incomplete run \(no model.keras\)"):
-        open_run(tmp_path)
+        read.open_run(tmp_path)
 
 
 def test_two_trainings_in_the_same_second_give_two_runs(tiny_config: Path, monkeypatch):
+    # patched on the package face: forecast.api looks it up as runs.stamp
     monkeypatch.setattr(runs, "stamp", lambda: "20260101-120000")
     folder = tiny_config.parent / "runs"
     one = api.train(tiny_config, runs_dir=folder, overrides=["training.epochs=1"], quiet=True)
@@ -123,3 +125,17 @@ def test_runs_lists_complete_runs_only_and_a_broken_model_says_so(tiny_config: P
     assert broken.exit_code == 2
     (line,) = broken.stderr.strip().splitlines()
     assert line.startswith(f"error: {older.run_dir / 'model.keras'}: corrupted or incomplete")
+
+
+@pytest.mark.parametrize(
+    "content", ['{"series": ["a", "b"]}', '{"series": 3}', "[1, 2]", '{"id_column": "x"}']
+)
+def test_a_long_tables_scaler_or_intervals_of_the_wrong_shape_is_a_run_error(
+    tmp_path: Path, content: str
+):
+    (tmp_path / "scaler.json").write_text(content)
+    (tmp_path / "intervals.json").write_text(content)
+    with pytest.raises(RunError, match=r"scaler.json: unreadable scaler \(.*train the run again"):
+        read.load_panel_scalers(tmp_path / "scaler.json", ["sales"])
+    with pytest.raises(RunError, match=r"intervals.json: unreadable \(.*train the run again"):
+        read.load_panel_intervals(tmp_path)

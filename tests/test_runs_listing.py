@@ -26,17 +26,40 @@ def display_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
-def fake_backtest(runs_dir: Path, name: str, mase: float, seasonal: float) -> Path:
-    """A backtest folder as write_backtest leaves it: config.yaml, backtest.json."""
+def fake_folder(runs_dir: Path, name: str) -> Path:
+    """A run folder holding the config.yaml of a small GRU, as `forecast runs` reads it."""
     folder = runs_dir / name
     folder.mkdir(parents=True)
     write_config(
         folder / "config.yaml",
-        name=name.split("-backtest")[0],
+        name=name.split("-")[0],
         data={"path": "s.csv", "time_column": "date", "features": ["sales"]},
         window={"input_steps": 12, "horizon": 3},
         model={"architecture": "gru", "units": [8]},
     )
+    return folder
+
+
+def fake_run(runs_dir: Path, name: str, finished: str, mase: float) -> Path:
+    """A finished training run's folder: every file it must hold, as far as `forecast runs`
+    reads them (no model is loaded: model.keras and scaler.json are placeholders)."""
+    folder = fake_folder(runs_dir, name)
+    (folder / "model.keras").write_bytes(b"a model")
+    (folder / "scaler.json").write_text("{}")
+    info = {"format_version": 1, "finished": finished, "model": "gru(8)"}
+    (folder / "run.json").write_text(json.dumps(info))
+    metrics = {
+        "layout": "univariate",
+        "model": {"mase": mase},
+        "baselines": {"seasonal_naive": {"mase": 1.0}},
+    }
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    return folder
+
+
+def fake_backtest(runs_dir: Path, name: str, mase: float, seasonal: float) -> Path:
+    """A backtest folder as write_backtest leaves it: config.yaml, backtest.json."""
+    folder = fake_folder(runs_dir, name)
     baseline = {"mae": 1.0, "mase": seasonal}
     report = {
         "layout": "univariate",
@@ -85,6 +108,45 @@ def test_runs_with_only_backtests_lists_them_and_warns_of_nothing(tmp_path: Path
     assert lines[0].split() == HEADER
     assert lines[1].split()[:2] == ["sales-backtest-20261201-101010", "backtest"]
     assert lines[1].split()[-3:] == ["gru(8)", "0.812", "1"]
+
+
+def test_runs_names_each_run_it_cannot_read(tmp_path: Path):
+    """A damaged run.json or metrics.json (a backtest's backtest.json or config.yaml): the
+    folder is not listed, and a warning on stderr names it and what is wrong."""
+    runs_dir = tmp_path / "runs"
+    fake_run(runs_dir, "good-20261201-101010", "2026-12-01T10:10:10+00:00", 0.5)
+    fake_backtest(runs_dir, "good-backtest-20261202-101010", 0.8, 1.0)
+    run_files = {"run.json": "{not json", "metrics.json": "[0.5, 1.0]"}
+    for day, (file, content) in enumerate(run_files.items(), start=3):
+        name = f"{file.split('.')[0]}-2026120{day}-101010"
+        folder = fake_run(runs_dir, name, f"2026-12-0{day}T10:10:10+00:00", 0.25)
+        (folder / file).write_text(content)
+    backtest_files = {
+        "backtest.json": '{"layout": "univ',
+        "config.yaml": "window: [12, 3\n",
+        "edited": "data: {path: s.csv}\n",  # a config.yaml without features
+    }
+    for day, (file, content) in enumerate(backtest_files.items(), start=5):
+        name = f"{file.split('.')[0]}-backtest-2026120{day}-101010"
+        folder = fake_backtest(runs_dir, name, 0.25, 1.0)
+        (folder / file.replace("edited", "config.yaml")).write_text(content)
+    listed = runner.invoke(app, ["runs", "--runs-dir", str(runs_dir)])
+    assert listed.exit_code == 0, listed.output
+    rows = [line.split()[0] for line in listed.stdout.strip().splitlines()[1:]]
+    assert sorted(rows) == ["good-20261201-101010", "good-backtest-20261202-101010"]
+    tail = "not listed; train it again or delete it"
+    assert sorted(listed.stderr.strip().splitlines()) == [
+        f"warning: {runs_dir / 'backtest-backtest-20261205-101010'}: backtest.json: "
+        f"unreadable (Unterminated string starting at: line 1 column 12 (char 11)), {tail}",
+        f"warning: {runs_dir / 'config-backtest-20261206-101010'}: config.yaml: unreadable "
+        f"(while parsing a flow sequence), {tail}",
+        f"warning: {runs_dir / 'edited-backtest-20261207-101010'}: config.yaml: "
+        f"data.features: required field is missing, {tail}",
+        f"warning: {runs_dir / 'metrics-20261204-101010'}: metrics.json: unreadable (a JSON "
+        f"list, not an object), {tail}",
+        f"warning: {runs_dir / 'run-20261203-101010'}: run.json: unreadable (Expecting "
+        f"property name enclosed in double quotes: line 1 column 2 (char 1)), {tail}",
+    ]
 
 
 def test_runs_help_says_what_is_listed():

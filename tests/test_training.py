@@ -12,7 +12,7 @@ from forecast import api
 from forecast.config.file import load_config
 from forecast.data.prepare import prepare
 from forecast.data.windows import input_windows, target_windows
-from forecast.runs import load_model
+from forecast.runs import read
 
 from .conftest import early_stopping_config
 
@@ -28,7 +28,7 @@ def validation_loss(run_dir: Path, config: Path) -> float:
     origins = prepared.split.val_origins
     x = input_windows(prepared.features.astype("float32"), origins, 12)  # (N, L, F)
     y = target_windows(prepared.targets, origins, 1)  # (N, 1, K)
-    predicted = load_model(run_dir / "model.keras").predict(x, verbose=0)
+    predicted = read.load_model(run_dir / "model.keras").predict(x, verbose=0)
     return float(np.mean((predicted - y) ** 2))
 
 
@@ -69,7 +69,7 @@ def test_the_final_fit_trains_on_every_row_for_the_epochs_found(tmp_path):
 
 
 def model_weights(run_dir: Path) -> list:
-    return load_model(run_dir / "model.keras").get_weights()
+    return read.load_model(run_dir / "model.keras").get_weights()
 
 
 def test_cosine_schedule_decays_to_a_tenth_over_the_epochs(tmp_path: Path):
@@ -215,7 +215,7 @@ def test_an_epoch_in_one_graph_call_trains_the_same_weights(tmp_path: Path, monk
         monkeypatch.setattr(training, "SHORT_EPOCH", short)
         monkeypatch.setattr(training, "MAX_STEPS_PER_EXECUTION", most)
         run = api.train(config, runs_dir=tmp_path / name, quiet=True, overrides=extra)
-        weights = load_model(run.run_dir / "model.keras").get_weights()
+        weights = read.load_model(run.run_dir / "model.keras").get_weights()
         runs[name] = (weights, pd.read_csv(run.run_dir / "history.csv")["loss"].tolist())
     first, losses = runs["whole"]
     for name in ("one call", "per batch"):
@@ -274,7 +274,7 @@ def test_a_residual_base_no_epoch_beats_is_kept(
     prepared = prepare(load_config(config))
     origins = prepared.split.val_origins
     x = input_windows(prepared.features.astype("float32"), origins, 12)  # (N, L, F)
-    predicted = load_model(result.run_dir / "model.keras").predict(x, verbose=0)  # (N, 1, 2)
+    predicted = read.load_model(result.run_dir / "model.keras").predict(x, verbose=0)  # (N, 1, 2)
     np.testing.assert_allclose(predicted[:, 0, :], x[:, -1, :], atol=1e-6)
     # and its validation loss is below every epoch's, which is why it was kept
     y = target_windows(prepared.targets, origins, 1)

@@ -22,7 +22,8 @@ def list_runs(runs_dir: RunsDirOpt = Path("runs")) -> None:
     One row each: run (its folder), kind (train or backtest), finished (UTC), layout, model,
     mase and seasonal_naive_mase: a training run's on its test split, a backtest's the mean
     over its folds (its backtest.json has every fold). Interrupted runs (hidden .partial
-    folders) are not listed; a folder holding part of a training run is named in a warning.
+    folders) are not listed; a folder holding part of a training run, or a file that cannot
+    be read, is named in a warning.
 
     Example: forecast runs --runs-dir runs
     """

@@ -16,7 +16,7 @@ import pandas as pd
 
 from forecast.config.schema import Config
 from forecast.forecasting.intervals import label
-from forecast.runs import write_atomic
+from forecast.runs import atomic
 
 log = logging.getLogger("forecast")
 
@@ -88,7 +88,9 @@ def _figure(path: Path, *args: Any, **kwargs: Any) -> Iterator[tuple[Any, Any]]:
     try:
         yield fig, axes
         fig.tight_layout()
-        write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"), suffix=".png")
+        atomic.write_atomic(
+            path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"), suffix=".png"
+        )
     finally:
         plt.close(fig)
 

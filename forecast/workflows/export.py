@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from forecast.errors import ConfigError
-from forecast.runs import refuse_overwrite
+from forecast.runs import layout
 
 FORMATS = ("saved_model", "tflite", "onnx")
 DEFAULT_NAMES = {"saved_model": "saved_model", "tflite": "model.tflite", "onnx": "model.onnx"}
@@ -243,7 +243,7 @@ def _check_output(out: Path, fmt: str, run: Path, data: Path) -> None:
             )
     elif out.is_dir():
         raise ConfigError(f"--output {out}: is a folder; give a file path for {fmt}")
-    refuse_overwrite(out, "--output", run, ("export",), inputs=(data,))
+    layout.refuse_overwrite(out, "--output", run, ("export",), inputs=(data,))
 
 
 def _replace(built: Path, out: Path, parked: Path) -> None:
