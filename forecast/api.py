@@ -758,7 +758,7 @@ class Predictor:
 
 def _own_scaler(config: Config, series: Any) -> Scaler:
     """The scaler of a series the run never trained on: fitted on the rows given."""
-    from forecast.data.reading import fill_missing
+    from forecast.data.missing import fill_missing
     from forecast.data.transforms import apply_transform
 
     data, scaling = config.data, config.scaling

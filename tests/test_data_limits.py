@@ -382,7 +382,7 @@ def test_train_predict_and_serve_work_on_mixed_utc_offsets(tmp_path):
 
 
 def test_an_infinite_file_limit_setting_is_one_line(tmp_path, monkeypatch):
-    from forecast.data.reading import max_file_bytes
+    from forecast.data.csvfile import max_file_bytes
     from forecast.errors import ConfigError
 
     monkeypatch.setenv("FORECAST_MAX_FILE_BYTES", "inf")

@@ -80,7 +80,8 @@ def load_config(
 def _column_typo(data: Any) -> str | None:
     """'<csv>: no column ...; did you mean ...?' for a features/targets name the CSV's
     header lacks, or None (also when the CSV cannot be read: the config error stands)."""
-    from forecast.data.reading import missing_column, read_table
+    from forecast.data.csvfile import read_table
+    from forecast.data.reading import missing_column
     from forecast.errors import ForecastError
 
     if not isinstance(data, dict) or not isinstance(data.get("path"), str):

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from forecast.config.schema import Config
-from forecast.data.reading import Series, fill_missing
+from forecast.data.missing import fill_missing
+from forecast.data.reading import Series
 from forecast.data.timesteps import time_labels
 from forecast.errors import ConfigError, DataError
 from forecast.forecasting.evaluation import BASELINES, METRICS, evaluate, verdict

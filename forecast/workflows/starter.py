@@ -14,7 +14,9 @@ import pandas as pd
 
 from forecast.config.file import validate_config
 from forecast.config.schema import LAYOUTS, DataConfig, run_name
-from forecast.data.reading import NumberFormat, read_panel, read_series, read_table
+from forecast.data.csvfile import read_table
+from forecast.data.numbers import NumberFormat
+from forecast.data.reading import read_panel, read_series
 from forecast.data.timesteps import parse_times, season_length
 from forecast.data.transforms import transform_lag
 from forecast.data.windows import row_count
