@@ -127,13 +127,14 @@ def file_encoding(raw: bytes, encoding: str = "auto") -> str:
 def check_text_encoding(name: str, option: str) -> None:
     """ConfigError unless `name` is auto or a codec that turns text into bytes and back
     (a bytes-to-bytes codec such as base64 or rot13 is no text encoding: str.encode and
-    bytes.decode refuse it with a LookupError, as they do an unknown name)."""
+    bytes.decode refuse it with a LookupError, as they do an unknown name; Python's
+    'undefined' codec refuses even empty text)."""
     if name == "auto":
         return
     try:
         "".encode(name)
         b"".decode(name)
-    except LookupError:
+    except (LookupError, UnicodeError):
         raise ConfigError(
             f"{option} {name}: unknown; use auto, utf-8, utf-8-sig or gb18030"
         ) from None
