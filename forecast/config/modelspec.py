@@ -52,7 +52,7 @@ MAX_WIDTH = 65_536
 
 class Strict(BaseModel):
     """Base for every config section: unknown keys are errors (pydantic's `extra_forbidden`,
-    which `forecast.config.file` words with a did-you-mean)."""
+    which `forecast.config.wording` words with a did-you-mean)."""
 
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
