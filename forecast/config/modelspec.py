@@ -105,17 +105,6 @@ class FlattenLayer(Strict):
     type: Literal["flatten"]
 
 
-LAYER_MODELS: dict[str, type[Strict]] = {
-    "lstm": RecurrentLayer,
-    "gru": RecurrentLayer,
-    "simple_rnn": RecurrentLayer,
-    "bidirectional": BidirectionalLayer,
-    "conv1d": Conv1DLayer,
-    "max_pooling1d": MaxPooling1DLayer,
-    "dropout": DropoutLayer,
-    "dense": DenseLayer,
-    "flatten": FlattenLayer,
-}
 LayerSpec = Annotated[
     RecurrentLayer
     | BidirectionalLayer

@@ -12,14 +12,14 @@ further ones are counted.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
-import types
 import typing
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from forecast.config.modelspec import LAYER_MODELS, LAYER_TYPES
+from forecast.config.modelspec import LAYER_TYPES
 from forecast.config.schema import Config
 from forecast.errors import ConfigError, excerpt
 
@@ -45,6 +45,10 @@ def config_error(
     )
     text = f"{where}: {message}" if where else message
     return ConfigError(f"{origin}: {text}")
+
+
+def _within(where: str, key: str) -> bool:
+    return where == key or where.startswith((f"{key}.", f"{key}["))
 
 
 def did_you_mean(key: str, valid: typing.Iterable[str]) -> str:
@@ -131,7 +135,7 @@ def _message(error: dict[str, Any]) -> str:
         return "required field is missing"
     if kind == "extra_forbidden":
         key = str(error["loc"][-1])
-        valid = sorted(_fields_at(error["loc"][:-1]))
+        valid = sorted(_keys_at(error["loc"][:-1]))
         named = f"'{key}'" if len(key) <= 80 else excerpt(key)
         return f"unknown key {named}{did_you_mean(key, valid)}; valid keys: {', '.join(valid)}"
     if kind in _BOUNDS:
@@ -156,39 +160,37 @@ def _message(error: dict[str, Any]) -> str:
     return f"{error['msg']}, got {got}"
 
 
-def _fields_at(loc: tuple[Any, ...]) -> list[str]:
-    """The field names of the config section at pydantic's error location `loc`."""
-    node: Any = Config
+def _keys_at(loc: tuple[Any, ...]) -> list[str]:
+    """The keys of the config section at pydantic's error location `loc`, read from the
+    config's JSON schema. A location's parts are field names, list indexes and a layer's
+    type (the tag of `model.layers`' discriminated union); a part that leads nowhere (the
+    member's name in an untagged union such as `early_stopping: {...} | false`) is passed
+    over."""
+    node = _schema()
     for item in loc:
-        if isinstance(item, str) and item in LAYER_MODELS:
-            node = LAYER_MODELS[item]  # a discriminated union's tag
-        elif isinstance(item, int):
-            continue  # a list index: the item type is already `node`
-        elif _is_model(node) and item in node.model_fields:
-            node = _section_type(node.model_fields[item].annotation)
-        else:  # a union member's name
-            node = next((m for m in _members(node) if m.__name__ == item), node)
-    return list(node.model_fields) if _is_model(node) else []
+        steps = (_step(option, item) for option in _options(node))
+        node = next((step for step in steps if step is not None), node)
+    return next((list(n["properties"]) for n in _options(node) if "properties" in n), [])
 
 
-def _is_model(node: Any) -> bool:
-    return isinstance(node, type) and issubclass(node, BaseModel)
+def _step(node: dict[str, Any], item: Any) -> dict[str, Any] | None:
+    """The schema one location part below `node`, or None if `item` leads nowhere from it."""
+    if isinstance(item, int):
+        return node.get("items")
+    if item in node.get("properties", {}):
+        return node["properties"][item]
+    tag = node.get("discriminator", {}).get("mapping", {}).get(item)
+    return {"$ref": tag} if tag is not None else None
 
 
-def _members(annotation: Any) -> list[Any]:
-    if typing.get_origin(annotation) is typing.Annotated:
-        annotation = typing.get_args(annotation)[0]
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType, list):
-        return [m for arg in typing.get_args(annotation) for m in _members(arg)]
-    return [annotation]
+def _options(node: dict[str, Any]) -> list[dict[str, Any]]:
+    """`node` with its `$ref` resolved, then each member of its union (`anyOf`, `oneOf`)."""
+    if "$ref" in node:
+        node = _schema()["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    members = node.get("anyOf", []) + node.get("oneOf", [])
+    return [node, *(option for member in members for option in _options(member))]
 
 
-def _section_type(annotation: Any) -> Any:
-    """The one pydantic model inside `X | None`, `list[X]` or `Annotated[...]`, else the
-    annotation (a union of layer models stays a union; its tag picks the member)."""
-    models = [m for m in _members(annotation) if _is_model(m)]
-    return models[0] if len(models) == 1 else annotation
-
-
-def _within(where: str, key: str) -> bool:
-    return where == key or where.startswith((f"{key}.", f"{key}["))
+@functools.cache
+def _schema() -> dict[str, Any]:
+    return Config.model_json_schema()  # built on the first error: 50 ms, no start-up cost
