@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 
 from forecast import runs
-from forecast.config.file import config_to_yaml, load_config, revalidate
+from forecast.config.file import config_to_yaml, revalidate
 from forecast.config.schema import Config
 from forecast.data.csvfile import check_text_encoding
-from forecast.data.reading import Panel, read_panel, read_series, some_ids
+from forecast.data.reading import Panel, load_config_checked, read_panel, read_series, some_ids
 from forecast.data.scaling import Scaler
 from forecast.data.timesteps import future_index, time_labels
 from forecast.data.transforms import transform_lag
@@ -81,7 +81,7 @@ def load(
 ) -> Config:
     """A validated Config from a file (with `--set` overrides) or a Config object."""
     if not isinstance(config, Config):
-        return load_config(config, overrides, seed)
+        return load_config_checked(config, overrides, seed)
     if overrides:
         raise ConfigError("overrides apply to a config file; edit the Config object instead")
     return revalidate(config) if seed is None else revalidate(config, seed=seed)

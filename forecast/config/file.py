@@ -43,6 +43,16 @@ def load_config(
     path: str | Path, overrides: list[str] | None = None, seed: int | None = None
 ) -> Config:
     """Read, override, validate. Raises ConfigError with a one-line message."""
+    raw, sources = read_config(path, overrides, seed)
+    return validate_config(raw, source=str(path), sources=sources)
+
+
+def read_config(
+    path: str | Path, overrides: list[str] | None = None, seed: int | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The file's mapping with `--set` and `--seed` applied, data.path made absolute and
+    the default name filled in, not yet validated; and the option that set each overridden
+    field path (`validate_config`'s `sources`)."""
     path = Path(path)
     raw = _read_yaml(path)
     sources: dict[str, str] = {}
@@ -65,40 +75,7 @@ def load_config(
             ) from None
         raw["data"]["path"] = str(data_path)
     raw.setdefault("name", run_name(path.stem))
-    try:
-        return validate_config(raw, source=str(path), sources=sources)
-    except ConfigError as exc:
-        # a misspelt column makes features and targets disagree with the layout: name the
-        # column, not the layout
-        typo = _column_typo(raw.get("data")) if "layout" in str(exc) else None
-        if typo:
-            raise ConfigError(typo) from None
-        raise
-
-
-def _column_typo(data: Any) -> str | None:
-    """'<csv>: no column ...; did you mean ...?' for a features/targets name the CSV's
-    header lacks, or None (also when the CSV cannot be read: the config error stands)."""
-    from forecast.data.csvfile import read_table
-    from forecast.data.reading import missing_column
-    from forecast.errors import ForecastError
-
-    if not isinstance(data, dict) or not isinstance(data.get("path"), str):
-        return None
-    names = [
-        c
-        for key in ("features", "targets")
-        for c in (data.get(key) if isinstance(data.get(key), list) else [])
-        if isinstance(c, str)
-    ]
-    try:
-        frame, _ = read_table(
-            Path(data["path"]), data.get("encoding", "auto"), data.get("decimal", ".")
-        )
-    except (ForecastError, OSError, TypeError, ValueError):
-        return None
-    message = missing_column(names, [str(c) for c in frame.columns], None)
-    return f"{data['path']}: {message}" if message else None
+    return raw, sources
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
