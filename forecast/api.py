@@ -20,10 +20,9 @@ from typing import Any
 import pandas as pd
 
 from forecast import runs
-from forecast.config.file import resolve_config
 from forecast.config.schema import Config
 from forecast.config.schema import json_schema as config_schema
-from forecast.data.reading import some_ids
+from forecast.data.reading import resolve_config, some_ids
 from forecast.errors import ConfigError
 from forecast.workflows import predictor, trainrun
 from forecast.workflows import validate as validation

@@ -480,13 +480,15 @@ def test_a_misspelt_column_is_named_before_the_layout(tmp_path: Path):
         "  features: [收盤价(元)]\n  targets: [收盘价(元)]\n",
         encoding="utf-8",
     )
-    result = runner.invoke(app, ["validate", str(config)])
-    assert result.exit_code == 2
-    assert result.stderr.strip() == (
+    said = (
         f"error: {tmp_path / 'prices.csv'}: no column '收盤价(元)' (data.features/targets); "
         "the columns are: 日期, 开盘价(元), 最高价(元), 最低价(元), 收盘价(元), 成交量; "
         "did you mean '收盘价(元)'?"
     )
+    for command in ("validate", "tune"):  # tune loads the config itself
+        result = runner.invoke(app, [command, str(config)])
+        assert result.exit_code == 2
+        assert result.stderr.strip() == said
     # a name cut short, with the layout left to inference: the same hint
     config.write_text(
         "data:\n  path: prices.csv\n  time_column: 日期\n  features: [收盘价(元), 成交量]\n"

@@ -262,6 +262,18 @@ def test_unknown_keys_have_one_mechanism_with_did_you_mean():
     assert "valid keys: batch_size, clipvalue" in message
     layer = error_of(with_(model={"layers": [{"gru": {"unitz": 3}}]}))
     assert "model.layers[0]: unknown key 'unitz' (did you mean 'units'?)" in layer
+    # the valid keys are those of the section the key is in: the second layer's type, the
+    # mapping member of `early_stopping: {...} | false`
+    pool = error_of(with_(model={"layers": [{"gru": {}}, {"max_pooling1d": {"pool": 2}}]}))
+    assert pool == (
+        "config: model.layers[1]: unknown key 'pool' (did you mean 'pool_size'?); "
+        "valid keys: pool_size, type"
+    )
+    stopping = error_of(with_(training={"early_stopping": {"patiense": 3}}))
+    assert stopping.startswith(
+        "config: training.early_stopping: unknown key 'patiense' (did you mean 'patience'?); "
+        "valid keys: patience, restore_best_weights"
+    )
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from forecast.config.schema import DataConfig
-from forecast.data.reading import fill_missing, read_series
+from forecast.data.missing import fill_missing
+from forecast.data.reading import read_series
 from forecast.data.timesteps import future_index, season_length
 from forecast.errors import DataError
 

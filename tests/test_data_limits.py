@@ -281,6 +281,20 @@ def test_predict_refuses_history_past_float32(run, tmp_path):
     assert not (run / "forecast.csv").exists()
 
 
+def test_predict_refuses_a_codec_that_writes_no_text(run, tmp_path):
+    """base64 and rot13 are codecs Python knows, but not text encodings a CSV can be written
+    in: refused before any work with the line an unknown name gets; latin-1 is written."""
+    out = tmp_path / "f.csv"
+    args = ["predict", "--run", str(run), "--csv", str(history(tmp_path)), "--output", str(out)]
+    for codec in ("base64", "rot13", "klingon"):
+        line = one_line_error(runner.invoke(app, [*args, "--encoding", codec]))
+        assert line == f"error: --encoding {codec}: unknown; use auto, utf-8, utf-8-sig or gb18030"
+        assert not out.exists()
+    result = runner.invoke(app, [*args, "--encoding", "latin-1"])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes().decode("latin-1").startswith("date,sales")
+
+
 def test_server_answers_400_for_values_past_float32(run):
     from forecast.api import Predictor
     from forecast.workflows.serve import create_app
@@ -382,7 +396,7 @@ def test_train_predict_and_serve_work_on_mixed_utc_offsets(tmp_path):
 
 
 def test_an_infinite_file_limit_setting_is_one_line(tmp_path, monkeypatch):
-    from forecast.data.reading import max_file_bytes
+    from forecast.data.csvfile import max_file_bytes
     from forecast.errors import ConfigError
 
     monkeypatch.setenv("FORECAST_MAX_FILE_BYTES", "inf")

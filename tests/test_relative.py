@@ -275,7 +275,8 @@ def test_an_ensemble_with_a_seasonal_base_trains_saves_and_predicts(tmp_path: Pa
 
 
 def test_init_recommendations_follow_the_data():
-    from forecast.workflows.starter import recommend, seasonal_swing_grows
+    from forecast.workflows.csvprobe import seasonal_swing_grows
+    from forecast.workflows.starter import recommend
 
     t = np.arange(120)
     season = np.sin(2 * np.pi * t / 12)

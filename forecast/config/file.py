@@ -1,5 +1,6 @@
 """The config's YAML surface: read a file, apply `--set` and `--seed`, expand layer shorthand,
-validate into `forecast.config.schema.Config`, and word pydantic's errors as one line.
+validate into `forecast.config.schema.Config` (pydantic's errors worded as one line by
+`forecast.config.wording`), and write a config back as YAML.
 
     load_config("configs/univariate.yaml", ["training.epochs=5"], seed=3) -> Config
 
@@ -9,18 +10,16 @@ or the `--set`/`--seed` option that gave the offending value.
 
 from __future__ import annotations
 
-import difflib
 import re
-import types
-import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from forecast.config.modelspec import LAYER_MODELS, LAYER_TYPES
+from forecast.config.modelspec import LAYER_TYPES
 from forecast.config.schema import Config, run_name
+from forecast.config.wording import config_error, did_you_mean
 from forecast.errors import ConfigError, excerpt
 
 # A config is a few dozen values; YAML aliases can make a few lines stand for billions
@@ -44,6 +43,16 @@ def load_config(
     path: str | Path, overrides: list[str] | None = None, seed: int | None = None
 ) -> Config:
     """Read, override, validate. Raises ConfigError with a one-line message."""
+    raw, sources = read_config(path, overrides, seed)
+    return validate_config(raw, source=str(path), sources=sources)
+
+
+def read_config(
+    path: str | Path, overrides: list[str] | None = None, seed: int | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The file's mapping with `--set` and `--seed` applied, data.path made absolute and
+    the default name filled in, not yet validated; and the option that set each overridden
+    field path (`validate_config`'s `sources`)."""
     path = Path(path)
     raw = _read_yaml(path)
     sources: dict[str, str] = {}
@@ -66,39 +75,7 @@ def load_config(
             ) from None
         raw["data"]["path"] = str(data_path)
     raw.setdefault("name", run_name(path.stem))
-    try:
-        return validate_config(raw, source=str(path), sources=sources)
-    except ConfigError as exc:
-        # a misspelt column makes features and targets disagree with the layout: name the
-        # column, not the layout
-        typo = _column_typo(raw.get("data")) if "layout" in str(exc) else None
-        if typo:
-            raise ConfigError(typo) from None
-        raise
-
-
-def _column_typo(data: Any) -> str | None:
-    """'<csv>: no column ...; did you mean ...?' for a features/targets name the CSV's
-    header lacks, or None (also when the CSV cannot be read: the config error stands)."""
-    from forecast.data.reading import missing_column, read_table
-    from forecast.errors import ForecastError
-
-    if not isinstance(data, dict) or not isinstance(data.get("path"), str):
-        return None
-    names = [
-        c
-        for key in ("features", "targets")
-        for c in (data.get(key) if isinstance(data.get(key), list) else [])
-        if isinstance(c, str)
-    ]
-    try:
-        frame, _ = read_table(
-            Path(data["path"]), data.get("encoding", "auto"), data.get("decimal", ".")
-        )
-    except (ForecastError, OSError, TypeError, ValueError):
-        return None
-    message = missing_column(names, [str(c) for c in frame.columns], None)
-    return f"{data['path']}: {message}" if message else None
+    return raw, sources
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -168,31 +145,11 @@ def validate_config(
 
     `sources` maps a dotted field path to the option that set it, for the error's prefix.
     """
-    sources = sources or {}
     raw = _expand_layers(raw, source)
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        where, message = describe_error(exc)
-        # an unknown key is reported at its section; the option that added it is found
-        # by the key's own path (`--set trainin.epochs=3` adds the unknown key 'trainin')
-        shown = _shown_error(exc)
-        given = format_loc(shown["loc"])
-        unknown = shown["type"] == "extra_forbidden"
-        origin = next(
-            (
-                label
-                for key, label in sources.items()
-                if _within(given, key) or (unknown and _within(key, given))
-            ),
-            source,
-        )
-        text = f"{where}: {message}" if where else message
-        raise ConfigError(f"{origin}: {text}") from None
-
-
-def _within(where: str, key: str) -> bool:
-    return where == key or where.startswith((f"{key}.", f"{key}["))
+        raise config_error(exc, source, sources) from None
 
 
 def revalidate(config: Config, **changes: Any) -> Config:
@@ -236,7 +193,7 @@ def _layer_from_yaml(item: Any) -> Any:
         )
     if name not in LAYER_TYPES:
         raise ValueError(
-            f"unknown layer type {excerpt(name)}{_did_you_mean(str(name), LAYER_TYPES)}; "
+            f"unknown layer type {excerpt(name)}{did_you_mean(str(name), LAYER_TYPES)}; "
             f"valid types: {', '.join(LAYER_TYPES)}"
         )
     if params is None:
@@ -248,152 +205,6 @@ def _layer_from_yaml(item: Any) -> Any:
     if "type" in params:
         raise ValueError(f"layer '{name}': 'type' is not a parameter")
     return {"type": name, **params}
-
-
-def _did_you_mean(key: str, valid: typing.Iterable[str]) -> str:
-    close = _closest(key, valid)
-    return f" (did you mean '{close}'?)" if close else ""
-
-
-def _closest(key: str, valid: typing.Iterable[str]) -> str | None:
-    close = difflib.get_close_matches(key[:200], list(valid), n=1, cutoff=0.6)
-    return close[0] if close else None
-
-
-# --------------------------------------------------------------------------- error wording
-
-
-def describe_error(exc: ValidationError) -> tuple[str, str]:
-    """(field path, message) of the first error; further errors are counted, not listed.
-
-    A union field (e.g. `early_stopping: {..} | false`) reports one error per member under
-    the same path; the most specific one (not "must be false") is shown.
-    """
-    errors = [(format_loc(e["loc"]), e) for e in exc.errors()]
-    where = errors[0][0]
-    first = _shown_error(exc)
-    message = _message(first)
-    if first["type"] == "extra_forbidden":
-        # the unknown key is the last part of the path; name the section that holds it
-        where = format_loc(first["loc"][:-1])
-    others = len({loc for loc, _ in errors}) - 1
-    more = f" (and {others} more error(s))" if others else ""
-    return where, f"{message}{more}"
-
-
-def _shown_error(exc: ValidationError) -> dict[str, Any]:
-    """The error `describe_error` words: the first, or at the same place a more specific one."""
-    errors = exc.errors()
-    where = format_loc(errors[0]["loc"])
-    same_place = [e for e in errors if format_loc(e["loc"]) == where]
-    return next((e for e in same_place if e["type"] != "literal_error"), same_place[0])
-
-
-def format_loc(loc: tuple[Any, ...]) -> str:
-    """('model', 'layers', 1, 'lstm', 'units') -> 'model.layers[1].units'."""
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        elif item in LAYER_TYPES and parts and parts[-1].endswith("]"):
-            continue  # the discriminated union's tag, not a YAML key
-        elif not str(item).isidentifier() or str(item)[:1].isupper():
-            continue  # a union member's name, e.g. 'EarlyStoppingConfig' or 'literal[False]'
-        else:
-            parts.append(("." if parts else "") + str(item))
-    return "".join(parts)
-
-
-_BOUNDS = {
-    "greater_than_equal": ">=",
-    "greater_than": ">",
-    "less_than_equal": "<=",
-    "less_than": "<",
-}
-_TYPE_WORDS = {
-    "int_type": "an integer",
-    "int_parsing": "an integer",
-    "int_from_float": "an integer",
-    "float_type": "a number",
-    "float_parsing": "a number",
-    "bool_type": "true or false",
-    "bool_parsing": "true or false",
-    "string_type": "a string",
-    "list_type": "a list",
-    "tuple_type": "a list",
-    "model_type": "a mapping",
-    "model_attributes_type": "a mapping",
-    "dict_type": "a mapping",
-}
-
-
-def _message(error: dict[str, Any]) -> str:
-    kind = error["type"]
-    ctx = error.get("ctx") or {}
-    got = excerpt(error.get("input"))
-    if kind == "value_error":
-        return str(ctx.get("error", error["msg"]))
-    if kind == "missing":
-        return "required field is missing"
-    if kind == "extra_forbidden":
-        key = str(error["loc"][-1])
-        valid = sorted(_fields_at(error["loc"][:-1]))
-        named = f"'{key}'" if len(key) <= 80 else excerpt(key)
-        return f"unknown key {named}{_did_you_mean(key, valid)}; valid keys: {', '.join(valid)}"
-    if kind in _BOUNDS:
-        limit = next(iter(ctx.values()))
-        return f"must be {_BOUNDS[kind]} {limit}, got {got}"
-    if kind == "literal_error":
-        expected = str(ctx.get("expected"))
-        given = error.get("input")
-        # a misspelt choice gets a did-you-mean, like a misspelt key
-        close = (
-            _closest(given, re.findall(r"'([^']*)'", expected)) if isinstance(given, str) else None
-        )
-        return f"must be one of {expected}, got {got}" + (
-            f"; did you mean '{close}'?" if close else ""
-        )
-    if kind in _TYPE_WORDS:
-        return f"must be {_TYPE_WORDS[kind]}, got {got}"
-    if kind == "too_short":
-        return f"must have at least {ctx.get('min_length')} item(s), got {got}"
-    if kind == "too_long":
-        return f"must have at most {ctx.get('max_length')} item(s), got {got}"
-    return f"{error['msg']}, got {got}"
-
-
-def _fields_at(loc: tuple[Any, ...]) -> list[str]:
-    """The field names of the config section at pydantic's error location `loc`."""
-    node: Any = Config
-    for item in loc:
-        if isinstance(item, str) and item in LAYER_MODELS:
-            node = LAYER_MODELS[item]  # a discriminated union's tag
-        elif isinstance(item, int):
-            continue  # a list index: the item type is already `node`
-        elif _is_model(node) and item in node.model_fields:
-            node = _section_type(node.model_fields[item].annotation)
-        else:  # a union member's name
-            node = next((m for m in _members(node) if m.__name__ == item), node)
-    return list(node.model_fields) if _is_model(node) else []
-
-
-def _is_model(node: Any) -> bool:
-    return isinstance(node, type) and issubclass(node, BaseModel)
-
-
-def _members(annotation: Any) -> list[Any]:
-    if typing.get_origin(annotation) is typing.Annotated:
-        annotation = typing.get_args(annotation)[0]
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType, list):
-        return [m for arg in typing.get_args(annotation) for m in _members(arg)]
-    return [annotation]
-
-
-def _section_type(annotation: Any) -> Any:
-    """The one pydantic model inside `X | None`, `list[X]` or `Annotated[...]`, else the
-    annotation (a union of layer models stays a union; its tag picks the member)."""
-    models = [m for m in _members(annotation) if _is_model(m)]
-    return models[0] if len(models) == 1 else annotation
 
 
 # --------------------------------------------------------------------------- --set
@@ -477,14 +288,3 @@ def _layer_to_yaml(spec: Any) -> dict[str, Any]:
     params = spec.model_dump(mode="json")
     kind = params.pop("type")
     return {kind: params}
-
-
-def resolve_config(
-    config: Config | str | Path, overrides: list[str] | None = None, seed: int | None = None
-) -> Config:
-    """A validated Config from a file (with `--set` overrides) or a Config object."""
-    if not isinstance(config, Config):
-        return load_config(config, overrides, seed)
-    if overrides:
-        raise ConfigError("overrides apply to a config file; edit the Config object instead")
-    return revalidate(config) if seed is None else revalidate(config, seed=seed)

@@ -52,7 +52,7 @@ MAX_WIDTH = 65_536
 
 class Strict(BaseModel):
     """Base for every config section: unknown keys are errors (pydantic's `extra_forbidden`,
-    which `forecast.config.file` words with a did-you-mean)."""
+    which `forecast.config.wording` words with a did-you-mean)."""
 
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
@@ -105,17 +105,6 @@ class FlattenLayer(Strict):
     type: Literal["flatten"]
 
 
-LAYER_MODELS: dict[str, type[Strict]] = {
-    "lstm": RecurrentLayer,
-    "gru": RecurrentLayer,
-    "simple_rnn": RecurrentLayer,
-    "bidirectional": BidirectionalLayer,
-    "conv1d": Conv1DLayer,
-    "max_pooling1d": MaxPooling1DLayer,
-    "dropout": DropoutLayer,
-    "dense": DenseLayer,
-    "flatten": FlattenLayer,
-}
 LayerSpec = Annotated[
     RecurrentLayer
     | BidirectionalLayer

@@ -1,8 +1,9 @@
 """The config's typed schema: pydantic models with defaults, bounds and cross-field rules.
 
 This module knows nothing about YAML files: `forecast.config.file` reads them, applies
-`--set`, turns layer shorthand into these models and formats pydantic's errors. A notebook
-user can build a `Config` directly; `revalidate` checks a changed copy of one.
+`--set` and turns layer shorthand into these models; `forecast.config.wording` words
+pydantic's errors. A notebook user can build a `Config` directly; `revalidate` checks a
+changed copy of one.
 
 The `model` section (layers and the architecture shorthand) lives in `forecast.config.modelspec`.
 Cross-field rules are small named functions (`_layout_agrees`, `_recursion_needs_targets`,
@@ -20,6 +21,13 @@ from forecast.config.modelspec import ModelConfig, Strict
 from forecast.errors import excerpt, shorten
 
 CALENDAR_NAMES = ("minute", "hour", "weekday", "day", "dayofyear", "week", "month", "quarter")
+CALENDAR_PREFIX = "calendar."  # data.calendar [month] -> calendar.month_sin, calendar.month_cos
+
+
+def calendar_columns(names: list[str]) -> list[str]:
+    """The model's input columns of these calendar features (a sine and a cosine each)."""
+    return [f"{CALENDAR_PREFIX}{name}_{part}" for name in names for part in ("sin", "cos")]
+
 
 LAYOUTS = (
     "univariate",
@@ -109,10 +117,8 @@ class DataConfig(Strict):
     @property
     def calendar_columns(self) -> list[str]:
         """The calendar features' input columns (a sine and a cosine each)."""
-        from forecast.data.calendar import columns
-
         assert self.calendar != "auto", "calendar: auto is resolved when the data is read"
-        return columns(list(self.calendar))
+        return calendar_columns(list(self.calendar))
 
     @property
     def read_columns(self) -> list[str]:
@@ -357,8 +363,7 @@ class Config(Strict):
             raise ValueError(
                 "window.multi_step 'recursive' feeds predictions back as inputs, so every "
                 "feature must be a target; use multi_step: direct or add the columns "
-                f"{shorten(missing)} "
-                "to data.targets"
+                f"{shorten(missing)} to data.targets"
             )
         return self
 

@@ -14,18 +14,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from forecast.config.schema import CALENDAR_PREFIX, calendar_columns
+from forecast.data.timesteps import _nanoseconds, future_index
 from forecast.errors import DataError
-
-PREFIX = "calendar."
-
-
-def columns(names: list[str]) -> list[str]:
-    """The model's input columns of these calendar features."""
-    return [f"{PREFIX}{name}_{part}" for name in names for part in ("sin", "cos")]
 
 
 def is_calendar(column: str) -> bool:
-    return column.startswith(PREFIX)
+    return column.startswith(CALENDAR_PREFIX)
 
 
 def _position(index: pd.DatetimeIndex, name: str) -> np.ndarray:
@@ -55,8 +50,6 @@ def auto(index: pd.Index) -> list[str]:
     of year; months: month; quarters: quarter; years: none)."""
     if not isinstance(index, pd.DatetimeIndex) or len(index) < 2:
         return []
-    from forecast.data.timesteps import _nanoseconds
-
     gap = pd.Series(np.diff(_nanoseconds(index))).median() / 1e9 / 3600  # hours
     if gap < 23:
         return ["hour", "weekday"]
@@ -74,8 +67,6 @@ def auto(index: pd.Index) -> list[str]:
 def encode(index: pd.Index, names: list[str], source: str) -> pd.DataFrame:
     """(rows, 2 x names): row t holds the calendar of the row after it (the last row's next
     time stamp continues the data's frequency)."""
-    from forecast.data.timesteps import future_index
-
     if not names:
         return pd.DataFrame(index=index)
     if not isinstance(index, pd.DatetimeIndex):
@@ -87,6 +78,6 @@ def encode(index: pd.Index, names: list[str], source: str) -> pd.DataFrame:
     out = {}
     for name in names:
         angle = 2 * np.pi * np.asarray(_position(pd.DatetimeIndex(following), name), dtype=float)
-        out[f"{PREFIX}{name}_sin"] = np.sin(angle)
-        out[f"{PREFIX}{name}_cos"] = np.cos(angle)
+        sin, cos = calendar_columns([name])
+        out[sin], out[cos] = np.sin(angle), np.cos(angle)
     return pd.DataFrame(out, index=index)

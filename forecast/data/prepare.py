@@ -21,7 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from forecast.config.schema import Config
-from forecast.data.reading import Series, check_float32, fill_missing, read_series
+from forecast.data.missing import fill_missing
+from forecast.data.numbers import check_float32
+from forecast.data.reading import Series, read_series
 from forecast.data.scaling import Scaler
 from forecast.data.timesteps import season_length
 from forecast.data.transforms import apply_transform, transform_lag

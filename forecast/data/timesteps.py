@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from forecast.errors import DataError
+
 log = logging.getLogger("forecast")
 
 
@@ -68,8 +70,6 @@ def future_index(index: pd.Index, steps: int) -> pd.Index:
         try:
             dates = pd.date_range(index[-1], periods=steps + 1, freq=offset)[1:]
         except (pd.errors.OutOfBoundsDatetime, OverflowError):
-            from forecast.errors import DataError
-
             raise DataError(
                 f"--horizon {steps}: the dates would run past what pandas can hold (year "
                 "2262); ask for fewer steps"

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 
 from forecast.config.schema import Config
+from forecast.data.missing import fill_missing
 from forecast.data.panel import PreparedPanel
 from forecast.data.prepare import Prepared
-from forecast.data.reading import Series, fill_missing
+from forecast.data.reading import Series
 from forecast.data.timesteps import time_labels
 from forecast.forecasting.calibration import calibrate_intervals, calibrate_members, score_intervals
 from forecast.forecasting.evaluation import BASELINES, METRICS, evaluate, verdict

@@ -367,7 +367,7 @@ def _read_forecast(path: Path, config: Config) -> pd.DataFrame:
     encoding first, then the detected one; the one whose header holds the targets."""
     import codecs
 
-    from forecast.data.reading import file_encoding
+    from forecast.data.csvfile import file_encoding
     from forecast.errors import RunError
 
     raw = path.read_bytes()

@@ -17,11 +17,10 @@ from typing import Any
 import numpy as np
 
 from forecast import runs
-from forecast.config.file import resolve_config
 from forecast.config.schema import Config
 from forecast.data.panel import prepare_panel
 from forecast.data.prepare import prepare, with_calendar
-from forecast.data.reading import Panel, Series, read_panel, read_series
+from forecast.data.reading import Panel, Series, read_panel, read_series, resolve_config
 from forecast.data.timesteps import time_labels
 from forecast.errors import ConfigError, DataError
 from forecast.fitting.announce import log_layout

@@ -13,6 +13,7 @@ import pandas as pd
 
 from forecast import runs
 from forecast.config.schema import Config
+from forecast.data.csvfile import check_text_encoding
 from forecast.data.prepare import Prepared, prepare_history
 from forecast.data.ranges import outside_training_range
 from forecast.data.reading import Panel, read_panel, read_series, some_ids
@@ -207,7 +208,7 @@ class Predictor:
 
 def _own_scaler(config: Config, series: Any) -> Scaler:
     """The scaler of a series the run never trained on: fitted on the rows given."""
-    from forecast.data.reading import fill_missing
+    from forecast.data.missing import fill_missing
     from forecast.data.transforms import apply_transform
 
     data, scaling = config.data, config.scaling
@@ -246,16 +247,7 @@ def predict(
     With `data.id_column` (a long table), every series in the CSV is forecast, or only
     those in `ids`; the id column comes first.
     """
-    if encoding != "auto":
-        import codecs
-
-        try:
-            if not codecs.lookup(encoding)._is_text_encoding:
-                raise LookupError(encoding)  # base64, rot13...: bytes codecs, not text
-        except LookupError:
-            raise ConfigError(
-                f"--encoding {encoding}: unknown; use auto, utf-8, utf-8-sig or gb18030"
-            ) from None
+    check_text_encoding(encoding, "--encoding")
     predictor = Predictor(run, runs_dir)
     out_path = Path(output) if output is not None else predictor.run / "forecast.csv"
     own = ("forecast.csv", "forecast_history.csv")  # the history only without --output

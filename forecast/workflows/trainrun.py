@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from forecast import runs
-from forecast.config.file import config_to_yaml, resolve_config
+from forecast.config.file import config_to_yaml
 from forecast.config.schema import Config
 from forecast.data.panel import prepare_panel
 from forecast.data.prepare import Prepared, prepare
-from forecast.data.reading import read_panel
+from forecast.data.reading import read_panel, resolve_config
 from forecast.errors import ConfigError, ForecastError, RunError
 from forecast.fitting.announce import log_layout
 from forecast.fitting.fit import final_split, fit, fit_final

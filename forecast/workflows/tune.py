@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from forecast.config.file import config_to_yaml, load_config
+from forecast.config.file import config_to_yaml
 from forecast.config.schema import Config
 from forecast.data.prepare import prepare
-from forecast.data.reading import Series, read_series
+from forecast.data.reading import Series, load_config_checked, read_series
 from forecast.data.timesteps import season_length
 from forecast.data.transforms import transform_lag
 from forecast.data.windows import plan_split
@@ -122,7 +122,7 @@ def tune(
         raise ConfigError(f"--folds must be >= 1, got {folds}")
     config_path = Path(config_path)
     base = list(overrides or [])
-    config = load_config(config_path, base, seed)
+    config = load_config_checked(config_path, base, seed)
     target = Path(output) if output else config_path.with_name(f"{config_path.stem}.tuned.yaml")
     if target.exists():
         raise ConfigError(f"{target}: exists; pass --output with a new path or remove it")
@@ -152,7 +152,7 @@ def tune(
     for number, trial in enumerate(runs, start=1):
         started = time.perf_counter()
         try:
-            cfg = load_config(config_path, base + trial.overrides, seed)
+            cfg = load_config_checked(config_path, base + trial.overrides, seed)
             prepare(cfg, part, rows=int(origins[0]) + 1)  # the first fold must train
             report, _, _ = rolling.run_backtest(cfg, part, origins, quiet=True)
         except ForecastError as exc:
@@ -177,7 +177,7 @@ def tune(
     if not scored:
         raise DataError(f"{series.path}: no trial could be backtested: {runs[0].error}")
     best = min(scored, key=lambda i: runs[i].mase)
-    best_config = load_config(config_path, base + runs[best].overrides, seed)
+    best_config = load_config_checked(config_path, base + runs[best].overrides, seed)
     step = int(origins[1] - origins[0]) if len(origins) > 1 else horizon
     given = base + ([f"--seed {seed}"] if seed is not None else [])
     _write(target, best_config, config_path, runs, best, (len(part.frame), folds, step), given)
@@ -248,7 +248,7 @@ def _season(config: Config, series: Series) -> int:
 def _changes(config: Config, path: Path, items: list[str], seed: int | None) -> bool:
     """Whether `items` on top of the config file change the config."""
     try:
-        return load_config(path, items, seed) != config
+        return load_config_checked(path, items, seed) != config
     except ConfigError:
         return True  # the trial will say what is wrong with it
 
