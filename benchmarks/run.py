@@ -97,7 +97,7 @@ def bench_windowing(rows: int, window: int) -> None:
     )
 
     # what `train` does: no materialised windows, each batch gathered from the series
-    from forecast.fitting.training import WindowSource, window_dataset
+    from forecast.fitting.dataset import WindowSource, window_dataset
 
     dataset = window_dataset(WindowSource(series32, series32, window, 1), origins, 4096)
 
@@ -202,9 +202,10 @@ def peer_throughput(stack: str, batch: int) -> float | None:
 def bench_training(windows: int, input_steps: int, batch: int) -> None:
     from forecast.config.schema import TrainingConfig
     from forecast.data.windows import input_windows, target_windows
-    from forecast.fitting.training import WindowSource, compile_model
+    from forecast.fitting.dataset import WindowSource
+    from forecast.fitting.training import compile_model
     from forecast.fitting.training import fit as fit_pipeline
-    from forecast.model.build import resolve_unroll
+    from forecast.model.execution import resolve_unroll
 
     rows = windows + input_steps + 1
     series = np.sin(np.linspace(0, 300, rows)).reshape(-1, 1).astype("float32")

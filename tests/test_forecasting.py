@@ -99,7 +99,8 @@ def test_windows_cut_per_batch_of_origins_match_whole_windows():
 @pytest.mark.parametrize("architecture", ["lstm", "bidirectional"])
 def test_unrolled_layers_give_the_same_numbers(architecture):
     from forecast.config.file import validate_config
-    from forecast.model.build import build_model, without_unroll
+    from forecast.model.build import build_model
+    from forecast.model.execution import without_unroll
 
     config = validate_config(
         {

@@ -12,13 +12,12 @@ import pytest
 import yaml
 
 from forecast import api
+from forecast.forecasting.interval_scores import interval_scores, seasonal_naive_bounds
 from forecast.forecasting.intervals import (
     calibrate,
     conformal_quantile,
     interval_bounds,
-    interval_scores,
     needed,
-    seasonal_naive_bounds,
     step_errors,
     step_quantiles,
     window_scales,

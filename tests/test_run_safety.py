@@ -213,7 +213,7 @@ def test_no_output_goes_over_the_runs_data_file(run_dir: Path, tmp_path: Path):
 def test_a_failed_write_is_one_line_and_removes_the_new_run(
     tmp_path: Path, monkeypatch, code, words
 ):
-    from forecast.fitting import training
+    from forecast.fitting import callbacks
 
     config = tiny(tmp_path, epochs=1)
     earlier = tmp_path / "runs" / "earlier"
@@ -221,9 +221,9 @@ def test_a_failed_write_is_one_line_and_removes_the_new_run(
     (earlier / "run.json").write_text("{}")
 
     def full(self, *args, **kwargs):  # the disk fills as the first epoch is kept
-        raise OSError(code, os.strerror(code), str(self.new / training.WEIGHTS))
+        raise OSError(code, os.strerror(code), str(self.new / callbacks.WEIGHTS))
 
-    monkeypatch.setattr(training.Checkpoint, "save", full)
+    monkeypatch.setattr(callbacks.Checkpoint, "save", full)
     argv = ["train", str(config), "--runs-dir", str(tmp_path / "runs"), "-q"]
     line = one_line_error(runner.invoke(app, argv))
     assert words in line and "training.keras" in line and "--runs-dir" in line

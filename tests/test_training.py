@@ -180,7 +180,7 @@ def test_progress_within_an_epoch_on_a_terminal_only(tmp_path: Path, monkeypatch
 def test_the_training_dataset_is_one_epoch_in_the_order_of_seed_and_epoch():
     """Each pass over the training dataset is one epoch (so a call of many batches ends with
     it), every window once, in an order that is a function of (seed, epoch) only."""
-    from forecast.fitting.training import EpochOrder, WindowSource, window_dataset
+    from forecast.fitting.dataset import EpochOrder, WindowSource, window_dataset
 
     series = np.arange(40, dtype="float32").reshape(-1, 1)
     origins = np.arange(3, 36)  # 33 windows of 4 rows, targets the next row

@@ -97,7 +97,7 @@ def test_windows_match_plain_slicing(rows, features, input_steps, horizon):
 
 def test_training_batches_gathered_per_batch_equal_numpy_windows():
     """The tf.data pipeline train uses gives exactly the windows of the NumPy path."""
-    from forecast.fitting.training import WindowSource, window_dataset
+    from forecast.fitting.dataset import WindowSource, window_dataset
 
     series = np.arange(40, dtype="float32").reshape(20, 2)
     targets = series[:, :1] * 10

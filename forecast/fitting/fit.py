@@ -114,20 +114,11 @@ def fit(
     starting state and refitted (see Compiled); the result is the same as a new model's.
     Those fits are a backtest's, whose models are never saved: a stacked ensemble with
     looped layers then forecasts through them (models.forecasting_model, copy=False)."""
-    from forecast.fitting.training import (
-        WindowSource,
-        compile_model,
-        seed_everything,
-        strategy_scope,
-    )
+    from forecast.fitting.dataset import WindowSource
+    from forecast.fitting.training import compile_model, seed_everything, strategy_scope
     from forecast.fitting.training import fit as fit_model
-    from forecast.model.build import (
-        build_models,
-        forecasting_model,
-        recurrent_layer_count,
-        resolve_jit,
-        resolve_unroll,
-    )
+    from forecast.model.build import build_models, forecasting_model
+    from forecast.model.execution import recurrent_layer_count, resolve_jit, resolve_unroll
 
     cfg, split = prepared.config, prepared.split
     assert split is not None, "fit needs a split"

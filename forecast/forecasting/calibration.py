@@ -99,7 +99,7 @@ def score_intervals(
     """Add `intervals` (overall and per target) to a metrics report, or why there are none,
     and `clip_at_zero`: the targets whose bounds were clipped at 0; returns the bounds lo, hi
     (levels, N, H, K), or None."""
-    from forecast.forecasting.intervals import interval_report
+    from forecast.forecasting.interval_scores import interval_report
 
     if calibration is None:
         if missing:

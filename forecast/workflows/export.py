@@ -121,7 +121,7 @@ def export_run(
 ) -> Path:
     """Write the artifact of `run` in `fmt`; returns its path (default RUN_DIR/export/...)."""
     from forecast.api import Predictor
-    from forecast.model.build import with_unroll
+    from forecast.model.execution import with_unroll
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")

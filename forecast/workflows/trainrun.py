@@ -39,7 +39,7 @@ class TrainResult:
 
 def _resume_point(partial: Path, cfg: Config) -> str:
     """Where a resumed run goes on: "after epoch 7 of 50", or after its trained model."""
-    from forecast.fitting.training import Checkpoint
+    from forecast.fitting.callbacks import Checkpoint
 
     epochs = cfg.training.epochs
     if (partial / "fit.json").is_file():  # read (and checked) once, when the run loads it
@@ -57,7 +57,7 @@ def _fitted_model(partial: Path, prepared: Prepared, quiet: bool) -> tuple[Any, 
     if kept is not None:
         log.info("the model was trained before the interruption; finishing the run")
         return kept
-    from forecast.fitting.training import Checkpoint
+    from forecast.fitting.callbacks import Checkpoint
 
     checkpoint = Checkpoint(partial / "backup")
     board = partial / "tensorboard" / "held_out" if prepared.config.training.tensorboard else None
@@ -126,7 +126,7 @@ def resume_command(
 def _kept_work(partial: Path, resume: bool) -> str | None:
     """What an interrupted partial run keeps for --resume ("the trained model is", "the
     finished epochs are"), or None when it holds nothing worth keeping."""
-    from forecast.fitting.training import Checkpoint
+    from forecast.fitting.callbacks import Checkpoint
 
     if (partial / "fit.json").is_file():
         return "the trained model is"
