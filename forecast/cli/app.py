@@ -467,11 +467,16 @@ def serve(
     """
     _setup_logging(False)
     from forecast import api
-    from forecast.workflows.serve import serve as run_server
 
+    def serving() -> Any:  # FastAPI and uvicorn, imported here only: without them, one line
+        from forecast.workflows import serve as serving
+
+        return serving
+
+    server = _run(serving)
     predictor = _run(lambda: api.Predictor(run, runs_dir))
     _run(lambda: predictor.forecaster)  # the model, loaded once, before the first request
-    _run(lambda: run_server(predictor, host, port), left="the server stopped")
+    _run(lambda: server.serve(predictor, host, port), left="the server stopped")
 
 
 @app.command()
