@@ -161,6 +161,11 @@ def export(
     return export_run(run, fmt, output, runs_dir)
 
 
+def check_serve_extra() -> None:
+    """A ConfigError saying how to install the serve extra when FastAPI or uvicorn is missing."""
+    import forecast.workflows.serve  # noqa: F401  (fastapi: imported only to serve)
+
+
 def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve the forecasts of `predictor` over HTTP (/health, /info, /forecast) until Ctrl-C
     or SIGTERM."""

@@ -180,7 +180,7 @@ def test_default_path_and_bad_options(trained, monkeypatch) -> None:
     )
     result = runner.invoke(app, ["export", "--run", str(run_dir), "--format", "onnx"])
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: --format onnx needs tf2onnx: pip install tf2onnx")
+    assert result.stderr.startswith("error: --format onnx needs the onnx extra: pip install")
     assert not (run_dir / "export" / "model.onnx").exists()
     monkeypatch.undo()
     # a folder beside the output named like a backup is never touched

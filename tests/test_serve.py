@@ -63,11 +63,15 @@ def served_run(folder: Path, name: str = "served") -> tuple[Path, Path]:
     return run_dir, write_csv(folder / "recent.csv", monthly_frame(130, seed=5).tail(30))
 
 
-def start_server(run_dir: Path, env: dict[str, str] | None = None) -> tuple[str, subprocess.Popen]:
-    """`python -m forecast serve` on a free port, once it answers /health: (base URL, it)."""
+def start_server(
+    run_dir: Path, env: dict[str, str] | None = None, code: str | None = None
+) -> tuple[str, subprocess.Popen]:
+    """`python -m forecast serve` on a free port, once it answers /health: (base URL, it).
+    With `code`, `python -c code serve ...` instead (code that ends by calling main())."""
     port = free_port()
+    command = ["-c", code] if code else ["-m", "forecast"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "forecast", "serve", "--run", str(run_dir), "--port", str(port)],
+        [sys.executable, *command, "serve", "--run", str(run_dir), "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})},
@@ -87,10 +91,11 @@ def start_server(run_dir: Path, env: dict[str, str] | None = None) -> tuple[str,
     pytest.fail("server did not answer /health within 120 s")
 
 
-def stop(process: subprocess.Popen) -> None:
+def stop(process: subprocess.Popen) -> str:
+    """Kill the server if it still runs; what it wrote to stderr."""
     if process.poll() is None:
         process.kill()
-    process.communicate()  # waits, and closes the pipe
+    return process.communicate(timeout=30)[1].decode()  # waits; a second call answers again
 
 
 @pytest.fixture(scope="module")
@@ -201,6 +206,47 @@ def test_a_json_history_is_written_in_the_runs_number_format():
     (a comma-separated file would clash with the decimal comma)."""
     from forecast.workflows.serve import history_csv
 
-    rows = {"history": [{"day": "2020-01-01", "value": 1.5}, {"day": "2020-01-02", "value": 2.25}]}
-    assert history_csv(rows, ",")[0] == b"day;value\n2020-01-01;1,5\n2020-01-02;2,25\n"
-    assert history_csv(rows)[0] == b"day,value\n2020-01-01,1.5\n2020-01-02,2.25\n"
+    rows = [{"day": "2020-01-01", "value": 1.5}, {"day": "2020-01-02", "value": 2.25}]
+    assert history_csv(rows, ",") == b"day;value\n2020-01-01;1,5\n2020-01-02;2,25\n"
+    assert history_csv(rows) == b"day,value\n2020-01-01,1.5\n2020-01-02,2.25\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"[1, 2]", 'body: must be a JSON object {"history": [...], "horizon": H}'),
+        (b'{"zz": 1, "aa": 2}', "body: unknown field 'aa'; the fields are history, horizon"),
+        (b"{}", "history: must be a non-empty list of rows ({column: value})"),
+        (b'{"history": []}', "history: must be a non-empty list of rows ({column: value})"),
+        (b'{"history": [{"a": 1}, 2]}', "history[1]: must be an object {column: value}"),
+        (b'{"history": [{}], "horizon": 0}', "horizon: must be an integer from 1 to 1000, got 0"),
+        (b'{"history": [{}], "horizon": "0"}', "horizon: must be an integer from 1 to 1000, got 0"),
+        (
+            b'{"history": [{}], "horizon": 2.0}',
+            "horizon: must be an integer from 1 to 1000, got 2.0",
+        ),
+        (
+            b'{"history": [{}], "horizon": true}',
+            "horizon: must be an integer from 1 to 1000, got True",
+        ),
+        (
+            b'{"history": [{}], "horizon": "2_0"}',
+            "horizon: must be an integer from 1 to 1000, got '2_0'",
+        ),
+    ],
+)
+def test_a_json_body_is_checked_by_its_model_in_one_line(body: bytes, message: str) -> None:
+    from forecast.workflows.serve import BadRequest, parse_body
+
+    with pytest.raises(BadRequest) as caught:
+        parse_body(body)
+    assert (caught.value.status, str(caught.value)) == (400, message)
+
+
+def test_a_json_body_horizon_may_be_a_number_or_its_digits() -> None:
+    from forecast.workflows.serve import parse_body
+
+    for horizon in ("5", '"5"', '" +5 "', '"05"'):
+        parsed = parse_body(b'{"history": [{"a": 1}], "horizon": %s}' % horizon.encode())
+        assert (parsed.history, parsed.horizon) == ([{"a": 1}], 5)
+    assert parse_body(b'{"history": [{"a": 1}], "horizon": null}').horizon is None

@@ -6,15 +6,18 @@ SIGTERM stops the server within seconds while such a client hangs on; no OpenAPI
 served (there are no docs pages either); /info names every column a POST needs, the time
 column included; a warning answers the request in its own words (horizon=5, not the CLI's
 --horizon 5, which `predict` keeps: test_cli.py); values no float32 can hold get a 400 with
-one line.
+one line; a bug answers a short 500 and its traceback goes to stderr; a port that cannot be
+listened on is one line, exit 2.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import pandas as pd
@@ -132,7 +135,12 @@ def test_half_the_headers_of_a_second_request_are_dropped_too(server) -> None:
     _, port, _ = server
     with socket.create_connection(("127.0.0.1", port), timeout=15) as client:
         client.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert client.recv(4096).startswith(b"HTTP/1.1 200")
+        answer = b""
+        while not answer.endswith(b"}"):  # the head and the JSON body may come apart
+            chunk = client.recv(4096)
+            assert chunk, answer  # the connection is not closed before the answer
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200")
         client.sendall(b"POST /forecast HTTP/1.1\r\nHost: x\r\n")
         start = time.monotonic()
         assert client.recv(1024) == b""
@@ -243,3 +251,69 @@ def test_a_refused_recursion_names_the_horizon_as_the_request_gave_it(tmp_path) 
     argv = ["predict", "--run", str(run_dir), "--csv", str(tmp_path / "s.csv"), "--horizon", "3"]
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == 2 and "ask for --horizon 1 or less" in result.stderr
+
+
+# the server's process with Predictor.forecast replaced by a bug
+BROKEN_PREDICTOR = """
+from forecast.api import Predictor
+from forecast.cli.app import main
+
+
+def broken(*args, **kwargs):
+    raise ZeroDivisionError("float division by zero\\nin the model")
+
+
+Predictor.forecast = broken
+main()
+"""
+
+
+def test_an_internal_error_is_a_short_500_and_its_traceback_goes_to_stderr(trained) -> None:
+    run_dir, history = trained
+    base, process = serve(run_dir, code=BROKEN_PREDICTOR)
+    try:
+        status, answer = request(f"{base}/forecast", history.read_bytes(), "text/csv")
+        assert request(f"{base}/health")[0] == 200  # still serving
+    finally:
+        err = stop(process)
+    assert status == 500
+    assert answer == {"error": "internal error: ZeroDivisionError: float division by zero"}
+    # the server's log: where it failed, for whoever runs it
+    assert "POST /forecast: internal error (answered 500)\nTraceback (most recent call last)" in err
+    assert ", in answer\n" in err and 'File "<string>", line 7, in broken\n' in err
+    assert err.rstrip().endswith("ZeroDivisionError: float division by zero\nin the model"), err
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(trained) -> None:
+    """No probe before uvicorn starts: the server's own bind fails, worded as one line."""
+    run_dir, _ = trained
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "forecast", "serve", "--run", str(run_dir), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"error: --host 127.0.0.1 --port {port}: cannot listen (Address already in use)"
+    ]
+
+
+def test_a_host_that_is_no_address_is_one_line() -> None:
+    from forecast.errors import ConfigError
+    from forecast.workflows.serve import listening_socket
+
+    with pytest.raises(ConfigError) as caught:
+        listening_socket("256.0.0.1", 8000)
+    # the resolver's words (such as "Name or service not known") in the brackets
+    message = str(caught.value)
+    assert (
+        message.startswith("--host 256.0.0.1 --port 8000: cannot listen (") and "\n" not in message
+    )
+    with listening_socket("127.0.0.1", 0) as sock:  # 0: a port the system chooses
+        assert sock.getsockname()[0] == "127.0.0.1" and sock.getsockname()[1] > 0

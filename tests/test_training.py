@@ -139,7 +139,7 @@ def test_tensorboard_without_the_package_is_one_line_before_training(tmp_path: P
         importlib.util, "find_spec", lambda n, *a: None if n == "tensorboard" else find_spec(n)
     )
     config = small_gru_config(tmp_path, epochs=1, tensorboard=True)
-    with pytest.raises(ConfigError, match="pip install tensorboard"):
+    with pytest.raises(ConfigError, match=r"pip install 'forecast\[tensorboard\]'"):
         api.train(config, runs_dir=tmp_path / "runs", quiet=True)
     assert not (tmp_path / "runs").exists()
 

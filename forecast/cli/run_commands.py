@@ -173,6 +173,7 @@ def serve(
     setup_logging(False)
     from forecast import api
 
+    call_api(api.check_serve_extra)  # without FastAPI and uvicorn: one line, before the run
     predictor = call_api(lambda: api.Predictor(run, runs_dir))
     call_api(lambda: predictor.forecaster)  # the model, loaded once, before the first request
     call_api(lambda: api.serve(predictor, host, port), left="the server stopped")

@@ -212,7 +212,7 @@ def _require_onnx() -> None:
 
     if importlib.util.find_spec("tf2onnx") is None:  # not imported: it imports TensorFlow
         raise ConfigError(
-            "--format onnx needs tf2onnx: pip install tf2onnx onnxruntime (or use "
+            "--format onnx needs the onnx extra: pip install 'forecast[onnx]' (or use "
             "--format saved_model or tflite)"
         )
 

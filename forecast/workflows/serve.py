@@ -11,8 +11,12 @@ CSV text and goes through the same reader), so the answers are `predict`'s numbe
                     -> {"run": NAME, "forecast": [{<time column>: ..., <target>: ...,
                         <target>_lo_80: ..., ...}], "warnings": [...]}
 
-A bad request gets a 4xx with {"error": one line naming the field or column}; the server
-keeps serving. Forecasts run in a worker thread, one at a time per model (a lock), so the
+A JSON body is validated by a pydantic model (`ForecastBody`), and ?horizon= is a FastAPI
+query parameter of the same type. The endpoint reads the body itself: FastAPI's body parameter
+reads it whole with no size or time limit, and as JSON only (a CSV body is the history alone).
+A bad request gets a 4xx with {"error": one line naming the field or column}, an
+internal error a 500 with one line (its traceback goes to stderr), and the server keeps
+serving. Forecasts run in a worker thread, one at a time per model (a lock), so the
 event loop keeps answering while one is computed.
 
 A client that does not send its whole body within BODY_TIMEOUT seconds (the environment
@@ -20,31 +24,46 @@ variable FORECAST_SERVE_BODY_TIMEOUT, if set) gets a 408 and is dropped; one tha
 and does not finish its request's headers within that time is dropped without an answer; an idle
 keep-alive connection is closed after KEEP_ALIVE seconds; on Ctrl-C or SIGTERM the server
 takes no new request and gives running ones SHUTDOWN_GRACE seconds (then a 503), whatever its
-clients do. No OpenAPI schema or docs pages are
-served: /info is the one description of what to send.
+clients do. No OpenAPI schema or docs pages are served: /info is the one description of what
+to send.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
 import os
 import re
+import socket
+import sys
 import threading
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
+import pandas as pd
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from forecast.data.reading import read_panel, read_series
 from forecast.errors import ConfigError, ForecastError
+from forecast.interrupts import raise_if_stop_requested
+from forecast.workflows.export import input_rows
 
-# imported by `forecast serve` only (FastAPI resolves the handlers' annotations from this
-# module's globals, so Request must be one)
+# the serve extra. FastAPI resolves the handlers' annotations from this module's globals:
+# Request, Query, Annotated and Horizon must be names here
+try:
+    import uvicorn
+    from fastapi import FastAPI, Query, Request
+    from fastapi.concurrency import run_in_threadpool
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+except ModuleNotFoundError:  # fastapi, uvicorn or a module of theirs (h11, starlette)
+    raise ConfigError(
+        "forecast serve needs the serve extra: pip install 'forecast[serve]'"
+    ) from None
+
 MAX_BODY = 5_000_000  # bytes; a longer history than that is no one-origin forecast
 MAX_HORIZON = 1000  # steps per request: a longer loop would hold the model from every other
 DRAIN = 4  # an over-long body is read (and dropped) up to DRAIN x MAX_BODY before answering
@@ -52,6 +71,48 @@ DRAIN = 4  # an over-long body is read (and dropped) up to DRAIN x MAX_BODY befo
 BODY_TIMEOUT = 30.0
 KEEP_ALIVE = 5  # seconds an idle connection stays open between requests
 SHUTDOWN_GRACE = 3  # seconds requests get to finish after Ctrl-C or SIGTERM; then cancelled
+log = logging.getLogger("forecast.serve")
+
+
+def _number_text(value: Any) -> Any:
+    """'5', ' +5 ' (a number as text, as ?horizon= always is) -> 5; anything else as is."""
+    if isinstance(value, str) and value.strip().lstrip("+").isdecimal():
+        return int(value)
+    return value
+
+
+# a whole number, or one written as text; strict: not 5.0, "5.0" or true as pydantic's lax
+# int would take them
+Horizon = Annotated[int, BeforeValidator(_number_text), Field(strict=True, ge=1, le=MAX_HORIZON)]
+
+
+class ForecastBody(BaseModel):
+    """The JSON body of POST /forecast (a CSV body is the history alone)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    history: list[dict[str, Any]] = Field(
+        min_length=1, description="a non-empty list of rows ({column: value})"
+    )
+    horizon: Horizon | None = Field(None, description=f"an integer from 1 to {MAX_HORIZON}")
+
+
+def invalid(errors: list[Any]) -> str:
+    """pydantic's errors of a JSON body or of ?horizon= -> one line naming the field."""
+    fields = ForecastBody.model_fields
+    unknown = sorted(str(e["loc"][-1]) for e in errors if e["type"] == "extra_forbidden")
+    if unknown:
+        return f"body: unknown field '{unknown[0]}'; the fields are {', '.join(fields)}"
+    error = errors[0]
+    loc = [part for part in error["loc"] if part != "query"]  # ?horizon= is the field too
+    if not loc:
+        return 'body: must be a JSON object {"history": [...], "horizon": H}'
+    if loc[0] not in fields:  # pragma: no cover - no other field is declared
+        return f"request: {error['msg']}"
+    if len(loc) > 1:  # a row of the history
+        return f"{loc[0]}[{loc[1]}]: must be an object {{column: value}}"
+    got = f", got {_number_text(error['input'])!r}" if loc[0] == "horizon" else ""
+    return f"{loc[0]}: must be {fields[loc[0]].description}{got}"
 
 
 class BadRequest(Exception):
@@ -77,38 +138,22 @@ def body_timeout() -> float:
     return seconds
 
 
-def history_csv(payload: Any, decimal: str = ".") -> tuple[bytes, Any]:
-    """A JSON body -> (the history as CSV bytes in the run's number format, the horizon
-    asked or None)."""
-    import pandas as pd
-
-    if not isinstance(payload, dict):
-        raise BadRequest(400, 'body: must be a JSON object {"history": [...], "horizon": H}')
-    unknown = sorted(set(payload) - {"history", "horizon"})
-    if unknown:
-        raise BadRequest(
-            400, f"body: unknown field '{unknown[0]}'; the fields are history, horizon"
-        )
-    history = payload.get("history")
-    if not isinstance(history, list) or not history:
-        raise BadRequest(400, "history: must be a non-empty list of rows ({column: value})")
-    for i, row in enumerate(history):
-        if not isinstance(row, dict):
-            raise BadRequest(400, f"history[{i}]: must be an object {{column: value}}")
-    # written as the run's reader expects: with a decimal comma, `;` between fields
+def history_csv(history: list[dict[str, Any]], decimal: str = ".") -> bytes:
+    """A JSON body's history -> CSV bytes in the run's number format: with a decimal comma,
+    `;` between fields (a comma-separated file would clash with it)."""
     sep = ";" if decimal == "," else ","
-    text = pd.DataFrame(history).to_csv(index=False, sep=sep, decimal=decimal)
-    return text.encode("utf-8"), payload.get("horizon")
+    return pd.DataFrame(history).to_csv(index=False, sep=sep, decimal=decimal).encode("utf-8")
 
 
-def parse_horizon(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, str) and value.strip().lstrip("+").isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_HORIZON:
-        raise BadRequest(400, f"horizon: must be an integer from 1 to {MAX_HORIZON}, got {value!r}")
-    return value
+def parse_body(raw: bytes) -> ForecastBody:
+    try:
+        payload = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise BadRequest(400, f"body: not valid JSON ({exc})") from None
+    try:
+        return ForecastBody.model_validate(payload)
+    except ValidationError as exc:
+        raise BadRequest(400, invalid(exc.errors())) from None
 
 
 def records(frame: Any) -> list[dict[str, Any]]:
@@ -121,8 +166,6 @@ def records(frame: Any) -> list[dict[str, Any]]:
 
 
 def run_info(predictor: Any) -> dict[str, Any]:
-    from forecast.workflows.export import input_rows
-
     cfg = predictor.config
     data = cfg.data
     levels = list(cfg.intervals) if predictor.calibration_known else []
@@ -149,8 +192,6 @@ def run_info(predictor: Any) -> dict[str, Any]:
 def create_app(predictor: Any, max_body: int = MAX_BODY, body_seconds: float = BODY_TIMEOUT) -> Any:
     """The FastAPI application answering for `predictor` (an `api.Predictor`); a request
     body must arrive within `body_seconds`."""
-    from forecast.data.reading import read_panel, read_series
-
     name = predictor.run.name
     info = run_info(predictor)
     lock = threading.Lock()
@@ -163,19 +204,18 @@ def create_app(predictor: Any, max_body: int = MAX_BODY, body_seconds: float = B
         close = {"Connection": "close"} if status == 408 else None
         return JSONResponse({"error": message}, status_code=status, headers=close)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        if exc.status_code == 404:
-            return error(
-                404, f"{request.url.path}: no such endpoint; try /health, /info, /forecast"
-            )
-        if exc.status_code == 405:
-            return error(405, f"{request.method} {request.url.path}: method not allowed")
-        return error(exc.status_code, str(exc.detail))
+    # the router's own answers, by status: no need for starlette's HTTPException class
+    @app.exception_handler(404)
+    async def not_found(request: Request, exc: Exception) -> JSONResponse:
+        return error(404, f"{request.url.path}: no such endpoint; try /health, /info, /forecast")
+
+    @app.exception_handler(405)
+    async def not_allowed(request: Request, exc: Exception) -> JSONResponse:
+        return error(405, f"{request.method} {request.url.path}: method not allowed")
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error(400, f"request: {exc.errors()[0].get('msg', 'invalid')}")
+    async def bad_query(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error(400, invalid(list(exc.errors())))
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -229,35 +269,34 @@ def create_app(predictor: Any, max_body: int = MAX_BODY, body_seconds: float = B
         return {"run": name, "forecast": records(frame), "warnings": warnings}
 
     @app.post("/forecast")
-    async def post_forecast(request: Request) -> Any:
+    async def post_forecast(
+        request: Request, horizon: Annotated[Horizon | None, Query()] = None
+    ) -> Any:
         try:
             body = await body_of(request)
             kind = request.headers.get("content-type", "application/json").split(";")[0]
             kind = kind.strip().lower()
             from_json = kind not in ("text/csv", "application/csv")
             if not from_json:
-                raw, horizon = body, request.query_params.get("horizon")
+                raw = body
             elif kind in ("application/json", ""):
-                try:
-                    payload = json.loads(body)
-                except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-                    raise BadRequest(400, f"body: not valid JSON ({exc})") from None
-                raw, horizon = history_csv(payload, predictor.config.data.decimal)
-                asked = parse_horizon(request.query_params.get("horizon"))  # as for CSV
-                horizon = parse_horizon(horizon)
-                if asked is not None and horizon is not None and asked != horizon:
+                parsed = parse_body(body)
+                raw = history_csv(parsed.history, predictor.config.data.decimal)
+                if None not in (horizon, parsed.horizon) and horizon != parsed.horizon:
                     raise BadRequest(
-                        400, f"horizon: ?horizon={asked} and the body's {horizon}; give one"
+                        400,
+                        f"horizon: ?horizon={horizon} and the body's {parsed.horizon}; give one",
                     )
-                horizon = asked if horizon is None else horizon
+                horizon = horizon if parsed.horizon is None else parsed.horizon
             else:
                 raise BadRequest(415, f"Content-Type {kind}: send application/json or text/csv")
-            return await run_in_threadpool(answer, raw, parse_horizon(horizon), from_json)
+            return await run_in_threadpool(answer, raw, horizon, from_json)
         except BadRequest as exc:
             return error(exc.status, str(exc))
         except ForecastError as exc:  # the reader's and the model's one-line messages
             return error(400, str(exc))
-        except Exception as exc:  # a bug: still one JSON line, and the server goes on
+        except Exception as exc:  # a bug: the traceback to the log, one JSON line to the client
+            log.error("POST /forecast: internal error (answered 500)", exc_info=exc)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             return error(500, f"internal error: {type(exc).__name__}: {first[:200]}")
         except asyncio.CancelledError:  # still running SHUTDOWN_GRACE s after a stop request
@@ -271,7 +310,6 @@ def headers_deadline_protocol(seconds: float) -> type:
     `seconds` after it opened (or after the previous response) is closed. uvicorn times out
     only idle keep-alive connections, so a client that connects and sends nothing (or half
     a header) would hold its socket forever; a stalled body is the app's to answer (408)."""
-    from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class HeadersDeadline(H11Protocol):
         def connection_made(self, transport: Any) -> None:
@@ -295,40 +333,52 @@ def headers_deadline_protocol(seconds: float) -> type:
     return HeadersDeadline
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to (host, port) as uvicorn's Config.bind_socket binds it, for
+    `Server.run(sockets=...)`: the one bind, so no other process can take the port between
+    a check and the server's start. A bind error is one line (uvicorn would log it and exit
+    1): the port taken, no permission for it, a host that is no address here."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        why = exc.strerror or str(exc)
+        raise ConfigError(f"--host {host} --port {port}: cannot listen ({why})") from None
+    return sock
+
+
 def serve(predictor: Any, host: str, port: int) -> None:
     """Run the server until Ctrl-C or SIGTERM."""
-    import socket
-
-    import uvicorn
-
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise ConfigError(
-                f"--host {host} --port {port}: cannot listen ({exc.strerror})"
-            ) from None
-    seconds = body_timeout()
-    app = create_app(predictor, body_seconds=seconds)
-    # the cancelled requests got their 503 and one line from us; not uvicorn's ERROR too
-    logging.getLogger("uvicorn.error").addFilter(
-        lambda record: "graceful shutdown exceeded" not in record.getMessage()
-    )
-    logging.getLogger("forecast").info(
-        "serving %s on http://%s:%d (Ctrl-C stops)", predictor.run.name, host, port
-    )
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level="warning",
-        timeout_keep_alive=KEEP_ALIVE,
-        timeout_graceful_shutdown=SHUTDOWN_GRACE,
-        http=headers_deadline_protocol(seconds),
-    )
+    with listening_socket(host, port) as sock:  # closed here too if uvicorn never starts
+        seconds = body_timeout()
+        config = uvicorn.Config(
+            create_app(predictor, body_seconds=seconds),
+            log_level="warning",
+            timeout_keep_alive=KEEP_ALIVE,
+            timeout_graceful_shutdown=SHUTDOWN_GRACE,
+            http=headers_deadline_protocol(seconds),
+        )
+        # the cancelled requests got their 503 and one line from us; not uvicorn's ERROR too
+        logging.getLogger("uvicorn.error").addFilter(
+            lambda record: "graceful shutdown exceeded" not in record.getMessage()
+        )
+        # a 500's traceback, whole, on stderr (the CLI's own handler prints messages only)
+        traces = logging.StreamHandler(sys.stderr)
+        traces.setFormatter(logging.Formatter("%(message)s"))
+        log.handlers[:] = [traces]
+        log.propagate = False
+        logging.getLogger("forecast").info(
+            "serving %s on http://%s:%d (Ctrl-C stops)",
+            predictor.run.name,
+            host,
+            sock.getsockname()[1],  # the port given, or the one the system chose for 0
+        )
+        # as uvicorn.run: the stop request that ended it is noted, and raised below
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn.Server(config).run(sockets=[sock])
     # uvicorn stops on Ctrl-C or SIGTERM and passes the signal on to our handlers, which
     # note it: exit 130 or 143 as every other command does
-    from forecast.interrupts import raise_if_stop_requested
-
     raise_if_stop_requested()

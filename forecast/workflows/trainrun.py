@@ -180,8 +180,8 @@ def train(
 
         if importlib.util.find_spec("tensorboard") is None:
             raise ConfigError(
-                "training.tensorboard: needs the tensorboard package: pip install tensorboard "
-                "(or set training.tensorboard: false)"
+                "training.tensorboard: needs the tensorboard extra: "
+                "pip install 'forecast[tensorboard]' (or set training.tensorboard: false)"
             )
     many = cfg.data.id_column is not None
     prepared = prepare_panel(cfg, read_panel(cfg.data)) if many else prepare(cfg)
