@@ -22,7 +22,7 @@ import pandas as pd
 from forecast import runs
 from forecast.config.schema import Config
 from forecast.config.schema import json_schema as config_schema
-from forecast.data.reading import resolve_config, some_ids
+from forecast.data.reading import some_ids
 from forecast.errors import ConfigError
 from forecast.workflows import predictor, trainrun
 from forecast.workflows import validate as validation
@@ -33,6 +33,7 @@ from forecast.workflows.backtest import (
     run_backtest_plan,
 )
 from forecast.workflows.export import export_run
+from forecast.workflows.loading import resolve_config
 from forecast.workflows.predictor import Predictor
 from forecast.workflows.starter import starter_config as write_starter
 from forecast.workflows.trainrun import TrainResult, resume_command  # noqa: F401

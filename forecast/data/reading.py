@@ -24,14 +24,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecast.config.file import read_config, revalidate, validate_config
-from forecast.config.schema import Config, DataConfig
+from forecast.config.schema import DataConfig
 from forecast.data.calendar import auto, encode
 from forecast.data.csvfile import file_encoding, parse_table, read_table
 from forecast.data.missing import handle_missing
 from forecast.data.numbers import NumberFormat
 from forecast.data.timesteps import parse_times, time_labels, warn_irregular_gaps
-from forecast.errors import ConfigError, DataError, ForecastError
+from forecast.errors import DataError, ForecastError
 
 log = logging.getLogger("forecast")
 
@@ -224,44 +223,6 @@ def missing_column(wanted: list[str], columns: list[str], time_column: str | Non
     return f"no column '{missing[0]}' (data.{which}); the columns are: {', '.join(columns)}{hint}"
 
 
-def load_config_checked(
-    path: str | Path, overrides: list[str] | None = None, seed: int | None = None
-) -> Config:
-    """`forecast.config.file.load_config`, checked against the data where the config alone
-    misleads: a misspelt column makes features and targets disagree with a given layout,
-    so the error names the column and the one meant (from the CSV's header), not the
-    layout. The config layer reads no data; this is the loader the commands use."""
-    raw, sources = read_config(path, overrides, seed)
-    try:
-        return validate_config(raw, source=str(path), sources=sources)
-    except ConfigError as exc:
-        typo = _column_typo(raw.get("data")) if "layout" in str(exc) else None
-        if typo:
-            raise ConfigError(typo) from None
-        raise
-
-
-def _column_typo(data: Any) -> str | None:
-    """'<csv>: no column ...; did you mean ...?' for a features/targets name the CSV's
-    header lacks, or None (also when the CSV cannot be read: the config error stands)."""
-    if not isinstance(data, dict) or not isinstance(data.get("path"), str):
-        return None
-    names = [
-        c
-        for key in ("features", "targets")
-        for c in (data.get(key) if isinstance(data.get(key), list) else [])
-        if isinstance(c, str)
-    ]
-    try:
-        frame, _ = read_table(
-            Path(data["path"]), data.get("encoding", "auto"), data.get("decimal", ".")
-        )
-    except (ForecastError, OSError, TypeError, ValueError):
-        return None
-    message = missing_column(names, [str(c) for c in frame.columns], None)
-    return f"{data['path']}: {message}" if message else None
-
-
 def _time_index(frame: pd.DataFrame, time_column: str | None, path: Path) -> pd.Index:
     if time_column is None:
         return pd.RangeIndex(len(frame), name="step")
@@ -301,12 +262,22 @@ def _sorted_unique(
     return values
 
 
-def resolve_config(
-    config: Config | str | Path, overrides: list[str] | None = None, seed: int | None = None
-) -> Config:
-    """A validated Config from a file (with `--set` overrides) or a Config object."""
-    if not isinstance(config, Config):
-        return load_config_checked(config, overrides, seed)
-    if overrides:
-        raise ConfigError("overrides apply to a config file; edit the Config object instead")
-    return revalidate(config) if seed is None else revalidate(config, seed=seed)
+def column_typo(data: Any) -> str | None:
+    """'<csv>: no column ...; did you mean ...?' for a features/targets name the CSV's
+    header lacks, or None (also when the CSV cannot be read: the config error stands)."""
+    if not isinstance(data, dict) or not isinstance(data.get("path"), str):
+        return None
+    names = [
+        c
+        for key in ("features", "targets")
+        for c in (data.get(key) if isinstance(data.get(key), list) else [])
+        if isinstance(c, str)
+    ]
+    try:
+        frame, _ = read_table(
+            Path(data["path"]), data.get("encoding", "auto"), data.get("decimal", ".")
+        )
+    except (ForecastError, OSError, TypeError, ValueError):
+        return None
+    message = missing_column(names, [str(c) for c in frame.columns], None)
+    return f"{data['path']}: {message}" if message else None

@@ -20,7 +20,7 @@ from forecast import runs
 from forecast.config.schema import Config
 from forecast.data.panel import prepare_panel
 from forecast.data.prepare import prepare, with_calendar
-from forecast.data.reading import Panel, Series, read_panel, read_series, resolve_config
+from forecast.data.reading import Panel, Series, read_panel, read_series
 from forecast.data.timesteps import time_labels
 from forecast.errors import ConfigError, DataError
 from forecast.fitting.announce import log_layout
@@ -29,6 +29,7 @@ from forecast.fitting.task import Bounds, FitOutcome, FitTask
 from forecast.forecasting.evaluation import verdict
 from forecast.forecasting.intervals import clip_note
 from forecast.forecasting.scoring import mean_of_folds, mean_reports
+from forecast.workflows.loading import resolve_config
 
 log = logging.getLogger("forecast")
 

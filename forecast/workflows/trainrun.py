@@ -15,7 +15,7 @@ from forecast.config.file import config_to_yaml
 from forecast.config.schema import Config
 from forecast.data.panel import prepare_panel
 from forecast.data.prepare import Prepared, prepare
-from forecast.data.reading import read_panel, resolve_config
+from forecast.data.reading import read_panel
 from forecast.errors import ConfigError, ForecastError, RunError
 from forecast.fitting.announce import log_layout
 from forecast.fitting.fit import final_split, fit, fit_final
@@ -23,6 +23,7 @@ from forecast.fitting.residual import choose_residual
 from forecast.forecasting.scoring import evaluate_on_test, evaluate_panel
 from forecast.interrupts import raise_if_stop_requested, tensorflow_work
 from forecast.model.tf_setup import import_tensorflow_quietly
+from forecast.workflows.loading import resolve_config
 from forecast.workflows.tune import TuneResult, tune  # noqa: F401  (the API: api.tune)
 
 log = logging.getLogger("forecast")
@@ -37,11 +38,10 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def _resume_point(partial: Path, cfg: Config) -> str:
+def _resume_point(partial: Path, epochs: int) -> str:
     """Where a resumed run goes on: "after epoch 7 of 50", or after its trained model."""
     from forecast.fitting.callbacks import Checkpoint
 
-    epochs = cfg.training.epochs
     if (partial / "fit.json").is_file():  # read (and checked) once, when the run loads it
         return "after training had ended (finishing the run)"
     try:
@@ -173,6 +173,7 @@ def train(
     continues it: from the last finished epoch, or after training if that had ended.
     """
     clock = time.perf_counter()
+    command = resume_command(config, runs_dir, overrides, seed)  # said if training stops
     cfg = resolve_config(config, overrides, seed)
     runs.check_runs_dir(Path(runs_dir))  # before the data is read and prepared
     if cfg.training.tensorboard:
@@ -193,7 +194,7 @@ def train(
     if resume:
         partial, when = runs.resumable_partial(runs_path, name, config_to_yaml(cfg))
         lock = runs.PartialLock(partial)  # a second resume of it stops here
-        log.info("resuming %s %s", partial, _resume_point(partial, cfg))
+        log.info("resuming %s %s", partial, _resume_point(partial, cfg.training.epochs))
     else:
         when = runs.stamp()
         partial = runs.start_partial(runs_path, name, when)
@@ -232,7 +233,6 @@ def train(
         runs.drop_resume_files(partial)
         run_dir = runs.finish(partial, runs_path, name, when)
     except BaseException as exc:
-        command = resume_command(config, runs_dir, overrides, seed)
         failure = runs.write_failure(exc, partial)
         if failure is None:
             _keep_or_discard(partial, exc, resume, command)

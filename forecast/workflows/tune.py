@@ -26,13 +26,14 @@ import numpy as np
 from forecast.config.file import config_to_yaml
 from forecast.config.schema import Config
 from forecast.data.prepare import prepare
-from forecast.data.reading import Series, load_config_checked, read_series
+from forecast.data.reading import Series, read_series
 from forecast.data.timesteps import season_length
 from forecast.data.transforms import transform_lag
 from forecast.data.windows import plan_split
 from forecast.errors import ConfigError, DataError, ForecastError
 from forecast.model.memory import check_training_fits
 from forecast.model.tf_setup import import_tensorflow_quietly
+from forecast.workflows.loading import load_config_checked
 
 log = logging.getLogger("forecast")
 

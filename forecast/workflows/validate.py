@@ -9,7 +9,8 @@ from typing import Any
 from forecast.config.schema import Config
 from forecast.data.panel import PreparedPanel, prepare_panel
 from forecast.data.prepare import Prepared, prepare
-from forecast.data.reading import read_panel, resolve_config
+from forecast.data.reading import read_panel
+from forecast.workflows.loading import resolve_config
 from forecast.workflows.tune import TuneResult, tune  # noqa: F401  (the API: api.tune)
 
 
