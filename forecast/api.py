@@ -557,7 +557,7 @@ def run_backtest_plan(
     """Run a checked backtest and save its run directory. A long table: in each fold one
     model refitted on every series up to its own origin; backtest.json rows per fold and
     series, `per_series`, and their mean."""
-    from forecast import plots as plotting
+    from forecast.plots import backtest as backtest_figures
     from forecast.workflows import backtest as rolling
 
     runs.check_runs_dir(Path(runs_dir))  # before the folds, not after them
@@ -569,13 +569,17 @@ def run_backtest_plan(
         report, forecasts = rolling.run_panel_backtest(cfg, data, origins, quiet)
 
         def draw(path: Path) -> None:
-            plotting.panel_backtest_figure(data, cfg, report, forecasts, origins, path)
+            backtest_figures.panel_backtest_figure(
+                data, cfg, report, forecasts, origins, path, write=runs.write_atomic
+            )
 
     else:
         report, forecasts, bounds = rolling.run_backtest(cfg, data, origins, quiet, plan.workers)
 
         def draw(path: Path) -> None:
-            plotting.backtest_figure(data.frame, cfg, origins, forecasts, path, bounds)
+            backtest_figures.backtest_figure(
+                data.frame, cfg, origins, forecasts, path, bounds, write=runs.write_atomic
+            )
 
     run_dir = runs.write_backtest(Path(runs_dir), cfg, report, draw)
     return BacktestResult(run_dir, run_dir / "backtest.json", report)
@@ -869,7 +873,7 @@ def plot(
     """Draw the run's figures as PNG files; returns their paths. `last`: the test plot shows
     the last N test origins only (0: all; default: all up to 500, else the last 300 under
     an overview of the whole test split)."""
-    from forecast import plots as plotting
+    from forecast.plots import run as run_figures
 
     if last is not None and last < 0:
         raise ConfigError(f"--last must be >= 0 (0: every test origin), got {last}")
@@ -880,7 +884,7 @@ def plot(
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--output {out_dir}: is a file; give a folder for the PNGs")
     out_dir.mkdir(parents=True, exist_ok=True)
-    return plotting.draw_run(opened.path, opened.config, out_dir, last)
+    return run_figures.draw_run(opened.path, opened.config, out_dir, last, write=runs.write_atomic)
 
 
 def list_runs(runs_dir: str | Path = "runs") -> pd.DataFrame:
