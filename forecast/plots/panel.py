@@ -54,11 +54,13 @@ def chosen_series(per_series: dict[str, Any], shown: int = PANELS) -> list[tuple
 
 
 def grid(count: int) -> tuple[int, int]:
+    """(rows, columns) for `count` panels: two columns, or one for a single panel."""
     columns = 1 if count == 1 else 2
     return -(-count // columns), columns
 
 
 def series_title(sid: str, why: str, block: dict[str, Any] | None) -> str:
+    """A series' panel title: its id, why it was chosen, its MASE and seasonal naive's."""
     if block is None:
         return sid
     ours, naive = block["model"]["mase"], block["baselines"]["seasonal_naive"]["mase"]
