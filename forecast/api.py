@@ -24,6 +24,7 @@ from forecast.config.schema import Config
 from forecast.config.schema import json_schema as config_schema
 from forecast.data.reading import some_ids
 from forecast.errors import ConfigError
+from forecast.plots import run as run_figures
 from forecast.workflows import predictor, trainrun
 from forecast.workflows import validate as validation
 from forecast.workflows.backtest import (
@@ -122,8 +123,6 @@ def plot(
     """Draw the run's figures as PNG files; returns their paths. `last`: the test plot shows
     the last N test origins only (0: all; default: all up to 500, else the last 300 under
     an overview of the whole test split)."""
-    from forecast import plots as plotting
-
     if last is not None and last < 0:
         raise ConfigError(f"--last must be >= 0 (0: every test origin), got {last}")
     opened = runs.open_run(runs.resolve_run(run, runs_dir))
@@ -133,7 +132,7 @@ def plot(
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--output {out_dir}: is a file; give a folder for the PNGs")
     out_dir.mkdir(parents=True, exist_ok=True)
-    return plotting.draw_run(opened.path, opened.config, out_dir, last)
+    return run_figures.draw_run(opened.path, opened.config, out_dir, last, write=runs.write_atomic)
 
 
 def list_runs(runs_dir: str | Path = "runs") -> pd.DataFrame:

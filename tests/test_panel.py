@@ -419,7 +419,7 @@ def test_calendar_auto_is_one_choice_for_the_whole_table(tmp_path):
 
 
 def test_plots_pick_series_even_when_no_series_has_a_mase_ratio():
-    from forecast.plots import chosen_series
+    from forecast.plots.panel import chosen_series
 
     undefined = {"model": {"mase": None}, "baselines": {"seasonal_naive": {"mase": None}}}
     per_series = {f"s{i}": undefined for i in range(9)}

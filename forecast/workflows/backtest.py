@@ -29,6 +29,7 @@ from forecast.fitting.task import Bounds, FitOutcome, FitTask
 from forecast.forecasting.evaluation import verdict
 from forecast.forecasting.intervals import clip_note
 from forecast.forecasting.scoring import mean_of_folds, mean_reports
+from forecast.plots.backtest import backtest_figure, panel_backtest_figure
 from forecast.workflows.loading import resolve_config
 
 log = logging.getLogger("forecast")
@@ -231,8 +232,6 @@ def run_backtest_plan(
     """Run a checked backtest and save its run directory. A long table: in each fold one
     model refitted on every series up to its own origin; backtest.json rows per fold and
     series, `per_series`, and their mean."""
-    from forecast import plots as plotting
-
     runs.check_runs_dir(Path(runs_dir))  # before the folds, not after them
     cfg, data, origins = plan.config, plan.data, plan.origins
     if not quiet:  # the calendar columns `auto` chose, as train says them
@@ -242,13 +241,17 @@ def run_backtest_plan(
         report, forecasts = run_panel_backtest(cfg, data, origins, quiet)
 
         def draw(path: Path) -> None:
-            plotting.panel_backtest_figure(data, cfg, report, forecasts, origins, path)
+            panel_backtest_figure(
+                data, cfg, report, forecasts, origins, path, write=runs.write_atomic
+            )
 
     else:
         report, forecasts, bounds = run_backtest(cfg, data, origins, quiet, plan.workers)
 
         def draw(path: Path) -> None:
-            plotting.backtest_figure(data.frame, cfg, origins, forecasts, path, bounds)
+            backtest_figure(
+                data.frame, cfg, origins, forecasts, path, bounds, write=runs.write_atomic
+            )
 
     run_dir = runs.write_backtest(Path(runs_dir), cfg, report, draw)
     return BacktestResult(run_dir, run_dir / "backtest.json", report)
