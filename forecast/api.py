@@ -7,8 +7,9 @@
     api.plot(result.run_dir)                     # PNG paths
     report = api.backtest("configs/univariate.yaml", folds=3)
 
-Each entry point is a short sequence of calls into the modules that do the work. Errors the
-user can fix raise `forecast.errors.ForecastError` subclasses.
+Each entry point is one call into the workflow that does the work (forecast/workflows/),
+named here so that users and the CLI need this module only. Errors the user can fix raise
+`forecast.errors.ForecastError` subclasses.
 """
 
 from __future__ import annotations
@@ -25,53 +26,40 @@ from forecast.config.schema import json_schema as config_schema
 from forecast.data.reading import some_ids
 from forecast.errors import ConfigError
 from forecast.plots import run as run_figures
-from forecast.workflows import predictor, trainrun
-from forecast.workflows import validate as validation
-from forecast.workflows.backtest import (
-    BacktestPlan,
-    BacktestResult,
-    check_backtest,
-    run_backtest_plan,
-)
-from forecast.workflows.export import export_run
-from forecast.workflows.loading import resolve_config
-from forecast.workflows.predictor import Predictor
-from forecast.workflows.starter import starter_config as write_starter
-from forecast.workflows.trainrun import TrainResult, resume_command  # noqa: F401
-from forecast.workflows.tune import TuneResult, tune  # noqa: F401  (the API: api.tune)
+from forecast.workflows.backtest import BacktestResult, check_backtest, run_backtest_plan
+from forecast.workflows.export import export_run as export
+from forecast.workflows.loading import resolve_config as load
+from forecast.workflows.predictor import Predictor, predict
+from forecast.workflows.starter import starter_config
+from forecast.workflows.trainrun import TrainResult, resume_command, train
+from forecast.workflows.tune import TuneResult, tune
+from forecast.workflows.validate import validate
+
+__all__ = [
+    "BacktestResult",
+    "Predictor",
+    "TrainResult",
+    "TuneResult",
+    "backtest",
+    "check_serve_extra",
+    "export",
+    "json_schema",
+    "list_runs",
+    "load",
+    "plot",
+    "predict",
+    "resume_command",
+    "serve",
+    "short_id_list",
+    "starter_config",
+    "train",
+    "tune",
+    "validate",
+    "write_failure",
+]
 
 log = logging.getLogger("forecast")
 write_failure = runs.write_failure  # a failed write as the one-line error the CLI shows
-
-
-def load(
-    config: Config | str | Path, overrides: list[str] | None = None, seed: int | None = None
-) -> Config:
-    """A validated Config from a file (with `--set` overrides) or a Config object."""
-    return resolve_config(config, overrides, seed)
-
-
-def validate(config: Config | str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
-    """Check config and data without training: layout, shapes, split sizes, parameter count."""
-    return validation.validate(config, overrides)
-
-
-def train(
-    config: Config | str | Path,
-    runs_dir: str | Path = "runs",
-    overrides: list[str] | None = None,
-    seed: int | None = None,
-    quiet: bool = False,
-    resume: bool = False,
-) -> TrainResult:
-    """Train, evaluate against baselines on the test split, and save a new run directory.
-
-    While training, the run lives in a hidden `runs/.<name>-<stamp>.partial/` with a
-    checkpoint after every epoch, and the trained model as soon as fitting ends. If the run
-    is interrupted (Ctrl-C, SIGTERM, a kill, an error), that folder stays, and `resume=True`
-    continues it: from the last finished epoch, or after training if that had ended.
-    """
-    return trainrun.train(config, runs_dir, overrides, seed, quiet, resume)
 
 
 def backtest(
@@ -87,31 +75,8 @@ def backtest(
     """Rolling-origin evaluation: for each of `folds` origins, `step` rows apart (default:
     the horizon), refit the scaler, transforms and model on the rows up to and including
     the origin and forecast the next horizon."""
-    plan: BacktestPlan = check_backtest(config, folds, overrides, seed, step, workers)
+    plan = check_backtest(config, folds, overrides, seed, step, workers)
     return run_backtest_plan(plan, runs_dir, quiet)
-
-
-def predict(
-    run: str | Path | None,
-    csv_path: str | Path,
-    horizon: int | None = None,
-    output: str | Path | None = None,
-    runs_dir: str | Path = "runs",
-    encoding: str = "auto",
-    ids: list[str] | None = None,
-) -> tuple[pd.DataFrame, Path]:
-    """Forecast the next `horizon` steps after the last row of `csv_path`.
-
-    Returns the forecast (time column, then per target its column and, for each interval
-    level L, `<target>_lo_L` and `<target>_hi_L`; original units) and the CSV path it was
-    written to (default: RUN_DIR/forecast.csv), in `encoding`: auto writes it the way the
-    input CSV came (GB18030 stays GB18030, a UTF-8 BOM stays), or a codec such as utf-8-sig
-    (what Excel on Windows reads as UTF-8).
-
-    With `data.id_column` (a long table), every series in the CSV is forecast, or only
-    those in `ids`; the id column comes first.
-    """
-    return predictor.predict(run, csv_path, horizon, output, runs_dir, encoding, ids)
 
 
 def plot(
@@ -147,18 +112,7 @@ def list_runs(runs_dir: str | Path = "runs") -> pd.DataFrame:
     return runs.run_summaries(Path(runs_dir))
 
 
-# What the CLI needs beyond the calls above, so that it imports only this module.
-
-
-def export(
-    run: str | Path | None,
-    fmt: str,
-    output: str | Path | None = None,
-    runs_dir: str | Path = "runs",
-) -> Path:
-    """Write the model of `run` with its preprocessing inside as `fmt` (saved_model, tflite or
-    onnx); returns the artifact's path (default RUN_DIR/export/...)."""
-    return export_run(run, fmt, output, runs_dir)
+# What the CLI needs besides, so that it imports only this module.
 
 
 def check_serve_extra() -> None:
@@ -172,19 +126,6 @@ def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000) -> No
     from forecast.workflows.serve import serve as run_server  # fastapi: only to serve
 
     run_server(predictor, host, port)
-
-
-def starter_config(
-    layout: str = "univariate",
-    csv: str | Path | None = None,
-    target: str | None = None,
-    horizon: int | None = None,
-    decimal: str = ".",
-    encoding: str = "auto",
-) -> str:
-    """A commented starter config, as YAML text (what `forecast init` prints); with `csv`, its
-    columns, time column and season length come from that file."""
-    return write_starter(layout, csv, target, horizon, decimal, encoding)
 
 
 def json_schema() -> dict[str, Any]:

@@ -120,8 +120,8 @@ def export_run(
     runs_dir: str | Path = "runs",
 ) -> Path:
     """Write the artifact of `run` in `fmt`; returns its path (default RUN_DIR/export/...)."""
-    from forecast.api import Predictor
     from forecast.model.execution import with_unroll
+    from forecast.workflows.predictor import Predictor
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
