@@ -20,12 +20,12 @@ from typing import Any
 
 import pandas as pd
 
-from forecast import runs
 from forecast.config.schema import Config
 from forecast.config.schema import json_schema as config_schema
 from forecast.data.reading import some_ids
 from forecast.errors import ConfigError
 from forecast.plots import run as run_figures
+from forecast.runs import atomic, layout, read
 from forecast.workflows.backtest import BacktestResult, check_backtest, run_backtest_plan
 from forecast.workflows.export import export_run as export
 from forecast.workflows.loading import resolve_config as load
@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("forecast")
-write_failure = runs.write_failure  # a failed write as the one-line error the CLI shows
+write_failure = atomic.write_failure  # a failed write as the one-line error the CLI shows
 
 
 def backtest(
@@ -90,26 +90,28 @@ def plot(
     an overview of the whole test split)."""
     if last is not None and last < 0:
         raise ConfigError(f"--last must be >= 0 (0: every test origin), got {last}")
-    opened = runs.open_run(runs.resolve_run(run, runs_dir))
+    opened = read.open_run(layout.resolve_run(run, runs_dir))
     out_dir = Path(output) if output is not None else opened.path
-    for path in (out_dir, *(out_dir / name for name in runs.FIGURES)):
-        runs.refuse_overwrite(path, "--output", opened.path, runs.FIGURES)
+    for path in (out_dir, *(out_dir / name for name in layout.FIGURES)):
+        layout.refuse_overwrite(path, "--output", opened.path, layout.FIGURES)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--output {out_dir}: is a file; give a folder for the PNGs")
     out_dir.mkdir(parents=True, exist_ok=True)
-    return run_figures.draw_run(opened.path, opened.config, out_dir, last, write=runs.write_atomic)
+    return run_figures.draw_run(
+        opened.path, opened.config, out_dir, last, write=atomic.write_atomic
+    )
 
 
 def list_runs(runs_dir: str | Path = "runs") -> pd.DataFrame:
     """Finished training runs and backtests, oldest first: name, kind (train or backtest),
     finished, layout, model, MASE, seasonal naive MASE (a backtest's: the mean over its
     folds). Folders holding part of a training run only are left out, each with a warning."""
-    runs.check_runs_dir(Path(runs_dir))
-    for path, missing in runs.incomplete_runs(Path(runs_dir)):
+    layout.check_runs_dir(Path(runs_dir))
+    for path, missing in layout.incomplete_runs(Path(runs_dir)):
         log.warning(
             "%s: incomplete run (no %s), not listed; train it again or delete it", path, missing
         )
-    return runs.run_summaries(Path(runs_dir))
+    return read.run_summaries(Path(runs_dir))
 
 
 # What the CLI needs besides, so that it imports only this module.

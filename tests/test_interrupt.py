@@ -106,7 +106,7 @@ def interrupt_at_epoch(monkeypatch, config: Path, epoch: int) -> None:
     training.steps_per_execution(batches) batches)."""
     from forecast.config.file import load_config
     from forecast.data.prepare import prepare
-    from forecast.fitting import training
+    from forecast.fitting import callbacks, training
 
     cfg = load_config(config)
     batches = -(-len(prepare(cfg).split.train_origins) // cfg.training.batch_size)
@@ -119,12 +119,12 @@ def interrupt_at_epoch(monkeypatch, config: Path, epoch: int) -> None:
         if calls["n"] == stop_at:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(training, "raise_if_stop_requested", check)
+    monkeypatch.setattr(callbacks, "raise_if_stop_requested", check)  # checked by the Recorder
 
 
 def test_a_resumed_run_stops_where_an_uninterrupted_one_stops(tmp_path: Path, monkeypatch):
     from forecast import api
-    from forecast.fitting import training
+    from forecast.fitting import callbacks
 
     config = early_stopping_config(tmp_path)
     whole = api.train(config, runs_dir=tmp_path / "whole", quiet=True)
@@ -143,7 +143,7 @@ def test_a_resumed_run_stops_where_an_uninterrupted_one_stops(tmp_path: Path, mo
     state = json.loads((partial / "backup" / "state.json").read_text())
     assert state["epoch"] == stopped - 2 and state["early_stopping"]["wait"] == 1
 
-    monkeypatch.setattr(training, "raise_if_stop_requested", lambda: None)
+    monkeypatch.setattr(callbacks, "raise_if_stop_requested", lambda: None)
     resumed = api.train(config, runs_dir=tmp_path / "cut", quiet=True, resume=True)
     again = pd.read_csv(resumed.run_dir / "history.csv")
     assert again["epoch"].tolist() == history["epoch"].tolist()
@@ -190,15 +190,16 @@ def test_an_interruption_after_training_keeps_the_trained_model(tmp_path: Path, 
 
 
 def test_an_error_while_saving_keeps_the_trained_model(tmp_path: Path, monkeypatch):
-    from forecast import api, runs  # patched where forecast.api looks them up
+    from forecast import api
     from forecast.errors import RunError
+    from forecast.runs import write
 
     config = small_gru_config(tmp_path, epochs=2)
 
     def read_only(*args, **kwargs):  # (a full disk removes the run instead: test_run_safety)
         raise OSError(30, "Read-only file system")
 
-    monkeypatch.setattr(runs, "write_results", read_only)
+    monkeypatch.setattr(write, "write_results", read_only)
     with pytest.raises(RunError) as caught:  # one line: the CLI's error, no warning besides
         api.train(config, runs_dir=tmp_path / "runs", quiet=True)
     (partial,) = (tmp_path / "runs").glob(".t-*.partial")
@@ -211,13 +212,14 @@ def test_an_error_while_saving_keeps_the_trained_model(tmp_path: Path, monkeypat
 def test_an_interruption_after_the_final_fit_keeps_both_models(tmp_path: Path, monkeypatch):
     """The held-out evaluation on --resume uses the held-out model, never the final one
     (which saw the test rows), and neither is trained again."""
-    from forecast import api, runs  # patched where forecast.api looks them up
+    from forecast import api
+    from forecast.runs import write
 
     config = small_gru_config(tmp_path, epochs=3, early_stopping=False)
     whole = api.train(config, runs_dir=tmp_path / "whole", quiet=True)
-    real_write = runs.write_run_info
+    real_write = write.write_run_info
 
-    monkeypatch.setattr(runs, "write_run_info", ctrl_c)
+    monkeypatch.setattr(write, "write_run_info", ctrl_c)
     with pytest.raises(KeyboardInterrupt):
         api.train(config, runs_dir=tmp_path / "cut", quiet=True)
     (partial,) = (tmp_path / "cut").glob(".t-*.partial")
@@ -225,7 +227,7 @@ def test_an_interruption_after_the_final_fit_keeps_both_models(tmp_path: Path, m
         p.name for p in partial.iterdir()
     }
 
-    monkeypatch.setattr(runs, "write_run_info", real_write)
+    monkeypatch.setattr(write, "write_run_info", real_write)
     monkeypatch.setattr(trainrun, "fit", no_training)
     monkeypatch.setattr(trainrun, "fit_final", no_training)
     resumed = api.train(config, runs_dir=tmp_path / "cut", quiet=True, resume=True)
@@ -262,7 +264,7 @@ def test_a_resumed_run_keeps_the_residual_base_as_an_uninterrupted_one_does(
     """Early stopping's best is the untrained model (the naive base) from before epoch 1;
     a fit cut after epoch 1 saves it in the checkpoint and, resumed, still keeps it."""
     from forecast import api
-    from forecast.fitting import training
+    from forecast.fitting import callbacks
 
     config = early_stopping_config(tmp_path)
     overrides = ["model.residual=naive", "training.learning_rate=10", "model.dropout=0"]
@@ -275,7 +277,7 @@ def test_a_resumed_run_keeps_the_residual_base_as_an_uninterrupted_one_does(
     (partial,) = (tmp_path / "cut").glob(".es-*.partial")
     state = json.loads((partial / "backup" / "state.json").read_text())
     assert state["epoch"] == 1 and state["early_stopping"]["best_epoch"] == -1
-    monkeypatch.setattr(training, "raise_if_stop_requested", lambda: None)
+    monkeypatch.setattr(callbacks, "raise_if_stop_requested", lambda: None)
     resumed = api.train(
         config, runs_dir=tmp_path / "cut", quiet=True, overrides=overrides, resume=True
     )

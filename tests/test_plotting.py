@@ -23,7 +23,8 @@ from forecast.data.reading import read_panel
 from forecast.plots import common
 from forecast.plots import run as run_figures
 from forecast.plots.backtest import backtest_figure, panel_backtest_figure
-from forecast.runs import read, write_atomic
+from forecast.runs import read
+from forecast.runs.atomic import write_atomic
 from tests.conftest import monthly_frame, write_config, write_csv
 
 

@@ -233,16 +233,16 @@ def test_a_failed_write_is_one_line_and_removes_the_new_run(
 def test_a_full_disk_after_training_removes_the_new_run(tmp_path: Path, monkeypatch):
     """The issue's rule: on a full disk the half-written run goes (it holds the space the
     user needs back), even with a trained model in it; earlier runs stay."""
-    from forecast import runs  # patched where forecast.api looks it up
+    from forecast.runs import write
 
     config = tiny(tmp_path, epochs=1)
-    real = runs.write_run_info
+    real = write.write_run_info
 
     def full(partial, *args, **kwargs):  # the disk fills as run.json is written
         real(partial, *args, **kwargs)
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(partial / "run.json"))
 
-    monkeypatch.setattr(runs, "write_run_info", full)
+    monkeypatch.setattr(write, "write_run_info", full)
     argv = ["train", str(config), "--runs-dir", str(tmp_path / "runs"), "-q"]
     line = one_line_error(runner.invoke(app, argv))
     assert line.startswith("error: no space left on ") and "run.json" in line
@@ -251,22 +251,22 @@ def test_a_full_disk_after_training_removes_the_new_run(tmp_path: Path, monkeypa
 
 
 def test_a_read_only_failure_after_training_keeps_the_model_to_resume(tmp_path: Path, monkeypatch):
-    from forecast import runs  # patched where forecast.api looks it up
+    from forecast.runs import write
 
     config = tiny(tmp_path, epochs=1)
-    real = runs.write_run_info
+    real = write.write_run_info
 
     def read_only(partial, *args, **kwargs):  # the folder turns read-only at run.json
         real(partial, *args, **kwargs)
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(partial / "run.json"))
 
-    monkeypatch.setattr(runs, "write_run_info", read_only)
+    monkeypatch.setattr(write, "write_run_info", read_only)
     argv = ["train", str(config), "--runs-dir", str(tmp_path / "runs"), "-q"]
     line = one_line_error(runner.invoke(app, argv))
     (partial,) = (tmp_path / "runs").glob(".tiny-*.partial")
     assert "is read-only: cannot write" in line and "run.json" in line
     assert f"the trained model is kept in {partial}" in line and line.endswith("--resume`")
-    monkeypatch.setattr(runs, "write_run_info", real)  # writable again
+    monkeypatch.setattr(write, "write_run_info", real)  # writable again
     result = runner.invoke(app, [*argv, "--resume"])
     assert result.exit_code == 0, result.output
     assert not partial.exists()
@@ -367,7 +367,7 @@ def test_data_path_that_is_a_symlink_loop(tmp_path: Path):
 def interrupted(tmp_path: Path, monkeypatch, epochs: int, stop_at: int) -> tuple[Path, Path]:
     """A config and its partial run, interrupted as epoch `stop_at` began."""
     from forecast import api
-    from forecast.fitting import training
+    from forecast.fitting import callbacks
 
     from .test_interrupt import interrupt_at_epoch
 
@@ -376,7 +376,7 @@ def interrupted(tmp_path: Path, monkeypatch, epochs: int, stop_at: int) -> tuple
     interrupt_at_epoch(monkeypatch, config, stop_at)
     with pytest.raises(KeyboardInterrupt):
         api.train(config, runs_dir=tmp_path / "runs", quiet=True)
-    monkeypatch.setattr(training, "raise_if_stop_requested", lambda: None)
+    monkeypatch.setattr(callbacks, "raise_if_stop_requested", lambda: None)
     (partial,) = (tmp_path / "runs").glob(".tiny-*.partial")
     return config, partial
 

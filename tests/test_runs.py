@@ -6,9 +6,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from forecast import api, runs
+from forecast import api
 from forecast.errors import RunError
-from forecast.runs import read
+from forecast.runs import layout, read
 from forecast.runs.layout import finish, resolve_run, start_partial
 
 from .conftest import ROOT
@@ -41,8 +41,7 @@ def test_incomplete_run_is_refused(tmp_path: Path):
 
 
 def test_two_trainings_in_the_same_second_give_two_runs(tiny_config: Path, monkeypatch):
-    # patched on the package face: forecast.api looks it up as runs.stamp
-    monkeypatch.setattr(runs, "stamp", lambda: "20260101-120000")
+    monkeypatch.setattr(layout, "stamp", lambda: "20260101-120000")
     folder = tiny_config.parent / "runs"
     one = api.train(tiny_config, runs_dir=folder, overrides=["training.epochs=1"], quiet=True)
     two = api.train(tiny_config, runs_dir=folder, overrides=["training.epochs=1"], quiet=True)

@@ -151,14 +151,14 @@ def test_progress_within_an_epoch_on_a_terminal_only(tmp_path: Path, monkeypatch
     import sys
 
     from forecast import api
-    from forecast.fitting import training
+    from forecast.fitting import callbacks, training
     from tests.conftest import small_gru_config
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
             return True
 
-    monkeypatch.setattr(training, "PROGRESS_EVERY", 0.0)  # every batch
+    monkeypatch.setattr(callbacks, "PROGRESS_EVERY", 0.0)  # every batch
     monkeypatch.setattr(training, "MAX_STEPS_PER_EXECUTION", 1)  # one graph call per batch
     config = small_gru_config(tmp_path, epochs=2, batch_size=8, early_stopping=False)
     terminal = Terminal()

@@ -144,9 +144,6 @@ def early_stopping_class() -> type:
     return ResumableEarlyStopping
 
 
-VALIDATION_IN_MEMORY = 4096  # validation windows held as one tensor; more go through tf.data
-
-
 PROGRESS_EVERY = 0.5  # seconds between progress lines within an epoch, on a terminal
 
 

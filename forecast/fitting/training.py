@@ -23,7 +23,6 @@ import numpy as np
 
 from forecast.config.schema import TrainingConfig
 from forecast.fitting.callbacks import (
-    VALIDATION_IN_MEMORY,
     Checkpoint,
     FitResult,
     checkpoint_writer_class,
@@ -33,6 +32,8 @@ from forecast.fitting.callbacks import (
 )
 from forecast.fitting.dataset import EpochOrder, WindowSource, window_dataset
 from forecast.interrupts import tensorflow_work
+
+VALIDATION_IN_MEMORY = 4096  # validation windows held as one tensor; more go through tf.data
 
 
 def seed_everything(seed: int) -> None:

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from forecast import runs
 from forecast.config.schema import Config
 from forecast.data.panel import prepare_panel
 from forecast.data.prepare import prepare, with_calendar
@@ -30,6 +29,7 @@ from forecast.forecasting.evaluation import verdict
 from forecast.forecasting.intervals import clip_note
 from forecast.forecasting.scoring import mean_of_folds, mean_reports
 from forecast.plots.backtest import backtest_figure, panel_backtest_figure
+from forecast.runs import atomic, layout, write
 from forecast.workflows.loading import resolve_config
 
 log = logging.getLogger("forecast")
@@ -232,7 +232,7 @@ def run_backtest_plan(
     """Run a checked backtest and save its run directory. A long table: in each fold one
     model refitted on every series up to its own origin; backtest.json rows per fold and
     series, `per_series`, and their mean."""
-    runs.check_runs_dir(Path(runs_dir))  # before the folds, not after them
+    layout.check_runs_dir(Path(runs_dir))  # before the folds, not after them
     cfg, data, origins = plan.config, plan.data, plan.origins
     if not quiet:  # the calendar columns `auto` chose, as train says them
         series = next(iter(data.members.values())) if isinstance(data, Panel) else data
@@ -242,7 +242,7 @@ def run_backtest_plan(
 
         def draw(path: Path) -> None:
             panel_backtest_figure(
-                data, cfg, report, forecasts, origins, path, write=runs.write_atomic
+                data, cfg, report, forecasts, origins, path, write=atomic.write_atomic
             )
 
     else:
@@ -250,8 +250,8 @@ def run_backtest_plan(
 
         def draw(path: Path) -> None:
             backtest_figure(
-                data.frame, cfg, origins, forecasts, path, bounds, write=runs.write_atomic
+                data.frame, cfg, origins, forecasts, path, bounds, write=atomic.write_atomic
             )
 
-    run_dir = runs.write_backtest(Path(runs_dir), cfg, report, draw)
+    run_dir = write.write_backtest(Path(runs_dir), cfg, report, draw)
     return BacktestResult(run_dir, run_dir / "backtest.json", report)

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecast import runs
 from forecast.config.schema import Config
 from forecast.data.csvfile import check_text_encoding
 from forecast.data.prepare import Prepared, prepare_history
@@ -26,6 +25,7 @@ from forecast.forecasting.intervals import label
 from forecast.forecasting.original import forecast, to_original
 from forecast.interrupts import tensorflow_work
 from forecast.model.tf_setup import import_tensorflow_quietly
+from forecast.runs import atomic, layout, read, write
 from forecast.workflows.tune import TuneResult, tune  # noqa: F401  (the API: api.tune)
 
 log = logging.getLogger("forecast")
@@ -36,20 +36,20 @@ class Predictor:
     steps)` gives what `predict` writes; `forecast serve` answers every request with one."""
 
     def __init__(self, run: str | Path | None, runs_dir: str | Path = "runs") -> None:
-        opened = runs.open_run(runs.resolve_run(run, runs_dir))
+        opened = read.open_run(layout.resolve_run(run, runs_dir))
         data = opened.config.data
         self.run, self.config, self.info = opened.path, opened.config, opened.info
         self.model_path = opened.model_path
         if data.id_column is not None:  # a long table: a scaler and intervals per series
-            self.scalers = runs.load_panel_scalers(opened.path / "scaler.json", data.columns)
-            self.calibrations = runs.load_panel_intervals(opened.path)
+            self.scalers = read.load_panel_scalers(opened.path / "scaler.json", data.columns)
+            self.calibrations = read.load_panel_intervals(opened.path)
             return
         self.scaler = Scaler.load(opened.path / "scaler.json")
         if self.scaler.columns != data.columns:
             raise RunError(
                 f"{opened.path}: scaler.json columns do not match config.yaml; train again"
             )
-        self.calibration = runs.load_intervals(opened.path)
+        self.calibration = read.load_intervals(opened.path)
 
     @functools.cached_property
     def forecaster(self) -> Any:
@@ -59,7 +59,7 @@ class Predictor:
         from forecast.forecasting.forecaster import Forecaster
 
         data = self.config.data
-        model = runs.load_model(self.model_path, self.config)
+        model = read.load_model(self.model_path, self.config)
         return Forecaster(model, data.inputs, data.targets)
 
     @property
@@ -256,7 +256,7 @@ def predict(
     for path in [out_path] + ([predictor.run / own[1]] if output is None else []):
         # before any work: never over a run's file or the input
         inputs = (Path(csv_path), Path(predictor.config.data.path))  # and the run's data
-        runs.refuse_overwrite(path, "--output", predictor.run, own, inputs=inputs)
+        layout.refuse_overwrite(path, "--output", predictor.run, own, inputs=inputs)
     data = predictor.config.data
     if ids and data.id_column is None:
         raise ConfigError(f"--id: the run {predictor.run.name} has no data.id_column (one series)")
@@ -289,7 +289,7 @@ def predict(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     written = series.encoding if encoding == "auto" else encoding
     try:
-        runs.write_text_atomic(out_path, result.to_csv(index=False), encoding=written)
+        atomic.write_text_atomic(out_path, result.to_csv(index=False), encoding=written)
     except UnicodeEncodeError as exc:
         raise ConfigError(
             f"--encoding {written}: cannot write {exc.object[exc.start : exc.end]!r} of the "
@@ -297,5 +297,5 @@ def predict(
         ) from None
     if output is None:
         steps = predictor.config.window.horizon if horizon is None else horizon
-        runs.write_forecast_history(predictor.run, series, predictor.config, steps)
+        write.write_forecast_history(predictor.run, series, predictor.config, steps)
     return result, out_path

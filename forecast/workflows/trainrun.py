@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forecast import runs
 from forecast.config.file import config_to_yaml
 from forecast.config.schema import Config
 from forecast.data.panel import prepare_panel
@@ -23,6 +22,7 @@ from forecast.fitting.residual import choose_residual
 from forecast.forecasting.scoring import evaluate_on_test, evaluate_panel
 from forecast.interrupts import raise_if_stop_requested, tensorflow_work
 from forecast.model.tf_setup import import_tensorflow_quietly
+from forecast.runs import atomic, layout, write
 from forecast.workflows.loading import resolve_config
 from forecast.workflows.tune import TuneResult, tune  # noqa: F401  (the API: api.tune)
 
@@ -53,7 +53,7 @@ def _resume_point(partial: Path, epochs: int) -> str:
 
 def _fitted_model(partial: Path, prepared: Prepared, quiet: bool) -> tuple[Any, dict[str, Any]]:
     """The model this partial run already trained, or a newly fitted one (kept at once)."""
-    kept = runs.load_fitted(partial)
+    kept = write.load_fitted(partial)
     if kept is not None:
         log.info("the model was trained before the interruption; finishing the run")
         return kept
@@ -65,8 +65,8 @@ def _fitted_model(partial: Path, prepared: Prepared, quiet: bool) -> tuple[Any, 
         prepared, quiet, checkpoint_dir=checkpoint.folder, tensorboard_dir=board
     )
     clock = time.perf_counter()
-    fitted = runs.fit_record(result, info)
-    runs.save_fitted(partial, model, fitted)
+    fitted = write.fit_record(result, info)
+    write.save_fitted(partial, model, fitted)
     fitted["timings"]["save_model"] = round(time.perf_counter() - clock, 4)
     checkpoint.discard()
     return model, fitted
@@ -92,7 +92,7 @@ def _final_fit(
         # its epochs on stderr as the first fit's: it takes as long
         model, result, _ = fit_final(prepared, epochs, quiet=quiet, tensorboard_dir=board)
         loss = result.history[-1]["loss"]
-        runs.write_history(partial / "final_history.csv", result.history)  # for loss.png
+        write.write_history(partial / "final_history.csv", result.history)  # for loss.png
     info = {
         "rows": rows,
         "windows": len(final_split(prepared).train_origins),
@@ -100,7 +100,7 @@ def _final_fit(
         "loss": loss,
         "seconds": round(time.perf_counter() - clock, 4),
     }
-    runs.save_final(partial, model, info)
+    write.save_final(partial, model, info)
     return info
 
 
@@ -140,7 +140,7 @@ def _keep_or_discard(partial: Path, exc: BaseException, resume: bool, command: s
     if isinstance(exc, ForecastError) and not resume and not (partial / "fit.json").is_file():
         # bad data or a diverged first fit: resuming would only repeat it; a trained
         # held-out model is kept all the same (nothing trained is thrown away)
-        runs.discard(partial)
+        layout.discard(partial)
         return
     what = _kept_work(partial, resume)
     if what is not None:
@@ -154,7 +154,7 @@ def _keep_or_discard(partial: Path, exc: BaseException, resume: bool, command: s
         return
     if isinstance(exc, KeyboardInterrupt):
         log.warning("training interrupted before its first epoch finished; nothing kept")
-    runs.discard(partial)
+    layout.discard(partial)
 
 
 def train(
@@ -175,7 +175,7 @@ def train(
     clock = time.perf_counter()
     command = resume_command(config, runs_dir, overrides, seed)  # said if training stops
     cfg = resolve_config(config, overrides, seed)
-    runs.check_runs_dir(Path(runs_dir))  # before the data is read and prepared
+    layout.check_runs_dir(Path(runs_dir))  # before the data is read and prepared
     if cfg.training.tensorboard:
         import importlib.util
 
@@ -192,16 +192,16 @@ def train(
         log_layout(cfg)
     runs_path, name = Path(runs_dir), cfg.name or "run"
     if resume:
-        partial, when = runs.resumable_partial(runs_path, name, config_to_yaml(cfg))
-        lock = runs.PartialLock(partial)  # a second resume of it stops here
+        partial, when = layout.resumable_partial(runs_path, name, config_to_yaml(cfg))
+        lock = layout.PartialLock(partial)  # a second resume of it stops here
         log.info("resuming %s %s", partial, _resume_point(partial, cfg.training.epochs))
     else:
-        when = runs.stamp()
-        partial = runs.start_partial(runs_path, name, when)
-        lock = runs.PartialLock(partial)
+        when = layout.stamp()
+        partial = layout.start_partial(runs_path, name, when)
+        lock = layout.PartialLock(partial)
     try:
         if not resume:
-            runs.write_config(partial, cfg)
+            write.write_config(partial, cfg)
         # Ctrl-C and SIGTERM are only noted while TensorFlow works (see
         # forecast.interrupts), and raised after each batch and between these stages
         with tensorflow_work():
@@ -220,28 +220,28 @@ def train(
             metrics, predictions, calibration = evaluation(prepared, model, timings)
             raise_if_stop_requested()
             clock = time.perf_counter()
-            runs.write_results(partial, prepared, fitted, metrics, predictions, calibration)
+            write.write_results(partial, prepared, fitted, metrics, predictions, calibration)
             timings["save"] = round(time.perf_counter() - clock, 4)
             raise_if_stop_requested()
             final = None
             if cfg.training.final_fit:
-                final = runs.load_final(partial) or _final_fit(partial, fitting, fitted, quiet)
+                final = write.load_final(partial) or _final_fit(partial, fitting, fitted, quiet)
                 timings["final_fit"] = final["seconds"]
             else:
-                runs.keep_held_out(partial)
-        runs.write_run_info(partial, prepared, fitted, timings, final)
-        runs.drop_resume_files(partial)
-        run_dir = runs.finish(partial, runs_path, name, when)
+                write.keep_held_out(partial)
+        write.write_run_info(partial, prepared, fitted, timings, final)
+        write.drop_resume_files(partial)
+        run_dir = layout.finish(partial, runs_path, name, when)
     except BaseException as exc:
-        failure = runs.write_failure(exc, partial)
+        failure = atomic.write_failure(exc, partial)
         if failure is None:
             _keep_or_discard(partial, exc, resume, command)
             raise
         # one line: what could not be written, and what (if anything) is kept to resume
         kept = _kept_work(partial, resume)
-        if kept is None or (runs.out_of_space(exc) and not resume):
+        if kept is None or (atomic.out_of_space(exc) and not resume):
             # a new half-written run: on a full disk it holds the space the user needs back
-            runs.discard(partial)
+            layout.discard(partial)
             raise failure from None
         raise RunError(f"{failure}; {kept} kept in {partial}: continue with `{command}`") from None
     finally:
