@@ -24,9 +24,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from forecast.config.schema import Config
+from forecast.config.schema import Config, DataConfig
 from forecast.data.prepare import Prepared, prepare
-from forecast.data.reading import Panel, some_ids
+from forecast.data.reading import Panel, Series, read_panel, read_series, some_ids
 from forecast.errors import DataError
 
 log = logging.getLogger("forecast")
@@ -51,7 +51,7 @@ class PanelSplit:
 class PreparedPanel:
     config: Config
     panel: Panel
-    members: dict[str, Prepared]  # id -> the series that train, each prepared on its own
+    members: dict[str | None, Prepared]  # id -> the series that train, each prepared alone
     skipped: dict[str, str]  # id -> why it was left out
     offsets: dict[str, int]  # id -> its first row in `combined`
     combined: Prepared  # every member's rows end to end, with a PanelSplit
@@ -59,6 +59,11 @@ class PreparedPanel:
     @property
     def ids(self) -> list[str]:
         return list(self.members)
+
+    @property
+    def one(self) -> Prepared | None:
+        """The series of a CSV that holds one (a table of one, its id None), else None."""
+        return self.members.get(None) if len(self.members) == 1 else None
 
     def with_config(self, config: Config) -> PreparedPanel:
         """The same panel under a config that differs in model settings only (what
@@ -88,6 +93,8 @@ def prepare_panel(config: Config, panel: Panel, back: int | None = None) -> Prep
                     )
                 members[sid] = prepare(config, series, rows=rows)
         except DataError as exc:
+            if sid is None:  # one series: its own error, as it is
+                raise
             skipped[sid] = str(exc)
     if not members:
         first = next(iter(skipped.values()), f"{panel.path}: no rows")
@@ -125,9 +132,27 @@ def _combine(config: Config, members: dict[str, Prepared]) -> tuple[dict[str, in
     split = PanelSplit(np.concatenate(train), np.concatenate(val), np.concatenate(every), start)
     combined = replace(
         first,
-        values=np.concatenate([p.values for p in members.values()]),
-        scaled=np.concatenate([p.scaled for p in members.values()]),
+        values=_end_to_end([p.values for p in members.values()]),
+        scaled=_end_to_end([p.scaled for p in members.values()]),
         split=split,  # type: ignore[arg-type]
         season=season,
     )
     return offsets, combined
+
+
+def _end_to_end(arrays: list[np.ndarray]) -> np.ndarray:
+    """The rows of every member in turn; one series' own array, not a copy."""
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
+def as_panel(data: Series | Panel) -> Panel:
+    """A long table as it is; one series as a table of one, its id None."""
+    if isinstance(data, Panel):
+        return data
+    members: dict[str | None, Series] = {None: data}
+    return Panel(members, data.path, data.sha256, "", data.encoding)
+
+
+def read_data(config: DataConfig) -> Panel:
+    """The config's data as a table of series: a long table's, or the CSV's one series."""
+    return read_panel(config) if config.id_column is not None else as_panel(read_series(config))

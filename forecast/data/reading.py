@@ -134,7 +134,8 @@ def _finish(
 class Panel:
     """A long table (data.id_column): one Series per id, each sorted by time on its own."""
 
-    members: dict[str, Series]  # id -> its series, in the order ids first appear
+    members: dict[str | None, Series]  # id -> its series, in the order ids first appear (None:
+    # the one series of a CSV without data.id_column, as forecast.data.panel.as_panel makes it)
     path: Path
     sha256: str
     id_column: str

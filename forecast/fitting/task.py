@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from forecast.config.schema import Config
-from forecast.data.panel import PreparedPanel, prepare_panel
+from forecast.data.panel import PreparedPanel, as_panel, prepare_panel
 from forecast.data.reading import Panel, Series
 from forecast.fitting.fit import Compiled, fit
 from forecast.fitting.residual import choose_residual
@@ -64,14 +64,6 @@ class FitOutcome:
     bounds: dict[str | None, Bounds]  # where the series has intervals
     season: int  # the season the model was built with
     seconds: float
-
-
-def as_panel(data: Series | Panel) -> Panel:
-    """A long table as it is; one series as a table of one (its id None)."""
-    if isinstance(data, Panel):
-        return data
-    members: dict[Any, Series] = {None: data}
-    return Panel(members, data.path, data.sha256, "", data.encoding)
 
 
 def run_task(task: FitTask, compiled: Compiled | None = None) -> FitOutcome:

@@ -15,11 +15,11 @@ from forecast.data.panel import PreparedPanel
 from forecast.data.prepare import Prepared
 from forecast.data.reading import Series
 from forecast.data.timesteps import time_labels
-from forecast.forecasting.calibration import calibrate_intervals, calibrate_members, score_intervals
+from forecast.forecasting.calibration import calibrate_members, score_intervals
 from forecast.forecasting.evaluation import BASELINES, METRICS, evaluate, verdict
 from forecast.forecasting.forecaster import Forecaster
 from forecast.forecasting.intervals import clip_note, label
-from forecast.forecasting.original import forecast, forecast_members
+from forecast.forecasting.original import forecast_members
 
 log = logging.getLogger("forecast")
 
@@ -47,41 +47,17 @@ def mean_reports(reports: list[Any]) -> Any:
 
 
 def evaluate_on_test(
-    prepared: Prepared, model: Any, timings: dict[str, Any]
-) -> tuple[dict[str, Any], pd.DataFrame, Any]:
-    """Forecast every test origin, score model and baselines, and calibrate the intervals on
-    the validation origins: (metrics, predictions, Calibration or None)."""
-
-    cfg, split = prepared.config, prepared.split
-    data, horizon = cfg.data, cfg.window.horizon
-    clock = time.perf_counter()
-    forecaster = Forecaster(model, data.inputs, data.targets)
-    predicted = forecast(prepared, forecaster, split.test_origins, horizon)  # (N, H, K)
-    calibration, missing = calibrate_intervals(prepared, forecaster)
-    timings["forecast"] = round(time.perf_counter() - clock, 4)
-    clock = time.perf_counter()
-    metrics, table = score(prepared, predicted, calibration, missing)
-    if missing:
-        log.warning("no prediction intervals: %s", missing)
-    if note := clip_note([metrics], "runs"):
-        log.info("%s", note)
-    metrics["verdict"] = verdict(metrics, cfg.model.label())
-    timings["evaluate"] = round(time.perf_counter() - clock, 4)
-    return metrics, table, calibration
-
-
-def evaluate_panel(
     prepared: PreparedPanel, model: Any, timings: dict[str, Any]
-) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Any]]:
-    """`evaluate_on_test` for a long table: every series scored on its own test rows
-    (MASE on its own scale), and the overall metrics the mean over series of each series'
-    metrics; intervals calibrated per series. (metrics, predictions with the id column
-    first, id -> Calibration)."""
-    from forecast.forecasting.forecaster import Forecaster
-    from forecast.forecasting.scoring import mean_reports
+) -> tuple[dict[str, Any], pd.DataFrame, Any]:
+    """Forecast every test origin of every series, score model and baselines on each
+    series' own test rows (MASE on its own scale), and calibrate each series' intervals on
+    its validation origins: (metrics, predictions, calibration).
 
+    One series (a table of one): its metrics, its test_predictions table and its Calibration
+    (or None). A long table: the mean over series of each series' metrics with the series
+    under `per_series`, the predictions with the id column first, and id -> Calibration."""
     cfg = prepared.config
-    data, horizon, id_column = cfg.data, cfg.window.horizon, cfg.data.id_column
+    data, horizon = cfg.data, cfg.window.horizon
     clock = time.perf_counter()
     forecaster = Forecaster(model, data.inputs, data.targets)
     origins = {i: m.split.test_origins for i, m in prepared.members.items()}
@@ -89,11 +65,36 @@ def evaluate_panel(
     calibrations, missing = calibrate_members(prepared, forecaster)
     timings["forecast"] = round(time.perf_counter() - clock, 4)
     clock = time.perf_counter()
+    scored = {
+        sid: score(member, predicted[sid], calibrations.get(sid), missing.get(sid))
+        for sid, member in prepared.members.items()
+    }
+    if prepared.one is not None:
+        metrics, table = scored[None]
+        if missing:
+            log.warning("no prediction intervals: %s", missing[None])
+        if note := clip_note([metrics], "runs"):
+            log.info("%s", note)
+        metrics["verdict"] = verdict(metrics, cfg.model.label())
+        timings["evaluate"] = round(time.perf_counter() - clock, 4)
+        return metrics, table, calibrations.get(None)
+    metrics, table = _many_series(prepared, scored, missing)
+    timings["evaluate"] = round(time.perf_counter() - clock, 4)
+    return metrics, table, calibrations
+
+
+def _many_series(
+    prepared: PreparedPanel,
+    scored: dict[Any, tuple[dict[str, Any], pd.DataFrame]],
+    missing: dict[Any, str],
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """A long table's metrics (the mean over series, and each under `per_series`) and its
+    predictions with the id column first."""
+    cfg = prepared.config
     reports, tables = {}, []
-    for sid, member in prepared.members.items():
-        report, table = score(member, predicted[sid], calibrations.get(sid), missing.get(sid))
+    for sid, (report, table) in scored.items():
         reports[sid] = report
-        table.insert(0, id_column, sid)
+        table.insert(0, cfg.data.id_column, sid)
         tables.append(table)
     if missing:
         log.warning(
@@ -104,7 +105,7 @@ def evaluate_panel(
     overall = mean_reports(list(reports.values()))
     metrics = {
         "layout": cfg.layout,
-        "horizon": horizon,
+        "horizon": cfg.window.horizon,
         "series": len(reports),
         "test_rows": sum(r["test_rows"] for r in reports.values()),
         "test_origins": sum(r["test_origins"] for r in reports.values()),
@@ -122,8 +123,7 @@ def evaluate_panel(
     metrics["mase_scale"] = {sid: r["mase_scale"] for sid, r in reports.items()}
     where = f"on the test split, mean over {len(reports)} series"
     metrics["verdict"] = verdict(metrics, cfg.model.label(), where=where)
-    timings["evaluate"] = round(time.perf_counter() - clock, 4)
-    return metrics, pd.concat(tables, ignore_index=True), calibrations
+    return metrics, pd.concat(tables, ignore_index=True)
 
 
 def score(

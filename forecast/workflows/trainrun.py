@@ -4,7 +4,9 @@ or discarded when it stops early."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,19 +14,18 @@ from typing import Any
 
 from forecast.config.file import config_to_yaml
 from forecast.config.schema import Config
-from forecast.data.panel import prepare_panel
-from forecast.data.prepare import Prepared, prepare
-from forecast.data.reading import read_panel
+from forecast.data.panel import prepare_panel, read_data
+from forecast.data.prepare import Prepared
 from forecast.errors import ConfigError, ForecastError, RunError
 from forecast.fitting.announce import log_layout
+from forecast.fitting.callbacks import Checkpoint
 from forecast.fitting.fit import final_split, fit, fit_final
 from forecast.fitting.residual import choose_residual
-from forecast.forecasting.scoring import evaluate_on_test, evaluate_panel
+from forecast.forecasting.scoring import evaluate_on_test
 from forecast.interrupts import raise_if_stop_requested, tensorflow_work
 from forecast.model.tf_setup import import_tensorflow_quietly
 from forecast.runs import atomic, layout, write
 from forecast.workflows.loading import resolve_config
-from forecast.workflows.tune import TuneResult, tune  # noqa: F401  (the API: api.tune)
 
 log = logging.getLogger("forecast")
 
@@ -40,8 +41,6 @@ class TrainResult:
 
 def _resume_point(partial: Path, epochs: int) -> str:
     """Where a resumed run goes on: "after epoch 7 of 50", or after its trained model."""
-    from forecast.fitting.callbacks import Checkpoint
-
     if (partial / "fit.json").is_file():  # read (and checked) once, when the run loads it
         return "after training had ended (finishing the run)"
     try:
@@ -57,8 +56,6 @@ def _fitted_model(partial: Path, prepared: Prepared, quiet: bool) -> tuple[Any, 
     if kept is not None:
         log.info("the model was trained before the interruption; finishing the run")
         return kept
-    from forecast.fitting.callbacks import Checkpoint
-
     checkpoint = Checkpoint(partial / "backup")
     board = partial / "tensorboard" / "held_out" if prepared.config.training.tensorboard else None
     model, result, info = fit(
@@ -111,8 +108,6 @@ def resume_command(
     seed: int | None = None,
 ) -> str:
     """The `forecast train` command that continues this training, options included."""
-    import shlex
-
     words = ["forecast", "train", str(config) if isinstance(config, str | Path) else "CONFIG"]
     if Path(runs_dir) != Path("runs"):
         words += ["--runs-dir", str(runs_dir)]
@@ -126,8 +121,6 @@ def resume_command(
 def _kept_work(partial: Path, resume: bool) -> str | None:
     """What an interrupted partial run keeps for --resume ("the trained model is", "the
     finished epochs are"), or None when it holds nothing worth keeping."""
-    from forecast.fitting.callbacks import Checkpoint
-
     if (partial / "fit.json").is_file():
         return "the trained model is"
     if resume or Checkpoint(partial / "backup").exists():
@@ -176,16 +169,12 @@ def train(
     command = resume_command(config, runs_dir, overrides, seed)  # said if training stops
     cfg = resolve_config(config, overrides, seed)
     layout.check_runs_dir(Path(runs_dir))  # before the data is read and prepared
-    if cfg.training.tensorboard:
-        import importlib.util
-
-        if importlib.util.find_spec("tensorboard") is None:
-            raise ConfigError(
-                "training.tensorboard: needs the tensorboard extra: "
-                "pip install 'forecast[tensorboard]' (or set training.tensorboard: false)"
-            )
-    many = cfg.data.id_column is not None
-    prepared = prepare_panel(cfg, read_panel(cfg.data)) if many else prepare(cfg)
+    if cfg.training.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise ConfigError(
+            "training.tensorboard: needs the tensorboard extra: "
+            "pip install 'forecast[tensorboard]' (or set training.tensorboard: false)"
+        )
+    prepared = prepare_panel(cfg, read_data(cfg.data))  # one series: a table of one
     cfg = prepared.config  # data.calendar: auto made concrete, as config.yaml keeps it
     timings: dict[str, Any] = {"load": round(time.perf_counter() - clock, 4)}
     if not quiet:
@@ -206,21 +195,17 @@ def train(
         # forecast.interrupts), and raised after each batch and between these stages
         with tensorflow_work():
             import_tensorflow_quietly()
-            if many:
-                chosen = choose_residual(prepared.combined)
-                prepared = prepared.with_config(chosen.config)
-                fitting = prepared.combined
-            else:
-                prepared = fitting = choose_residual(prepared)
+            prepared = prepared.with_config(choose_residual(prepared.combined).config)
+            fitting = prepared.combined  # every series' rows end to end
             raise_if_stop_requested()
             model, fitted = _fitted_model(partial, fitting, quiet)
             timings |= fitted["timings"]
             raise_if_stop_requested()
-            evaluation = evaluate_panel if many else evaluate_on_test
-            metrics, predictions, calibration = evaluation(prepared, model, timings)
+            metrics, predictions, calibration = evaluate_on_test(prepared, model, timings)
             raise_if_stop_requested()
             clock = time.perf_counter()
-            write.write_results(partial, prepared, fitted, metrics, predictions, calibration)
+            saved = prepared.one or prepared  # one series' files, or a long table's
+            write.write_results(partial, saved, fitted, metrics, predictions, calibration)
             timings["save"] = round(time.perf_counter() - clock, 4)
             raise_if_stop_requested()
             final = None
@@ -229,7 +214,7 @@ def train(
                 timings["final_fit"] = final["seconds"]
             else:
                 write.keep_held_out(partial)
-        write.write_run_info(partial, prepared, fitted, timings, final)
+        write.write_run_info(partial, saved, fitted, timings, final)
         write.drop_resume_files(partial)
         run_dir = layout.finish(partial, runs_path, name, when)
     except BaseException as exc:
