@@ -13,6 +13,7 @@ import pandas as pd
 
 from forecast.config.schema import Config
 from forecast.data.csvfile import check_text_encoding
+from forecast.data.panel import as_panel
 from forecast.data.prepare import Prepared, prepare_history
 from forecast.data.ranges import outside_training_range
 from forecast.data.reading import Panel, read_panel, read_series, some_ids
@@ -22,7 +23,7 @@ from forecast.data.transforms import transform_lag
 from forecast.errors import ConfigError, DataError, RunError
 from forecast.forecasting.forecaster import check_steps
 from forecast.forecasting.intervals import label
-from forecast.forecasting.original import forecast, to_original
+from forecast.forecasting.original import to_original
 from forecast.interrupts import tensorflow_work
 from forecast.model.tf_setup import import_tensorflow_quietly
 from forecast.runs import atomic, layout, read, write
@@ -40,16 +41,24 @@ class Predictor:
         data = opened.config.data
         self.run, self.config, self.info = opened.path, opened.config, opened.info
         self.model_path = opened.model_path
-        if data.id_column is not None:  # a long table: a scaler and intervals per series
+        # a scaler and intervals per series: a long table's by id, one series' under None
+        if data.id_column is not None:
             self.scalers = read.load_panel_scalers(opened.path / "scaler.json", data.columns)
             self.calibrations = read.load_panel_intervals(opened.path)
             return
-        self.scaler = Scaler.load(opened.path / "scaler.json")
-        if self.scaler.columns != data.columns:
+        scaler = Scaler.load(opened.path / "scaler.json")
+        if scaler.columns != data.columns:
             raise RunError(
                 f"{opened.path}: scaler.json columns do not match config.yaml; train again"
             )
-        self.calibration = read.load_intervals(opened.path)
+        calibration = read.load_intervals(opened.path)
+        self.scalers = {None: scaler}
+        self.calibrations = {} if calibration is None else {None: calibration}
+
+    @property
+    def scaler(self) -> Scaler:
+        """The scaler of a run on one series."""
+        return self.scalers[None]
 
     @functools.cached_property
     def forecaster(self) -> Any:
@@ -81,10 +90,7 @@ class Predictor:
         steps = self.config.window.horizon if steps is None else steps
         data = self.config.data  # checked before any work, in the words of the request
         check_steps(data.inputs, data.targets, self.config.window.output_steps, steps, asked_as)
-        if isinstance(series, Panel):
-            frame, warnings = self._forecast_panel(series, steps)
-        else:
-            frame, warnings = self._forecast_one(series, steps, self.scaler, self.calibration)
+        frame, warnings = self._forecast_series(as_panel(series), steps)
         trained = self.config.window.horizon
         if steps > trained:  # said once, for every series
             warnings.insert(
@@ -95,7 +101,8 @@ class Predictor:
             )
         return frame, warnings
 
-    def _forecast_panel(self, panel: Panel, steps: int) -> tuple[pd.DataFrame, list[str]]:
+    def _forecast_series(self, panel: Panel, steps: int) -> tuple[pd.DataFrame, list[str]]:
+        """Every series of `panel` (one series: a table of one) from one batched model call."""
         data = self.config.data
         frames, warnings, unseen, outside = [], [], [], []
         short: list[str] = []
@@ -124,7 +131,8 @@ class Predictor:
             frame, said = self._frame(series, history, future, self.calibrations.get(sid))
             if sid not in self.scalers:
                 unseen.append(sid)
-            frame.insert(0, data.id_column, sid)
+            if sid is not None:  # a long table's: the id column first
+                frame.insert(0, data.id_column, sid)
             frames.append(frame)
             ranges = [w for w in said if w.startswith(series.source)]  # outside_training_range
             outside += [(sid, w) for w in ranges]
@@ -151,14 +159,6 @@ class Predictor:
                 "scaled on it, without intervals (the model has no series id feature)"
             )
         return pd.concat(frames, ignore_index=True), warnings
-
-    def _forecast_one(
-        self, series: Any, steps: int, scaler: Scaler, calibration: Any
-    ) -> tuple[pd.DataFrame, list[str]]:
-        history = prepare_history(self.config, series, scaler)
-        last = np.array([len(history.scaled) - 1])
-        future = forecast(history, self.forecaster, last, steps)[0]  # (H, K)
-        return self._frame(series, history, future, calibration)
 
     def _frame(
         self, series: Any, history: Prepared, future: np.ndarray, calibration: Any
@@ -201,9 +201,7 @@ class Predictor:
     @property
     def calibration_known(self) -> bool:
         """The run has intervals (for a long table: for some series)."""
-        if self.config.data.id_column is not None:
-            return bool(self.calibrations)
-        return self.calibration is not None
+        return bool(self.calibrations)
 
 
 def _own_scaler(config: Config, series: Any) -> Scaler:
