@@ -7,7 +7,6 @@ import logging
 from forecast.config.schema import Config
 from forecast.interrupts import tensorflow_work
 from forecast.model.build import cudnn_warnings, gpu_visible
-from forecast.workflows.tune import TuneResult, tune  # noqa: F401  (the API: api.tune)
 
 log = logging.getLogger("forecast")
 

@@ -27,7 +27,6 @@ from forecast.forecasting.original import to_original
 from forecast.interrupts import tensorflow_work
 from forecast.model.tf_setup import import_tensorflow_quietly
 from forecast.runs import atomic, layout, read, write
-from forecast.workflows.tune import TuneResult, tune  # noqa: F401  (the API: api.tune)
 
 log = logging.getLogger("forecast")
 
