@@ -269,7 +269,7 @@ def bench_training(windows: int, input_steps: int, batch: int) -> None:
 
 def bench_train_epoch(windows: int) -> None:
     """The fit of a 1-epoch `forecast train` (model build, compile, trace and one epoch, as
-    `pipeline.fit` runs it) against plain Keras: the same model built, compiled and
+    `fitting.fit.fit` runs it) against plain Keras: the same model built, compiled and
     `fit(X, y)` for one epoch on the same windows, materialised. 2 x LSTM(32), window 48,
     batch 32; alternated three times, medians."""
     import keras

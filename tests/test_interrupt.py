@@ -167,7 +167,7 @@ def no_training(*args, **kwargs):
 
 def test_an_interruption_after_training_keeps_the_trained_model(tmp_path: Path, monkeypatch):
     from forecast import api
-    from forecast.fitting import fit as pipeline
+    from forecast.fitting import fit as fitting
 
     # no final fit: any training on --resume would be the held-out fit again
     config = small_gru_config(tmp_path, epochs=3, early_stopping=False, final_fit=False)
@@ -182,7 +182,7 @@ def test_an_interruption_after_training_keeps_the_trained_model(tmp_path: Path, 
 
     monkeypatch.setattr(trainrun, "evaluate_on_test", real_evaluate)
     monkeypatch.setattr(trainrun, "fit", no_training)
-    monkeypatch.setattr(pipeline, "fit", no_training)
+    monkeypatch.setattr(fitting, "fit", no_training)
     result = api.train(config, runs_dir=tmp_path / "runs", quiet=True, resume=True)
     assert result.run_dir.name == partial.name[1 : -len(".partial")]
     assert pd.read_csv(result.run_dir / "history.csv")["epoch"].tolist() == [1, 2, 3]

@@ -38,7 +38,7 @@ def write_config(partial: Path, config: Config) -> None:
 
 
 def fit_record(result: Any, info: dict[str, Any]) -> dict[str, Any]:
-    """What a run keeps of a fit (a training.FitResult and pipeline.fit's info)."""
+    """What a run keeps of a fit (a callbacks.FitResult and fitting.fit.fit's info)."""
     return {
         "history": result.history,
         "best_epoch": result.best_epoch,
@@ -105,7 +105,7 @@ def write_results(
 ) -> None:
     """scaler.json, history.csv, metrics.json, test_predictions.csv and, with intervals,
     intervals.json (the calibrated half-widths `predict` uses)."""
-    members = getattr(prepared, "members", None)  # a long table's series (forecast.panel)
+    members = getattr(prepared, "members", None)  # a long table's series (data/panel.py)
     if members is None:
         prepared.scaler.save(partial / "scaler.json")
         if calibration is not None:
@@ -172,7 +172,7 @@ def run_info(prepared: Any, timings: dict[str, Any]) -> dict[str, Any]:
     import keras
     import tensorflow as tf
 
-    members = getattr(prepared, "members", None)  # a long table's series (forecast.panel)
+    members = getattr(prepared, "members", None)  # a long table's series (data/panel.py)
     if members is not None:
         return _panel_info(prepared, timings)
     cfg, split, lag = prepared.config, prepared.split, prepared.lag

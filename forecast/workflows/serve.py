@@ -1,6 +1,6 @@
 """`forecast serve`: an HTTP server over one loaded run (FastAPI on uvicorn).
 
-The run is loaded once, at start, in safe mode (`api.Predictor`); every request is parsed
+The run is loaded once, at start, in safe mode (a `Predictor`); every request is parsed
 into the same `Series` that `forecast predict --csv` reads (a JSON history is written out as
 CSV text and goes through the same reader), so the answers are `predict`'s numbers.
 
@@ -190,7 +190,7 @@ def run_info(predictor: Any) -> dict[str, Any]:
 
 
 def create_app(predictor: Any, max_body: int = MAX_BODY, body_seconds: float = BODY_TIMEOUT) -> Any:
-    """The FastAPI application answering for `predictor` (an `api.Predictor`); a request
+    """The FastAPI application answering for `predictor` (a `Predictor`); a request
     body must arrive within `body_seconds`."""
     name = predictor.run.name
     info = run_info(predictor)
