@@ -24,7 +24,6 @@ from forecast.config.schema import Config
 from forecast.config.schema import json_schema as config_schema
 from forecast.data.reading import some_ids
 from forecast.errors import ConfigError
-from forecast.plots import run as run_figures
 from forecast.runs import atomic, layout, read
 from forecast.workflows.backtest import BacktestResult, check_backtest, run_backtest_plan
 from forecast.workflows.export import export_run as export
@@ -97,6 +96,8 @@ def plot(
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--output {out_dir}: is a file; give a folder for the PNGs")
     out_dir.mkdir(parents=True, exist_ok=True)
+    from forecast.plots import run as run_figures  # matplotlib: imported only to draw
+
     return run_figures.draw_run(
         opened.path, opened.config, out_dir, last, write=atomic.write_atomic
     )

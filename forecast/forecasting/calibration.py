@@ -10,6 +10,8 @@ import numpy as np
 
 from forecast.data.panel import PreparedPanel
 from forecast.data.prepare import Prepared
+from forecast.forecasting.interval_scores import interval_report
+from forecast.forecasting.intervals import TRAINING_ORIGINS, calibrate, error_kind
 from forecast.forecasting.original import forecast, forecast_members
 
 CALIBRATED_STEPS = 30
@@ -43,7 +45,6 @@ class CalibrationPlan:
 def calibration_plan(prepared: Prepared) -> CalibrationPlan | str | None:
     """The origins and steps the intervals are calibrated on, or why there are none (None
     when the config asks for none)."""
-    from forecast.forecasting.intervals import TRAINING_ORIGINS
 
     cfg, split = prepared.config, prepared.split
     assert split is not None, "calibration needs a split"
@@ -68,7 +69,6 @@ def calibration_plan(prepared: Prepared) -> CalibrationPlan | str | None:
 
 def calibrate_from(prepared: Prepared, plan: CalibrationPlan, predicted: np.ndarray) -> Any:
     """The Calibration from the forecasts (N, S, K) at `plan.origins`, original units."""
-    from forecast.forecasting.intervals import calibrate, error_kind
 
     cfg, split, lag = prepared.config, prepared.split, prepared.lag
     data, window = cfg.data, cfg.window
@@ -99,7 +99,6 @@ def score_intervals(
     """Add `intervals` (overall and per target) to a metrics report, or why there are none,
     and `clip_at_zero`: the targets whose bounds were clipped at 0; returns the bounds lo, hi
     (levels, N, H, K), or None."""
-    from forecast.forecasting.interval_scores import interval_report
 
     if calibration is None:
         if missing:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from forecast.data.calendar import is_calendar
 from forecast.data.windows import check_origins, input_windows
 from forecast.errors import ConfigError
 
@@ -51,7 +52,6 @@ def recursion_refusal(
 ) -> str:
     """Why a forecast of `asked` steps cannot go past the `trained` ones; `ask` names the
     request for fewer steps as the user gives it (the CLI's option, or HTTP's horizon=N)."""
-    from forecast.data.calendar import is_calendar
 
     if any(is_calendar(f) for f in features):
         return (

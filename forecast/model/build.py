@@ -16,6 +16,7 @@ from typing import Any
 from forecast.config.modelspec import RECURRENT_TYPES, ModelConfig
 from forecast.errors import ConfigError
 from forecast.model.execution import RNN_TYPES, without_unroll
+from forecast.model.layers import register
 from forecast.model.stacked import build_stacked, copy_into_plain, copy_into_stacked, stackable
 
 SEQUENCE_INPUT = (*RNN_TYPES, "conv1d", "max_pooling1d")  # layers that need (B, steps, width)
@@ -166,8 +167,6 @@ def build_models(
     check_stack(model, input_steps, features, horizon, targets)
     import keras
 
-    from forecast.model.layers import register
-
     inputs = keras.Input(shape=(input_steps, features), name="window")  # (B, L, F)
     x = inputs
     relative = model.window_norm or model.residual != "none"
@@ -253,8 +252,6 @@ def forecasting_model(trained: Any, model: Any, plain: Any = None, copy: bool = 
 def _stacked_median(trained: Any) -> Any:
     """(B, L, F) -> (B, H, K): the median of a stacked ensemble's members."""
     import keras
-
-    from forecast.model.layers import register
 
     median = register()["MemberMedian"](name="median")(trained.output)  # (B, H, K)
     return keras.Model(trained.input, median, name="forecast_model")

@@ -16,6 +16,7 @@ from typing import Any
 
 from forecast.config.schema import Config
 from forecast.errors import ConfigError
+from forecast.model.build import check_stack
 
 FLOAT = 4  # bytes of a float32
 SLOTS = {"adam": 2, "adamw": 2, "rmsprop": 1, "sgd": 0}  # optimizer values per weight
@@ -51,8 +52,6 @@ def check_training_fits(config: Config, shape: Any = None, windows: int | None =
     `shape`: the model's `check_stack` result, if already computed; `windows`: the number
     of training windows, or an upper bound."""
     if shape is None:
-        from forecast.model.build import check_stack
-
         window, data = config.window, config.data
         shape = check_stack(
             config.model, window.input_steps, len(data.inputs), window.output_steps,

@@ -20,6 +20,7 @@ import yaml
 
 from forecast.config.file import validate_config
 from forecast.config.schema import Config
+from forecast.data.scaling import Scaler
 from forecast.errors import ConfigError, RunError
 from forecast.runs.layout import FORMAT_VERSION, finished_runs, is_backtest, missing_files
 
@@ -48,7 +49,6 @@ class Run:
 
 def load_panel_scalers(path: Path, columns: list[str]) -> dict[str, Any]:
     """A long table's scaler.json: id -> Scaler."""
-    from forecast.data.scaling import Scaler
 
     try:
         series = _series(json.loads(path.read_text(encoding="utf-8")))

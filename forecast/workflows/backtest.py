@@ -28,7 +28,6 @@ from forecast.fitting.task import Bounds, FitOutcome, FitTask
 from forecast.forecasting.evaluation import verdict
 from forecast.forecasting.intervals import clip_note
 from forecast.forecasting.scoring import mean_of_folds, mean_reports
-from forecast.plots.backtest import backtest_figure, panel_backtest_figure
 from forecast.runs import atomic, layout, write
 from forecast.workflows.loading import resolve_config
 
@@ -158,7 +157,6 @@ def run_panel_backtest(
     """Every fold of a long table: (backtest.json's content, per fold id -> forecast (H, K)).
     `mean` is the mean over series of each series'
     mean over its folds; `per_series` holds those."""
-    from forecast.forecasting.scoring import mean_reports
 
     folds = run_folds(config, panel, backs, quiet)
     rows = [r for f in folds for r in f.reports]
@@ -232,6 +230,8 @@ def run_backtest_plan(
     """Run a checked backtest and save its run directory. A long table: in each fold one
     model refitted on every series up to its own origin; backtest.json rows per fold and
     series, `per_series`, and their mean."""
+    from forecast.plots.backtest import backtest_figure, panel_backtest_figure  # matplotlib
+
     layout.check_runs_dir(Path(runs_dir))  # before the folds, not after them
     cfg, data, origins = plan.config, plan.data, plan.origins
     if not quiet:  # the calendar columns `auto` chose, as train says them

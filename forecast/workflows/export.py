@@ -19,6 +19,7 @@ emits, K targets, H horizon.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import shutil
@@ -26,8 +27,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from forecast.data.transforms import transform_lag
 from forecast.errors import ConfigError
+from forecast.forecasting.forecaster import check_steps, feedback_index
+from forecast.model.execution import with_unroll
 from forecast.runs import layout
+from forecast.workflows.predictor import Predictor
 
 FORMATS = ("saved_model", "tflite", "onnx")
 DEFAULT_NAMES = {"saved_model": "saved_model", "tflite": "model.tflite", "onnx": "model.onnx"}
@@ -37,18 +44,13 @@ log = logging.getLogger("forecast")
 
 def input_rows(config: Any) -> int:
     """Raw rows the artifact takes per origin: the window, plus one for differences."""
-    from forecast.data.transforms import transform_lag
 
     return config.window.input_steps + transform_lag(config.data.transform)
 
 
 def serving_function(model: Any, config: Any, scaler: Any) -> Any:
     """A function of raw values (B, R, F) -> forecast (B, H, K), all in TensorFlow ops."""
-    import numpy as np
     import tensorflow as tf
-
-    from forecast.data.transforms import transform_lag
-    from forecast.forecasting.forecaster import check_steps, feedback_index
 
     data, window = config.data, config.window
     kind, lag = data.transform, transform_lag(data.transform)
@@ -120,8 +122,6 @@ def export_run(
     runs_dir: str | Path = "runs",
 ) -> Path:
     """Write the artifact of `run` in `fmt`; returns its path (default RUN_DIR/export/...)."""
-    from forecast.model.execution import with_unroll
-    from forecast.workflows.predictor import Predictor
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -208,7 +208,6 @@ def _tflite_bytes(saved: Path) -> bytes:
 
 
 def _require_onnx() -> None:
-    import importlib.util
 
     if importlib.util.find_spec("tf2onnx") is None:  # not imported: it imports TensorFlow
         raise ConfigError(

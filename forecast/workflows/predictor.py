@@ -13,15 +13,16 @@ import pandas as pd
 
 from forecast.config.schema import Config
 from forecast.data.csvfile import check_text_encoding
+from forecast.data.missing import fill_missing
 from forecast.data.panel import as_panel
 from forecast.data.prepare import Prepared, prepare_history
 from forecast.data.ranges import outside_training_range
 from forecast.data.reading import Panel, read_panel, read_series, some_ids
 from forecast.data.scaling import Scaler
 from forecast.data.timesteps import future_index, time_labels
-from forecast.data.transforms import transform_lag
+from forecast.data.transforms import apply_transform, transform_lag
 from forecast.errors import ConfigError, DataError, RunError
-from forecast.forecasting.forecaster import check_steps
+from forecast.forecasting.forecaster import Forecaster, check_steps
 from forecast.forecasting.intervals import label
 from forecast.forecasting.original import to_original
 from forecast.interrupts import tensorflow_work
@@ -64,7 +65,6 @@ class Predictor:
         """The model, loaded (safe mode) on first use: a bad history CSV is reported before
         TensorFlow is imported; `serve` touches it at start, so it is loaded once."""
         import_tensorflow_quietly()
-        from forecast.forecasting.forecaster import Forecaster
 
         data = self.config.data
         model = read.load_model(self.model_path, self.config)
@@ -205,8 +205,6 @@ class Predictor:
 
 def _own_scaler(config: Config, series: Any) -> Scaler:
     """The scaler of a series the run never trained on: fitted on the rows given."""
-    from forecast.data.missing import fill_missing
-    from forecast.data.transforms import apply_transform
 
     data, scaling = config.data, config.scaling
     if list(series.frame.columns) != data.columns:

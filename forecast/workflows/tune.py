@@ -33,6 +33,8 @@ from forecast.data.windows import plan_split
 from forecast.errors import ConfigError, DataError, ForecastError
 from forecast.model.memory import check_training_fits
 from forecast.model.tf_setup import import_tensorflow_quietly
+from forecast.workflows import backtest as rolling
+from forecast.workflows.backtest import backtest_origins
 from forecast.workflows.loading import load_config_checked
 
 log = logging.getLogger("forecast")
@@ -115,7 +117,6 @@ def tune(
     series and write the best as a complete config to `output` (default: NAME.tuned.yaml
     beside the config; never over an existing file). `overrides` are `--set` items applied
     to every trial."""
-    from forecast.workflows import backtest as rolling
 
     if trials < 1:
         raise ConfigError(f"--trials must be >= 1, got {trials}")
@@ -191,7 +192,6 @@ def fold_origins(config: Config, part: Series, folds: int) -> np.ndarray:
     needs more rows before the first origin than that spacing leaves (its window, horizon
     and validation), so that trial 1 runs whenever the data can hold it. Every trial is
     scored on the same origins."""
-    from forecast.workflows.backtest import backtest_origins
 
     horizon = config.window.horizon
     origins = backtest_origins(len(part.frame), folds, horizon)
