@@ -21,7 +21,6 @@ import pandas as pd
 
 from forecast import runs
 from forecast.config.schema import Config
-from forecast.config.schema import json_schema as config_schema
 from forecast.data.reading import resolve_config, some_ids
 from forecast.errors import ConfigError
 from forecast.workflows import predictor, trainrun
@@ -189,7 +188,7 @@ def starter_config(
 
 def json_schema() -> dict[str, Any]:
     """The config's JSON Schema, for editors."""
-    return config_schema()
+    return Config.model_json_schema()
 
 
 def short_id_list(ids: list[str]) -> str:

@@ -162,15 +162,15 @@ def read_panel(
     message = missing_column([id_column], list(frame.columns), None)
     if message:
         raise DataError(f"{path}: {message.replace('data.features/targets', 'data.id_column')}")
-    ids = frame[id_column]
-    blank = ids.isna() | (ids.astype("string").str.strip() == "")
+    column = frame[id_column]
+    blank = column.isna() | (column.astype("string").str.strip() == "")
     if blank.any():
         row = int(np.argmax(blank.to_numpy()))
         raise DataError(
             f"{path}: column '{id_column}' row {row + 2} is empty; every row needs its "
             "series id (data.id_column)"
         )
-    ids = ids.astype("string").str.strip().to_numpy(dtype=object)
+    ids = column.astype("string").str.strip().to_numpy(dtype=object)
     needed = config.read_columns if require_targets else list(config.features)
     values = _values(frame, config, needed, path)
     digest = hashlib.sha256(raw).hexdigest()
@@ -249,7 +249,8 @@ def _column_typo(data: Any) -> str | None:
     names = [
         c
         for key in ("features", "targets")
-        for c in (data.get(key) if isinstance(data.get(key), list) else [])
+        if isinstance(listed := data.get(key), list)
+        for c in listed
         if isinstance(c, str)
     ]
     try:

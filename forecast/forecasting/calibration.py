@@ -70,7 +70,7 @@ def calibrate_from(prepared: Prepared, plan: CalibrationPlan, predicted: np.ndar
     """The Calibration from the forecasts (N, S, K) at `plan.origins`, original units."""
     from forecast.forecasting.intervals import calibrate, error_kind
 
-    cfg, split, lag = prepared.config, prepared.split, prepared.lag
+    cfg, split, lag = prepared.config, prepared.fit_split, prepared.lag
     data, window = cfg.data, cfg.window
     n = len(plan.train_origins)
     return calibrate(

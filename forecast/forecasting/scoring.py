@@ -52,7 +52,7 @@ def evaluate_on_test(
     """Forecast every test origin, score model and baselines, and calibrate the intervals on
     the validation origins: (metrics, predictions, Calibration or None)."""
 
-    cfg, split = prepared.config, prepared.split
+    cfg, split = prepared.config, prepared.fit_split
     data, horizon = cfg.data, cfg.window.horizon
     clock = time.perf_counter()
     forecaster = Forecaster(model, data.inputs, data.targets)
@@ -84,7 +84,7 @@ def evaluate_panel(
     data, horizon, id_column = cfg.data, cfg.window.horizon, cfg.data.id_column
     clock = time.perf_counter()
     forecaster = Forecaster(model, data.inputs, data.targets)
-    origins = {i: m.split.test_origins for i, m in prepared.members.items()}
+    origins = {i: m.fit_split.test_origins for i, m in prepared.members.items()}
     predicted = forecast_members(prepared, forecaster, origins, horizon)
     calibrations, missing = calibrate_members(prepared, forecaster)
     timings["forecast"] = round(time.perf_counter() - clock, 4)
@@ -131,7 +131,7 @@ def score(
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Score the forecasts (N, H, K) from every test origin and their intervals against the
     baselines: (metrics without the verdict, test_predictions table)."""
-    cfg, split, lag = prepared.config, prepared.split, prepared.lag
+    cfg, split, lag = prepared.config, prepared.fit_split, prepared.lag
     data, horizon = cfg.data, cfg.window.horizon
     origins, test_start = split.test_origins + lag, split.test_start + lag  # original rows
     actual = prepared.target_values

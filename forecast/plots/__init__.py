@@ -9,12 +9,14 @@ import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from forecast.config.schema import Config
+from forecast.data.reading import Panel
 from forecast.forecasting.intervals import label
 from forecast.runs import atomic
 
@@ -37,7 +39,7 @@ CJK_FONTS = (
 _CJK = re.compile(r"[\u3000-\u9fff\uf900-\ufaff\uff00-\uffef]")
 
 
-def _pyplot():  # noqa: ANN202 - matplotlib's module
+def _pyplot() -> ModuleType:  # matplotlib.pyplot, with the Agg backend
     import matplotlib
 
     matplotlib.use("Agg")
@@ -614,7 +616,8 @@ def _panel_future(run_dir: Path, config: Config, out_dir: Path) -> Path | None:
 
 
 def panel_backtest_figure(
-    panel: Any, config: Config, report: dict[str, Any], forecasts: list[dict[str, np.ndarray]],
+    panel: Panel, config: Config, report: dict[str, Any],
+    forecasts: list[dict[str | None, np.ndarray]],
     backs: list[int], path: Path,
 ) -> Path:  # fmt: skip
     """A long table's backtest: a handful of series (the worst and best by MASE beyond

@@ -222,10 +222,10 @@ def run_summaries(runs_dir: Path) -> pd.DataFrame:
     if runs_dir.is_dir():
         found = (p for p in runs_dir.iterdir() if not p.name.startswith(".") and is_backtest(p))
         rows += [_listed(path, _backtest_summary) for path in sorted(found)]
-    rows = [row for row in rows if row is not None]
-    rows.sort(key=lambda row: row["finished"])  # stable: runs finished alike keep their order
+    listed = [row for row in rows if row is not None]
+    listed.sort(key=lambda row: row["finished"])  # stable: runs finished alike keep their order
     columns = ["run", "kind", "finished", "layout", "model", "mase", "seasonal_naive_mase"]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(listed, columns=columns)
 
 
 def _listed(path: Path, summary: Callable[[Path], dict[str, Any]]) -> dict[str, Any] | None:
@@ -277,6 +277,7 @@ def _backtest_summary(path: Path) -> dict[str, Any]:
 
 def _entry(data: dict[str, Any], *keys: str) -> Any:
     """data[k1][k2]...; None where a key is missing or a level is not a mapping."""
+    node: Any = data
     for key in keys:
-        data = data.get(key) if isinstance(data, dict) else None
-    return data
+        node = node.get(key) if isinstance(node, dict) else None
+    return node

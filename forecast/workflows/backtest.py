@@ -9,7 +9,7 @@ process can run.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,7 +59,7 @@ def check_folds(config: Config, series: Series, folds: int, step: int | None = N
 
 
 def run_folds(
-    config: Config, data: Series | Panel, backs: Sequence[int], quiet: bool, workers: int = 1
+    config: Config, data: Series | Panel, backs: Iterable[int], quiet: bool, workers: int = 1
 ) -> list[FitOutcome]:
     """Every fold as one fit task (forecast.fitting.task), in turn or in `workers`
     processes: the outcomes in fold order. One series and a long table alike; only what
@@ -114,7 +114,7 @@ def run_backtest(
     reports = [f.reports[0] for f in folds]
     if not quiet and (note := clip_note(reports, "folds")):
         log.info("%s", note)
-    result = {
+    result: dict[str, Any] = {
         "layout": config.layout,
         "horizon": horizon,
         "step": int(origins[1] - origins[0]) if len(origins) > 1 else horizon,
@@ -134,7 +134,7 @@ def run_backtest(
 # --------------------------------------------------------------------------- long tables
 
 
-def panel_backs(config: Config, panel: Any, folds: int, step: int | None = None) -> list[int]:
+def panel_backs(config: Config, panel: Panel, folds: int, step: int | None = None) -> list[int]:
     """For each fold, the rows left out at the end of every series of a long table (the
     last fold's forecast ends at each series' last row), or a user error when no series can
     hold the first fold."""
@@ -151,8 +151,8 @@ def panel_backs(config: Config, panel: Any, folds: int, step: int | None = None)
 
 
 def run_panel_backtest(
-    config: Config, panel: Any, backs: list[int], quiet: bool
-) -> tuple[dict[str, Any], list[dict[str, np.ndarray]]]:
+    config: Config, panel: Panel, backs: list[int], quiet: bool
+) -> tuple[dict[str, Any], list[dict[str | None, np.ndarray]]]:
     """Every fold of a long table: (backtest.json's content, per fold id -> forecast (H, K)).
     `mean` is the mean over series of each series'
     mean over its folds; `per_series` holds those."""
@@ -164,11 +164,12 @@ def run_panel_backtest(
     if not quiet and (note := clip_note(rows, "series folds")):
         log.info("%s", note)
     id_column = config.data.id_column
+    assert id_column is not None, "a long table names its series"
     per_series = {
         sid: mean_of_folds([r for r in rows if r[id_column] == sid])
         for sid in dict.fromkeys(r[id_column] for r in rows)
     }
-    result = {
+    result: dict[str, Any] = {
         "layout": config.layout,
         "horizon": config.window.horizon,
         "step": backs[0] - backs[1] if len(backs) > 1 else config.window.horizon,
@@ -195,8 +196,8 @@ class BacktestPlan:
     """A backtest checked and ready to run (`check_backtest`)."""
 
     config: Config
-    data: Any  # the Series, or a long table's Panel
-    origins: Any  # fold origins, or for a long table each fold's rows back
+    data: Series | Panel  # the Series, or a long table's Panel
+    origins: np.ndarray | list[int]  # fold origins, or for a long table each fold's rows back
     workers: int = 1
 
 
@@ -237,17 +238,19 @@ def run_backtest_plan(
     if not quiet:  # the calendar columns `auto` chose, as train says them
         series = next(iter(data.members.values())) if isinstance(data, Panel) else data
         log_layout(with_calendar(cfg, series))
-    if cfg.data.id_column is not None:
+    if isinstance(data, Panel):  # data.id_column: a long table
+        assert isinstance(origins, list)
         report, forecasts = run_panel_backtest(cfg, data, origins, quiet)
 
         def draw(path: Path) -> None:
             plotting.panel_backtest_figure(data, cfg, report, forecasts, origins, path)
 
     else:
-        report, forecasts, bounds = run_backtest(cfg, data, origins, quiet, plan.workers)
+        assert isinstance(origins, np.ndarray)
+        report, predicted, bounds = run_backtest(cfg, data, origins, quiet, plan.workers)
 
         def draw(path: Path) -> None:
-            plotting.backtest_figure(data.frame, cfg, origins, forecasts, path, bounds)
+            plotting.backtest_figure(data.frame, cfg, origins, predicted, path, bounds)
 
     run_dir = runs.write_backtest(Path(runs_dir), cfg, report, draw)
     return BacktestResult(run_dir, run_dir / "backtest.json", report)

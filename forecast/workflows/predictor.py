@@ -193,9 +193,9 @@ class Predictor:
         for k, target in enumerate(data.targets):
             result[target] = future[:, k]
             for i, level in enumerate(levels):
-                known = bounds is not None
-                result[f"{target}_lo_{label(level)}"] = bounds[0][i, 0, :, k] if known else np.nan
-                result[f"{target}_hi_{label(level)}"] = bounds[1][i, 0, :, k] if known else np.nan
+                lo, hi = (np.nan, np.nan) if bounds is None else (b[i, 0, :, k] for b in bounds)
+                result[f"{target}_lo_{label(level)}"] = lo
+                result[f"{target}_hi_{label(level)}"] = hi
         return result, warnings
 
     @property

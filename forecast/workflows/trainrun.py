@@ -13,7 +13,7 @@ from typing import Any
 from forecast import runs
 from forecast.config.file import config_to_yaml
 from forecast.config.schema import Config
-from forecast.data.panel import prepare_panel
+from forecast.data.panel import PreparedPanel, prepare_panel
 from forecast.data.prepare import Prepared, prepare
 from forecast.data.reading import read_panel, resolve_config
 from forecast.errors import ConfigError, ForecastError, RunError
@@ -205,7 +205,7 @@ def train(
         # forecast.interrupts), and raised after each batch and between these stages
         with tensorflow_work():
             import_tensorflow_quietly()
-            if many:
+            if isinstance(prepared, PreparedPanel):  # many series
                 chosen = choose_residual(prepared.combined)
                 prepared = prepared.with_config(chosen.config)
                 fitting = prepared.combined
@@ -215,8 +215,10 @@ def train(
             model, fitted = _fitted_model(partial, fitting, quiet)
             timings |= fitted["timings"]
             raise_if_stop_requested()
-            evaluation = evaluate_panel if many else evaluate_on_test
-            metrics, predictions, calibration = evaluation(prepared, model, timings)
+            if isinstance(prepared, PreparedPanel):
+                metrics, predictions, calibration = evaluate_panel(prepared, model, timings)
+            else:
+                metrics, predictions, calibration = evaluate_on_test(prepared, model, timings)
             raise_if_stop_requested()
             clock = time.perf_counter()
             runs.write_results(partial, prepared, fitted, metrics, predictions, calibration)

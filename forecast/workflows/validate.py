@@ -43,7 +43,7 @@ def _validate_panel(panel: PreparedPanel) -> dict[str, Any]:
 
 
 def _split_sizes(prepared: Prepared) -> dict[str, Any]:
-    split, lag = prepared.split, prepared.lag
+    split, lag = prepared.fit_split, prepared.lag
     return {
         "split": {
             "train": split.val_start + lag,
@@ -62,7 +62,7 @@ def validate(config: Config | str | Path, overrides: list[str] | None = None) ->
     if cfg.data.id_column is not None:
         return _validate_panel(prepare_panel(cfg, read_panel(cfg.data)))
     prepared = prepare(cfg)
-    cfg, split, lag = prepared.config, prepared.split, prepared.lag
+    cfg, split, lag = prepared.config, prepared.fit_split, prepared.lag
     steps, feats, targs = cfg.window.input_steps, len(cfg.data.inputs), len(cfg.data.targets)
     return {
         "layout": cfg.layout,
