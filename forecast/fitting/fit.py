@@ -13,6 +13,7 @@ from typing import Any
 from forecast.config.schema import TrainingConfig
 from forecast.data.prepare import Prepared
 from forecast.data.windows import Split
+from forecast.forecasting.forecaster import Forecaster
 
 log = logging.getLogger("forecast")
 
@@ -28,12 +29,10 @@ class Compiled:
     """
 
     slots: dict[str, Any] = field(default_factory=dict)  # shape key -> _Slot, oldest first
-    forecasters: dict[int, Any] = field(default_factory=dict)  # id(model) -> Forecaster
+    forecasters: dict[int, Forecaster] = field(default_factory=dict)  # id(model) -> it
     limit: int | None = None  # at most this many slots; the least recently used go first
 
-    def forecaster(self, model: Any, features: list[str], targets: list[str]) -> Any:
-        from forecast.forecasting.forecaster import Forecaster
-
+    def forecaster(self, model: Any, features: list[str], targets: list[str]) -> Forecaster:
         if id(model) not in self.forecasters:
             self.forecasters[id(model)] = Forecaster(model, features, targets)
         return self.forecasters[id(model)]

@@ -28,6 +28,7 @@ from forecast.data.reading import Panel, Series
 from forecast.fitting.fit import Compiled, fit
 from forecast.fitting.residual import choose_residual
 from forecast.forecasting.calibration import calibrate_members
+from forecast.forecasting.forecaster import Forecaster
 from forecast.forecasting.original import forecast_members
 from forecast.forecasting.scoring import score_fold
 from forecast.model.tf_setup import import_tensorflow_quietly
@@ -98,7 +99,7 @@ def _score(
     config: Config,
     panel: Panel,
     prepared: PreparedPanel,
-    forecaster: Any,
+    forecaster: Forecaster,
     started: float,
 ) -> FitOutcome:
     horizon = config.window.horizon

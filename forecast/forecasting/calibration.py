@@ -3,6 +3,7 @@ from the held-out model's errors there, and their scores on the test rows."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,12 +11,16 @@ import numpy as np
 
 from forecast.data.panel import PreparedPanel
 from forecast.data.prepare import Prepared
+from forecast.forecasting.forecaster import Forecaster
+from forecast.forecasting.intervals import Calibration
 from forecast.forecasting.original import forecast, forecast_members
 
 CALIBRATED_STEPS = 30
 
 
-def calibrate_intervals(prepared: Prepared, forecaster: Any) -> tuple[Any, str | None]:
+def calibrate_intervals(
+    prepared: Prepared, forecaster: Forecaster
+) -> tuple[Calibration | None, str | None]:
     """Prediction intervals from the held-out model's errors at the training and validation
     origins (forecast.forecasting.intervals): (Calibration, None), or (None, why not); (None,
     None) when the config asks for none.
@@ -66,7 +71,7 @@ def calibration_plan(prepared: Prepared) -> CalibrationPlan | str | None:
     return CalibrationPlan(train_origins, val_origins, steps)
 
 
-def calibrate_from(prepared: Prepared, plan: CalibrationPlan, predicted: np.ndarray) -> Any:
+def calibrate_from(prepared: Prepared, plan: CalibrationPlan, predicted: np.ndarray) -> Calibration:
     """The Calibration from the forecasts (N, S, K) at `plan.origins`, original units."""
     from forecast.forecasting.intervals import calibrate, error_kind
 
@@ -88,7 +93,7 @@ def calibrate_from(prepared: Prepared, plan: CalibrationPlan, predicted: np.ndar
 
 def score_intervals(
     report: dict[str, Any],
-    calibration: Any,
+    calibration: Calibration | None,
     missing: str | None,
     actual: np.ndarray,  # (rows, K) original units
     origins: np.ndarray,  # (N,) original rows
@@ -121,8 +126,8 @@ def score_intervals(
 
 
 def calibrate_members(
-    prepared: PreparedPanel, forecaster: Any
-) -> tuple[dict[str, Any], dict[str, str]]:
+    prepared: PreparedPanel, forecaster: Forecaster
+) -> tuple[dict[str, Calibration], dict[str, str]]:
     """Each member's intervals, calibrated on its own training and validation origins (one
     batched forecast for all): (id -> Calibration, id -> why it has none)."""
     plans: dict[str, CalibrationPlan] = {}
@@ -133,7 +138,7 @@ def calibrate_members(
             plans[sid] = plan
         elif plan is not None:
             missing[sid] = plan
-    calibrations = {}
+    calibrations: dict[str, Calibration] = {}
     for steps in sorted({p.steps for p in plans.values()}):
         same = [i for i, p in plans.items() if p.steps == steps]
         # a few series' forecasts at a time: memory stays flat in the number of series
@@ -150,7 +155,7 @@ def calibrate_members(
 CALIBRATION_ORIGINS = 20_000  # origins forecast at once when calibrating many series
 
 
-def _chunks(ids: list[str], size: Any, limit: int) -> list[list[str]]:
+def _chunks(ids: list[str], size: Callable[[str], int], limit: int) -> list[list[str]]:
     """`ids` in consecutive groups of at most `limit` total size (one id may exceed it)."""
     groups: list[list[str]] = [[]]
     total = 0

@@ -18,7 +18,7 @@ from forecast.data.timesteps import time_labels
 from forecast.forecasting.calibration import calibrate_intervals, calibrate_members, score_intervals
 from forecast.forecasting.evaluation import BASELINES, METRICS, evaluate, verdict
 from forecast.forecasting.forecaster import Forecaster
-from forecast.forecasting.intervals import clip_note, label
+from forecast.forecasting.intervals import Calibration, clip_note, label
 from forecast.forecasting.original import forecast, forecast_members
 
 log = logging.getLogger("forecast")
@@ -48,7 +48,7 @@ def mean_reports(reports: list[Any]) -> Any:
 
 def evaluate_on_test(
     prepared: Prepared, model: Any, timings: dict[str, Any]
-) -> tuple[dict[str, Any], pd.DataFrame, Any]:
+) -> tuple[dict[str, Any], pd.DataFrame, Calibration | None]:
     """Forecast every test origin, score model and baselines, and calibrate the intervals on
     the validation origins: (metrics, predictions, Calibration or None)."""
 
@@ -72,7 +72,7 @@ def evaluate_on_test(
 
 def evaluate_panel(
     prepared: PreparedPanel, model: Any, timings: dict[str, Any]
-) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Any]]:
+) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Calibration]]:
     """`evaluate_on_test` for a long table: every series scored on its own test rows
     (MASE on its own scale), and the overall metrics the mean over series of each series'
     metrics; intervals calibrated per series. (metrics, predictions with the id column
@@ -127,7 +127,7 @@ def evaluate_panel(
 
 
 def score(
-    prepared: Prepared, predicted: np.ndarray, calibration: Any, missing: str | None
+    prepared: Prepared, predicted: np.ndarray, calibration: Calibration | None, missing: str | None
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Score the forecasts (N, H, K) from every test origin and their intervals against the
     baselines: (metrics without the verdict, test_predictions table)."""
@@ -190,10 +190,10 @@ def score_fold(
     number: int,
     predicted: np.ndarray,  # (1, H, K) original units
     season: int,
-    calibration: Any,
+    calibration: Calibration | None,
     missing: str | None,
     head: dict[str, Any] | None = None,  # keys that come first (a long table's id)
-) -> tuple[dict[str, Any], Any]:
+) -> tuple[dict[str, Any], tuple[np.ndarray, np.ndarray] | None]:
     """backtest.json's row for a fold's forecast from `origin`: dates, model and baselines
     scored on the next horizon rows, intervals; and the interval bounds (or None)."""
     data, horizon = config.data, config.window.horizon

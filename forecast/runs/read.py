@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
@@ -22,6 +22,10 @@ from forecast.config.file import validate_config
 from forecast.config.schema import Config
 from forecast.errors import ConfigError, RunError
 from forecast.runs.layout import FORMAT_VERSION, finished_runs, is_backtest, missing_files
+
+if TYPE_CHECKING:  # imported where they are read
+    from forecast.data.scaling import Scaler
+    from forecast.forecasting.intervals import Calibration
 
 log = logging.getLogger("forecast")
 
@@ -46,7 +50,7 @@ class Run:
         return self.path / "model.keras"
 
 
-def load_panel_scalers(path: Path, columns: list[str]) -> dict[str, Any]:
+def load_panel_scalers(path: Path, columns: list[str]) -> dict[str, Scaler]:
     """A long table's scaler.json: id -> Scaler."""
     from forecast.data.scaling import Scaler
 
@@ -62,7 +66,7 @@ def load_panel_scalers(path: Path, columns: list[str]) -> dict[str, Any]:
     return scalers
 
 
-def load_panel_intervals(run_dir: Path) -> dict[str, Any]:
+def load_panel_intervals(run_dir: Path) -> dict[str, Calibration]:
     """A long table's intervals.json: id -> Calibration ({} for a run without them)."""
     from forecast.forecasting.intervals import Calibration
 
@@ -85,7 +89,7 @@ def _series(data: Any) -> dict[str, Any]:
     return series
 
 
-def load_intervals(run_dir: Path) -> Any:
+def load_intervals(run_dir: Path) -> Calibration | None:
     """The run's calibrated intervals (intervals.json), or None for a run without them."""
     from forecast.forecasting.intervals import Calibration
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import logging
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,13 +15,13 @@ from forecast.config.schema import Config
 from forecast.data.csvfile import check_text_encoding
 from forecast.data.prepare import Prepared, prepare_history
 from forecast.data.ranges import outside_training_range
-from forecast.data.reading import Panel, read_panel, read_series, some_ids
+from forecast.data.reading import Panel, Series, read_panel, read_series, some_ids
 from forecast.data.scaling import Scaler
 from forecast.data.timesteps import future_index, time_labels
 from forecast.data.transforms import transform_lag
 from forecast.errors import ConfigError, DataError, RunError
-from forecast.forecasting.forecaster import check_steps
-from forecast.forecasting.intervals import label
+from forecast.forecasting.forecaster import Forecaster, check_steps
+from forecast.forecasting.intervals import Calibration, label
 from forecast.forecasting.original import forecast, to_original
 from forecast.interrupts import tensorflow_work
 from forecast.model.tf_setup import import_tensorflow_quietly
@@ -52,12 +51,10 @@ class Predictor:
         self.calibration = runs.load_intervals(opened.path)
 
     @functools.cached_property
-    def forecaster(self) -> Any:
+    def forecaster(self) -> Forecaster:
         """The model, loaded (safe mode) on first use: a bad history CSV is reported before
         TensorFlow is imported; `serve` touches it at start, so it is loaded once."""
         import_tensorflow_quietly()
-        from forecast.forecasting.forecaster import Forecaster
-
         data = self.config.data
         model = runs.load_model(self.model_path, self.config)
         return Forecaster(model, data.inputs, data.targets)
@@ -68,7 +65,7 @@ class Predictor:
         return transform_lag(self.config.data.transform) > 0
 
     def forecast(
-        self, series: Any, steps: int | None = None, asked_as: str = "--horizon {}"
+        self, series: Series | Panel, steps: int | None = None, asked_as: str = "--horizon {}"
     ) -> tuple[pd.DataFrame, list[str]]:
         """The next `steps` (default: the config's horizon) after the last row of `series`:
         (time column, then per target its column and `<target>_lo_L`, `<target>_hi_L` per
@@ -153,7 +150,7 @@ class Predictor:
         return pd.concat(frames, ignore_index=True), warnings
 
     def _forecast_one(
-        self, series: Any, steps: int, scaler: Scaler, calibration: Any
+        self, series: Series, steps: int, scaler: Scaler, calibration: Calibration | None
     ) -> tuple[pd.DataFrame, list[str]]:
         history = prepare_history(self.config, series, scaler)
         last = np.array([len(history.scaled) - 1])
@@ -161,7 +158,7 @@ class Predictor:
         return self._frame(series, history, future, calibration)
 
     def _frame(
-        self, series: Any, history: Prepared, future: np.ndarray, calibration: Any
+        self, series: Series, history: Prepared, future: np.ndarray, calibration: Calibration | None
     ) -> tuple[pd.DataFrame, list[str]]:
         """The forecast (steps, K) after `history`'s last row as forecast.csv's rows, with
         its intervals, and the warnings to tell the user."""
@@ -206,7 +203,7 @@ class Predictor:
         return self.calibration is not None
 
 
-def _own_scaler(config: Config, series: Any) -> Scaler:
+def _own_scaler(config: Config, series: Series) -> Scaler:
     """The scaler of a series the run never trained on: fitted on the rows given."""
     from forecast.data.missing import fill_missing
     from forecast.data.transforms import apply_transform
@@ -260,8 +257,9 @@ def predict(
     data = predictor.config.data
     if ids and data.id_column is None:
         raise ConfigError(f"--id: the run {predictor.run.name} has no data.id_column (one series)")
+    series: Series | Panel
     if data.id_column is not None:
-        series: Any = read_panel(
+        series = read_panel(
             data, path=csv_path, require_targets=predictor.needs_targets, only=ids or None
         )
         unseen = [i for i in series.ids if i not in predictor.scalers]

@@ -20,6 +20,7 @@ from forecast.errors import ConfigError, ForecastError, RunError
 from forecast.fitting.announce import log_layout
 from forecast.fitting.fit import final_split, fit, fit_final
 from forecast.fitting.residual import choose_residual
+from forecast.forecasting.intervals import Calibration
 from forecast.forecasting.scoring import evaluate_on_test, evaluate_panel
 from forecast.interrupts import raise_if_stop_requested, tensorflow_work
 from forecast.model.tf_setup import import_tensorflow_quietly
@@ -215,6 +216,7 @@ def train(
             model, fitted = _fitted_model(partial, fitting, quiet)
             timings |= fitted["timings"]
             raise_if_stop_requested()
+            calibration: Calibration | dict[str, Calibration] | None  # a long table's: per id
             if isinstance(prepared, PreparedPanel):
                 metrics, predictions, calibration = evaluate_panel(prepared, model, timings)
             else:
