@@ -57,4 +57,4 @@ bench-accuracy: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/accuracy.py --seeds 1 2 3
 
 clean:
-	rm -rf $(VENV) runs plots .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) runs plots .pytest_cache .ruff_cache .mypy_cache *.egg-info
