@@ -33,9 +33,11 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# mypy: its settings are in pyproject.toml ([tool.mypy])
 lint: $(STAMP)
 	$(BIN)/ruff check forecast tests benchmarks
 	$(BIN)/ruff format --check forecast tests benchmarks
+	$(BIN)/mypy forecast
 
 format: $(STAMP)
 	$(BIN)/ruff format forecast tests benchmarks
@@ -55,4 +57,4 @@ bench-accuracy: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/accuracy.py --seeds 1 2 3
 
 clean:
-	rm -rf $(VENV) runs plots .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) runs plots .pytest_cache .ruff_cache .mypy_cache *.egg-info

@@ -21,7 +21,6 @@ from typing import Any
 import pandas as pd
 
 from forecast.config.schema import Config
-from forecast.config.schema import json_schema as config_schema
 from forecast.data.reading import some_ids
 from forecast.errors import ConfigError
 from forecast.runs import atomic, layout, read
@@ -133,7 +132,7 @@ def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000) -> No
 
 def json_schema() -> dict[str, Any]:
     """The config's JSON Schema, for editors."""
-    return config_schema()
+    return Config.model_json_schema()
 
 
 def short_id_list(ids: list[str]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -28,7 +29,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-COMMANDS = {  # in the order `forecast --help` lists them
+COMMANDS: dict[str, Callable[..., None]] = {  # in the order `forecast --help` lists them
     "train": train,
     "backtest": backtest,
     "tune": tune,

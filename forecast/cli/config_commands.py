@@ -6,6 +6,7 @@ is imported inside each command, so that --help answers at once.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -101,7 +102,7 @@ def backtest(
             typer.echo(f"{chr(10) if number else ''}== {path} ==")
         done = "" if number == 0 else f" for {path}; the backtests before it are saved"
         result = call_api(
-            lambda plan=plan: api.run_backtest_plan(plan, runs_dir, quiet),
+            functools.partial(api.run_backtest_plan, plan, runs_dir, quiet),
             left=NO_RUN_WRITTEN + done,
         )
         typer.echo(format_backtest(result.report))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 import typer
@@ -32,9 +32,19 @@ class OneLineErrors(HelpGroup):
     """Usage errors (a bad option value, a missing option, an unknown command) as one line
     on stderr, `error: <what>; see 'forecast CMD --help'`, exit 2, instead of Typer's box."""
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            code = super().main(
+                args, prog_name, complete_var, False, windows_expand_args, **extra
+            )  # standalone_mode False: the errors come back here
         except typer.TyperException as exc:  # Typer's usage errors (its ClickException)
             ctx = getattr(exc, "ctx", None)
             hint = f"; see '{ctx.command_path} --help'" if ctx is not None else ""
@@ -85,7 +95,7 @@ def _os_failure(exc: OSError) -> str:
     failure = api.write_failure(exc, None, elsewhere="another --output or --runs-dir")
     if failure is None:
         internal_error(exc)
-    return failure
+    return str(failure)
 
 
 def internal_error(exc: BaseException) -> NoReturn:

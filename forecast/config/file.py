@@ -180,6 +180,7 @@ def _expand_layers(raw: dict[str, Any], source: str) -> dict[str, Any]:
 
 
 def _layer_from_yaml(item: Any) -> Any:
+    params: Any  # the layer's YAML mapping
     if isinstance(item, str):
         name, params = item, {}
     elif isinstance(item, dict) and "type" in item:

@@ -13,7 +13,7 @@ Cross-field rules are small named functions (`_layout_agrees`, `_recursion_needs
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -51,7 +51,10 @@ class DataConfig(Strict):
         "every series is split, transformed and scaled on its own, one model learns them all",
     )
     features: list[str] = Field(min_length=1, description="input columns")
-    targets: list[str] | None = Field(None, description="predicted columns; default: features")
+    if TYPE_CHECKING:  # a validated config's: `_default_targets` fills in the features
+        targets: list[str] = Field(default_factory=list)
+    else:
+        targets: list[str] | None = Field(None, description="predicted columns; default: features")
     calendar: list[Literal[CALENDAR_NAMES]] | Literal["auto"] = Field(  # type: ignore[valid-type]
         default_factory=list,
         description="calendar features known in advance, as model inputs: minute, hour, "
@@ -303,7 +306,7 @@ class Config(Strict):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     intervals: list[int | float] = Field(
-        default_factory=lambda: [80, 95],
+        default_factory=lambda: list[int | float]([80, 95]),
         description="prediction-interval levels in percent, calibrated on the validation "
         "origins (conformal); [] = none",
     )
@@ -394,7 +397,3 @@ def infer_layout(features: list[str], targets: list[str], horizon: int) -> str:
     else:
         base = "multivariate"
     return base if horizon == 1 else f"{base}_multi_step"
-
-
-def json_schema() -> dict[str, Any]:
-    return Config.model_json_schema()

@@ -18,6 +18,7 @@ import typing
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from forecast.config.modelspec import LAYER_TYPES
 from forecast.config.schema import Config
@@ -79,7 +80,7 @@ def describe_error(exc: ValidationError) -> tuple[str, str]:
     return where, f"{message}{more}"
 
 
-def _shown_error(exc: ValidationError) -> dict[str, Any]:
+def _shown_error(exc: ValidationError) -> ErrorDetails:
     """The error `describe_error` words: the first, or at the same place a more specific one."""
     errors = exc.errors()
     where = format_loc(errors[0]["loc"])
@@ -125,7 +126,7 @@ _TYPE_WORDS = {
 }
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: ErrorDetails) -> str:
     kind = error["type"]
     ctx = error.get("ctx") or {}
     got = excerpt(error.get("input"))

@@ -23,7 +23,7 @@ def is_calendar(column: str) -> bool:
     return column.startswith(CALENDAR_PREFIX)
 
 
-def _position(index: pd.DatetimeIndex, name: str) -> np.ndarray:
+def _position(index: pd.DatetimeIndex, name: str) -> pd.Index | np.ndarray:
     """Where each time stamp lies in the cycle of `name`, in [0, 1)."""
     if name == "minute":
         return (index.minute + index.second / 60) / 60

@@ -20,7 +20,7 @@ from forecast.errors import DataError
 log = logging.getLogger("forecast")
 
 
-def handle_missing(values: pd.DataFrame, policy: str, path: Path) -> pd.DataFrame:
+def handle_missing(values: pd.DataFrame, policy: str, path: Path | str) -> pd.DataFrame:
     holes = values.isna().to_numpy()
     if not holes.any():
         return values

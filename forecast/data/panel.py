@@ -26,7 +26,7 @@ import numpy as np
 
 from forecast.config.schema import Config, DataConfig
 from forecast.data.prepare import Prepared, prepare
-from forecast.data.reading import Panel, Series, read_panel, read_series, some_ids
+from forecast.data.reading import Panel, Series, SeriesId, read_panel, read_series, some_ids
 from forecast.errors import DataError
 
 log = logging.getLogger("forecast")
@@ -51,13 +51,13 @@ class PanelSplit:
 class PreparedPanel:
     config: Config
     panel: Panel
-    members: dict[str | None, Prepared]  # id -> the series that train, each prepared alone
+    members: dict[SeriesId, Prepared]  # id -> the series that train, each prepared alone
     skipped: dict[str, str]  # id -> why it was left out
-    offsets: dict[str, int]  # id -> its first row in `combined`
+    offsets: dict[SeriesId, int]  # id -> its first row in `combined`
     combined: Prepared  # every member's rows end to end, with a PanelSplit
 
     @property
-    def ids(self) -> list[str]:
+    def ids(self) -> list[SeriesId]:
         return list(self.members)
 
     @property
@@ -79,7 +79,7 @@ def prepare_panel(config: Config, panel: Panel, back: int | None = None) -> Prep
 
     With `back`, each series' last `back` rows are left out and there is no test part (a
     backtest fold fits on everything up to its origin)."""
-    members: dict[str, Prepared] = {}
+    members: dict[SeriesId, Prepared] = {}
     skipped: dict[str, str] = {}
     for sid, series in panel.members.items():
         try:
@@ -114,7 +114,9 @@ def prepare_panel(config: Config, panel: Panel, back: int | None = None) -> Prep
     return PreparedPanel(config, panel, members, skipped, *_combine(config, members))
 
 
-def _combine(config: Config, members: dict[str, Prepared]) -> tuple[dict[str, int], Prepared]:
+def _combine(
+    config: Config, members: dict[SeriesId, Prepared]
+) -> tuple[dict[SeriesId, int], Prepared]:
     offsets, start = {}, 0
     train, val, every = [], [], []
     window = config.window
@@ -149,7 +151,7 @@ def as_panel(data: Series | Panel) -> Panel:
     """A long table as it is; one series as a table of one, its id None."""
     if isinstance(data, Panel):
         return data
-    members: dict[str | None, Series] = {None: data}
+    members: dict[SeriesId, Series] = {None: data}
     return Panel(members, data.path, data.sha256, "", data.encoding)
 
 

@@ -58,6 +58,12 @@ class Prepared:
         return self.scaled[:, index]  # the features and the calendar columns
 
     @property
+    def fit_split(self) -> Split:
+        """The split of data prepared to fit a model on (`prepare`, not `prepare_history`)."""
+        assert self.split is not None, "history prepared only to forecast from has no split"
+        return self.split
+
+    @property
     def targets(self) -> np.ndarray:  # (work rows, K) scaled
         return self.scaled[:, self.config.data.target_index]
 

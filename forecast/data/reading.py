@@ -34,6 +34,8 @@ from forecast.errors import DataError, ForecastError
 
 log = logging.getLogger("forecast")
 
+SeriesId = str | None  # a long table's id; None: the one series of a CSV (data/panel.py)
+
 
 @dataclass
 class Series:
@@ -134,7 +136,7 @@ def _finish(
 class Panel:
     """A long table (data.id_column): one Series per id, each sorted by time on its own."""
 
-    members: dict[str | None, Series]  # id -> its series, in the order ids first appear (None:
+    members: dict[SeriesId, Series]  # id -> its series, in the order ids first appear (None:
     # the one series of a CSV without data.id_column, as forecast.data.panel.as_panel makes it)
     path: Path
     sha256: str
@@ -142,7 +144,7 @@ class Panel:
     encoding: str = "utf-8"
 
     @property
-    def ids(self) -> list[str]:
+    def ids(self) -> list[SeriesId]:
         return list(self.members)
 
 
@@ -162,15 +164,15 @@ def read_panel(
     message = missing_column([id_column], list(frame.columns), None)
     if message:
         raise DataError(f"{path}: {message.replace('data.features/targets', 'data.id_column')}")
-    ids = frame[id_column]
-    blank = ids.isna() | (ids.astype("string").str.strip() == "")
+    column = frame[id_column]
+    blank = column.isna() | (column.astype("string").str.strip() == "")
     if blank.any():
         row = int(np.argmax(blank.to_numpy()))
         raise DataError(
             f"{path}: column '{id_column}' row {row + 2} is empty; every row needs its "
             "series id (data.id_column)"
         )
-    ids = ids.astype("string").str.strip().to_numpy(dtype=object)
+    ids = column.astype("string").str.strip().to_numpy(dtype=object)
     needed = config.read_columns if require_targets else list(config.features)
     values = _values(frame, config, needed, path)
     digest = hashlib.sha256(raw).hexdigest()
@@ -195,7 +197,7 @@ def read_panel(
     return Panel(members, path, digest, id_column, file_encoding(raw, config.encoding))
 
 
-def some_ids(ids: Sequence[str], shown: int = 5, quote: str = "") -> str:
+def some_ids(ids: Sequence[SeriesId], shown: int = 5, quote: str = "") -> str:
     """'A, B, C and 7 more': the first `shown` ids of a long list, for one-line messages."""
     more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
     return ", ".join(f"{quote}{i}{quote}" for i in ids[:shown]) + more
@@ -271,7 +273,8 @@ def column_typo(data: Any) -> str | None:
     names = [
         c
         for key in ("features", "targets")
-        for c in (data.get(key) if isinstance(data.get(key), list) else [])
+        if isinstance(listed := data.get(key), list)
+        for c in listed
         if isinstance(c, str)
     ]
     try:

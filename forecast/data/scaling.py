@@ -26,7 +26,7 @@ class Scaler:
     columns: list[str]
     scale: np.ndarray  # (columns,)
     offset: np.ndarray  # (columns,)
-    feature_range: tuple[float, float] = (0.0, 1.0)
+    feature_range: tuple[float, ...] = (0.0, 1.0)  # low, high
     data_min: np.ndarray | None = None  # (columns,) training rows only
     data_max: np.ndarray | None = None
 

@@ -28,16 +28,16 @@ def parse_times(column: pd.Series, source: object = None, mixed_format: bool = F
     parses each cell on its own (for guessing which column holds dates); otherwise the
     format is inferred from the first cells, as pandas does.
     """
-    options = {"errors": "coerce", "format": "mixed" if mixed_format else None}
+    given = "mixed" if mixed_format else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pandas warns when it guesses a format per element
         try:
-            parsed = pd.to_datetime(column, **options)
+            parsed = pd.to_datetime(column, errors="coerce", format=given)
             mixed_offsets = parsed.dtype == object  # pandas 2 keeps each cell's own offset
         except ValueError:  # pandas 3 refuses mixed offsets unless asked for UTC
             mixed_offsets = True
         if mixed_offsets:
-            parsed = pd.to_datetime(column, utc=True, **options)
+            parsed = pd.to_datetime(column, errors="coerce", format=given, utc=True)
     if mixed_offsets and source is not None:
         log.warning(
             "%s: column '%s' mixes UTC offsets; its times are converted to UTC",
@@ -80,7 +80,7 @@ def future_index(index: pd.Index, steps: int) -> pd.Index:
     return pd.Index(values[-1] + step * np.arange(1, steps + 1), name=index.name or "step")
 
 
-def date_offset(index: pd.DatetimeIndex) -> pd.DateOffset | pd.Timedelta:
+def date_offset(index: pd.DatetimeIndex) -> pd.offsets.BaseOffset | pd.Timedelta:
     """The step between the last 200 dates: business days for trading days, else the
     frequency pandas infers, else the most common gap."""
     tail = index[-min(len(index), 200) :]
@@ -146,7 +146,7 @@ def season_length(index: pd.Index) -> int:
     return _SEASON_BY_NAME.get(prefix, 1)
 
 
-def warn_irregular_gaps(index: pd.Index, path: Path) -> None:
+def warn_irregular_gaps(index: pd.Index, path: Path | str) -> None:
     """Windows assume evenly spaced rows; say so when the dates are not (holidays in
     trading-day data are normal and not reported)."""
     if not isinstance(index, pd.DatetimeIndex) or len(index) < 3:

@@ -62,6 +62,7 @@ def invert_transform(
     summed onto them step by step.
     """
     if kind in ("diff", "log_diff"):
+        assert last_levels is not None, "differences are summed onto the origins' levels"
         base = np.log(last_levels) if kind == "log_diff" else last_levels
         predicted = base[:, None, :] + np.cumsum(predicted, axis=1)
     if kind in ("log", "log_diff"):

@@ -116,18 +116,17 @@ def early_stopping_class() -> type:
             self.resumed_stopped = bool(saved and saved["stopped_epoch"] > 0)
             self.start: float | None = None  # the starting weights' score, if a candidate
             if saved:
-                self._restore()
+                self._restore(saved)
 
         def on_train_begin(self, logs: Any = None) -> None:
             super().on_train_begin(logs)
             if self.saved:
-                self._restore()
+                self._restore(self.saved)
             elif self.start is not None:  # the starting weights are the best before epoch 1
                 self.best, self.best_weights = self.start, self.model.get_weights()
                 self.best_epoch = -1  # reported 1-based: 0
 
-        def _restore(self) -> None:
-            saved = self.saved
+        def _restore(self, saved: dict[str, Any]) -> None:
             self.wait, self.best_epoch = saved["wait"], saved["best_epoch"]
             self.stopped_epoch = saved["stopped_epoch"]
             self.best = saved["best"]

@@ -8,11 +8,15 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forecast.config.schema import TrainingConfig
 from forecast.data.prepare import Prepared
 from forecast.data.windows import Split
+from forecast.forecasting.forecaster import Forecaster
+
+if TYPE_CHECKING:  # imported by `fit`, with the rest of the training loop
+    from forecast.fitting.callbacks import FitResult
 
 log = logging.getLogger("forecast")
 
@@ -28,12 +32,10 @@ class Compiled:
     """
 
     slots: dict[str, Any] = field(default_factory=dict)  # shape key -> _Slot, oldest first
-    forecasters: dict[int, Any] = field(default_factory=dict)  # id(model) -> Forecaster
+    forecasters: dict[int, Forecaster] = field(default_factory=dict)  # id(model) -> it
     limit: int | None = None  # at most this many slots; the least recently used go first
 
-    def forecaster(self, model: Any, features: list[str], targets: list[str]) -> Any:
-        from forecast.forecasting.forecaster import Forecaster
-
+    def forecaster(self, model: Any, features: list[str], targets: list[str]) -> Forecaster:
         if id(model) not in self.forecasters:
             self.forecasters[id(model)] = Forecaster(model, features, targets)
         return self.forecasters[id(model)]
@@ -107,7 +109,7 @@ def fit(
     checkpoint_dir: Path | None = None,
     compiled: Compiled | None = None,
     tensorboard_dir: Path | None = None,
-) -> tuple[Any, Any, dict[str, Any]]:
+) -> tuple[Any, FitResult, dict[str, Any]]:
     """Seed, build and fit the model: (model, FitResult, {timings, strategy, unroll}).
 
     With `compiled`, a model of the same shape built by an earlier fit is reset to its
@@ -215,7 +217,7 @@ def fit(
 
 def fit_final(
     prepared: Prepared, epochs: int, quiet: bool, tensorboard_dir: Path | None = None
-) -> tuple[Any, Any, dict[str, Any]]:
+) -> tuple[Any, FitResult, dict[str, Any]]:
     """Refit on every row (the test rows too) for `epochs`, with the held-out run's scaler
     and settings, without validation or early stopping: the model `predict` uses."""
     cfg = prepared.config

@@ -24,10 +24,11 @@ import numpy as np
 
 from forecast.config.schema import Config
 from forecast.data.panel import PreparedPanel, as_panel, prepare_panel
-from forecast.data.reading import Panel, Series
+from forecast.data.reading import Panel, Series, SeriesId
 from forecast.fitting.fit import Compiled, fit
 from forecast.fitting.residual import choose_residual
 from forecast.forecasting.calibration import calibrate_members
+from forecast.forecasting.forecaster import Forecaster
 from forecast.forecasting.original import forecast_members
 from forecast.forecasting.scoring import score_fold
 from forecast.model.tf_setup import import_tensorflow_quietly
@@ -59,9 +60,9 @@ class FitOutcome:
 
     number: int
     reports: list[dict[str, Any]]  # backtest.json rows (a long table's start with the id)
-    forecasts: dict[str | None, np.ndarray]  # (H, K) original units
-    residuals: dict[str | None, np.ndarray]  # actual - forecast (H, K); NaN at a hole
-    bounds: dict[str | None, Bounds]  # where the series has intervals
+    forecasts: dict[SeriesId, np.ndarray]  # (H, K) original units
+    residuals: dict[SeriesId, np.ndarray]  # actual - forecast (H, K); NaN at a hole
+    bounds: dict[SeriesId, Bounds]  # where the series has intervals
     season: int  # the season the model was built with
     seconds: float
 
@@ -90,7 +91,7 @@ def _score(
     config: Config,
     panel: Panel,
     prepared: PreparedPanel,
-    forecaster: Any,
+    forecaster: Forecaster,
     started: float,
 ) -> FitOutcome:
     horizon = config.window.horizon

@@ -3,6 +3,7 @@ from the held-out model's errors there, and their scores on the test rows."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,14 +11,18 @@ import numpy as np
 
 from forecast.data.panel import PreparedPanel
 from forecast.data.prepare import Prepared
+from forecast.data.reading import SeriesId
+from forecast.forecasting.forecaster import Forecaster
 from forecast.forecasting.interval_scores import interval_report
-from forecast.forecasting.intervals import TRAINING_ORIGINS, calibrate, error_kind
+from forecast.forecasting.intervals import TRAINING_ORIGINS, Calibration, calibrate, error_kind
 from forecast.forecasting.original import forecast, forecast_members
 
 CALIBRATED_STEPS = 30
 
 
-def calibrate_intervals(prepared: Prepared, forecaster: Any) -> tuple[Any, str | None]:
+def calibrate_intervals(
+    prepared: Prepared, forecaster: Forecaster
+) -> tuple[Calibration | None, str | None]:
     """Prediction intervals from the held-out model's errors at the training and validation
     origins (forecast.forecasting.intervals): (Calibration, None), or (None, why not); (None,
     None) when the config asks for none.
@@ -67,10 +72,10 @@ def calibration_plan(prepared: Prepared) -> CalibrationPlan | str | None:
     return CalibrationPlan(train_origins, val_origins, steps)
 
 
-def calibrate_from(prepared: Prepared, plan: CalibrationPlan, predicted: np.ndarray) -> Any:
+def calibrate_from(prepared: Prepared, plan: CalibrationPlan, predicted: np.ndarray) -> Calibration:
     """The Calibration from the forecasts (N, S, K) at `plan.origins`, original units."""
 
-    cfg, split, lag = prepared.config, prepared.split, prepared.lag
+    cfg, split, lag = prepared.config, prepared.fit_split, prepared.lag
     data, window = cfg.data, cfg.window
     n = len(plan.train_origins)
     return calibrate(
@@ -88,7 +93,7 @@ def calibrate_from(prepared: Prepared, plan: CalibrationPlan, predicted: np.ndar
 
 def score_intervals(
     report: dict[str, Any],
-    calibration: Any,
+    calibration: Calibration | None,
     missing: str | None,
     actual: np.ndarray,  # (rows, K) original units
     origins: np.ndarray,  # (N,) original rows
@@ -120,19 +125,19 @@ def score_intervals(
 
 
 def calibrate_members(
-    prepared: PreparedPanel, forecaster: Any
-) -> tuple[dict[str, Any], dict[str, str]]:
+    prepared: PreparedPanel, forecaster: Forecaster
+) -> tuple[dict[SeriesId, Calibration], dict[SeriesId, str]]:
     """Each member's intervals, calibrated on its own training and validation origins (one
     batched forecast for all): (id -> Calibration, id -> why it has none)."""
-    plans: dict[str, CalibrationPlan] = {}
-    missing: dict[str, str] = {}
+    plans: dict[SeriesId, CalibrationPlan] = {}
+    missing: dict[SeriesId, str] = {}
     for sid, member in prepared.members.items():
         plan = calibration_plan(member)
         if isinstance(plan, CalibrationPlan):
             plans[sid] = plan
         elif plan is not None:
             missing[sid] = plan
-    calibrations = {}
+    calibrations: dict[SeriesId, Calibration] = {}
     for steps in sorted({p.steps for p in plans.values()}):
         same = [i for i, p in plans.items() if p.steps == steps]
         # a few series' forecasts at a time: memory stays flat in the number of series
@@ -149,9 +154,11 @@ def calibrate_members(
 CALIBRATION_ORIGINS = 20_000  # origins forecast at once when calibrating many series
 
 
-def _chunks(ids: list[str], size: Any, limit: int) -> list[list[str]]:
+def _chunks(
+    ids: list[SeriesId], size: Callable[[SeriesId], int], limit: int
+) -> list[list[SeriesId]]:
     """`ids` in consecutive groups of at most `limit` total size (one id may exceed it)."""
-    groups: list[list[str]] = [[]]
+    groups: list[list[SeriesId]] = [[]]
     total = 0
     for i in ids:
         if groups[-1] and total + size(i) > limit:

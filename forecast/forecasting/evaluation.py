@@ -131,7 +131,7 @@ def verdict(report: dict[str, Any], model_name: str, where: str = "on the test s
     scores = {n: b[metric] for n, b in report["baselines"].items() if b[metric] is not None}
     if ours is None or not scores:
         return f"{model_name}: no verdict ({metric.upper()} undefined {where})"
-    best = min(scores, key=scores.get)
+    best = min(scores, key=scores.__getitem__)
     label = best.replace("_", " ")
     if abs(ours - scores[best]) <= 0.005 * scores[best]:  # "beats by 0%" said nothing
         return (

@@ -88,7 +88,9 @@ def interval_report(
     def block(pick: Any, scale: Any) -> dict[str, Any]:
         out = {}
         for i, level in enumerate(levels):
-            entry = interval_scores(pick(actual), pick(lo[i]), pick(hi[i]), level, scale)
+            entry: dict[str, Any] = interval_scores(
+                pick(actual), pick(lo[i]), pick(hi[i]), level, scale
+            )
             if naive is None:
                 entry["seasonal_naive"] = {
                     "coverage": None,

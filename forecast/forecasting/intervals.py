@@ -85,7 +85,7 @@ def clip_at_zero(
 
 def never_negative(values: np.ndarray) -> list[bool]:
     """values (rows, K) -> per target: no value below 0 (missing ones aside)."""
-    return [bool(b) for b in ~(values < 0).any(axis=0)]
+    return [bool(b) for b in np.asarray(~(values < 0).any(axis=0))]
 
 
 def clip_note(reports: list[dict[str, Any]], what: str) -> str | None:

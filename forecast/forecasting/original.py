@@ -3,18 +3,18 @@ and refused when any value is not finite."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from forecast.data.panel import PreparedPanel
 from forecast.data.prepare import Prepared
+from forecast.data.reading import SeriesId
 from forecast.data.transforms import invert_transform
 from forecast.errors import DataError
+from forecast.forecasting.forecaster import Forecaster
 
 
 def forecast(
-    prepared: Prepared, forecaster: Any, work_origins: np.ndarray, steps: int
+    prepared: Prepared, forecaster: Forecaster, work_origins: np.ndarray, steps: int
 ) -> np.ndarray:
     """Forecast `steps` from each origin, in original units: (N, steps, K)."""
     scaled = forecaster.from_origins(prepared.features, work_origins, steps)  # (N, steps, K)
@@ -47,8 +47,8 @@ def check_forecasts(forecasts: np.ndarray, targets: list[str], source: object) -
 
 
 def forecast_members(
-    prepared: PreparedPanel, forecaster: Any, origins: dict[str, np.ndarray], steps: int
-) -> dict[str, np.ndarray]:
+    prepared: PreparedPanel, forecaster: Forecaster, origins: dict[SeriesId, np.ndarray], steps: int
+) -> dict[SeriesId, np.ndarray]:
     """Forecast `steps` from each member's work-row origins in one batched call:
     id -> (N, steps, K) original units."""
     ids = list(origins)

@@ -18,7 +18,7 @@ from forecast.data.timesteps import time_labels
 from forecast.forecasting.calibration import calibrate_members, score_intervals
 from forecast.forecasting.evaluation import BASELINES, METRICS, evaluate, verdict
 from forecast.forecasting.forecaster import Forecaster
-from forecast.forecasting.intervals import clip_note, label
+from forecast.forecasting.intervals import Calibration, clip_note, label
 from forecast.forecasting.original import forecast_members
 
 log = logging.getLogger("forecast")
@@ -60,7 +60,7 @@ def evaluate_on_test(
     data, horizon = cfg.data, cfg.window.horizon
     clock = time.perf_counter()
     forecaster = Forecaster(model, data.inputs, data.targets)
-    origins = {i: m.split.test_origins for i, m in prepared.members.items()}
+    origins = {i: m.fit_split.test_origins for i, m in prepared.members.items()}
     predicted = forecast_members(prepared, forecaster, origins, horizon)
     calibrations, missing = calibrate_members(prepared, forecaster)
     timings["forecast"] = round(time.perf_counter() - clock, 4)
@@ -127,11 +127,11 @@ def _many_series(
 
 
 def score(
-    prepared: Prepared, predicted: np.ndarray, calibration: Any, missing: str | None
+    prepared: Prepared, predicted: np.ndarray, calibration: Calibration | None, missing: str | None
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Score the forecasts (N, H, K) from every test origin and their intervals against the
     baselines: (metrics without the verdict, test_predictions table)."""
-    cfg, split, lag = prepared.config, prepared.split, prepared.lag
+    cfg, split, lag = prepared.config, prepared.fit_split, prepared.lag
     data, horizon = cfg.data, cfg.window.horizon
     origins, test_start = split.test_origins + lag, split.test_start + lag  # original rows
     actual = prepared.target_values
@@ -190,10 +190,10 @@ def score_fold(
     number: int,
     predicted: np.ndarray,  # (1, H, K) original units
     season: int,
-    calibration: Any,
+    calibration: Calibration | None,
     missing: str | None,
     head: dict[str, Any] | None = None,  # keys that come first (a long table's id)
-) -> tuple[dict[str, Any], Any]:
+) -> tuple[dict[str, Any], tuple[np.ndarray, np.ndarray] | None]:
     """backtest.json's row for a fold's forecast from `origin`: dates, model and baselines
     scored on the next horizon rows, intervals; and the interval bounds (or None)."""
     data, horizon = config.data, config.window.horizon

@@ -60,6 +60,7 @@ def check_stack(
         before = shape.params
         where = f"model.layers[{i}] ({spec.type})" if model.layers is not None else "model"
         if spec.type in SEQUENCE_INPUT and shape.steps is None:
+            assert vector_from is not None  # steps end where a layer made one vector
             prev = specs[vector_from]
             fix = (
                 f"set return_sequences: true on model.layers[{vector_from}]"
@@ -71,6 +72,7 @@ def check_stack(
                 f"({prev.type}) outputs one vector per sample; {fix}"
             )
         if spec.type in RNN_TYPES:
+            assert shape.steps is not None  # a sequence input (checked above)
             kind = spec.layer if spec.type == "bidirectional" else spec.type
             directions = 2 if spec.type == "bidirectional" else 1
             shape.params += directions * _rnn_params(kind, spec.units, shape.width)
@@ -87,6 +89,7 @@ def check_stack(
             if not spec.return_sequences:
                 shape.steps, vector_from = None, i
         elif spec.type == "conv1d":
+            assert shape.steps is not None
             shape.params += spec.kernel_size * shape.width * spec.filters + spec.filters
             shape.width = spec.filters
             if spec.padding == "valid":

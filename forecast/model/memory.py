@@ -12,11 +12,14 @@ to refuse a model a thousand times too big with a message instead of an out-of-m
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING
 
 from forecast.config.schema import Config
 from forecast.errors import ConfigError
 from forecast.model.build import check_stack
+
+if TYPE_CHECKING:  # build is imported only when the shape is not given
+    from forecast.model.build import StackShape
 
 FLOAT = 4  # bytes of a float32
 SLOTS = {"adam": 2, "adamw": 2, "rmsprop": 1, "sgd": 0}  # optimizer values per weight
@@ -38,7 +41,9 @@ def available_bytes() -> int | None:
         return None
 
 
-def training_bytes(config: Config, shape: Any, windows: int | None = None) -> tuple[int, int]:
+def training_bytes(
+    config: Config, shape: StackShape, windows: int | None = None
+) -> tuple[int, int]:
     """(bytes of weights, gradients and optimizer slots; bytes of a batch's activations).
     `windows`: the training windows, which a batch cannot outnumber."""
     training = config.training
@@ -47,7 +52,9 @@ def training_bytes(config: Config, shape: Any, windows: int | None = None) -> tu
     return weights, batch * shape.activations * FLOAT
 
 
-def check_training_fits(config: Config, shape: Any = None, windows: int | None = None) -> None:
+def check_training_fits(
+    config: Config, shape: StackShape | None = None, windows: int | None = None
+) -> None:
     """ConfigError when training `config` needs more memory than this machine has available.
     `shape`: the model's `check_stack` result, if already computed; `windows`: the number
     of training windows, or an upper bound."""

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from forecast.config.schema import Config
-from forecast.data.reading import Panel
+from forecast.data.reading import Panel, SeriesId
 from forecast.forecasting.intervals import label
 from forecast.plots.common import (
     FileWriter,
@@ -81,9 +81,15 @@ def backtest_figure(
 
 
 def panel_backtest_figure(
-    panel: Panel, config: Config, report: dict[str, Any], forecasts: list[dict[str, np.ndarray]],
-    backs: list[int], path: Path, *, write: FileWriter,
-) -> Path:  # fmt: skip
+    panel: Panel,
+    config: Config,
+    report: dict[str, Any],
+    forecasts: list[dict[SeriesId, np.ndarray]],
+    backs: list[int],
+    path: Path,
+    *,
+    write: FileWriter,
+) -> Path:
     """A long table's backtest: a handful of series (the worst and best by MASE beyond
     PANELS), each with its folds' forecasts from their origins; written through `write`."""
     id_column = config.data.id_column

@@ -79,7 +79,8 @@ def style_for(labels: list[str]) -> Iterator[None]:
     if not any(_CJK.search(label) for label in labels):
         yield
         return
-    with matplotlib.rc_context(_cjk_rc()), warnings.catch_warnings():
+    # matplotlib's stubs type rc keys as Literals; ours come from a dict built at run time
+    with matplotlib.rc_context(_cjk_rc()), warnings.catch_warnings():  # type: ignore[arg-type]
         warnings.filterwarnings(
             "ignore", message="Glyph .* missing from font", category=UserWarning
         )
@@ -161,7 +162,7 @@ def figure_height(panels: int) -> float:
 def draw_line(ax: Axes, x: Any, y: Any, label: str, color: str, width: float) -> None:
     """A line, with markers where it has few points (one test origin draws a dot, not
     nothing)."""
-    markers = {"marker": "o", "markersize": 4} if len(x) <= 30 else {}
+    markers: dict[str, Any] = {"marker": "o", "markersize": 4} if len(x) <= 30 else {}
     ax.plot(x, y, color=color, linewidth=width, label=label, **markers)
 
 

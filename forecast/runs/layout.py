@@ -75,7 +75,9 @@ def resumable_partial(runs_dir: Path, name: str, config_text: str) -> tuple[Path
             f"{partial}: the interrupted run was started with a different config; "
             "resume with the same config and --set options, or train without --resume"
         )
-    return partial, pattern.match(partial.name).group(1)
+    stamp = pattern.match(partial.name)
+    assert stamp is not None  # `found` holds only the names that match
+    return partial, stamp.group(1)
 
 
 class PartialLock:

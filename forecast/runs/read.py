@@ -13,16 +13,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
 
 from forecast.config.file import validate_config
 from forecast.config.schema import Config
+from forecast.data.reading import SeriesId
 from forecast.data.scaling import Scaler
 from forecast.errors import ConfigError, RunError
 from forecast.runs.layout import FORMAT_VERSION, finished_runs, is_backtest, missing_files
+
+if TYPE_CHECKING:  # imported where they are read
+    from forecast.forecasting.intervals import Calibration
 
 log = logging.getLogger("forecast")
 
@@ -47,9 +51,9 @@ class Run:
         return self.path / "model.keras"
 
 
-def load_panel_scalers(path: Path, columns: list[str]) -> dict[str, Any]:
+def load_panel_scalers(path: Path, columns: list[str]) -> dict[SeriesId, Scaler]:
     """A long table's scaler.json: id -> Scaler."""
-
+    scalers: dict[SeriesId, Scaler]
     try:
         series = _series(json.loads(path.read_text(encoding="utf-8")))
         scalers = {str(sid): Scaler.from_dict(entry, str(path)) for sid, entry in series.items()}
@@ -62,7 +66,7 @@ def load_panel_scalers(path: Path, columns: list[str]) -> dict[str, Any]:
     return scalers
 
 
-def load_panel_intervals(run_dir: Path) -> dict[str, Any]:
+def load_panel_intervals(run_dir: Path) -> dict[SeriesId, Calibration]:
     """A long table's intervals.json: id -> Calibration ({} for a run without them)."""
     from forecast.forecasting.intervals import Calibration
 
@@ -85,7 +89,7 @@ def _series(data: Any) -> dict[str, Any]:
     return series
 
 
-def load_intervals(run_dir: Path) -> Any:
+def load_intervals(run_dir: Path) -> Calibration | None:
     """The run's calibrated intervals (intervals.json), or None for a run without them."""
     from forecast.forecasting.intervals import Calibration
 
@@ -222,10 +226,10 @@ def run_summaries(runs_dir: Path) -> pd.DataFrame:
     if runs_dir.is_dir():
         found = (p for p in runs_dir.iterdir() if not p.name.startswith(".") and is_backtest(p))
         rows += [_listed(path, _backtest_summary) for path in sorted(found)]
-    rows = [row for row in rows if row is not None]
-    rows.sort(key=lambda row: row["finished"])  # stable: runs finished alike keep their order
+    listed = [row for row in rows if row is not None]
+    listed.sort(key=lambda row: row["finished"])  # stable: runs finished alike keep their order
     columns = ["run", "kind", "finished", "layout", "model", "mase", "seasonal_naive_mase"]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(listed, columns=columns)
 
 
 def _listed(path: Path, summary: Callable[[Path], dict[str, Any]]) -> dict[str, Any] | None:
@@ -277,6 +281,7 @@ def _backtest_summary(path: Path) -> dict[str, Any]:
 
 def _entry(data: dict[str, Any], *keys: str) -> Any:
     """data[k1][k2]...; None where a key is missing or a level is not a mapping."""
+    node: Any = data
     for key in keys:
-        data = data.get(key) if isinstance(data, dict) else None
-    return data
+        node = node.get(key) if isinstance(node, dict) else None
+    return node

@@ -25,7 +25,11 @@ import pandas as pd
 from forecast import __version__
 from forecast.config.file import config_to_yaml
 from forecast.config.schema import Config
+from forecast.data.panel import PreparedPanel
+from forecast.data.prepare import Prepared
+from forecast.data.reading import Panel, Series
 from forecast.data.timesteps import time_labels
+from forecast.forecasting.intervals import Calibration
 from forecast.runs.atomic import write_atomic, write_json, write_text_atomic
 from forecast.runs.layout import FORMAT_VERSION, discard, finish, stamp, start_partial
 from forecast.runs.read import load_model
@@ -97,26 +101,25 @@ def load_fitted(partial: Path) -> tuple[Any, dict[str, Any]] | None:
 
 def write_results(
     partial: Path,
-    prepared: Any,
+    prepared: Prepared | PreparedPanel,
     fitted: dict[str, Any],
     metrics: dict[str, Any],
     predictions: pd.DataFrame,
-    calibration: Any = None,
+    calibration: Calibration | dict[str, Calibration] | None = None,  # a long table's: per id
 ) -> None:
     """scaler.json, history.csv, metrics.json, test_predictions.csv and, with intervals,
     intervals.json (the calibrated half-widths `predict` uses)."""
-    members = getattr(prepared, "members", None)  # a long table's series (data/panel.py)
-    if members is None:
+    if isinstance(prepared, Prepared):  # one series
         prepared.scaler.save(partial / "scaler.json")
-        if calibration is not None:
+        if isinstance(calibration, Calibration):
             write_json(partial / "intervals.json", calibration.to_json())
     else:
-        scalers = {sid: m.scaler.to_dict() for sid, m in members.items()}
+        scalers = {sid: m.scaler.to_dict() for sid, m in prepared.members.items()}
         write_json(
             partial / "scaler.json",
             {"format_version": 1, "id_column": prepared.config.data.id_column, "series": scalers},
         )
-        if calibration:
+        if isinstance(calibration, dict) and calibration:
             series = {sid: c.to_json() for sid, c in calibration.items()}
             write_json(partial / "intervals.json", {"series": series})
     write_history(partial / "history.csv", fitted["history"])
@@ -132,7 +135,7 @@ def write_history(path: Path, rows: list[dict[str, float]]) -> None:
 
 def write_run_info(
     partial: Path,
-    prepared: Any,
+    prepared: Prepared | PreparedPanel,
     fitted: dict[str, Any],
     timings: dict[str, Any],
     final_fit: dict[str, Any] | None = None,
@@ -149,12 +152,14 @@ def write_run_info(
     write_json(partial / "run.json", info)
 
 
-def write_forecast_history(run_dir: Path, series: Any, config: Config, steps: int) -> None:
+def write_forecast_history(
+    run_dir: Path, series: Series | Panel, config: Config, steps: int
+) -> None:
     """forecast_history.csv: the history tail that forecast.png draws before the forecast
     (of every series of a long table, its id column first)."""
-    members = getattr(series, "members", None)
+    members = series.members if isinstance(series, Panel) else {None: series}
     parts = []
-    for sid, one in (members or {None: series}).items():
+    for sid, one in members.items():
         tail = one.frame.iloc[-max(4 * steps, 3 * config.window.input_steps, 50) :]
         history = pd.DataFrame({config.data.time_column or "step": time_labels(tail.index)})
         if sid is not None:
@@ -167,15 +172,14 @@ def write_forecast_history(run_dir: Path, series: Any, config: Config, steps: in
     write_text_atomic(run_dir / "forecast_history.csv", table.to_csv(index=False))
 
 
-def run_info(prepared: Any, timings: dict[str, Any]) -> dict[str, Any]:
+def run_info(prepared: Prepared | PreparedPanel, timings: dict[str, Any]) -> dict[str, Any]:
     """run.json: versions, data, seed, rows, split and timings."""
     import keras
     import tensorflow as tf
 
-    members = getattr(prepared, "members", None)  # a long table's series (data/panel.py)
-    if members is not None:
+    if isinstance(prepared, PreparedPanel):  # a long table's series
         return _panel_info(prepared, timings)
-    cfg, split, lag = prepared.config, prepared.split, prepared.lag
+    cfg, split, lag = prepared.config, prepared.fit_split, prepared.lag
     first, last = time_labels(prepared.series.index[[0, len(prepared.values) - 1]])
     return {
         "format_version": FORMAT_VERSION,
@@ -216,12 +220,12 @@ def run_info(prepared: Any, timings: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _panel_info(panel: Any, timings: dict[str, Any]) -> dict[str, Any]:
+def _panel_info(panel: PreparedPanel, timings: dict[str, Any]) -> dict[str, Any]:
     """run.json of a long table: as for one series, with `data.series` (how many trained,
     which were left out) and `split` per series (rows, val_start, test_start)."""
     combined = panel.combined
     info = run_info(next(iter(panel.members.values())), timings)
-    split = combined.split
+    split = combined.fit_split
     info["data"] = {
         "path": str(panel.panel.path),
         "sha256": panel.panel.sha256,
@@ -233,15 +237,15 @@ def _panel_info(panel: Any, timings: dict[str, Any]) -> dict[str, Any]:
     info["rows"] = {
         "train_windows": len(split.train_origins),
         "val_windows": len(split.val_origins),
-        "test_origins": int(sum(len(m.split.test_origins) for m in panel.members.values())),
+        "test_origins": int(sum(len(m.fit_split.test_origins) for m in panel.members.values())),
     }
     info["split"] = {
         "transform_lag": combined.lag,
         "series": {
             sid: {
                 "rows": len(m.values),
-                "val_start": m.split.val_start + m.lag,
-                "test_start": m.split.test_start + m.lag,
+                "val_start": m.fit_split.val_start + m.lag,
+                "test_start": m.fit_split.test_start + m.lag,
                 "first": time_labels(m.series.index[[0]])[0],
                 "last": time_labels(m.series.index[[len(m.values) - 1]])[0],
             }

@@ -9,7 +9,7 @@ process can run.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ import numpy as np
 from forecast.config.schema import Config
 from forecast.data.panel import prepare_panel
 from forecast.data.prepare import prepare, with_calendar
-from forecast.data.reading import Panel, Series, read_panel, read_series
+from forecast.data.reading import Panel, Series, SeriesId, read_panel, read_series
 from forecast.data.timesteps import time_labels
 from forecast.errors import ConfigError, DataError
 from forecast.fitting.announce import log_layout
@@ -60,7 +60,7 @@ def check_folds(config: Config, series: Series, folds: int, step: int | None = N
 
 
 def run_folds(
-    config: Config, data: Series | Panel, backs: Sequence[int], quiet: bool, workers: int = 1
+    config: Config, data: Series | Panel, backs: Iterable[int], quiet: bool, workers: int = 1
 ) -> list[FitOutcome]:
     """Every fold as one fit task (forecast.fitting.task), in turn or in `workers`
     processes: the outcomes in fold order. One series and a long table alike; only what
@@ -115,7 +115,7 @@ def run_backtest(
     reports = [f.reports[0] for f in folds]
     if not quiet and (note := clip_note(reports, "folds")):
         log.info("%s", note)
-    result = {
+    result: dict[str, Any] = {
         "layout": config.layout,
         "horizon": horizon,
         "step": int(origins[1] - origins[0]) if len(origins) > 1 else horizon,
@@ -135,7 +135,7 @@ def run_backtest(
 # --------------------------------------------------------------------------- long tables
 
 
-def panel_backs(config: Config, panel: Any, folds: int, step: int | None = None) -> list[int]:
+def panel_backs(config: Config, panel: Panel, folds: int, step: int | None = None) -> list[int]:
     """For each fold, the rows left out at the end of every series of a long table (the
     last fold's forecast ends at each series' last row), or a user error when no series can
     hold the first fold."""
@@ -152,8 +152,8 @@ def panel_backs(config: Config, panel: Any, folds: int, step: int | None = None)
 
 
 def run_panel_backtest(
-    config: Config, panel: Any, backs: list[int], quiet: bool
-) -> tuple[dict[str, Any], list[dict[str, np.ndarray]]]:
+    config: Config, panel: Panel, backs: list[int], quiet: bool
+) -> tuple[dict[str, Any], list[dict[SeriesId, np.ndarray]]]:
     """Every fold of a long table: (backtest.json's content, per fold id -> forecast (H, K)).
     `mean` is the mean over series of each series'
     mean over its folds; `per_series` holds those."""
@@ -164,11 +164,12 @@ def run_panel_backtest(
     if not quiet and (note := clip_note(rows, "series folds")):
         log.info("%s", note)
     id_column = config.data.id_column
+    assert id_column is not None, "a long table names its series"
     per_series = {
         sid: mean_of_folds([r for r in rows if r[id_column] == sid])
         for sid in dict.fromkeys(r[id_column] for r in rows)
     }
-    result = {
+    result: dict[str, Any] = {
         "layout": config.layout,
         "horizon": config.window.horizon,
         "step": backs[0] - backs[1] if len(backs) > 1 else config.window.horizon,
@@ -195,8 +196,8 @@ class BacktestPlan:
     """A backtest checked and ready to run (`check_backtest`)."""
 
     config: Config
-    data: Any  # the Series, or a long table's Panel
-    origins: Any  # fold origins, or for a long table each fold's rows back
+    data: Series | Panel  # the Series, or a long table's Panel
+    origins: np.ndarray | list[int]  # fold origins, or for a long table each fold's rows back
     workers: int = 1
 
 
@@ -237,7 +238,8 @@ def run_backtest_plan(
     if not quiet:  # the calendar columns `auto` chose, as train says them
         series = next(iter(data.members.values())) if isinstance(data, Panel) else data
         log_layout(with_calendar(cfg, series))
-    if cfg.data.id_column is not None:
+    if isinstance(data, Panel):  # data.id_column: a long table
+        assert isinstance(origins, list)
         report, forecasts = run_panel_backtest(cfg, data, origins, quiet)
 
         def draw(path: Path) -> None:
@@ -246,11 +248,12 @@ def run_backtest_plan(
             )
 
     else:
-        report, forecasts, bounds = run_backtest(cfg, data, origins, quiet, plan.workers)
+        assert isinstance(origins, np.ndarray)
+        report, predicted, bounds = run_backtest(cfg, data, origins, quiet, plan.workers)
 
         def draw(path: Path) -> None:
             backtest_figure(
-                data.frame, cfg, origins, forecasts, path, bounds, write=atomic.write_atomic
+                data.frame, cfg, origins, predicted, path, bounds, write=atomic.write_atomic
             )
 
     run_dir = write.write_backtest(Path(runs_dir), cfg, report, draw)

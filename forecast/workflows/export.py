@@ -25,7 +25,7 @@ import math
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,19 +36,23 @@ from forecast.model.execution import with_unroll
 from forecast.runs import layout
 from forecast.workflows.predictor import Predictor
 
+if TYPE_CHECKING:  # export imports what it needs as it goes
+    from forecast.config.schema import Config
+    from forecast.data.scaling import Scaler
+
 FORMATS = ("saved_model", "tflite", "onnx")
 DEFAULT_NAMES = {"saved_model": "saved_model", "tflite": "model.tflite", "onnx": "model.onnx"}
 ONNX_OPSET = 17
 log = logging.getLogger("forecast")
 
 
-def input_rows(config: Any) -> int:
+def input_rows(config: Config) -> int:
     """Raw rows the artifact takes per origin: the window, plus one for differences."""
 
     return config.window.input_steps + transform_lag(config.data.transform)
 
 
-def serving_function(model: Any, config: Any, scaler: Any) -> Any:
+def serving_function(model: Any, config: Config, scaler: Scaler) -> Any:
     """A function of raw values (B, R, F) -> forecast (B, H, K), all in TensorFlow ops."""
     import tensorflow as tf
 
@@ -153,7 +157,7 @@ def export_run(
 
 
 def _build(
-    model: Any, serve: Any, config: Any, fmt: str, rows: int, n_features: int, out: Path
+    model: Any, serve: Any, config: Config, fmt: str, rows: int, n_features: int, out: Path
 ) -> Path:
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as tmp:
         saved = Path(tmp) / "saved_model"

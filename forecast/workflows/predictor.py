@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import logging
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,13 +16,13 @@ from forecast.data.missing import fill_missing
 from forecast.data.panel import as_panel
 from forecast.data.prepare import Prepared, prepare_history
 from forecast.data.ranges import outside_training_range
-from forecast.data.reading import Panel, read_panel, read_series, some_ids
+from forecast.data.reading import Panel, Series, SeriesId, read_panel, read_series, some_ids
 from forecast.data.scaling import Scaler
 from forecast.data.timesteps import future_index, time_labels
 from forecast.data.transforms import apply_transform, transform_lag
 from forecast.errors import ConfigError, DataError, RunError
 from forecast.forecasting.forecaster import Forecaster, check_steps
-from forecast.forecasting.intervals import label
+from forecast.forecasting.intervals import Calibration, label
 from forecast.forecasting.original import to_original
 from forecast.interrupts import tensorflow_work
 from forecast.model.tf_setup import import_tensorflow_quietly
@@ -43,8 +42,10 @@ class Predictor:
         self.model_path = opened.model_path
         # a scaler and intervals per series: a long table's by id, one series' under None
         if data.id_column is not None:
-            self.scalers = read.load_panel_scalers(opened.path / "scaler.json", data.columns)
-            self.calibrations = read.load_panel_intervals(opened.path)
+            self.scalers: dict[SeriesId, Scaler] = read.load_panel_scalers(
+                opened.path / "scaler.json", data.columns
+            )
+            self.calibrations: dict[SeriesId, Calibration] = read.load_panel_intervals(opened.path)
             return
         scaler = Scaler.load(opened.path / "scaler.json")
         if scaler.columns != data.columns:
@@ -61,7 +62,7 @@ class Predictor:
         return self.scalers[None]
 
     @functools.cached_property
-    def forecaster(self) -> Any:
+    def forecaster(self) -> Forecaster:
         """The model, loaded (safe mode) on first use: a bad history CSV is reported before
         TensorFlow is imported; `serve` touches it at start, so it is loaded once."""
         import_tensorflow_quietly()
@@ -76,7 +77,7 @@ class Predictor:
         return transform_lag(self.config.data.transform) > 0
 
     def forecast(
-        self, series: Any, steps: int | None = None, asked_as: str = "--horizon {}"
+        self, series: Series | Panel, steps: int | None = None, asked_as: str = "--horizon {}"
     ) -> tuple[pd.DataFrame, list[str]]:
         """The next `steps` (default: the config's horizon) after the last row of `series`:
         (time column, then per target its column and `<target>_lo_L`, `<target>_hi_L` per
@@ -104,8 +105,8 @@ class Predictor:
         """Every series of `panel` (one series: a table of one) from one batched model call."""
         data = self.config.data
         frames, warnings, unseen, outside = [], [], [], []
-        short: list[str] = []
-        histories: dict[str, Prepared] = {}
+        short: list[SeriesId] = []
+        histories: dict[SeriesId, Prepared] = {}
         for sid, series in panel.members.items():
             scaler = self.scalers.get(sid)
             try:
@@ -160,7 +161,7 @@ class Predictor:
         return pd.concat(frames, ignore_index=True), warnings
 
     def _frame(
-        self, series: Any, history: Prepared, future: np.ndarray, calibration: Any
+        self, series: Series, history: Prepared, future: np.ndarray, calibration: Calibration | None
     ) -> tuple[pd.DataFrame, list[str]]:
         """The forecast (steps, K) after `history`'s last row as forecast.csv's rows, with
         its intervals, and the warnings to tell the user."""
@@ -192,9 +193,9 @@ class Predictor:
         for k, target in enumerate(data.targets):
             result[target] = future[:, k]
             for i, level in enumerate(levels):
-                known = bounds is not None
-                result[f"{target}_lo_{label(level)}"] = bounds[0][i, 0, :, k] if known else np.nan
-                result[f"{target}_hi_{label(level)}"] = bounds[1][i, 0, :, k] if known else np.nan
+                lo, hi = (np.nan, np.nan) if bounds is None else (b[i, 0, :, k] for b in bounds)
+                result[f"{target}_lo_{label(level)}"] = lo
+                result[f"{target}_hi_{label(level)}"] = hi
         return result, warnings
 
     @property
@@ -203,7 +204,7 @@ class Predictor:
         return bool(self.calibrations)
 
 
-def _own_scaler(config: Config, series: Any) -> Scaler:
+def _own_scaler(config: Config, series: Series) -> Scaler:
     """The scaler of a series the run never trained on: fitted on the rows given."""
 
     data, scaling = config.data, config.scaling
@@ -255,8 +256,9 @@ def predict(
     data = predictor.config.data
     if ids and data.id_column is None:
         raise ConfigError(f"--id: the run {predictor.run.name} has no data.id_column (one series)")
+    series: Series | Panel
     if data.id_column is not None:
-        series: Any = read_panel(
+        series = read_panel(
             data, path=csv_path, require_targets=predictor.needs_targets, only=ids or None
         )
         unseen = [i for i in series.ids if i not in predictor.scalers]

@@ -40,7 +40,7 @@ import re
 import socket
 import sys
 import threading
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -49,6 +49,9 @@ from forecast.data.reading import read_panel, read_series
 from forecast.errors import ConfigError, ForecastError
 from forecast.interrupts import raise_if_stop_requested
 from forecast.workflows.export import input_rows
+
+if TYPE_CHECKING:  # the API hands it one
+    from forecast.workflows.predictor import Predictor
 
 # the serve extra. FastAPI resolves the handlers' annotations from this module's globals:
 # Request, Query, Annotated and Horizon must be names here
@@ -165,7 +168,7 @@ def records(frame: Any) -> list[dict[str, Any]]:
     ]
 
 
-def run_info(predictor: Any) -> dict[str, Any]:
+def run_info(predictor: Predictor) -> dict[str, Any]:
     cfg = predictor.config
     data = cfg.data
     levels = list(cfg.intervals) if predictor.calibration_known else []
@@ -189,7 +192,9 @@ def run_info(predictor: Any) -> dict[str, Any]:
     }
 
 
-def create_app(predictor: Any, max_body: int = MAX_BODY, body_seconds: float = BODY_TIMEOUT) -> Any:
+def create_app(
+    predictor: Predictor, max_body: int = MAX_BODY, body_seconds: float = BODY_TIMEOUT
+) -> Any:
     """The FastAPI application answering for `predictor` (a `Predictor`); a request
     body must arrive within `body_seconds`."""
     name = predictor.run.name
@@ -350,7 +355,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(predictor: Any, host: str, port: int) -> None:
+def serve(predictor: Predictor, host: str, port: int) -> None:
     """Run the server until Ctrl-C or SIGTERM."""
     with listening_socket(host, port) as sock:  # closed here too if uvicorn never starts
         seconds = body_timeout()

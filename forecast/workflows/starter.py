@@ -48,6 +48,7 @@ def starter_config(
     if decimal not in (".", ","):
         raise ConfigError(f"--decimal must be '.' or ',', got {decimal!r}")
     ids, holes = None, False
+    time_column: str | None
     if csv is None:
         time_column, numeric, rows, season, path = "date", ["value", "other"], None, 1, "data.csv"
     else:
@@ -70,8 +71,7 @@ def starter_config(
     features = [target] if base == "univariate" else [target, *others]
     # the second target of multi_output: the next column in the file that could be a target
     usable = [c for c in others if csv is None or not not_a_target(columns.numeric[c])]
-    second = (usable or others or [None])[0]
-    targets = [target] if base != "multi_output" else [target, second]
+    targets = [target] if base != "multi_output" else [target, (usable or others)[0]]
     transform = "none"
     if csv is not None:
         data = DataConfig(

@@ -175,10 +175,10 @@ def tune(
                 " ".join(trial.overrides) or "the config as given",
                 shown,
             )
-    scored = [i for i, t in enumerate(runs) if t.mase is not None and math.isfinite(t.mase)]
+    scored = {i: t.mase for i, t in enumerate(runs) if t.mase is not None and math.isfinite(t.mase)}
     if not scored:
         raise DataError(f"{series.path}: no trial could be backtested: {runs[0].error}")
-    best = min(scored, key=lambda i: runs[i].mase)
+    best = min(scored, key=scored.__getitem__)
     best_config = load_config_checked(config_path, base + runs[best].overrides, seed)
     step = int(origins[1] - origins[0]) if len(origins) > 1 else horizon
     given = base + ([f"--seed {seed}"] if seed is not None else [])

@@ -45,7 +45,7 @@ def validate(config: Config | str | Path, overrides: list[str] | None = None) ->
 
 
 def _split_sizes(prepared: Prepared) -> dict[str, Any]:
-    split, lag = prepared.split, prepared.lag
+    split, lag = prepared.fit_split, prepared.lag
     return {
         "split": {
             "train": split.val_start + lag,
