@@ -305,3 +305,35 @@ def test_a_residual_base_no_epoch_beats_is_kept(
     last = pd.read_csv(tmp_path / "s.csv").iloc[-1]
     forecast = pd.read_csv(result.run_dir / "forecast.csv").iloc[0]
     assert forecast["sales"] == pytest.approx(last["sales"], rel=1e-5)
+
+
+def test_mirrored_strategy_fits_under_the_strategy(tmp_path: Path, monkeypatch):
+    """training.distribute: mirrored builds the model in a MirroredStrategy's scope, so
+    Keras runs each training step through that strategy; run.json records it with its
+    replicas (every local GPU, or the CPU as its one replica where there is none)."""
+    import json
+
+    import tensorflow as tf
+
+    from tests.conftest import small_gru_config
+
+    steps = []  # (step function, replicas) for each step Keras ran through the strategy
+
+    class Watched(tf.distribute.MirroredStrategy):
+        def run(self, fn, args=(), kwargs=None, options=None):
+            steps.append((fn.__name__, self.num_replicas_in_sync))
+            return super().run(fn, args=args, kwargs=kwargs, options=options)
+
+    monkeypatch.setattr(tf.distribute, "MirroredStrategy", Watched)
+    config = small_gru_config(tmp_path, epochs=2, early_stopping=False, final_fit=False)
+    result = api.train(
+        config, runs_dir=tmp_path / "runs", quiet=True, overrides=["training.distribute=mirrored"]
+    )
+    replicas = max(1, len(tf.config.list_logical_devices("GPU")))
+    assert ("train_step", replicas) in steps
+    info = json.loads((result.run_dir / "run.json").read_text())
+    assert info["strategy"] == {"name": "mirrored", "replicas": replicas}
+    history = pd.read_csv(result.run_dir / "history.csv")
+    assert history["epoch"].tolist() == [1, 2]
+    assert np.isfinite(history["loss"]).all() and (history["loss"] > 0).all()
+    assert np.isfinite(result.metrics["model"]["mae"])
