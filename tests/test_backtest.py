@@ -152,7 +152,8 @@ def test_folds_that_reuse_the_first_folds_model_forecast_as_new_models_do(tmp_pa
 
     config = load_config(fold_config(tmp_path), [*overrides, "training.epochs=3"])
     series = read_series(config.data)
-    origins = backtest_origins(len(series.frame), 3, config.window.horizon)
+    # two folds: the second refits the first's model, reset to its starting state
+    origins = backtest_origins(len(series.frame), 2, config.window.horizon)
     compiled = Compiled()
     reused = [run_fold(config, series, int(o), i, compiled) for i, o in enumerate(origins)]
     assert len(compiled.slots) == 1 and len(compiled.forecasters) == 1  # built once
@@ -192,7 +193,7 @@ def test_a_backtest_of_another_series_reuses_the_models_and_forecasts_as_new_one
         update={"data": config.data.model_copy(update={"path": tmp_path / "other.csv"})}
     )
     series = read_series(other.data)
-    origins = backtest_origins(len(series.frame), 3, other.window.horizon)
+    origins = backtest_origins(len(series.frame), 2, other.window.horizon)
     _, forecasts, _ = run_backtest(other, series, origins, quiet=True)
     assert len(SHARED.slots) == slots  # nothing built again
     for number, origin in enumerate(origins):
@@ -216,6 +217,7 @@ def test_the_shared_models_keep_only_the_most_recently_used():
     assert list(compiled.forecasters.values()) == ["a"]  # b's forecaster went with it
 
 
+@pytest.mark.slow  # two worker processes that each import TensorFlow and train
 def test_folds_in_worker_processes_give_the_sequential_results(tmp_path):
     """--workers 2: the same folds, in order, with the same forecasts and scores as one
     process (each worker has its own models; the numbers agree to float tolerance)."""
