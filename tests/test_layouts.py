@@ -13,7 +13,7 @@ from forecast import api
 from forecast.cli.app import app
 from forecast.config.file import load_config, validate_config
 
-from .conftest import ROOT, write_config
+from .conftest import ROOT, tiny_config_file, write_config
 
 # seed 003: a = 10, 20, 30, ...; the two-column form is a, a + 1 (10/11, 20/21, ...)
 LAYOUTS = {
@@ -153,20 +153,9 @@ def test_predict_beyond_the_horizon(tmp_path, monthly_csv):
         "model": {"architecture": "gru", "units": [4]},
         "training": {"epochs": 1},
     }
-    both = write_config(
-        tmp_path / "both.yaml",
-        data={"path": monthly_csv.name, "features": ["sales", "price"], "time_column": "date"},
-        **common,
-    )
-    one = write_config(
-        tmp_path / "one.yaml",
-        data={
-            "path": monthly_csv.name,
-            "features": ["sales", "price"],
-            "targets": ["sales"],
-            "time_column": "date",
-        },
-        **common,
+    both = tiny_config_file(tmp_path, "both.yaml", data={"features": ["sales", "price"]}, **common)
+    one = tiny_config_file(
+        tmp_path, "one.yaml", data={"features": ["sales", "price"], "targets": ["sales"]}, **common
     )
     run_both = api.train(both, runs_dir=runs, quiet=True).run_dir
     result = runner.invoke(

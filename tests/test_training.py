@@ -71,7 +71,7 @@ def test_the_final_fit_trains_on_every_row_for_the_epochs_found(held_out, tmp_pa
         config, runs_dir=tmp_path / "runs", quiet=True, overrides=["training.final_fit=true"]
     )
     info = json.loads((final.run_dir / "run.json").read_text())
-    rows = len(pd.read_csv(config.parent / "s.csv"))
+    rows = len(pd.read_csv(config.parent / "sales.csv"))
     # every row: all windows of the 150 rows (input 12, one step), none held out
     assert info["final_fit"]["rows"] == rows
     assert info["final_fit"]["windows"] == rows - 12 - 1 + 1
@@ -298,11 +298,11 @@ def test_a_residual_base_no_epoch_beats_is_kept(
     from forecast.cli.app import app
 
     said = CliRunner().invoke(
-        app, ["predict", "--run", str(result.run_dir), "--csv", str(tmp_path / "s.csv")]
+        app, ["predict", "--run", str(result.run_dir), "--csv", str(tmp_path / "sales.csv")]
     )
     assert said.exit_code == 0, said.output
     assert "forecast by the naive base alone: no training epoch beat it" in said.stderr
-    last = pd.read_csv(tmp_path / "s.csv").iloc[-1]
+    last = pd.read_csv(tmp_path / "sales.csv").iloc[-1]
     forecast = pd.read_csv(result.run_dir / "forecast.csv").iloc[0]
     assert forecast["sales"] == pytest.approx(last["sales"], rel=1e-5)
 
