@@ -197,6 +197,15 @@ def test_there_is_a_config_per_layout_and_per_stack():
 @pytest.mark.slow
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_shipped_config_trains_one_epoch(path, tmp_path):
+    from forecast.runs import load_model
+
     result = api.train(path, runs_dir=tmp_path, overrides=["training.epochs=1"], quiet=True)
-    assert (result.run_dir / "model.keras").is_file()
-    assert result.metrics["model"]["mae"] is not None
+    config = load_config(path)
+    history = pd.read_csv(result.run_dir / "history.csv")
+    assert history["epoch"].tolist() == [1] and np.isfinite(history["loss"]).all()
+    assert result.metrics["layout"] == config.layout
+    assert np.isfinite(result.metrics["model"]["mae"]) and result.metrics["model"]["mae"] > 0
+    # the saved model loads in safe mode and forecasts (horizon, targets) per window
+    model = load_model(result.run_dir / "model.keras")
+    targets = len(config.data.targets)
+    assert model.output_shape == (None, config.window.output_steps, targets)

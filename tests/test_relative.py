@@ -304,7 +304,12 @@ def test_the_recommended_config_backtests_a_36_row_series(tmp_path: Path):
         tmp_path / "c.yaml", folds=3, runs_dir=tmp_path / "runs", quiet=True,
         overrides=["training.epochs=2"],
     )  # fmt: skip
-    assert [f["model"]["mase"] is not None for f in result.report["folds"]] == [True] * 3
+    folds = result.report["folds"]
+    # horizon 6 apart, the last ending at row 35: origins 17, 23, 29, each scored
+    assert [f["origin"] for f in folds] == monthly_frame(36)["date"].iloc[[17, 23, 29]].tolist()
+    mases = [f["model"]["mase"] for f in folds]
+    assert all(np.isfinite(m) and m > 0 for m in mases), mases
+    assert result.report["mean"]["model"]["mase"] == pytest.approx(np.mean(mases))
 
 
 def test_predict_warns_when_recent_inputs_leave_the_training_range(
