@@ -242,7 +242,8 @@ def test_an_xla_fit_uses_xla_and_repeats_bit_for_bit(tmp_path: Path):
     from forecast.pipeline import fit
     from tests.conftest import small_gru_config
 
-    config = small_gru_config(tmp_path, epochs=2, batch_size=8, early_stopping=False)
+    # 60 training windows in 5 whole batches: one batch shape, so one XLA compile per fit
+    config = small_gru_config(tmp_path, epochs=2, batch_size=12, early_stopping=False)
     fits = []
     for jit in ("true", "true", "false"):
         prepared = prepare(load_config(config, overrides=[f"training.jit_compile={jit}"]))
