@@ -141,7 +141,11 @@ def test_too_many_folds_is_a_user_error(tmp_path):
     [
         [],
         # dropout draws random numbers, members have their own weights; unrolled for training
-        ["model.dropout=0.3", "model.ensemble=2", "training.unroll=true"],
+        # (over 10 s: two unrolled members traced for each of the four fits)
+        pytest.param(
+            ["model.dropout=0.3", "model.ensemble=2", "training.unroll=true"],
+            marks=pytest.mark.slow,
+        ),
         ["model.ensemble=3"],  # the members trained as one wide model (forecast.model.stacked)
     ],
 )
