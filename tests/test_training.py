@@ -23,8 +23,8 @@ def config_file(folder: Path, restore: bool) -> Path:
 
 
 @pytest.fixture(scope="module")
-def held_out(tmp_path_factory):
-    """held_out(restore) -> (config, TrainResult): early stopping's held-out fit (no final
+def held_out_runs(tmp_path_factory):
+    """held_out_runs(restore) -> (config, TrainResult): early stopping's held-out fit (no final
     fit), trained once per `restore` for the tests of this module, which only read it."""
     trained = {}
 
@@ -49,8 +49,8 @@ def validation_loss(run_dir: Path, config: Path) -> float:
 
 
 @pytest.mark.parametrize("restore", [True, False])
-def test_early_stopping_stops_after_patience_and_keeps_the_right_weights(held_out, restore):
-    config, result = held_out(restore)
+def test_early_stopping_stops_after_patience_and_keeps_the_right_weights(held_out_runs, restore):
+    config, result = held_out_runs(restore)
     history = pd.read_csv(result.run_dir / "history.csv")
     best = int(history["val_loss"].idxmin()) + 1
     # stopped 3 epochs (the patience) after the best one, well before 80
@@ -63,10 +63,10 @@ def test_early_stopping_stops_after_patience_and_keeps_the_right_weights(held_ou
         assert kept > history["val_loss"].min()
 
 
-def test_the_final_fit_trains_on_every_row_for_the_epochs_found(held_out, tmp_path):
+def test_the_final_fit_trains_on_every_row_for_the_epochs_found(held_out_runs, tmp_path):
     import json
 
-    config, held_out = held_out(True)  # the file says final_fit: false
+    config, held_out = held_out_runs(True)  # the file says final_fit: false
     final = api.train(
         config, runs_dir=tmp_path / "runs", quiet=True, overrides=["training.final_fit=true"]
     )
@@ -105,7 +105,7 @@ def test_cosine_schedule_decays_to_a_tenth_over_the_epochs(tmp_path: Path):
     assert rates == pytest.approx(expected, rel=1e-5)
 
 
-def test_tensorboard_logs_each_epochs_loss_and_learning_rate(tmp_path: Path, held_out):
+def test_tensorboard_logs_each_epochs_loss_and_learning_rate(tmp_path: Path, held_out_runs):
     """training.tensorboard: the held-out fit's train and validation losses and the learning
     rate per epoch, and the final fit's, under RUN_DIR/tensorboard/; the same numbers as
     history.csv."""
@@ -135,7 +135,7 @@ def test_tensorboard_logs_each_epochs_loss_and_learning_rate(tmp_path: Path, hel
     assert validation["epoch_loss"] == pytest.approx(history["val_loss"].tolist(), rel=1e-5)
     assert len(scalars(run_dir / "tensorboard" / "final" / "train")["epoch_loss"]) == 3
     # off by default: a run of a config that does not mention it has no such folder
-    config, plain = held_out(True)
+    config, plain = held_out_runs(True)
     assert "tensorboard" not in config.read_text()
     assert not (plain.run_dir / "tensorboard").exists()
 
