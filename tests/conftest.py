@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -44,35 +45,61 @@ def monthly_csv(tmp_path: Path) -> Path:
     return write_csv(tmp_path / "sales.csv", monthly_frame())
 
 
+# the tiny config: a univariate LSTM(8) on sales.csv (monthly_frame) that trains in a second
+TINY = {
+    "name": "tiny",
+    "seed": 7,
+    "data": {"path": "sales.csv", "time_column": "date", "features": ["sales"]},
+    "window": {"input_steps": 12, "horizon": 1},
+    "split": {"test": 0.2, "validation": 0.1},
+    "model": {"architecture": "lstm", "units": [8]},
+    "training": {"epochs": 2, "batch_size": 16},
+}
+
+
+def merged(sections: dict, changes: dict) -> dict:
+    """A copy of `sections` with `changes`: a dict updates that section key by key, anything
+    else replaces the entry (or adds one `sections` lacks, such as evaluation or intervals)."""
+    sections = copy.deepcopy(sections)
+    for key, value in changes.items():
+        both = isinstance(value, dict) and isinstance(sections.get(key), dict)
+        sections[key] = {**sections[key], **value} if both else value
+    return sections
+
+
+def tiny_sections(**changes) -> dict:
+    """TINY with `changes` (see merged)."""
+    return merged(TINY, changes)
+
+
+def tiny_config_file(
+    folder: Path, file: str = "tiny.yaml", rows: int = 120, data_seed: int = 0, **changes
+) -> Path:
+    """folder/file: tiny_sections(**changes), beside folder/sales.csv of monthly_frame(rows)."""
+    write_csv(folder / "sales.csv", monthly_frame(rows, seed=data_seed))
+    return write_config(folder / file, **tiny_sections(**changes))
+
+
 @pytest.fixture
 def tiny_config(tmp_path: Path, monthly_csv: Path) -> Path:
     """A univariate config that trains in a second or two."""
-    return write_config(
-        tmp_path / "tiny.yaml",
-        name="tiny",
-        seed=7,
-        data={"path": monthly_csv.name, "time_column": "date", "features": ["sales"]},
-        window={"input_steps": 12, "horizon": 1},
-        split={"test": 0.2, "validation": 0.1},
-        model={"architecture": "lstm", "units": [8]},
-        training={"epochs": 2, "batch_size": 16},
-    )
+    return tiny_config_file(tmp_path)
 
 
 def early_stopping_config(folder: Path, restore: bool = True, final_fit: bool = True) -> Path:
     """Early stopping (patience 3) that stops well before its 80 epochs on a small series."""
-    write_csv(folder / "s.csv", monthly_frame(150, seed=3))
-    return write_config(
-        folder / "es.yaml",
+    return tiny_config_file(
+        folder,
+        "es.yaml",
+        rows=150,
+        data_seed=3,
         name="es",
         seed=4,
-        data={"path": "s.csv", "time_column": "date", "features": ["sales", "price"]},
-        window={"input_steps": 12},
+        data={"features": ["sales", "price"]},
         split={"test": 0.15, "validation": 0.25},
-        model={"architecture": "lstm", "units": [16], "dropout": 0.2},
+        model={"units": [16], "dropout": 0.2},
         training={
             "epochs": 80,
-            "batch_size": 16,
             "learning_rate": 0.02,
             "early_stopping": {"patience": 3, "restore_best_weights": restore},
             "final_fit": final_fit,
@@ -82,15 +109,8 @@ def early_stopping_config(folder: Path, restore: bool = True, final_fit: bool = 
 
 def small_gru_config(folder: Path, **training) -> Path:
     """A univariate GRU(4) on 100 monthly rows: a run in a few seconds."""
-    write_csv(folder / "s.csv", monthly_frame(100))
-    return write_config(
-        folder / "t.yaml",
-        name="t",
-        data={"path": "s.csv", "time_column": "date", "features": ["sales"]},
-        window={"input_steps": 12},
-        model={"architecture": "gru", "units": [4]},
-        training=training,
-    )
+    model = {"architecture": "gru", "units": [4]}
+    return tiny_config_file(folder, "t.yaml", rows=100, name="t", model=model, training=training)
 
 
 def one_line_error(result) -> str:
@@ -109,13 +129,12 @@ LONG_EPOCHS = 40
 @pytest.fixture
 def long_config(tmp_path: Path) -> Path:
     """A GRU whose fits take a few seconds each (epochs of 30 batches, no early stopping)."""
-    write_csv(tmp_path / "s.csv", monthly_frame(300))
-    return write_config(
-        tmp_path / "long.yaml",
+    return tiny_config_file(
+        tmp_path,
+        "long.yaml",
+        rows=300,
         name="long",
         seed=1,
-        data={"path": "s.csv", "time_column": "date", "features": ["sales"]},
-        window={"input_steps": 12},
         model={"architecture": "gru", "units": [8]},
         training={"epochs": LONG_EPOCHS, "batch_size": 8, "early_stopping": False},
     )

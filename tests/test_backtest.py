@@ -14,7 +14,7 @@ from forecast.data.prepare import prepare
 from forecast.data.reading import read_series
 from forecast.workflows.backtest import backtest_origins
 
-from .conftest import monthly_frame, write_config, write_csv
+from .conftest import monthly_frame, tiny_config_file, write_csv
 
 
 def test_origins_are_horizon_apart_and_end_at_the_last_row():
@@ -33,7 +33,7 @@ def test_backtest_step_and_the_dates_each_fold_forecasts(tmp_path):
     )
     assert result.exit_code == 0, result.output
     report = json.loads(Path(result.stdout.strip().splitlines()[-1]).read_text())
-    frame = pd.read_csv(tmp_path / "s.csv")
+    frame = pd.read_csv(tmp_path / "sales.csv")
     # 60 rows, horizon 2, step 6: origins 51 and 57
     assert [f["origin"] for f in report["folds"]] == frame["date"].iloc[[51, 57]].tolist()
     assert report["step"] == 6
@@ -47,16 +47,15 @@ def test_backtest_step_and_the_dates_each_fold_forecasts(tmp_path):
 
 
 def fold_config(tmp_path: Path) -> Path:
-    write_csv(tmp_path / "s.csv", monthly_frame(60))
-    return write_config(
-        tmp_path / "bt.yaml",
+    return tiny_config_file(
+        tmp_path,
+        "bt.yaml",
+        rows=60,
         name="bt",
         seed=3,
-        data={"path": "s.csv", "time_column": "date", "features": ["sales"]},
         window={"input_steps": 6, "horizon": 2},
-        split={"test": 0.2, "validation": 0.1},
         model={"architecture": "gru", "units": [4]},
-        training={"epochs": 1, "batch_size": 16},
+        training={"epochs": 1},
         evaluation={"season_length": 12},
     )
 
@@ -65,7 +64,7 @@ def test_several_configs_in_one_backtest_command(tmp_path):
     """Each config its own run and block of output; all checked before any is run."""
     first = fold_config(tmp_path)
     write_csv(tmp_path / "other.csv", monthly_frame(70, seed=5))
-    text = first.read_text(encoding="utf-8").replace("s.csv", "other.csv")
+    text = first.read_text(encoding="utf-8").replace("sales.csv", "other.csv")
     second = tmp_path / "other.yaml"
     second.write_text(text.replace("name: bt", "name: other"), encoding="utf-8")
     runs = tmp_path / "runs"
@@ -114,7 +113,7 @@ def test_backtest_cli_three_folds(tmp_path):
     assert path.name == "backtest.json" and (path.parent / "backtest.png").is_file()
     assert "fold 3/3" in result.stderr  # progress
     report = json.loads(path.read_text())
-    frame = pd.read_csv(tmp_path / "s.csv")
+    frame = pd.read_csv(tmp_path / "sales.csv")
     # 60 rows, horizon 2: origins 53, 55, 57; the last fold forecasts rows 58 and 59
     assert [f["origin"] for f in report["folds"]] == frame["date"].iloc[[53, 55, 57]].tolist()
     assert [f["test_start"] for f in report["folds"]] == frame["date"].iloc[[54, 56, 58]].tolist()
@@ -150,7 +149,11 @@ def run_fold(config, series, origin, number, compiled=None):
     [
         [],
         # dropout draws random numbers, members have their own weights; unrolled for training
-        ["model.dropout=0.3", "model.ensemble=2", "training.unroll=true"],
+        # (over 10 s: two unrolled members traced for each of the four fits)
+        pytest.param(
+            ["model.dropout=0.3", "model.ensemble=2", "training.unroll=true"],
+            marks=pytest.mark.slow,
+        ),
         ["model.ensemble=3"],  # the members trained as one wide model (forecast.model.stacked)
     ],
 )
@@ -159,7 +162,8 @@ def test_folds_that_reuse_the_first_folds_model_forecast_as_new_models_do(tmp_pa
 
     config = load_config(fold_config(tmp_path), [*overrides, "training.epochs=3"])
     series = read_series(config.data)
-    origins = backtest_origins(len(series.frame), 3, config.window.horizon)
+    # two folds: the second refits the first's model, reset to its starting state
+    origins = backtest_origins(len(series.frame), 2, config.window.horizon)
     compiled = Compiled()
     reused = [run_fold(config, series, int(o), i, compiled) for i, o in enumerate(origins)]
     assert len(compiled.slots) == 1 and len(compiled.forecasters) == 1  # built once
@@ -198,7 +202,7 @@ def test_a_backtest_of_another_series_reuses_the_models_and_forecasts_as_new_one
         update={"data": config.data.model_copy(update={"path": tmp_path / "other.csv"})}
     )
     series = read_series(other.data)
-    origins = backtest_origins(len(series.frame), 3, other.window.horizon)
+    origins = backtest_origins(len(series.frame), 2, other.window.horizon)
     _, forecasts, _ = run_backtest(other, series, origins, quiet=True)
     assert len(SHARED.slots) == slots  # nothing built again
     for number, origin in enumerate(origins):
@@ -222,6 +226,7 @@ def test_the_shared_models_keep_only_the_most_recently_used():
     assert list(compiled.forecasters.values()) == ["a"]  # b's forecaster went with it
 
 
+@pytest.mark.slow  # two worker processes that each import TensorFlow and train
 def test_folds_in_worker_processes_give_the_sequential_results(tmp_path):
     """--workers 2: the same folds, in order, with the same forecasts and scores as one
     process (each worker has its own models; the numbers agree to float tolerance)."""
@@ -251,7 +256,7 @@ def test_a_data_error_in_a_later_config_stops_the_backtests_before_any_runs(tmp_
     first = fold_config(tmp_path)
     short = tmp_path / "short.yaml"
     write_csv(tmp_path / "short.csv", monthly_frame(20))
-    short.write_text(first.read_text(encoding="utf-8").replace("s.csv", "short.csv"))
+    short.write_text(first.read_text(encoding="utf-8").replace("sales.csv", "short.csv"))
     runs = tmp_path / "runs"
     result = CliRunner().invoke(
         app, ["backtest", str(first), str(short), "--folds", "3", "--runs-dir", str(runs)]

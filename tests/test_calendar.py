@@ -21,20 +21,20 @@ from forecast.data.prepare import prepare, prepare_history
 from forecast.data.reading import read_series
 from forecast.errors import DataError
 
-from .conftest import monthly_frame, write_config, write_csv
+from .conftest import monthly_frame, tiny_config_file, write_config, write_csv
 
 
 def calendar_config(folder: Path, rows: int = 72, **data) -> Path:
-    write_csv(folder / "sales.csv", monthly_frame(rows))
-    return write_config(
-        folder / "cal.yaml",
+    return tiny_config_file(
+        folder,
+        "cal.yaml",
+        rows=rows,
         name="cal",
         seed=5,
-        data={"path": "sales.csv", "time_column": "date", "features": ["sales"], **data},
-        window={"input_steps": 12, "horizon": 3},
+        data=data,
+        window={"horizon": 3},
         split={"test": 12, "validation": 6},
-        model={"architecture": "lstm", "units": [8], "window_norm": True},
-        training={"epochs": 2, "batch_size": 16},
+        model={"window_norm": True},
     )
 
 

@@ -22,12 +22,12 @@ from forecast import api
 from forecast.cli.app import app
 from forecast.data.reading import read_series
 from forecast.runs import read
-from tests.conftest import monthly_frame, write_config, write_csv
+from tests.conftest import monthly_frame, tiny_config_file, write_csv
 
 runner = CliRunner()
 
 RECURSIVE = {
-    "data": {"path": "s.csv", "time_column": "date", "features": ["sales"], "transform": "diff"},
+    "data": {"transform": "diff"},
     "window": {"input_steps": 12, "horizon": 3, "multi_step": "recursive"},
     "model": {
         "architecture": "lstm",
@@ -39,8 +39,6 @@ RECURSIVE = {
 }
 DIRECT_LOG = {
     "data": {
-        "path": "s.csv",
-        "time_column": "date",
         "features": ["sales", "price"],
         "targets": ["sales", "price"],
         "transform": "log",
@@ -55,14 +53,9 @@ DIRECT_LOG = {
 def trained(request, tmp_path_factory) -> tuple[Path, Path, pd.DataFrame]:
     """(run dir, history CSV, predict's forecast of it)."""
     folder = tmp_path_factory.mktemp(request.param)
-    write_csv(folder / "s.csv", monthly_frame(120))
     sections = RECURSIVE if request.param == "recursive" else DIRECT_LOG
-    config = write_config(
-        folder / "c.yaml",
-        name=request.param,
-        seed=3,
-        **sections,
-        training={"epochs": 1, "batch_size": 16},
+    config = tiny_config_file(
+        folder, "c.yaml", name=request.param, seed=3, **sections, training={"epochs": 1}
     )
     run_dir = api.train(config, runs_dir=folder / "runs", quiet=True).run_dir
     history = write_csv(folder / "recent.csv", monthly_frame(130, seed=5).tail(40))

@@ -192,7 +192,7 @@ def test_an_interruption_after_training_keeps_the_trained_model(tmp_path: Path, 
 def test_an_error_while_saving_keeps_the_trained_model(tmp_path: Path, monkeypatch):
     from forecast import api
     from forecast.errors import RunError
-    from forecast.runs import write
+    from forecast.runs import read, write
 
     config = small_gru_config(tmp_path, epochs=2)
 
@@ -203,7 +203,11 @@ def test_an_error_while_saving_keeps_the_trained_model(tmp_path: Path, monkeypat
     with pytest.raises(RunError) as caught:  # one line: the CLI's error, no warning besides
         api.train(config, runs_dir=tmp_path / "runs", quiet=True)
     (partial,) = (tmp_path / "runs").glob(".t-*.partial")
-    assert (partial / "fit.json").is_file()
+    kept = json.loads((partial / "fit.json").read_text())  # the finished fit's record
+    assert [row["epoch"] for row in kept["history"]] == [1, 2]
+    assert np.isfinite([row["loss"] for row in kept["history"]]).all()
+    held_out = read.load_model(partial / "held_out.keras")  # the trained model, whole
+    assert held_out.output_shape == (None, 1, 1)  # (batch, horizon, targets)
     assert "is read-only: cannot write" in str(caught.value)
     assert f"the trained model is kept in {partial}" in str(caught.value)
     assert "--resume" in str(caught.value)

@@ -23,7 +23,7 @@ from forecast.forecasting.intervals import (
     window_scales,
 )
 
-from .conftest import monthly_frame, write_config, write_csv
+from .conftest import tiny_config_file
 
 
 def test_conformal_quantile_is_the_finite_sample_rank():
@@ -120,16 +120,16 @@ def test_seasonal_naive_interval_of_an_exactly_seasonal_series_is_zero_width():
 
 
 def interval_config(folder: Path, **extra) -> Path:
-    write_csv(folder / "s.csv", monthly_frame(120, seed=5))
-    return write_config(
-        folder / "iv.yaml",
+    return tiny_config_file(
+        folder,
+        "iv.yaml",
+        data_seed=5,
         name="iv",
         seed=2,
-        data={"path": "s.csv", "time_column": "date", "features": ["sales"]},
-        window={"input_steps": 12, "horizon": 3},
-        split={"test": 0.2, "validation": 0.25},
+        window={"horizon": 3},
+        split={"validation": 0.25},
         model={"architecture": "gru", "units": [4]},
-        training={"epochs": 2, "batch_size": 16, "final_fit": False},
+        training={"final_fit": False},
         **extra,
     )
 
@@ -150,7 +150,7 @@ def test_a_run_writes_interval_columns_and_scores_that_recompute(tmp_path):
     assert calibration["errors_per_step"]["validation"] == list(range(24, 0, -1))
     # training origins 11..70 (window 12, validation from row 72): step h lands before row 72
     assert calibration["errors_per_step"]["training"][:3] == [60, 59, 58]
-    sales = pd.read_csv(tmp_path / "s.csv")["sales"].to_numpy()
+    sales = pd.read_csv(tmp_path / "sales.csv")["sales"].to_numpy()
     for step in (1, 2, 3):
         rows = table[table["step"] == step]
         origins = np.arange(95, 95 + len(rows))  # test origins: rows 95 .. 116
@@ -165,7 +165,7 @@ def test_a_run_writes_interval_columns_and_scores_that_recompute(tmp_path):
     assert metrics["per_target"]["sales"]["intervals"]["80"]["coverage"] == scores["coverage"]
     assert 0 <= scores["seasonal_naive"]["coverage"] <= 1 and scores["seasonal_naive"]["msis"] > 0
 
-    future, path = api.predict(run, tmp_path / "s.csv", horizon=3)
+    future, path = api.predict(run, tmp_path / "sales.csv", horizon=3)
     assert list(future.columns) == [
         "date", "sales", "sales_lo_80", "sales_hi_80", "sales_lo_95", "sales_hi_95"
     ]  # fmt: skip
@@ -180,7 +180,7 @@ def test_intervals_off_and_without_validation(tmp_path):
     off = api.train(interval_config(tmp_path, intervals=[]), runs_dir=tmp_path / "runs", quiet=True)
     assert "lo_80" not in pd.read_csv(off.run_dir / "test_predictions.csv").columns
     assert not (off.run_dir / "intervals.json").exists() and "intervals" not in off.metrics
-    future, _ = api.predict(off.run_dir, tmp_path / "s.csv")
+    future, _ = api.predict(off.run_dir, tmp_path / "sales.csv")
     assert list(future.columns) == ["date", "sales"]
 
     raw = yaml.safe_load((tmp_path / "iv.yaml").read_text())
@@ -201,21 +201,24 @@ def test_backtest_folds_report_intervals(tmp_path):
 def test_a_target_that_is_no_input_gets_bounds_without_its_column_in_the_csv(tmp_path):
     """features [price] -> target sales: sales' errors are not window-scaled, so predict
     needs no sales column and the half-width is the quantile times the ratio."""
-    write_csv(tmp_path / "s.csv", monthly_frame(120, seed=5))
-    config = write_config(
-        tmp_path / "mv.yaml",
+    config = tiny_config_file(
+        tmp_path,
+        "mv.yaml",
+        data_seed=5,
         name="mv",
         seed=2,
-        data={"path": "s.csv", "time_column": "date", "features": ["price"], "targets": ["sales"]},
-        window={"input_steps": 12, "horizon": 2},
-        split={"test": 0.2, "validation": 0.25},
+        data={"features": ["price"], "targets": ["sales"]},
+        window={"horizon": 2},
+        split={"validation": 0.25},
         model={"architecture": "gru", "units": [4]},
-        training={"epochs": 1, "batch_size": 16, "final_fit": False},
+        training={"epochs": 1, "final_fit": False},
     )
     run = api.train(config, runs_dir=tmp_path / "runs", quiet=True).run_dir
     calibration = json.loads((run / "intervals.json").read_text())
     assert calibration["normalised"] == [False]
-    pd.read_csv(tmp_path / "s.csv").drop(columns="sales").to_csv(tmp_path / "p.csv", index=False)
+    pd.read_csv(tmp_path / "sales.csv").drop(columns="sales").to_csv(
+        tmp_path / "p.csv", index=False
+    )
     future, _ = api.predict(run, tmp_path / "p.csv")
     halves = np.array(calibration["quantile"]["80"])[:, 0] * calibration["ratio"][0]
     assert (future["sales_hi_80"] - future["sales"]).to_numpy() == pytest.approx(halves)

@@ -13,7 +13,7 @@ from forecast import api
 from forecast.cli.app import app
 from forecast.config.file import load_config, validate_config
 
-from .conftest import ROOT, write_config
+from .conftest import ROOT, tiny_config_file, write_config
 
 # seed 003: a = 10, 20, 30, ...; the two-column form is a, a + 1 (10/11, 20/21, ...)
 LAYOUTS = {
@@ -153,20 +153,9 @@ def test_predict_beyond_the_horizon(tmp_path, monthly_csv):
         "model": {"architecture": "gru", "units": [4]},
         "training": {"epochs": 1},
     }
-    both = write_config(
-        tmp_path / "both.yaml",
-        data={"path": monthly_csv.name, "features": ["sales", "price"], "time_column": "date"},
-        **common,
-    )
-    one = write_config(
-        tmp_path / "one.yaml",
-        data={
-            "path": monthly_csv.name,
-            "features": ["sales", "price"],
-            "targets": ["sales"],
-            "time_column": "date",
-        },
-        **common,
+    both = tiny_config_file(tmp_path, "both.yaml", data={"features": ["sales", "price"]}, **common)
+    one = tiny_config_file(
+        tmp_path, "one.yaml", data={"features": ["sales", "price"], "targets": ["sales"]}, **common
     )
     run_both = api.train(both, runs_dir=runs, quiet=True).run_dir
     result = runner.invoke(
@@ -208,6 +197,15 @@ def test_there_is_a_config_per_layout_and_per_stack():
 @pytest.mark.slow
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_shipped_config_trains_one_epoch(path, tmp_path):
+    from forecast.runs.read import load_model
+
     result = api.train(path, runs_dir=tmp_path, overrides=["training.epochs=1"], quiet=True)
-    assert (result.run_dir / "model.keras").is_file()
-    assert result.metrics["model"]["mae"] is not None
+    config = load_config(path)
+    history = pd.read_csv(result.run_dir / "history.csv")
+    assert history["epoch"].tolist() == [1] and np.isfinite(history["loss"]).all()
+    assert result.metrics["layout"] == config.layout
+    assert np.isfinite(result.metrics["model"]["mae"]) and result.metrics["model"]["mae"] > 0
+    # the saved model loads in safe mode and forecasts (horizon, targets) per window
+    model = load_model(result.run_dir / "model.keras")
+    targets = len(config.data.targets)
+    assert model.output_shape == (None, config.window.output_steps, targets)

@@ -23,7 +23,7 @@ from forecast.cli.app import app
 from forecast.data.timesteps import future_index, season_length
 from forecast.forecasting.intervals import Calibration, calibrate
 
-from .conftest import ROOT, write_config, write_csv
+from .conftest import ROOT, tiny_sections, write_config, write_csv
 
 runner = CliRunner()
 
@@ -131,14 +131,15 @@ def sales_run(tmp_path_factory):
     write_csv(folder / "sales.csv", trading_day_sales())
     config = write_config(
         folder / "sales.yaml",
-        name="sales",
-        seed=1,
-        data={"path": "sales.csv", "time_column": "date", "features": ["sales"]},
-        window={"input_steps": 5, "horizon": 2},
-        split={"test": 0.2, "validation": 0.2},
-        model={"architecture": "lstm", "units": [4]},
-        training={"epochs": 2, "batch_size": 32, "final_fit": False},
-        intervals=[80, 95],
+        **tiny_sections(
+            name="sales",
+            seed=1,
+            window={"input_steps": 5, "horizon": 2},
+            split={"validation": 0.2},
+            model={"units": [4]},
+            training={"batch_size": 32, "final_fit": False},
+            intervals=[80, 95],
+        ),
     )
     result = cli("train", config, "--runs-dir", folder / "runs")
     assert result.exit_code == 0, result.output
@@ -245,19 +246,16 @@ def test_a_long_table_clips_the_series_that_never_go_below_zero(tmp_path):
     write_csv(tmp_path / "long.csv", table)
     config = write_config(
         tmp_path / "long.yaml",
-        name="stores",
-        seed=1,
-        data={
-            "path": "long.csv",
-            "id_column": "store",
-            "time_column": "date",
-            "features": ["sales"],
-        },
-        window={"input_steps": 5, "horizon": 2},
-        split={"test": 0.2, "validation": 0.25},
-        model={"architecture": "lstm", "units": [4]},
-        training={"epochs": 1, "batch_size": 32, "final_fit": False},
-        intervals=[80],
+        **tiny_sections(
+            name="stores",
+            seed=1,
+            data={"path": "long.csv", "id_column": "store"},
+            window={"input_steps": 5, "horizon": 2},
+            split={"validation": 0.25},
+            model={"units": [4]},
+            training={"epochs": 1, "batch_size": 32, "final_fit": False},
+            intervals=[80],
+        ),
     )
     result = cli("train", config, "--runs-dir", tmp_path / "runs")
     assert result.exit_code == 0, result.output

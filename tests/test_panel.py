@@ -21,7 +21,7 @@ from forecast.data.windows import input_windows, target_windows
 from forecast.errors import DataError
 from forecast.forecasting.scoring import mean_reports
 
-from .conftest import write_config, write_csv
+from .conftest import merged, tiny_sections, write_config, write_csv
 
 
 def long_frame(lengths: dict[str, int], seed: int = 0, shuffle: bool = True) -> pd.DataFrame:
@@ -44,25 +44,19 @@ def long_frame(lengths: dict[str, int], seed: int = 0, shuffle: bool = True) -> 
     return frame
 
 
+# the tiny config on a long table of stores (long_frame)
+PANEL = tiny_sections(
+    name="stores",
+    seed=3,
+    data={"path": "long.csv", "id_column": "store"},
+    window={"input_steps": 8, "horizon": 2},
+    split={"test": 6, "validation": 4},
+)
+
+
 def panel_config(folder: Path, frame: pd.DataFrame, **changes) -> Path:
     write_csv(folder / "long.csv", frame)
-    sections = {
-        "name": "stores",
-        "seed": 3,
-        "data": {
-            "path": "long.csv",
-            "id_column": "store",
-            "time_column": "date",
-            "features": ["sales"],
-        },
-        "window": {"input_steps": 8, "horizon": 2},
-        "split": {"test": 6, "validation": 4},
-        "model": {"architecture": "lstm", "units": [8]},
-        "training": {"epochs": 2, "batch_size": 16},
-    }
-    for key, value in changes.items():
-        sections[key] = {**sections.get(key, {}), **value} if isinstance(value, dict) else value
-    return write_config(folder / "stores.yaml", **sections)
+    return write_config(folder / "stores.yaml", **merged(PANEL, changes))
 
 
 # --------------------------------------------------------------------------- reading

@@ -36,6 +36,7 @@ def test_help_and_config_errors_do_not_import_tensorflow(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow  # three processes that each import TensorFlow, one of them training
 def test_console_script_train_predict_plot(tiny_config):
     folder = tiny_config.parent
     train = run(BIN / "forecast", "train", tiny_config.name, "--quiet", cwd=folder)

@@ -120,12 +120,12 @@ def test_a_run_records_the_base_auto_chose_and_its_model_uses_it(tmp_path: Path)
 
     from forecast import api
 
-    from .conftest import monthly_frame, write_config, write_csv
+    from .conftest import tiny_config_file
 
-    write_csv(tmp_path / "s.csv", monthly_frame(100))
-    config = write_config(
-        tmp_path / "a.yaml",
-        data={"path": "s.csv", "time_column": "date", "features": ["sales"]},
+    config = tiny_config_file(
+        tmp_path,
+        "a.yaml",
+        rows=100,
         window={"input_steps": 24, "horizon": 3},
         model={"architecture": "gru", "units": [4], "window_norm": True, "residual": "auto"},
         training={"epochs": 1},
@@ -136,7 +136,7 @@ def test_a_run_records_the_base_auto_chose_and_its_model_uses_it(tmp_path: Path)
     layer = read.load_model(result.run_dir / "model.keras").get_layer("normalise")
     assert layer.base == chosen  # the final fit kept the choice
     assert "residual: auto" in (result.run_dir / "config.yaml").read_text()  # as asked
-    frame, _ = api.predict(result.run_dir, tmp_path / "s.csv")
+    frame, _ = api.predict(result.run_dir, tmp_path / "sales.csv")
     assert len(frame) == 3
 
 
@@ -251,26 +251,19 @@ def test_seasonal_residual_needs_a_window_of_a_season(tmp_path: Path):
 def test_an_ensemble_with_a_seasonal_base_trains_saves_and_predicts(tmp_path: Path):
     from forecast import api
 
-    from .conftest import monthly_frame, write_config, write_csv
+    from .conftest import tiny_config_file
 
-    write_csv(tmp_path / "s.csv", monthly_frame(100))
-    config = write_config(
-        tmp_path / "e.yaml",
-        data={"path": "s.csv", "time_column": "date", "features": ["sales"]},
+    config = tiny_config_file(
+        tmp_path,
+        "e.yaml",
+        rows=100,
         window={"input_steps": 24, "horizon": 3},
-        model={
-            "architecture": "lstm",
-            "units": [4],
-            "ensemble": 3,
-            "window_norm": True,
-            "residual": "seasonal_naive",
-        },
-        training={"epochs": 2},
+        model={"units": [4], "ensemble": 3, "window_norm": True, "residual": "seasonal_naive"},
     )
     result = api.train(config, runs_dir=tmp_path / "runs", quiet=True)
     model = read.load_model(result.run_dir / "model.keras")
     assert model.output_shape == (None, 3, 1)  # the median: one forecast per step
-    frame, _ = api.predict(result.run_dir, tmp_path / "s.csv")
+    frame, _ = api.predict(result.run_dir, tmp_path / "sales.csv")
     assert len(frame) == 3 and frame["sales"].between(100, 200).all()
 
 
@@ -313,7 +306,12 @@ def test_the_recommended_config_backtests_a_36_row_series(tmp_path: Path):
         tmp_path / "c.yaml", folds=3, runs_dir=tmp_path / "runs", quiet=True,
         overrides=["training.epochs=2"],
     )  # fmt: skip
-    assert [f["model"]["mase"] is not None for f in result.report["folds"]] == [True] * 3
+    folds = result.report["folds"]
+    # horizon 6 apart, the last ending at row 35: origins 17, 23, 29, each scored
+    assert [f["origin"] for f in folds] == monthly_frame(36)["date"].iloc[[17, 23, 29]].tolist()
+    mases = [f["model"]["mase"] for f in folds]
+    assert all(np.isfinite(m) and m > 0 for m in mases), mases
+    assert result.report["mean"]["model"]["mase"] == pytest.approx(np.mean(mases))
 
 
 def test_predict_warns_when_recent_inputs_leave_the_training_range(
@@ -325,17 +323,10 @@ def test_predict_warns_when_recent_inputs_leave_the_training_range(
 
     from forecast import api
 
-    from .conftest import monthly_frame, write_config, write_csv
+    from .conftest import monthly_frame, small_gru_config, write_csv
 
     frame = monthly_frame(100)
-    write_csv(tmp_path / "s.csv", frame)
-    config = write_config(
-        tmp_path / "w.yaml",
-        data={"path": "s.csv", "time_column": "date", "features": ["sales"]},
-        window={"input_steps": 12},
-        model={"architecture": "gru", "units": [4]},
-        training={"epochs": 1},
-    )
+    config = small_gru_config(tmp_path, epochs=1)  # the same 100 rows
     result = api.train(config, runs_dir=tmp_path / "runs", quiet=True)
     train_max = float(frame["sales"].iloc[:72].max())  # rows 0..71 fit the scaler
     span = train_max - float(frame["sales"].iloc[:72].min())

@@ -22,6 +22,22 @@ def config_file(folder: Path, restore: bool) -> Path:
     return early_stopping_config(folder, restore=restore, final_fit=False)
 
 
+@pytest.fixture(scope="module")
+def held_out_runs(tmp_path_factory):
+    """held_out_runs(restore) -> (config, TrainResult): early stopping's held-out fit (no final
+    fit), trained once per `restore` for the tests of this module, which only read it."""
+    trained = {}
+
+    def get(restore: bool) -> tuple[Path, api.TrainResult]:
+        if restore not in trained:
+            folder = tmp_path_factory.mktemp(f"restore-{restore}")
+            config = config_file(folder, restore)
+            trained[restore] = config, api.train(config, runs_dir=folder / "runs", quiet=True)
+        return trained[restore]
+
+    return get
+
+
 def validation_loss(run_dir: Path, config: Path) -> float:
     """MSE of the saved model on the validation windows, in scaled units (as Keras logs it)."""
     prepared = prepare(load_config(config))
@@ -33,9 +49,8 @@ def validation_loss(run_dir: Path, config: Path) -> float:
 
 
 @pytest.mark.parametrize("restore", [True, False])
-def test_early_stopping_stops_after_patience_and_keeps_the_right_weights(tmp_path, restore):
-    config = config_file(tmp_path, restore)
-    result = api.train(config, runs_dir=tmp_path / "runs", quiet=True)
+def test_early_stopping_stops_after_patience_and_keeps_the_right_weights(held_out_runs, restore):
+    config, result = held_out_runs(restore)
     history = pd.read_csv(result.run_dir / "history.csv")
     best = int(history["val_loss"].idxmin()) + 1
     # stopped 3 epochs (the patience) after the best one, well before 80
@@ -48,15 +63,15 @@ def test_early_stopping_stops_after_patience_and_keeps_the_right_weights(tmp_pat
         assert kept > history["val_loss"].min()
 
 
-def test_the_final_fit_trains_on_every_row_for_the_epochs_found(tmp_path):
+def test_the_final_fit_trains_on_every_row_for_the_epochs_found(held_out_runs, tmp_path):
     import json
 
-    config = config_file(tmp_path, restore=True)
-    runs = tmp_path / "runs"
-    held_out = api.train(config, runs_dir=runs, quiet=True)  # the file says final_fit: false
-    final = api.train(config, runs_dir=runs, quiet=True, overrides=["training.final_fit=true"])
+    config, held_out = held_out_runs(True)  # the file says final_fit: false
+    final = api.train(
+        config, runs_dir=tmp_path / "runs", quiet=True, overrides=["training.final_fit=true"]
+    )
     info = json.loads((final.run_dir / "run.json").read_text())
-    rows = len(pd.read_csv(tmp_path / "s.csv"))
+    rows = len(pd.read_csv(config.parent / "sales.csv"))
     # every row: all windows of the 150 rows (input 12, one step), none held out
     assert info["final_fit"]["rows"] == rows
     assert info["final_fit"]["windows"] == rows - 12 - 1 + 1
@@ -90,7 +105,7 @@ def test_cosine_schedule_decays_to_a_tenth_over_the_epochs(tmp_path: Path):
     assert rates == pytest.approx(expected, rel=1e-5)
 
 
-def test_tensorboard_logs_each_epochs_loss_and_learning_rate(tmp_path: Path):
+def test_tensorboard_logs_each_epochs_loss_and_learning_rate(tmp_path: Path, held_out_runs):
     """training.tensorboard: the held-out fit's train and validation losses and the learning
     rate per epoch, and the final fit's, under RUN_DIR/tensorboard/; the same numbers as
     history.csv."""
@@ -119,12 +134,10 @@ def test_tensorboard_logs_each_epochs_loss_and_learning_rate(tmp_path: Path):
     validation = scalars(run_dir / "tensorboard" / "held_out" / "validation")
     assert validation["epoch_loss"] == pytest.approx(history["val_loss"].tolist(), rel=1e-5)
     assert len(scalars(run_dir / "tensorboard" / "final" / "train")["epoch_loss"]) == 3
-    # off by default: no folder
-    (tmp_path / "plain").mkdir()
-    plain = small_gru_config(tmp_path / "plain", epochs=1)
-    assert not (
-        api.train(plain, runs_dir=tmp_path / "r2", quiet=True).run_dir / "tensorboard"
-    ).exists()
+    # off by default: a run of a config that does not mention it has no such folder
+    config, plain = held_out_runs(True)
+    assert "tensorboard" not in config.read_text()
+    assert not (plain.run_dir / "tensorboard").exists()
 
 
 def test_tensorboard_without_the_package_is_one_line_before_training(tmp_path: Path, monkeypatch):
@@ -206,18 +219,18 @@ def test_an_epoch_in_one_graph_call_trains_the_same_weights(tmp_path: Path, monk
     every epoch at one batch per call (short epochs, the default here), or a pass per epoch
     with all its batches in one call of the training function or one call per batch."""
     from forecast.fitting import training
+    from forecast.fitting.fit import fit
     from tests.conftest import small_gru_config
 
     config = small_gru_config(tmp_path, epochs=3, batch_size=8, early_stopping=False)
-    extra = ["training.final_fit=false"]
     runs = {}
     for name, short, most in (("whole", 32, 256), ("one call", 0, 256), ("per batch", 0, 1)):
         monkeypatch.setattr(training, "SHORT_EPOCH", short)
         monkeypatch.setattr(training, "MAX_STEPS_PER_EXECUTION", most)
-        run = api.train(config, runs_dir=tmp_path / name, quiet=True, overrides=extra)
-        weights = read.load_model(run.run_dir / "model.keras").get_weights()
-        runs[name] = (weights, pd.read_csv(run.run_dir / "history.csv")["loss"].tolist())
+        model, fitted, _ = fit(prepare(load_config(config)), quiet=True)  # the fit alone
+        runs[name] = (model.get_weights(), [row["loss"] for row in fitted.history])
     first, losses = runs["whole"]
+    assert len(losses) == 3 and all(np.isfinite(losses))
     for name in ("one call", "per batch"):
         assert all(np.array_equal(a, b) for a, b in zip(first, runs[name][0], strict=True))
         assert runs[name][1] == losses, name
@@ -229,7 +242,8 @@ def test_an_xla_fit_uses_xla_and_repeats_bit_for_bit(tmp_path: Path):
     from forecast.fitting.fit import fit
     from tests.conftest import small_gru_config
 
-    config = small_gru_config(tmp_path, epochs=2, batch_size=8, early_stopping=False)
+    # 60 training windows in 5 whole batches: one batch shape, so one XLA compile per fit
+    config = small_gru_config(tmp_path, epochs=2, batch_size=12, early_stopping=False)
     fits = []
     for jit in ("true", "true", "false"):
         prepared = prepare(load_config(config, overrides=[f"training.jit_compile={jit}"]))
@@ -285,10 +299,42 @@ def test_a_residual_base_no_epoch_beats_is_kept(
     from forecast.cli.app import app
 
     said = CliRunner().invoke(
-        app, ["predict", "--run", str(result.run_dir), "--csv", str(tmp_path / "s.csv")]
+        app, ["predict", "--run", str(result.run_dir), "--csv", str(tmp_path / "sales.csv")]
     )
     assert said.exit_code == 0, said.output
     assert "forecast by the naive base alone: no training epoch beat it" in said.stderr
-    last = pd.read_csv(tmp_path / "s.csv").iloc[-1]
+    last = pd.read_csv(tmp_path / "sales.csv").iloc[-1]
     forecast = pd.read_csv(result.run_dir / "forecast.csv").iloc[0]
     assert forecast["sales"] == pytest.approx(last["sales"], rel=1e-5)
+
+
+def test_mirrored_strategy_fits_under_the_strategy(tmp_path: Path, monkeypatch):
+    """training.distribute: mirrored builds the model in a MirroredStrategy's scope, so
+    Keras runs each training step through that strategy; run.json records it with its
+    replicas (every local GPU, or the CPU as its one replica where there is none)."""
+    import json
+
+    import tensorflow as tf
+
+    from tests.conftest import small_gru_config
+
+    steps = []  # (step function, replicas) for each step Keras ran through the strategy
+
+    class Watched(tf.distribute.MirroredStrategy):
+        def run(self, fn, args=(), kwargs=None, options=None):
+            steps.append((fn.__name__, self.num_replicas_in_sync))
+            return super().run(fn, args=args, kwargs=kwargs, options=options)
+
+    monkeypatch.setattr(tf.distribute, "MirroredStrategy", Watched)
+    config = small_gru_config(tmp_path, epochs=2, early_stopping=False, final_fit=False)
+    result = api.train(
+        config, runs_dir=tmp_path / "runs", quiet=True, overrides=["training.distribute=mirrored"]
+    )
+    replicas = max(1, len(tf.config.list_logical_devices("GPU")))
+    assert ("train_step", replicas) in steps
+    info = json.loads((result.run_dir / "run.json").read_text())
+    assert info["strategy"] == {"name": "mirrored", "replicas": replicas}
+    history = pd.read_csv(result.run_dir / "history.csv")
+    assert history["epoch"].tolist() == [1, 2]
+    assert np.isfinite(history["loss"]).all() and (history["loss"] > 0).all()
+    assert np.isfinite(result.metrics["model"]["mae"])

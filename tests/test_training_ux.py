@@ -10,7 +10,7 @@ import pytest
 
 from forecast.fitting import announce
 
-from .conftest import monthly_frame, train_and_signal, write_config, write_csv
+from .conftest import monthly_frame, tiny_config_file, train_and_signal, write_config, write_csv
 
 
 def assert_clean_stop(returncode: int, expected: int, stderr: str) -> None:
@@ -187,18 +187,13 @@ def quick_run(folder: Path, name: str, model: dict, transform: str = "none") -> 
     """A GRU(4) trained 1 epoch on 100 monthly rows (the scaler sees rows 0-71)."""
     from forecast import api
 
-    write_csv(folder / "s.csv", monthly_frame(100))
-    config = write_config(
-        folder / f"{name}.yaml",
+    config = tiny_config_file(
+        folder,
+        f"{name}.yaml",
+        rows=100,
         name=name,
         seed=1,
-        data={
-            "path": "s.csv",
-            "time_column": "date",
-            "features": ["sales"],
-            "transform": transform,
-        },
-        window={"input_steps": 12},
+        data={"transform": transform},
         model={"architecture": "gru", "units": [4], **model},
         training={"epochs": 1, "final_fit": False},
         intervals=[],

@@ -19,7 +19,7 @@ from forecast.data.reading import read_series
 from forecast.data.transforms import apply_transform, invert_transform, transform_lag
 from forecast.errors import DataError
 
-from .conftest import monthly_frame, write_config, write_csv
+from .conftest import monthly_frame, tiny_config_file, tiny_sections, write_csv
 
 KINDS = ["none", "diff", "log", "log_diff"]
 
@@ -67,22 +67,20 @@ def test_log_needs_positive_values(tmp_path):
 
 def leaky_config(tmp_path, csv_name: str, transform: str = "none"):
     return validate_config(
-        {
-            "name": "leak",
-            "seed": 5,
-            "data": {
+        tiny_sections(
+            name="leak",
+            seed=5,
+            data={
                 "path": str(tmp_path / csv_name),
-                "time_column": "date",
                 "features": ["sales", "price"],
                 "targets": ["sales"],
                 "transform": transform,
             },
-            "window": {"input_steps": 6, "horizon": 2},
-            "split": {"test": 0.2, "validation": 0.1},
-            "model": {"architecture": "gru", "units": [4]},
+            window={"input_steps": 6, "horizon": 2},
+            model={"architecture": "gru", "units": [4]},
             # the held-out model is the one under test (a final fit sees every row)
-            "training": {"epochs": 2, "batch_size": 16, "final_fit": False},
-        }
+            training={"final_fit": False},
+        )
     )
 
 
@@ -122,20 +120,8 @@ def test_trained_weights_do_not_depend_on_test_rows(tmp_path):
 
 
 def test_train_with_log_diff_reports_original_units(tmp_path):
-    frame = monthly_frame(120)
-    csv = write_csv(tmp_path / "s.csv", frame)
-    config = write_config(
-        tmp_path / "c.yaml",
-        data={
-            "path": csv.name,
-            "time_column": "date",
-            "features": ["sales"],
-            "transform": "log_diff",
-        },
-        window={"input_steps": 12, "horizon": 3},
-        model={"architecture": "lstm", "units": [8]},
-        training={"epochs": 2},
-    )
+    config = tiny_config_file(tmp_path, data={"transform": "log_diff"}, window={"horizon": 3})
+    frame, csv = monthly_frame(120), tmp_path / "sales.csv"
     result = api.train(config, runs_dir=tmp_path / "runs", quiet=True)
     preds = pd.read_csv(result.run_dir / "test_predictions.csv")
     merged = preds.merge(frame, left_on="time", right_on="date")

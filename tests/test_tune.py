@@ -12,20 +12,20 @@ from forecast.cli.app import app
 from forecast.config.file import load_config
 from forecast.workflows.tune import draws, space
 
-from .conftest import monthly_frame, write_config, write_csv
+from .conftest import monthly_frame, tiny_config_file, write_csv
 
 
 def tune_config(tmp_path: Path, rows: int = 90) -> Path:
-    write_csv(tmp_path / "s.csv", monthly_frame(rows))
-    return write_config(
-        tmp_path / "t.yaml",
+    return tiny_config_file(
+        tmp_path,
+        "t.yaml",
+        rows=rows,
         name="t",
         seed=5,
-        data={"path": "s.csv", "time_column": "date", "features": ["sales"]},
-        window={"input_steps": 12, "horizon": 3},
-        split={"test": 0.2, "validation": 0},
+        window={"horizon": 3},
+        split={"validation": 0},
         model={"architecture": "gru", "units": [4], "window_norm": True, "residual": "naive"},
-        training={"epochs": 1, "batch_size": 16},
+        training={"epochs": 1},
         evaluation={"season_length": 12},
     )
 
@@ -66,12 +66,12 @@ def test_tune_writes_the_best_config_and_never_reads_the_test_rows(tmp_path: Pat
     # the same search with wild test rows gives the same scores: they are never used
     frame = monthly_frame(90)
     frame.loc[72:, "sales"] = 1e6
-    write_csv(tmp_path / "s.csv", frame)
+    write_csv(tmp_path / "sales.csv", frame)
     again = CliRunner().invoke(app, [*args, "--output", str(tmp_path / "again.yaml")])
     assert again.exit_code == 0, again.output
     assert [line.split("MASE ")[1].split()[0] for line in again.stdout.splitlines()[:2]] == scores
     best = yaml.safe_load((tmp_path / "again.yaml").read_text(encoding="utf-8"))
-    assert best["data"]["path"] == str(tmp_path / "s.csv")
+    assert best["data"]["path"] == str(tmp_path / "sales.csv")
 
 
 def test_tune_never_overwrites_a_file(tmp_path: Path):
