@@ -27,11 +27,14 @@ demo: $(STAMP)
 	$(BIN)/forecast plot --run "$$run"; \
 	echo; echo "Results are in $$run (metrics.json, test_predictions.csv, forecast.csv, *.png)"
 
+# the tests run in one worker process per core (pytest-xdist), a test file's tests in one
+# worker so that its module fixtures train once; TEST_WORKERS=0 runs them in this process
+TEST_WORKERS ?= auto
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile
 
 # mypy: its settings are in pyproject.toml ([tool.mypy])
 lint: $(STAMP)
