@@ -82,22 +82,6 @@ def test_shipped_univariate_config_on_real_data(tmp_path: Path):
     }
 
 
-def test_mirrored_strategy_trains_and_is_recorded(tiny_config: Path):
-    result = api.train(
-        tiny_config,
-        runs_dir=tiny_config.parent / "runs",
-        quiet=True,
-        overrides=["training.epochs=1", "training.distribute=mirrored"],
-    )
-    info = json.loads((result.run_dir / "run.json").read_text())
-    import tensorflow as tf
-
-    # MirroredStrategy uses every local GPU, or the CPU as its one replica when there is none
-    replicas = max(1, len(tf.config.list_logical_devices("GPU")))
-    assert info["strategy"] == {"name": "mirrored", "replicas": replicas}
-    assert result.metrics["model"]["mae"] is not None
-
-
 def test_runs_lists_complete_runs_only_and_a_broken_model_says_so(tiny_config: Path):
     """A run missing scaler.json is not listed (a warning names it) nor taken as the latest;
     a model.keras of garbage is "corrupted or incomplete", not "file not found"."""
