@@ -1,0 +1,1 @@
+"""A CSV to prepared arrays: reading, time index, holes, transforms, scaling, windows."""

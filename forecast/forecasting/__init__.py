@@ -1,0 +1,1 @@
+"""Forecasts in original units, prediction intervals, scores against the baselines."""

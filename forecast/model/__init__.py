@@ -1,0 +1,1 @@
+"""Layer specs to Keras models: custom layers, ensembles, unroll/XLA rules, memory."""

@@ -1,0 +1,1 @@
+"""What each command does from start to finish, built from the layers below."""
