@@ -266,3 +266,28 @@ def test_a_data_error_in_a_later_config_stops_the_backtests_before_any_runs(tmp_
     assert "short.yaml: " in result.stderr and "short.csv" in result.stderr
     assert "use fewer folds" in result.stderr
     assert not runs.exists()  # the first config's backtest did not run either
+
+
+def test_a_fit_task_holds_back_rows_seeds_and_gives_residuals(tmp_path):
+    """The unit of work: `back` rows are forecast from the row before them, `seed` is the
+    seed the fit uses (the config's otherwise), and the residuals are actual - forecast on
+    the rows held back, as read from the CSV."""
+    from forecast.fitting.executor import InProcess
+    from forecast.fitting.task import FitTask, run_task
+
+    config = load_config(fold_config(tmp_path))
+    series = read_series(config.data)
+    task = FitTask(config, series, back=2, number=4)
+    outcome = run_task(task)
+    (report,) = outcome.reports
+    assert report["fold"] == 4 and report["origin"] == series.index[57].strftime("%Y-%m-%d")
+    forecast = outcome.forecasts[None]  # (horizon 2, 1 target)
+    actual = series.frame["sales"].to_numpy()[58:60, None]
+    np.testing.assert_allclose(outcome.residuals[None], actual - forecast)
+    # the same task through the executor, and a seed given as the config's own
+    (again,) = InProcess().run([FitTask(config, series, back=2, number=4, seed=config.seed)])
+    np.testing.assert_array_equal(again.forecasts[None], forecast)
+    seeded = run_task(FitTask(config, series, back=2, seed=11))
+    reseeded = run_task(FitTask(config.model_copy(update={"seed": 11}), series, back=2))
+    np.testing.assert_array_equal(seeded.forecasts[None], reseeded.forecasts[None])
+    assert not np.array_equal(seeded.forecasts[None], forecast)
