@@ -24,12 +24,13 @@ from forecast.config.schema import Config
 from forecast.data.reading import some_ids
 from forecast.errors import ConfigError
 from forecast.runs import atomic, layout, read
+from forecast.workflows import predictor, trainrun
 from forecast.workflows.backtest import BacktestResult, check_backtest, run_backtest_plan
 from forecast.workflows.export import export_run as export
 from forecast.workflows.loading import resolve_config as load
-from forecast.workflows.predictor import Predictor, predict
+from forecast.workflows.predictor import Predictor
 from forecast.workflows.starter import starter_config
-from forecast.workflows.trainrun import TrainResult, resume_command, train
+from forecast.workflows.trainrun import TrainResult, resume_command
 from forecast.workflows.tune import TuneResult, tune
 from forecast.workflows.validate import validate
 
@@ -58,6 +59,47 @@ __all__ = [
 
 log = logging.getLogger("forecast")
 write_failure = atomic.write_failure  # a failed write as the one-line error the CLI shows
+
+
+def train(
+    config: Config | str | Path,
+    runs_dir: str | Path = "runs",
+    overrides: list[str] | None = None,
+    seed: int | None = None,
+    quiet: bool = False,
+    resume: bool = False,
+) -> TrainResult:
+    """Train, evaluate against baselines on the test split, and save a new run directory.
+
+    While training, the run lives in a hidden `runs/.<name>-<stamp>.partial/` with a
+    checkpoint after every epoch, and the trained model as soon as fitting ends. If the run
+    is interrupted (Ctrl-C, SIGTERM, a kill, an error), that folder stays, and `resume=True`
+    continues it: from the last finished epoch, or after training if that had ended.
+    """
+    return trainrun.train(config, runs_dir, overrides, seed, quiet, resume)
+
+
+def predict(
+    run: str | Path | None,
+    csv_path: str | Path,
+    horizon: int | None = None,
+    output: str | Path | None = None,
+    runs_dir: str | Path = "runs",
+    encoding: str = "auto",
+    ids: list[str] | None = None,
+) -> tuple[pd.DataFrame, Path]:
+    """Forecast the next `horizon` steps after the last row of `csv_path`.
+
+    Returns the forecast (time column, then per target its column and, for each interval
+    level L, `<target>_lo_L` and `<target>_hi_L`; original units) and the CSV path it was
+    written to (default: RUN_DIR/forecast.csv), in `encoding`: auto writes it the way the
+    input CSV came (GB18030 stays GB18030, a UTF-8 BOM stays), or a codec such as utf-8-sig
+    (what Excel on Windows reads as UTF-8).
+
+    With `data.id_column` (a long table), every series in the CSV is forecast, or only
+    those in `ids`; the id column comes first.
+    """
+    return predictor.predict(run, csv_path, horizon, output, runs_dir, encoding, ids)
 
 
 def backtest(

@@ -232,17 +232,8 @@ def predict(
     encoding: str = "auto",
     ids: list[str] | None = None,
 ) -> tuple[pd.DataFrame, Path]:
-    """Forecast the next `horizon` steps after the last row of `csv_path`.
-
-    Returns the forecast (time column, then per target its column and, for each interval
-    level L, `<target>_lo_L` and `<target>_hi_L`; original units) and the CSV path it was
-    written to (default: RUN_DIR/forecast.csv), in `encoding`: auto writes it the way the
-    input CSV came (GB18030 stays GB18030, a UTF-8 BOM stays), or a codec such as utf-8-sig
-    (what Excel on Windows reads as UTF-8).
-
-    With `data.id_column` (a long table), every series in the CSV is forecast, or only
-    those in `ids`; the id column comes first.
-    """
+    """`api.predict`: checks that nothing of the run or its inputs is written over, reads the
+    CSV (a long table's series, or only `ids`), forecasts, and writes the CSV atomically."""
     check_text_encoding(encoding, "--encoding")
     predictor = Predictor(run, runs_dir)
     out_path = Path(output) if output is not None else predictor.run / "forecast.csv"

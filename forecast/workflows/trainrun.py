@@ -158,13 +158,8 @@ def train(
     quiet: bool = False,
     resume: bool = False,
 ) -> TrainResult:
-    """Train, evaluate against baselines on the test split, and save a new run directory.
-
-    While training, the run lives in a hidden `runs/.<name>-<stamp>.partial/` with a
-    checkpoint after every epoch, and the trained model as soon as fitting ends. If the run
-    is interrupted (Ctrl-C, SIGTERM, a kill, an error), that folder stays, and `resume=True`
-    continues it: from the last finished epoch, or after training if that had ended.
-    """
+    """`api.train`: the partial run folder and its lock, the held-out fit, the test split's
+    scores, the final fit, then the finished run; on a stop, what is kept for --resume."""
     clock = time.perf_counter()
     command = resume_command(config, runs_dir, overrides, seed)  # said if training stops
     cfg = resolve_config(config, overrides, seed)
