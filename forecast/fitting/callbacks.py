@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from forecast.errors import DataError
 from forecast.fitting.dataset import WindowSource
 from forecast.interrupts import raise_if_stop_requested
 
@@ -212,7 +213,6 @@ def checkpoint_writer_class() -> type:
 def _check_loss(row: dict[str, float], validated: bool) -> None:
     """A loss that became NaN or inf stops the fit with a DataError: every weight after it
     is NaN, and so would be every forecast."""
-    from forecast.errors import DataError
 
     for name, kind in (("loss", "training"), ("val_loss", "validation")):
         if (name == "loss" or validated) and not math.isfinite(row[name]):

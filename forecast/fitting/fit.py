@@ -8,15 +8,23 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from forecast.config.schema import TrainingConfig
 from forecast.data.prepare import Prepared
 from forecast.data.windows import Split
+from forecast.fitting.callbacks import FitResult
+from forecast.fitting.dataset import WindowSource
+from forecast.fitting.training import (
+    compile_model,
+    seed_everything,
+    steps_per_execution,
+    strategy_scope,
+)
+from forecast.fitting.training import fit as fit_model
 from forecast.forecasting.forecaster import Forecaster
-
-if TYPE_CHECKING:  # imported by `fit`, with the rest of the training loop
-    from forecast.fitting.callbacks import FitResult
+from forecast.model.build import build_models, forecasting_model
+from forecast.model.execution import recurrent_layer_count, resolve_jit, resolve_unroll
 
 log = logging.getLogger("forecast")
 
@@ -72,7 +80,6 @@ class _Slot:
 def _shape_key(prepared: Prepared, unroll: bool, batches: int, jit: bool = False) -> str:
     """What a reusable model must share: every model/window/training setting that is built
     or traced in, the seed (the starting weights), and for a cosine schedule its length."""
-    from forecast.fitting.training import steps_per_execution
 
     cfg = prepared.config
     return json.dumps(
@@ -116,11 +123,6 @@ def fit(
     starting state and refitted (see Compiled); the result is the same as a new model's.
     Those fits are a backtest's, whose models are never saved: a stacked ensemble with
     looped layers then forecasts through them (models.forecasting_model, copy=False)."""
-    from forecast.fitting.dataset import WindowSource
-    from forecast.fitting.training import compile_model, seed_everything, strategy_scope
-    from forecast.fitting.training import fit as fit_model
-    from forecast.model.build import build_models, forecasting_model
-    from forecast.model.execution import recurrent_layer_count, resolve_jit, resolve_unroll
 
     cfg, split = prepared.config, prepared.split
     assert split is not None, "fit needs a split"

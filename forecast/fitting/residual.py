@@ -10,6 +10,7 @@ import numpy as np
 
 from forecast.data.prepare import Prepared
 from forecast.data.windows import input_windows, target_windows
+from forecast.model.layers import AVERAGED
 
 log = logging.getLogger("forecast")
 
@@ -30,7 +31,6 @@ def choose_residual(prepared: Prepared) -> Prepared:
     if cfg.model.residual != "auto":
         return prepared
     assert split is not None, "the residual base is chosen on a split's training rows"
-    from forecast.model.layers import AVERAGED
 
     data, window = cfg.data, cfg.window
     target_features = data.target_features

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 import yaml
@@ -23,10 +23,8 @@ from forecast.config.schema import Config
 from forecast.data.reading import SeriesId
 from forecast.data.scaling import Scaler
 from forecast.errors import ConfigError, RunError
+from forecast.forecasting.intervals import Calibration
 from forecast.runs.layout import FORMAT_VERSION, finished_runs, is_backtest, missing_files
-
-if TYPE_CHECKING:  # imported where they are read
-    from forecast.forecasting.intervals import Calibration
 
 log = logging.getLogger("forecast")
 
@@ -68,7 +66,6 @@ def load_panel_scalers(path: Path, columns: list[str]) -> dict[SeriesId, Scaler]
 
 def load_panel_intervals(run_dir: Path) -> dict[SeriesId, Calibration]:
     """A long table's intervals.json: id -> Calibration ({} for a run without them)."""
-    from forecast.forecasting.intervals import Calibration
 
     path = run_dir / "intervals.json"
     if not path.is_file():
@@ -91,7 +88,6 @@ def _series(data: Any) -> dict[str, Any]:
 
 def load_intervals(run_dir: Path) -> Calibration | None:
     """The run's calibrated intervals (intervals.json), or None for a run without them."""
-    from forecast.forecasting.intervals import Calibration
 
     path = run_dir / "intervals.json"
     if not path.is_file():
