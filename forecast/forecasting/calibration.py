@@ -15,25 +15,9 @@ from forecast.data.reading import SeriesId
 from forecast.forecasting.forecaster import Forecaster
 from forecast.forecasting.interval_scores import interval_report
 from forecast.forecasting.intervals import TRAINING_ORIGINS, Calibration, calibrate, error_kind
-from forecast.forecasting.original import forecast, forecast_members
+from forecast.forecasting.original import forecast_members
 
 CALIBRATED_STEPS = 30
-
-
-def calibrate_intervals(
-    prepared: Prepared, forecaster: Forecaster
-) -> tuple[Calibration | None, str | None]:
-    """Prediction intervals from the held-out model's errors at the training and validation
-    origins (forecast.forecasting.intervals): (Calibration, None), or (None, why not); (None,
-    None) when the config asks for none.
-
-    Where the model can forecast by recursion, steps beyond the horizon are calibrated too
-    (up to CALIBRATED_STEPS or the validation length), for `predict --horizon`."""
-    plan = calibration_plan(prepared)
-    if not isinstance(plan, CalibrationPlan):
-        return None, plan
-    predicted = forecast(prepared, forecaster, plan.origins, plan.steps)  # (N, S, K)
-    return calibrate_from(prepared, plan, predicted), None
 
 
 @dataclass
@@ -49,7 +33,9 @@ class CalibrationPlan:
 
 def calibration_plan(prepared: Prepared) -> CalibrationPlan | str | None:
     """The origins and steps the intervals are calibrated on, or why there are none (None
-    when the config asks for none)."""
+    when the config asks for none). Where the model can forecast by recursion, steps beyond
+    the horizon are calibrated too (up to CALIBRATED_STEPS or the validation length), for
+    `predict --horizon`."""
 
     cfg, split = prepared.config, prepared.split
     assert split is not None, "calibration needs a split"

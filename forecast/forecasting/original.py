@@ -13,14 +13,6 @@ from forecast.errors import DataError
 from forecast.forecasting.forecaster import Forecaster
 
 
-def forecast(
-    prepared: Prepared, forecaster: Forecaster, work_origins: np.ndarray, steps: int
-) -> np.ndarray:
-    """Forecast `steps` from each origin, in original units: (N, steps, K)."""
-    scaled = forecaster.from_origins(prepared.features, work_origins, steps)  # (N, steps, K)
-    return to_original(prepared, scaled, work_origins)
-
-
 def to_original(prepared: Prepared, scaled: np.ndarray, work_origins: np.ndarray) -> np.ndarray:
     """Forecasts from `work_origins` in scaled units (N, steps, K) -> original units."""
     data = prepared.config.data

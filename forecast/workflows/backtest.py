@@ -41,12 +41,17 @@ def backtest_origins(rows: int, folds: int, horizon: int, step: int | None = Non
     return last - (horizon if step is None else step) * np.arange(folds - 1, -1, -1)
 
 
-def check_folds(config: Config, series: Series, folds: int, step: int | None = None) -> np.ndarray:
-    """The folds' origins, or a user error when the series cannot hold them."""
+def check_fold_options(folds: int, step: int | None) -> None:
+    """--folds and --step as a backtest of one series or of a long table takes them."""
     if folds < 1:
         raise ConfigError(f"--folds must be >= 1, got {folds}")
     if step is not None and step < 1:
         raise ConfigError(f"--step must be >= 1 (rows between fold origins), got {step}")
+
+
+def check_folds(config: Config, series: Series, folds: int, step: int | None = None) -> np.ndarray:
+    """The folds' origins, or a user error when the series cannot hold them."""
+    check_fold_options(folds, step)
     horizon = config.window.horizon
     origins = backtest_origins(len(series.frame), folds, horizon, step)
     if origins[0] < 0:
@@ -139,10 +144,7 @@ def panel_backs(config: Config, panel: Panel, folds: int, step: int | None = Non
     """For each fold, the rows left out at the end of every series of a long table (the
     last fold's forecast ends at each series' last row), or a user error when no series can
     hold the first fold."""
-    if folds < 1:
-        raise ConfigError(f"--folds must be >= 1, got {folds}")
-    if step is not None and step < 1:
-        raise ConfigError(f"--step must be >= 1 (rows between fold origins), got {step}")
+    check_fold_options(folds, step)
     horizon = config.window.horizon
     apart = horizon if step is None else step
     backs = [horizon + apart * (folds - k) for k in range(1, folds + 1)]

@@ -33,8 +33,7 @@ from forecast.data.windows import plan_split
 from forecast.errors import ConfigError, DataError, ForecastError
 from forecast.model.memory import check_training_fits
 from forecast.model.tf_setup import import_tensorflow_quietly
-from forecast.workflows import backtest as rolling
-from forecast.workflows.backtest import backtest_origins
+from forecast.workflows.backtest import backtest_origins, run_backtest
 from forecast.workflows.loading import load_config_checked
 
 log = logging.getLogger("forecast")
@@ -156,7 +155,7 @@ def tune(
         try:
             cfg = load_config_checked(config_path, base + trial.overrides, seed)
             prepare(cfg, part, rows=int(origins[0]) + 1)  # the first fold must train
-            report, _, _ = rolling.run_backtest(cfg, part, origins, quiet=True)
+            report, _, _ = run_backtest(cfg, part, origins, quiet=True)
         except ForecastError as exc:
             trial.error = str(exc)
         else:
