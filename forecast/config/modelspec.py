@@ -1,7 +1,8 @@
 """The config's `model` section: layer specs and the architecture shorthand.
 
 `model: {architecture: gru, units: [32, 16], dropout: 0.1}` or an explicit `layers` list;
-`ModelConfig.layer_specs()` is the explicit list either way. Part of the schema in
+`ModelConfig.stack` is the explicit list either way, expanded once when the section is
+validated (the model layer reads it, never expands the shorthand itself). Part of the schema in
 `forecast.config.schema`.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 RECURRENT_TYPES = ("lstm", "gru", "simple_rnn")
 LAYER_TYPES = (
@@ -160,6 +161,8 @@ class ModelConfig(Strict):
         "training rows; naive when the window is shorter than a season); the seasonal ones "
         "need window.input_steps >= the season length",
     )
+    # LayerSpec items; typed Any, as the model code reads each by its `type` (a tagged union)
+    _stack: tuple[Any, ...] = PrivateAttr(default=())
 
     @field_validator("units", mode="before")
     @classmethod
@@ -211,14 +214,23 @@ class ModelConfig(Strict):
                 self.pool_size = 2 if self.pool_size is None else self.pool_size
             if self.architecture == "bidirectional" and self.layer is None:
                 self.layer = "lstm"
+        self._stack = tuple(self._expand())
         return self
 
     def _shorthand_given(self) -> list[str]:
         keys = ("units", "dropout", "filters", "kernel_size", "pool_size", "layer")
         return [k for k in keys if getattr(self, k) is not None]
 
+    @property
+    def stack(self) -> tuple[Any, ...]:
+        """The explicit layer list, in order (the shorthand expanded when validated)."""
+        return self._stack
+
     def layer_specs(self) -> list[Any]:
-        """The explicit layer list (the shorthand expanded)."""
+        """The explicit layer list (the shorthand expanded), as a new list."""
+        return list(self._stack)
+
+    def _expand(self) -> list[Any]:
         if self.layers is not None:
             return list(self.layers)
         assert self.units is not None and self.architecture is not None
@@ -247,7 +259,7 @@ class ModelConfig(Strict):
     def describe(self) -> str:
         """A short human name for the stack, e.g. 'lstm(50)-dropout-lstm(50)'."""
         parts = []
-        for spec in self.layer_specs():
+        for spec in self._stack:
             if spec.type in RECURRENT_TYPES or spec.type == "dense":
                 parts.append(f"{spec.type}({spec.units})")
             elif spec.type == "bidirectional":

@@ -45,7 +45,7 @@ def check_stack(
     model: ModelConfig, input_steps: int, features: int, horizon: int, targets: int
 ) -> StackShape:
     """Walk the stack's shapes; raise ConfigError for stacks Keras would reject or misuse."""
-    specs = model.layer_specs()
+    specs = model.stack
     shape = StackShape(steps=input_steps, width=features, params=0)
     last_recurrent = max(
         (i for i, s in enumerate(specs) if s.type in RNN_TYPES),
@@ -264,7 +264,7 @@ def _member(
     keras: Any, model: ModelConfig, x: Any, horizon: int, targets: int, unroll: bool, prefix: str
 ) -> Any:
     """One stack and its head: (B, L, F) -> (B, H, K)."""
-    for i, spec in enumerate(model.layer_specs()):
+    for i, spec in enumerate(model.stack):
         name = f"{prefix}{spec.type}_{i}"
         if spec.type in RECURRENT_TYPES:
             x = _recurrent(spec.type, spec, spec.return_sequences, unroll, name)(x)
@@ -311,7 +311,7 @@ def cudnn_warnings(model: ModelConfig) -> list[str]:
     """Layers that lose the fast cuDNN kernel on GPUs (Keras uses it only for LSTM/GRU with
     tanh activation and no recurrent dropout); worth saying only where gpu_visible()."""
     found = []
-    for i, spec in enumerate(model.layer_specs()):
+    for i, spec in enumerate(model.stack):
         kind = spec.layer if spec.type == "bidirectional" else spec.type
         if kind not in ("lstm", "gru"):
             continue

@@ -88,7 +88,7 @@ def _largest_layer(config: Config, index: int | None) -> tuple[str | None, int, 
     model = config.model
     if index is None:  # the output head: the layers before it set its size
         return None, 0, ""
-    specs = model.layer_specs()
+    specs = model.stack
     spec = specs[index]
     noun = "filters" if spec.type == "conv1d" else "units"
     width = getattr(spec, noun)

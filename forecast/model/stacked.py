@@ -39,7 +39,7 @@ def stackable(model: ModelConfig) -> bool:
     """Can `model`'s members be trained as one wide model (see the module docstring)? An
     ensemble of recurrent and dense layers without dropout, ending in one vector per member
     (the last recurrent layer returns no sequence)."""
-    specs = model.layer_specs()
+    specs = model.stack
     recurrent = [i for i, s in enumerate(specs) if s.type in GATES]
     if model.ensemble < 2 or not recurrent or specs[recurrent[-1]].return_sequences:
         return False
@@ -99,7 +99,7 @@ def build_stacked(
     layers: list[tuple[str, int]] = []
     width, shared = x.shape[-1], True  # per member; the first layer sees the shared window
     cls = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "simple_rnn": keras.layers.SimpleRNN}
-    for i, spec in enumerate(model.layer_specs()):
+    for i, spec in enumerate(model.stack):
         if spec.type in GATES:
             gates = GATES[spec.type]
             x = cls[spec.type](
