@@ -203,9 +203,9 @@ def bench_training(windows: int, input_steps: int, batch: int) -> None:
     from forecast.config.schema import TrainingConfig
     from forecast.data.windows import input_windows, target_windows
     from forecast.fitting.dataset import WindowSource
+    from forecast.fitting.speedups import resolve_unroll
     from forecast.fitting.training import compile_model
     from forecast.fitting.training import fit as fit_pipeline
-    from forecast.model.execution import resolve_unroll
 
     rows = windows + input_steps + 1
     series = np.sin(np.linspace(0, 300, rows)).reshape(-1, 1).astype("float32")

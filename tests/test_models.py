@@ -72,7 +72,7 @@ def test_configs_that_forfeit_cudnn_are_named():
 
 def test_auto_unrolls_only_fits_long_enough_to_win_back_the_build():
     from forecast.fitting.fit import expected_epochs
-    from forecast.model.execution import recurrent_layer_count, resolve_unroll
+    from forecast.fitting.speedups import recurrent_layer_count, resolve_unroll
 
     # 44 batches per input step and recurrent layer: 96 steps x 1 layer needs 4,224 batches
     assert not resolve_unroll("auto", 96, expected_batches=4223, recurrent_layers=1)
@@ -90,7 +90,7 @@ def test_auto_unrolls_only_fits_long_enough_to_win_back_the_build():
 
 
 def test_auto_jit_compiles_only_fits_long_enough_to_win_back_the_compilation():
-    from forecast.model.execution import resolve_jit
+    from forecast.fitting.speedups import resolve_jit
 
     # 25 batches per input step and recurrent layer: 40 steps x 1 layer -> 1,000 batches
     assert not resolve_jit("auto", 40, expected_batches=999, recurrent_layers=1)

@@ -15,6 +15,7 @@ from forecast.data.prepare import Prepared
 from forecast.data.windows import Split
 from forecast.fitting.callbacks import FitResult
 from forecast.fitting.dataset import WindowSource
+from forecast.fitting.speedups import recurrent_layer_count, resolve_jit, resolve_unroll
 from forecast.fitting.training import (
     compile_model,
     seed_everything,
@@ -24,7 +25,6 @@ from forecast.fitting.training import (
 from forecast.fitting.training import fit as fit_model
 from forecast.forecasting.forecaster import Forecaster
 from forecast.model.build import build_models, forecasting_model
-from forecast.model.execution import recurrent_layer_count, resolve_jit, resolve_unroll
 
 log = logging.getLogger("forecast")
 
