@@ -12,29 +12,23 @@ from forecast.data.reading import column_typo
 from forecast.errors import ConfigError
 
 
-def load_config_checked(
-    path: str | Path, overrides: list[str] | None = None, seed: int | None = None
+def resolve_config(
+    config: Config | str | Path, overrides: list[str] | None = None, seed: int | None = None
 ) -> Config:
-    """`forecast.config.file.load_config`, checked against the data where the config alone
+    """A validated Config from a file (with `--set` overrides and `--seed`) or a Config
+    object (revalidated). A file is checked against the data where the config alone
     misleads: a misspelt column makes features and targets disagree with a given layout,
     so the error names the column and the one meant (from the CSV's header), not the
     layout. The config layer reads no data; this is the loader the commands use."""
-    raw, sources = read_config(path, overrides, seed)
+    if isinstance(config, Config):
+        if overrides:
+            raise ConfigError("overrides apply to a config file; edit the Config object instead")
+        return revalidate(config) if seed is None else revalidate(config, seed=seed)
+    raw, sources = read_config(config, overrides, seed)
     try:
-        return validate_config(raw, source=str(path), sources=sources)
+        return validate_config(raw, source=str(config), sources=sources)
     except ConfigError as exc:
         typo = column_typo(raw.get("data")) if "layout" in str(exc) else None
         if typo:
             raise ConfigError(typo) from None
         raise
-
-
-def resolve_config(
-    config: Config | str | Path, overrides: list[str] | None = None, seed: int | None = None
-) -> Config:
-    """A validated Config from a file (with `--set` overrides) or a Config object."""
-    if not isinstance(config, Config):
-        return load_config_checked(config, overrides, seed)
-    if overrides:
-        raise ConfigError("overrides apply to a config file; edit the Config object instead")
-    return revalidate(config) if seed is None else revalidate(config, seed=seed)

@@ -34,7 +34,7 @@ from forecast.errors import ConfigError, DataError, ForecastError
 from forecast.model.memory import check_training_fits
 from forecast.model.tf_setup import import_tensorflow_quietly
 from forecast.workflows.backtest import backtest_origins, run_backtest
-from forecast.workflows.loading import load_config_checked
+from forecast.workflows.loading import resolve_config
 
 log = logging.getLogger("forecast")
 
@@ -123,7 +123,7 @@ def tune(
         raise ConfigError(f"--folds must be >= 1, got {folds}")
     config_path = Path(config_path)
     base = list(overrides or [])
-    config = load_config_checked(config_path, base, seed)
+    config = resolve_config(config_path, base, seed)
     target = Path(output) if output else config_path.with_name(f"{config_path.stem}.tuned.yaml")
     if target.exists():
         raise ConfigError(f"{target}: exists; pass --output with a new path or remove it")
@@ -153,7 +153,7 @@ def tune(
     for number, trial in enumerate(runs, start=1):
         started = time.perf_counter()
         try:
-            cfg = load_config_checked(config_path, base + trial.overrides, seed)
+            cfg = resolve_config(config_path, base + trial.overrides, seed)
             prepare(cfg, part, rows=int(origins[0]) + 1)  # the first fold must train
             report, _, _ = run_backtest(cfg, part, origins, quiet=True)
         except ForecastError as exc:
@@ -178,7 +178,7 @@ def tune(
     if not scored:
         raise DataError(f"{series.path}: no trial could be backtested: {runs[0].error}")
     best = min(scored, key=scored.__getitem__)
-    best_config = load_config_checked(config_path, base + runs[best].overrides, seed)
+    best_config = resolve_config(config_path, base + runs[best].overrides, seed)
     step = int(origins[1] - origins[0]) if len(origins) > 1 else horizon
     given = base + ([f"--seed {seed}"] if seed is not None else [])
     _write(target, best_config, config_path, runs, best, (len(part.frame), folds, step), given)
@@ -248,7 +248,7 @@ def _season(config: Config, series: Series) -> int:
 def _changes(config: Config, path: Path, items: list[str], seed: int | None) -> bool:
     """Whether `items` on top of the config file change the config."""
     try:
-        return load_config_checked(path, items, seed) != config
+        return resolve_config(path, items, seed) != config
     except ConfigError:
         return True  # the trial will say what is wrong with it
 
