@@ -28,6 +28,8 @@ from forecast.config.schema import Config, DataConfig
 from forecast.data.prepare import Prepared, prepare
 from forecast.data.reading import Panel, Series, SeriesId, read_panel, read_series, some_ids
 from forecast.errors import DataError
+from forecast.model.build import check_stack
+from forecast.model.memory import check_training_fits
 
 log = logging.getLogger("forecast")
 
@@ -55,6 +57,7 @@ class PreparedPanel:
     skipped: dict[str, str]  # id -> why it was left out
     offsets: dict[SeriesId, int]  # id -> its first row in `combined`
     combined: Prepared  # every member's rows end to end, with a PanelSplit
+    params: int  # the model's parameter count
 
     @property
     def ids(self) -> list[SeriesId]:
@@ -111,7 +114,21 @@ def prepare_panel(config: Config, panel: Panel, back: int | None = None) -> Prep
             some_ids(list(skipped), shown=10),
         )
     config = next(iter(members.values())).config  # data.calendar: auto made concrete
-    return PreparedPanel(config, panel, members, skipped, *_combine(config, members))
+    offsets, combined = _combine(config, members)
+    params = check_model(config, combined.fit_split.train_origins)
+    return PreparedPanel(config, panel, members, skipped, offsets, combined, params)
+
+
+def check_model(config: Config, train_origins: np.ndarray) -> int:
+    """The model's parameter count, once the data is known good: a ConfigError when the stack
+    does not fit the window, or training it (on every series' windows) not this machine's
+    memory."""
+    data, window = config.data, config.window
+    shape = check_stack(
+        config.model, window.input_steps, len(data.inputs), window.output_steps, len(data.targets)
+    )
+    check_training_fits(config, shape, windows=max(len(train_origins), 1))
+    return shape.params
 
 
 def _combine(

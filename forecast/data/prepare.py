@@ -3,13 +3,15 @@
     CSV -> Series -> fill holes (part by part) -> transform -> scale -> Prepared
 
 `prepare` fits the scaler on the training rows of a split; `prepare_history` reuses a saved
-scaler on recent rows (for `predict`). Both go through `_transform_and_scale`, which also
-checks that the model stack fits the window and the machine's memory.
+scaler on recent rows (for `predict`). Both go through `_transform_and_scale`. Whether the
+model stack fits the window and the machine's memory is checked once the data of every
+series is prepared (forecast.data.panel.prepare_panel).
 
 Row bookkeeping with transforms: a transform may consume rows at the start (`lag` = 1 for
 diff and log_diff). The model works on the transformed rows ("work rows"); work row i belongs
 to original row i + lag. Splits, windows and the scaler live on work rows; forecasts are
-turned back into original units (forecasting/original.py) before anything is scored or saved.
+turned back into original units (`to_original`, the way back) before anything is scored or
+saved.
 """
 
 from __future__ import annotations
@@ -26,11 +28,9 @@ from forecast.data.numbers import check_float32
 from forecast.data.reading import Series, read_series
 from forecast.data.scaling import Scaler
 from forecast.data.timesteps import season_length
-from forecast.data.transforms import apply_transform, transform_lag
+from forecast.data.transforms import apply_transform, invert_transform, transform_lag
 from forecast.data.windows import Split, plan_split, row_count
 from forecast.errors import ConfigError, DataError
-from forecast.model.build import check_stack
-from forecast.model.memory import check_training_fits
 
 log = logging.getLogger("forecast")
 
@@ -48,7 +48,6 @@ class Prepared:
     scaler: Scaler  # every column of the config; fitted on work rows [0, split.val_start) only
     scaled: np.ndarray  # (rows - lag, C) transformed and scaled
     season: int
-    params: int
 
     @functools.cached_property
     def features(self) -> np.ndarray:  # (work rows, F) scaled: the model's inputs
@@ -73,7 +72,7 @@ class Prepared:
 
 
 def prepare(config: Config, series: Series | None = None, rows: int | None = None) -> Prepared:
-    """Read (unless given), fill, transform, split and scale; check the model stack.
+    """Read (unless given), fill, transform, split and scale.
 
     With `rows`, only the first `rows` rows are used and there is no test part: a backtest
     fold fits on everything up to and including its origin.
@@ -135,7 +134,7 @@ def _transform_and_scale(
     scaler: Scaler | None,
 ) -> Prepared:
     """Transform, then scale with `scaler`, or with one fitted on the split's training rows."""
-    data, window = config.data, config.window
+    data = config.data
     index = series.index[-len(values) :] if split is None else series.index[: len(values)]
     work = apply_transform(values, data.transform, columns, index, series.source)
     lag = transform_lag(data.transform)
@@ -145,15 +144,6 @@ def _transform_and_scale(
         assert split is not None, "a scaler is fitted on a split's training rows"
         scaling = config.scaling
         scaler = Scaler.fit(work[: split.val_start], columns, scaling.method, scaling.feature_range)
-    shape = check_stack(
-        config.model,
-        window.input_steps,
-        len(data.inputs),
-        window.output_steps,
-        len(data.targets),
-    )
-    if split is not None:  # a model is to be trained
-        check_training_fits(config, shape, windows=max(len(split.train_origins), 1))
     season = config.evaluation.season_length
     if season == "auto":
         season = season_length(series.index)
@@ -170,7 +160,6 @@ def _transform_and_scale(
         scaler=scaler,
         scaled=scaled,
         season=int(season),
-        params=shape.params,
     )
 
 
@@ -200,3 +189,28 @@ def fit_only_split(rows: int, config: Config, source: str) -> Split:
             "validation); use fewer folds or a smaller window"
         )
     return Split(rows, val_start, rows, window.input_steps, window.horizon, window.output_steps)
+
+
+def to_original(prepared: Prepared, scaled: np.ndarray, work_origins: np.ndarray) -> np.ndarray:
+    """Forecasts from `work_origins` in scaled units (N, steps, K) -> original units."""
+    data = prepared.config.data
+    transformed = prepared.scaler.subset(data.targets).inverse_transform(scaled)
+    last = prepared.target_values[work_origins + prepared.lag] if prepared.lag else None  # (N, K)
+    forecasts = invert_transform(transformed, last, data.transform)  # (N, steps, K)
+    check_forecasts(forecasts, data.targets, prepared.series.source)
+    return forecasts
+
+
+def check_forecasts(forecasts: np.ndarray, targets: list[str], source: object) -> None:
+    """forecasts (N, steps, K) in original units: a DataError if any is NaN or infinite, so
+    that no such forecast is scored as if it were one, written or served."""
+    bad = ~np.isfinite(forecasts)
+    if not bad.any():
+        return
+    _, step, k = np.argwhere(bad)[0]
+    raise DataError(
+        f"{source}: the model forecasts {forecasts[bad][0]} for '{targets[k]}' (step "
+        f"{step + 1}), in {int(bad.sum())} of {bad.size} values; nothing is written. The fit "
+        "diverged or the values are far outside the training range: train again with a lower "
+        "training.learning_rate or a training.clipvalue, or check the history's values"
+    )

@@ -75,7 +75,8 @@ def run_task(task: FitTask, compiled: Compiled | None = None) -> FitOutcome:
     started = time.perf_counter()
     config, panel = task.run_config, as_panel(task.data)
     prepared = prepare_panel(config, panel, back=task.back)
-    prepared = prepared.with_config(choose_residual(prepared.combined).config)
+    chosen = choose_residual(prepared.combined)  # `residual: auto` made concrete
+    prepared = prepared.with_config(chosen.config)
     compiled = compiled if compiled is not None else Compiled()
     model, _, _ = fit(prepared.combined, quiet=True, compiled=compiled)
     inputs, targets = (

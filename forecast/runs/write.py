@@ -37,8 +37,9 @@ from forecast.runs.read import load_model
 HISTORY_COLUMNS = ["epoch", "loss", "val_loss", "learning_rate", "seconds"]
 
 
-def write_config(partial: Path, config: Config) -> None:
-    write_text_atomic(partial / "config.yaml", config_to_yaml(config))
+def write_config(partial: Path, config_text: str) -> None:
+    """config.yaml: the config as `forecast.config.file.config_to_yaml` writes it."""
+    write_text_atomic(partial / "config.yaml", config_text)
 
 
 def fit_record(result: Any, info: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +102,7 @@ def load_fitted(partial: Path) -> tuple[Any, dict[str, Any]] | None:
 
 def write_results(
     partial: Path,
-    prepared: Prepared | PreparedPanel,
+    prepared: PreparedPanel,
     fitted: dict[str, Any],
     metrics: dict[str, Any],
     predictions: pd.DataFrame,
@@ -109,8 +110,9 @@ def write_results(
 ) -> None:
     """scaler.json, history.csv, metrics.json, test_predictions.csv and, with intervals,
     intervals.json (the calibrated half-widths `predict` uses)."""
-    if isinstance(prepared, Prepared):  # one series
-        prepared.scaler.save(partial / "scaler.json")
+    one = prepared.one
+    if one is not None:  # one series' own files
+        one.scaler.save(partial / "scaler.json")
         if isinstance(calibration, Calibration):
             write_json(partial / "intervals.json", calibration.to_json())
     else:
@@ -135,7 +137,7 @@ def write_history(path: Path, rows: list[dict[str, float]]) -> None:
 
 def write_run_info(
     partial: Path,
-    prepared: Prepared | PreparedPanel,
+    prepared: PreparedPanel,
     fitted: dict[str, Any],
     timings: dict[str, Any],
     final_fit: dict[str, Any] | None = None,
@@ -172,13 +174,19 @@ def write_forecast_history(
     write_text_atomic(run_dir / "forecast_history.csv", table.to_csv(index=False))
 
 
-def run_info(prepared: Prepared | PreparedPanel, timings: dict[str, Any]) -> dict[str, Any]:
-    """run.json: versions, data, seed, rows, split and timings."""
+def run_info(prepared: PreparedPanel, timings: dict[str, Any]) -> dict[str, Any]:
+    """run.json: versions, data, seed, model, rows, split and timings (of one series, or a
+    long table's series)."""
+    one = prepared.one
+    if one is None:
+        return _panel_info(prepared, timings)
+    return _series_info(one, prepared.params, timings)
+
+
+def _series_info(prepared: Prepared, params: int, timings: dict[str, Any]) -> dict[str, Any]:
     import keras
     import tensorflow as tf
 
-    if isinstance(prepared, PreparedPanel):  # a long table's series
-        return _panel_info(prepared, timings)
     cfg, split, lag = prepared.config, prepared.fit_split, prepared.lag
     first, last = time_labels(prepared.series.index[[0, len(prepared.values) - 1]])
     return {
@@ -204,7 +212,7 @@ def run_info(prepared: Prepared | PreparedPanel, timings: dict[str, Any]) -> dic
         "layout": cfg.layout,
         "model": cfg.model.describe(),
         "residual": cfg.model.residual,  # what `auto` chose, when it was asked for
-        "parameters": prepared.params,
+        "parameters": params,
         "rows": {
             "train_windows": len(split.train_origins),
             "val_windows": len(split.val_origins),
@@ -224,7 +232,7 @@ def _panel_info(panel: PreparedPanel, timings: dict[str, Any]) -> dict[str, Any]
     """run.json of a long table: as for one series, with `data.series` (how many trained,
     which were left out) and `split` per series (rows, val_start, test_start)."""
     combined = panel.combined
-    info = run_info(next(iter(panel.members.values())), timings)
+    info = _series_info(next(iter(panel.members.values())), panel.params, timings)
     split = combined.fit_split
     info["data"] = {
         "path": str(panel.panel.path),
@@ -267,7 +275,7 @@ def write_backtest(
     when = stamp()
     partial = start_partial(runs_dir, name, when)
     try:
-        write_config(partial, config)
+        write_config(partial, config_to_yaml(config))
         write_json(partial / "backtest.json", report)
         draw(partial / "backtest.png")
         return finish(partial, runs_dir, name, when)

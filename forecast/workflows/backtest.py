@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from forecast.config.schema import Config
-from forecast.data.panel import prepare_panel
+from forecast.data.panel import check_model, prepare_panel
 from forecast.data.prepare import prepare, with_calendar
 from forecast.data.reading import Panel, Series, SeriesId, read_panel, read_series
 from forecast.data.timesteps import time_labels
@@ -60,7 +60,8 @@ def check_folds(config: Config, series: Series, folds: int, step: int | None = N
             f"{series.path}: {len(series.frame)} rows cannot hold {folds} folds of horizon "
             f"{horizon}{apart}; use fewer --folds{' or a smaller --step' if step else ''}"
         )
-    prepare(config, series, rows=int(origins[0]) + 1)  # the first fold has the fewest rows
+    first = prepare(config, series, rows=int(origins[0]) + 1)  # the fold with fewest rows
+    check_model(first.config, first.fit_split.train_origins)
     return origins
 
 

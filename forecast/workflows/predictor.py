@@ -14,7 +14,7 @@ from forecast.config.schema import Config
 from forecast.data.csvfile import check_text_encoding
 from forecast.data.missing import fill_missing
 from forecast.data.panel import as_panel
-from forecast.data.prepare import Prepared, prepare_history
+from forecast.data.prepare import Prepared, prepare_history, to_original
 from forecast.data.ranges import outside_training_range
 from forecast.data.reading import Panel, Series, SeriesId, read_panel, read_series, some_ids
 from forecast.data.scaling import Scaler
@@ -23,7 +23,6 @@ from forecast.data.transforms import apply_transform, transform_lag
 from forecast.errors import ConfigError, DataError, RunError
 from forecast.forecasting.forecaster import Forecaster, check_steps
 from forecast.forecasting.intervals import Calibration, label
-from forecast.forecasting.original import to_original
 from forecast.interrupts import tensorflow_work
 from forecast.model.tf_setup import import_tensorflow_quietly
 from forecast.runs import atomic, layout, read, write

@@ -39,15 +39,17 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def _resume_point(partial: Path, epochs: int) -> str:
-    """Where a resumed run goes on: "after epoch 7 of 50", or after its trained model."""
+def _resume_point(partial: Path) -> str:
+    """Where a resumed run goes on, "after epoch 7 of {epochs}" (the config's epochs left to
+    fill in), or after its trained model; "" when its snapshot cannot be read (the fit says
+    why itself)."""
     if (partial / "fit.json").is_file():  # read (and checked) once, when the run loads it
         return "after training had ended (finishing the run)"
     try:
         done = Checkpoint(partial / "backup").epochs_done()
-    except (OSError, ValueError, KeyError):  # a damaged snapshot: the fit says so itself
+    except (OSError, ValueError, KeyError):  # a damaged snapshot
         return ""
-    return f"after epoch {done} of {epochs}" if done else f"from epoch 1 of {epochs}"
+    return f"after epoch {done} of {{epochs}}" if done else "from epoch 1 of {epochs}"
 
 
 def _fitted_model(partial: Path, prepared: Prepared, quiet: bool) -> tuple[Any, dict[str, Any]]:
@@ -169,28 +171,32 @@ def train(
             "training.tensorboard: needs the tensorboard extra: "
             "pip install 'forecast[tensorboard]' (or set training.tensorboard: false)"
         )
-    prepared = prepare_panel(cfg, read_data(cfg.data))  # one series: a table of one
+    data = read_data(cfg.data)  # one series: a table of one
+    prepared = prepare_panel(cfg, data)
     cfg = prepared.config  # data.calendar: auto made concrete, as config.yaml keeps it
+    config_text = config_to_yaml(cfg)  # the run's config.yaml
     timings: dict[str, Any] = {"load": round(time.perf_counter() - clock, 4)}
     if not quiet:
         log_layout(cfg)
     runs_path, name = Path(runs_dir), cfg.name or "run"
     if resume:
-        partial, when = layout.resumable_partial(runs_path, name, config_to_yaml(cfg))
+        partial, when = layout.resumable_partial(runs_path, name, config_text)
         lock = layout.PartialLock(partial)  # a second resume of it stops here
-        log.info("resuming %s %s", partial, _resume_point(partial, cfg.training.epochs))
+        point = _resume_point(partial).format(epochs=cfg.training.epochs)
+        log.info("resuming %s %s", partial, point)
     else:
         when = layout.stamp()
         partial = layout.start_partial(runs_path, name, when)
         lock = layout.PartialLock(partial)
     try:
         if not resume:
-            write.write_config(partial, cfg)
+            write.write_config(partial, config_text)
         # Ctrl-C and SIGTERM are only noted while TensorFlow works (see
         # forecast.interrupts), and raised after each batch and between these stages
         with tensorflow_work():
             import_tensorflow_quietly()
-            prepared = prepared.with_config(choose_residual(prepared.combined).config)
+            chosen = choose_residual(prepared.combined)  # `residual: auto` made concrete
+            prepared = prepared.with_config(chosen.config)
             fitting = prepared.combined  # every series' rows end to end
             raise_if_stop_requested()
             model, fitted = _fitted_model(partial, fitting, quiet)
@@ -199,8 +205,7 @@ def train(
             metrics, predictions, calibration = evaluate_on_test(prepared, model, timings)
             raise_if_stop_requested()
             clock = time.perf_counter()
-            saved = prepared.one or prepared  # one series' files, or a long table's
-            write.write_results(partial, saved, fitted, metrics, predictions, calibration)
+            write.write_results(partial, prepared, fitted, metrics, predictions, calibration)
             timings["save"] = round(time.perf_counter() - clock, 4)
             raise_if_stop_requested()
             final = None
@@ -209,7 +214,7 @@ def train(
                 timings["final_fit"] = final["seconds"]
             else:
                 write.keep_held_out(partial)
-        write.write_run_info(partial, saved, fitted, timings, final)
+        write.write_run_info(partial, prepared, fitted, timings, final)
         write.drop_resume_files(partial)
         run_dir = layout.finish(partial, runs_path, name, when)
     except BaseException as exc:

@@ -25,7 +25,6 @@ def validate(config: Config | str | Path, overrides: list[str] | None = None) ->
     def total(key: str) -> int:
         return sum(p[key] for p in per.values())
 
-    first = next(iter(panel.members.values()))
     many = {"series": len(panel.members), "skipped_series": list(panel.skipped)}
     return {
         "layout": cfg.layout,
@@ -39,7 +38,7 @@ def validate(config: Config | str | Path, overrides: list[str] | None = None) ->
         "test_origins": [total("test_origins"), steps, feats],
         "output": [cfg.window.horizon, len(cfg.data.targets)],
         "model": cfg.model.describe(),
-        "parameters": first.params,
+        "parameters": panel.params,
         "season_length": panel.combined.season,
     }
 
