@@ -5,8 +5,13 @@
                        the machine's cores shared out between them
 
 Both call `started(i, task)` before task i begins where they can (in process: always) and
-`done(i, outcome)` as each ends. A task that fails raises its error from `run`, or with
-`errors="keep"` leaves the error (a ForecastError, the user's to fix) in its place.
+`done(i, result)` as each ends. A task that fails raises its error from `run`, or with
+`errors="keep"` leaves the error (a ForecastError, the user's to fix) in its place (and
+`done` is given it).
+
+`run_groups` hands the tasks of many groups (the folds of several configs, the trials of a
+search) to an executor as one list, so that a pool runs tasks of different groups at once,
+and gives each group's results back, in group order, as soon as the group is complete.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from itertools import accumulate
 from typing import Literal, Protocol
 
 from forecast.errors import ForecastError
@@ -25,9 +31,9 @@ from forecast.model.tf_setup import import_tensorflow_quietly
 
 log = logging.getLogger("forecast")
 
-Started = Callable[[int, FitTask], None]
-Done = Callable[[int, FitOutcome], None]
 Result = FitOutcome | ForecastError
+Started = Callable[[int, FitTask], None]
+Done = Callable[[int, Result], None]
 
 
 class Executor(Protocol):
@@ -55,16 +61,16 @@ class InProcess:
         for i, task in enumerate(tasks):
             if started is not None:
                 started(i, task)
+            result: Result
             try:
-                outcome = run_task(task, SHARED)
+                result = run_task(task, SHARED)
             except ForecastError as exc:
                 if errors == "raise":
                     raise
-                results.append(exc)
-                continue
-            results.append(outcome)
+                result = exc
+            results.append(result)
             if done is not None:
-                done(i, outcome)
+                done(i, result)
         return results
 
 
@@ -98,15 +104,13 @@ class ProcessPool:
             for finished in as_completed(running):
                 i = running[finished]
                 try:
-                    outcome = finished.result()
+                    results[i] = finished.result()
                 except ForecastError as exc:
                     if errors == "raise":
                         raise
                     results[i] = exc
-                    continue
-                results[i] = outcome
                 if done is not None:
-                    done(i, outcome)
+                    done(i, results[i])
         return [results[i] for i in range(len(tasks))]
 
 
@@ -122,3 +126,51 @@ def _start_worker(threads: int) -> None:
 def executor_for(workers: int) -> Executor:
     """In this process for 1 worker, else a pool of `workers` processes."""
     return InProcess() if workers <= 1 else ProcessPool(workers)
+
+
+def run_groups(
+    executor: Executor,
+    groups: Sequence[Sequence[FitTask]],
+    started: Callable[[int, int, FitTask], None] | None = None,
+    finished: Callable[[int, list[Result]], None] | None = None,
+    done: Callable[[int, int, Result], None] | None = None,
+    errors: Literal["raise", "keep"] = "raise",
+) -> list[list[Result]]:
+    """Run every group's tasks as one list on `executor`; each group's results in task order.
+
+    `started(g, k, task)` before task k of group g begins (where the executor says so),
+    `done(g, k, result)` as it ends; `finished(g, results)` once group g and every group
+    before it are complete, in group order (a group without tasks is complete at once).
+    With errors="raise", the first failure stops the run: the groups finished before it
+    have had their `finished` call."""
+    starts = [0, *accumulate(len(tasks) for tasks in groups)]
+    owner = [g for g, tasks in enumerate(groups) for _ in tasks]
+    results: dict[int, Result] = {}
+    left = [len(tasks) for tasks in groups]
+    released = 0
+
+    def release() -> None:
+        nonlocal released
+        while released < len(groups) and left[released] == 0:
+            if finished is not None:
+                g = released
+                finished(g, [results[i] for i in range(starts[g], starts[g + 1])])
+            released += 1
+
+    def on_started(i: int, task: FitTask) -> None:
+        if started is not None:
+            started(owner[i], i - starts[owner[i]], task)
+
+    def on_done(i: int, result: Result) -> None:
+        results[i] = result
+        g = owner[i]
+        if done is not None:
+            done(g, i - starts[g], result)
+        left[g] -= 1
+        release()
+
+    release()  # groups without tasks before the first task
+    flat = [task for tasks in groups for task in tasks]
+    out = executor.run(flat, on_started, on_done, errors)
+    release()  # groups without tasks after the last
+    return [out[starts[g] : starts[g + 1]] for g in range(len(groups))]

@@ -1,0 +1,74 @@
+"""run_groups: the tasks of many groups as one list, each group's results back in order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+
+from forecast.errors import DataError
+from forecast.fitting.executor import Result, run_groups
+from forecast.fitting.task import FitOutcome, FitTask
+
+
+def _task(number: int) -> FitTask:
+    return FitTask(config=None, data=None, back=number, number=number)  # type: ignore[arg-type]
+
+
+class Scripted:
+    """An executor that finishes its tasks last first, as a pool may (or first first, as
+    in process): task `fail` (if any) ends in a DataError."""
+
+    def __init__(self, fail: int | None = None, forward: bool = False) -> None:
+        self.fail, self.forward = fail, forward
+
+    def run(self, tasks: Sequence[FitTask], started: Any, done: Any, errors: str) -> list[Result]:
+        results: dict[int, Result] = {}
+        order = range(len(tasks))
+        for i in order if self.forward else reversed(order):
+            if i == self.fail:
+                if errors == "raise":
+                    raise DataError(f"task {i} failed")
+                results[i] = DataError(f"task {i} failed")
+            else:
+                back = tasks[i].back
+                results[i] = FitOutcome(back, [], {None: np.full((1, 1), back)}, {}, {}, 1, 0.0)
+            done(i, results[i])
+        return [results[i] for i in range(len(tasks))]
+
+
+def test_groups_finish_in_their_order_with_their_own_results():
+    groups = [[_task(1), _task(2)], [], [_task(3)], [_task(4), _task(5), _task(6)], []]
+    finished: list[tuple[int, list[int]]] = []
+    done: list[tuple[int, int]] = []
+    out = run_groups(
+        Scripted(),
+        groups,
+        finished=lambda g, results: finished.append((g, [r.number for r in results])),
+        done=lambda g, k, result: done.append((g, k)),
+    )
+    # every group once, in order, each with its own tasks' results in task order, although
+    # the last task ended first (the empty groups included, where they stand)
+    assert finished == [(0, [1, 2]), (1, []), (2, [3]), (3, [4, 5, 6]), (4, [])]
+    assert [[r.number for r in results] for results in out] == [[1, 2], [], [3], [4, 5, 6], []]
+    assert done == [(3, 2), (3, 1), (3, 0), (2, 0), (0, 1), (0, 0)]  # as each task ended
+
+
+def test_a_failed_task_is_kept_in_its_group_or_stops_the_run():
+    groups = [[_task(1)], [_task(2), _task(3)]]
+    out = run_groups(Scripted(fail=1), groups, errors="keep")
+    assert isinstance(out[1][0], DataError) and str(out[1][0]) == "task 1 failed"
+    assert out[1][1].number == 3 and out[0][0].number == 1
+    for forward, before in ((True, [0]), (False, [])):
+        finished: list[int] = []
+        with pytest.raises(DataError, match="task 1 failed"):
+            run_groups(
+                Scripted(fail=1, forward=forward),
+                groups,
+                finished=lambda g, _: finished.append(g),  # noqa: B023 (called at once)
+            )
+        # in order, group 0 had ended (and was given back) before task 1 of group 1
+        # failed; last first, it had not
+        assert finished == before
