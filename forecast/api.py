@@ -25,7 +25,12 @@ from forecast.data.reading import some_ids
 from forecast.errors import ConfigError
 from forecast.runs import atomic, layout, read
 from forecast.workflows import predictor, trainrun
-from forecast.workflows.backtest import BacktestResult, check_backtest, run_backtest_plan
+from forecast.workflows.backtest import (
+    BacktestResult,
+    check_backtest,
+    run_backtest_plan,
+    run_backtest_plans,
+)
 from forecast.workflows.export import export_run as export
 from forecast.workflows.loading import resolve_config as load
 from forecast.workflows.predictor import Predictor
@@ -40,6 +45,7 @@ __all__ = [
     "TrainResult",
     "TuneResult",
     "backtest",
+    "check_backtest",
     "check_serve_extra",
     "export",
     "json_schema",
@@ -48,6 +54,8 @@ __all__ = [
     "plot",
     "predict",
     "resume_command",
+    "run_backtest_plan",
+    "run_backtest_plans",
     "serve",
     "short_id_list",
     "starter_config",

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -228,26 +229,35 @@ def test_the_shared_models_keep_only_the_most_recently_used():
 
 @pytest.mark.slow  # two worker processes that each import TensorFlow and train
 def test_folds_in_worker_processes_give_the_sequential_results(tmp_path):
-    """--workers 2: the same folds, in order, with the same forecasts and scores as one
+    """--workers 2 with two configs: the folds of both go to one pool as one list; each
+    config gets the same folds, in order, with the same forecasts and scores as in one
     process (each worker has its own models; the numbers agree to float tolerance)."""
     config = fold_config(tmp_path)
-    one = CliRunner().invoke(
-        app, ["backtest", str(config), "--runs-dir", str(tmp_path / "one"), "--seed", "5"]
-    )
+    write_csv(tmp_path / "other.csv", monthly_frame(70, seed=5))
+    other = tmp_path / "other.yaml"
+    text = config.read_text(encoding="utf-8").replace("sales.csv", "other.csv")
+    other.write_text(text.replace("name: bt", "name: other"), encoding="utf-8")
+    both = [str(config), str(other), "--seed", "5"]
+    one = CliRunner().invoke(app, ["backtest", *both, "--runs-dir", str(tmp_path / "one")])
     two = CliRunner().invoke(
-        app,
-        ["backtest", str(config), "--runs-dir", str(tmp_path / "two"), "--seed", "5",
-         "--workers", "2"],
-    )  # fmt: skip
-    assert one.exit_code == 0 and two.exit_code == 0, two.output
-    assert "3 folds in 2 worker processes" in two.stderr
-    first, second = (
-        json.loads(Path(r.stdout.strip().splitlines()[-1]).read_text()) for r in (one, two)
+        app, ["backtest", *both, "--runs-dir", str(tmp_path / "two"), "--workers", "2"]
     )
-    assert [f["origin"] for f in second["folds"]] == [f["origin"] for f in first["folds"]]
-    for a, b in zip(first["folds"], second["folds"], strict=True):
-        assert b["model"]["mae"] == pytest.approx(a["model"]["mae"], rel=1e-4)
-        assert b["baselines"] == a["baselines"]
+    assert one.exit_code == 0 and two.exit_code == 0, two.output
+    assert "6 folds in 2 worker processes" in two.stderr
+    assert [line for line in two.stdout.splitlines() if line.startswith("== ")] == [
+        f"== {config} ==",
+        f"== {other} ==",
+    ]
+
+    def reports(result: Any) -> list[dict[str, Any]]:
+        paths = [p for p in result.stdout.split() if p.endswith("backtest.json")]
+        return [json.loads(Path(p).read_text()) for p in paths]
+
+    for first, second in zip(reports(one), reports(two), strict=True):
+        assert [f["origin"] for f in second["folds"]] == [f["origin"] for f in first["folds"]]
+        for a, b in zip(first["folds"], second["folds"], strict=True):
+            assert b["model"]["mae"] == pytest.approx(a["model"]["mae"], rel=1e-4)
+            assert b["baselines"] == a["baselines"]
     bad = CliRunner().invoke(app, ["backtest", str(config), "--workers", "0"])
     assert bad.exit_code == 2 and bad.stderr.strip() == "error: --workers must be >= 1, got 0"
 

@@ -6,7 +6,6 @@ is imported inside each command, so that --help answers at once.
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -54,7 +53,7 @@ def backtest(
     configs: Annotated[
         list[Path],
         typer.Argument(
-            help="The YAML config file; several run one after another in this process.",
+            help="The YAML config file; several: their folds are one list of fits.",
             metavar="CONFIG",
         ),
     ],
@@ -79,9 +78,10 @@ def backtest(
     Origins are `--step` rows apart (default: the horizon), the last fold ending at the
     last row. Prints a table per fold (with the dates it forecasts) and the mean; the last
     line is the path of backtest.json. Several configs (one per series, say) are all
-    checked first, then backtested in turn in one process, which imports TensorFlow once
-    and reuses models of the same shape; each gets its own run directory and its own
-    block of output ending in its backtest.json path.
+    checked first; then the folds of all of them run as one list, in turn in this process
+    (TensorFlow imported once, models of the same shape reused) or in --workers
+    processes; each gets its own run directory and its own block of output ending in its
+    backtest.json path.
 
     Example: forecast backtest configs/univariate_multi_step.yaml --folds 3 --step 20
     """
@@ -97,17 +97,27 @@ def backtest(
             raise
 
     plans = call_api(lambda: [check(c) for c in configs], left=NO_RUN_WRITTEN)
-    for number, (path, plan) in enumerate(zip(configs, plans, strict=True)):
-        if len(configs) > 1:
-            typer.echo(f"{chr(10) if number else ''}== {path} ==")
-        done = "" if number == 0 else f" for {path}; the backtests before it are saved"
-        result = call_api(
-            functools.partial(api.run_backtest_plan, plan, runs_dir, quiet),
-            left=NO_RUN_WRITTEN + done,
-        )
+    headed: set[int] = set()
+    saved: list[int] = []
+
+    def heading(number: int) -> None:
+        if len(configs) > 1 and number not in headed:
+            typer.echo(f"{chr(10) if headed else ''}== {configs[number]} ==")
+            headed.add(number)
+
+    def show(number: int, result: Any) -> None:
+        heading(number)
         typer.echo(format_backtest(result.report))
         typer.echo(result.report["verdict"])
         typer.echo(str(result.path))
+        saved.append(number)
+
+    def left() -> str:
+        if not saved:
+            return NO_RUN_WRITTEN
+        return f"the backtests up to {configs[saved[-1]]} are saved, none after it"
+
+    call_api(lambda: api.run_backtest_plans(plans, runs_dir, quiet, heading, show), left=left)
 
 
 def tune(

@@ -60,19 +60,21 @@ class OneLineErrors(HelpGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-def call_api(call: Callable[[], Any], left: str = "no file was left half-written") -> Any:
+def call_api(
+    call: Callable[[], Any], left: str | Callable[[], str] = "no file was left half-written"
+) -> Any:
     """Call the API; map user errors to exit 2, Ctrl-C to 130, SIGTERM to 143, bugs to 1.
-    `left` says what an interruption leaves behind."""
+    `left` says what an interruption leaves behind (or, called then, works it out)."""
     try:
         return call()
     except ForecastError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     except Terminated:
-        typer.echo(f"terminated; {left}", err=True)
+        typer.echo(f"terminated; {left if isinstance(left, str) else left()}", err=True)
         raise typer.Exit(143) from None
     except KeyboardInterrupt:
-        typer.echo(f"interrupted; {left}", err=True)
+        typer.echo(f"interrupted; {left if isinstance(left, str) else left()}", err=True)
         raise typer.Exit(130) from None
     except (typer.Exit, SystemExit):
         raise

@@ -2,14 +2,14 @@
 
 Each fold refits everything (holes, transform, scaler, model) on the rows up to and including
 its origin and forecasts the next `horizon` rows; the model and the baselines are scored on
-them. `run_fold` is one fold, a plain function of (config, series, origin) that a worker
-process can run.
+them. Every fold is one fit task (forecast.fitting.task); the folds of several backtests
+go to the executor as one list (`run_backtest_plans`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from forecast.data.reading import Panel, Series, SeriesId, read_panel, read_seri
 from forecast.data.timesteps import time_labels
 from forecast.errors import ConfigError, DataError
 from forecast.fitting.announce import log_layout
-from forecast.fitting.executor import ProcessPool, executor_for
+from forecast.fitting.executor import Executor, ProcessPool, executor_for, run_groups
 from forecast.fitting.task import Bounds, FitOutcome, FitTask
 from forecast.forecasting.evaluation import verdict
 from forecast.forecasting.intervals import clip_note
@@ -65,28 +65,46 @@ def check_folds(config: Config, series: Series, folds: int, step: int | None = N
     return origins
 
 
+def fold_tasks(config: Config, data: Series | Panel, backs: Iterable[int]) -> list[FitTask]:
+    """One fit task per fold: `backs` rows left out at the end of every series."""
+    return [FitTask(config, data, int(back), n) for n, back in enumerate(backs, start=1)]
+
+
 def run_folds(
     config: Config, data: Series | Panel, backs: Iterable[int], quiet: bool, workers: int = 1
 ) -> list[FitOutcome]:
     """Every fold as one fit task (forecast.fitting.task), in turn or in `workers`
     processes: the outcomes in fold order. One series and a long table alike; only what
     is said on the way differs."""
-    tasks = [FitTask(config, data, int(back), n) for n, back in enumerate(backs, start=1)]
-    executor = executor_for(workers if len(tasks) > 1 else 1)
+    tasks = fold_tasks(config, data, backs)
+    executor = _executor(workers, len(tasks), quiet)
+    groups = run_groups(executor, [tasks], *_fold_lines([tasks], quiet))
+    return [f for f in groups[0] if isinstance(f, FitOutcome)]
+
+
+def _executor(workers: int, tasks: int, quiet: bool) -> Executor:
+    executor = executor_for(workers if tasks > 1 else 1)
     if not quiet and isinstance(executor, ProcessPool):
-        processes, threads = executor.threads(len(tasks))
-        log.info("%d folds in %d worker processes, %d thread(s) each", len(tasks), processes,
+        processes, threads = executor.threads(tasks)
+        log.info("%d folds in %d worker processes, %d thread(s) each", tasks, processes,
                  threads)  # fmt: skip
+    return executor
 
-    def started(_: int, task: FitTask) -> None:
-        if not quiet:
-            log.info("fold %d/%d: %s", task.number, len(tasks), _fold_plan(task))
 
-    def done(_: int, outcome: FitOutcome) -> None:
-        if not quiet:
-            log.info("fold %d/%d: %s", outcome.number, len(tasks), _fold_score(outcome))
+def _fold_lines(groups: list[list[FitTask]], quiet: bool) -> tuple[Any, None, Any]:
+    """(started, finished, done) for run_groups: "fold 2/3: ..." as each fold starts and
+    ends (nothing when quiet)."""
+    if quiet:
+        return None, None, None
 
-    return [f for f in executor.run(tasks, started, done) if isinstance(f, FitOutcome)]
+    def started(g: int, k: int, task: FitTask) -> None:
+        log.info("fold %d/%d: %s", task.number, len(groups[g]), _fold_plan(task))
+
+    def done(g: int, k: int, result: Any) -> None:
+        if isinstance(result, FitOutcome):
+            log.info("fold %d/%d: %s", result.number, len(groups[g]), _fold_score(result))
+
+    return started, None, done
 
 
 def _fold_plan(task: FitTask) -> str:
@@ -115,9 +133,20 @@ def run_backtest(
 ) -> tuple[dict[str, Any], np.ndarray, Bounds | None]:
     """Every fold of one series: (backtest.json's content, forecasts (folds, H, K),
     interval bounds lo, hi (levels, folds, H, K) or None)."""
+    folds = run_folds(config, series, series_backs(series, origins), quiet, workers)
+    return backtest_report(config, origins, folds, quiet)
+
+
+def series_backs(series: Series, origins: np.ndarray) -> np.ndarray:
+    """The rows each fold leaves out after its origin."""
+    return len(series.frame) - 1 - np.asarray(origins)
+
+
+def backtest_report(
+    config: Config, origins: np.ndarray, folds: list[FitOutcome], quiet: bool
+) -> tuple[dict[str, Any], np.ndarray, Bounds | None]:
+    """One series' folds put together: what `run_backtest` returns."""
     horizon = config.window.horizon
-    backs = len(series.frame) - 1 - np.asarray(origins)
-    folds = run_folds(config, series, backs, quiet, workers)
     reports = [f.reports[0] for f in folds]
     if not quiet and (note := clip_note(reports, "folds")):
         log.info("%s", note)
@@ -158,10 +187,15 @@ def run_panel_backtest(
     config: Config, panel: Panel, backs: list[int], quiet: bool
 ) -> tuple[dict[str, Any], list[dict[SeriesId, np.ndarray]]]:
     """Every fold of a long table: (backtest.json's content, per fold id -> forecast (H, K)).
-    `mean` is the mean over series of each series'
-    mean over its folds; `per_series` holds those."""
+    `mean` is the mean over series of each series' mean over its folds; `per_series` holds
+    those."""
+    return panel_report(config, backs, run_folds(config, panel, backs, quiet), quiet)
 
-    folds = run_folds(config, panel, backs, quiet)
+
+def panel_report(
+    config: Config, backs: list[int], folds: list[FitOutcome], quiet: bool
+) -> tuple[dict[str, Any], list[dict[SeriesId, np.ndarray]]]:
+    """A long table's folds put together: what `run_panel_backtest` returns."""
     rows = [r for f in folds for r in f.reports]
     forecasts = [dict(f.forecasts) for f in folds]
     if not quiet and (note := clip_note(rows, "series folds")):
@@ -234,16 +268,72 @@ def run_backtest_plan(
     """Run a checked backtest and save its run directory. A long table: in each fold one
     model refitted on every series up to its own origin; backtest.json rows per fold and
     series, `per_series`, and their mean."""
+    return run_backtest_plans([plan], runs_dir, quiet)[0]
+
+
+def run_backtest_plans(
+    plans: list[BacktestPlan],
+    runs_dir: str | Path = "runs",
+    quiet: bool = False,
+    starting: Callable[[int], None] | None = None,
+    each: Callable[[int, BacktestResult], None] | None = None,
+) -> list[BacktestResult]:
+    """Run checked backtests, the folds of all of them as one list of fit tasks (in the
+    plans' `workers` processes, or here in turn), and save each one's run directory as soon
+    as it and those before it are complete: `each(i, result)` then. `starting(i)` before
+    plan i's first fold, where the folds run here in turn."""
+    layout.check_runs_dir(Path(runs_dir))  # before the folds, not after them
+    groups = [fold_tasks(p.config, p.data, _plan_backs(p)) for p in plans]
+    executor = _executor(max(p.workers for p in plans), sum(map(len, groups)), quiet)
+    inline = not isinstance(executor, ProcessPool)
+    if not inline:  # the folds of every plan start at once
+        for plan in plans:
+            _announce(plan, quiet)
+    started, _, done = _fold_lines(groups, quiet)
+    results: list[BacktestResult] = []
+
+    def on_started(g: int, k: int, task: FitTask) -> None:
+        if k == 0:
+            if starting is not None:
+                starting(g)
+            _announce(plans[g], quiet)
+        if started is not None:
+            started(g, k, task)
+
+    def finished(g: int, outcomes: list[Any]) -> None:
+        folds = [f for f in outcomes if isinstance(f, FitOutcome)]
+        results.append(_save_plan(plans[g], folds, Path(runs_dir), quiet))
+        if each is not None:
+            each(g, results[-1])
+
+    run_groups(executor, groups, on_started if inline else None, finished, done)
+    return results
+
+
+def _plan_backs(plan: BacktestPlan) -> Iterable[int]:
+    if isinstance(plan.data, Panel):
+        return plan.origins  # a long table's plan holds each fold's rows back
+    return series_backs(plan.data, np.asarray(plan.origins))
+
+
+def _announce(plan: BacktestPlan, quiet: bool) -> None:
+    """The layout line, with the calendar columns `auto` chose (as train says it)."""
+    if not quiet:
+        data = plan.data
+        series = next(iter(data.members.values())) if isinstance(data, Panel) else data
+        log_layout(with_calendar(plan.config, series))
+
+
+def _save_plan(
+    plan: BacktestPlan, folds: list[FitOutcome], runs_dir: Path, quiet: bool
+) -> BacktestResult:
+    """backtest.json and its figure from a plan's folds, in a new run directory."""
     from forecast.plots.backtest import backtest_figure, panel_backtest_figure  # matplotlib
 
-    layout.check_runs_dir(Path(runs_dir))  # before the folds, not after them
     cfg, data, origins = plan.config, plan.data, plan.origins
-    if not quiet:  # the calendar columns `auto` chose, as train says them
-        series = next(iter(data.members.values())) if isinstance(data, Panel) else data
-        log_layout(with_calendar(cfg, series))
     if isinstance(data, Panel):  # data.id_column: a long table
         assert isinstance(origins, list)
-        report, forecasts = run_panel_backtest(cfg, data, origins, quiet)
+        report, forecasts = panel_report(cfg, origins, folds, quiet)
 
         def draw(path: Path) -> None:
             panel_backtest_figure(
@@ -252,12 +342,12 @@ def run_backtest_plan(
 
     else:
         assert isinstance(origins, np.ndarray)
-        report, predicted, bounds = run_backtest(cfg, data, origins, quiet, plan.workers)
+        report, predicted, bounds = backtest_report(cfg, origins, folds, quiet)
 
         def draw(path: Path) -> None:
             backtest_figure(
                 data.frame, cfg, origins, predicted, path, bounds, write=atomic.write_atomic
             )
 
-    run_dir = write.write_backtest(Path(runs_dir), cfg, report, draw)
+    run_dir = write.write_backtest(runs_dir, cfg, report, draw)
     return BacktestResult(run_dir, run_dir / "backtest.json", report)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -31,9 +30,16 @@ from forecast.data.timesteps import season_length
 from forecast.data.transforms import transform_lag
 from forecast.data.windows import plan_split
 from forecast.errors import ConfigError, DataError, ForecastError
+from forecast.fitting.executor import executor_for, run_groups
+from forecast.fitting.task import FitOutcome, FitTask
 from forecast.model.memory import check_training_fits
 from forecast.model.tf_setup import import_tensorflow_quietly
-from forecast.workflows.backtest import backtest_origins, run_backtest
+from forecast.workflows.backtest import (
+    backtest_origins,
+    backtest_report,
+    fold_tasks,
+    series_backs,
+)
 from forecast.workflows.loading import resolve_config
 
 log = logging.getLogger("forecast")
@@ -44,7 +50,7 @@ class Trial:
     overrides: list[str]  # `--set` items on top of the config file
     mase: float | None = None  # mean model MASE over the folds
     seasonal_naive: float | None = None
-    seconds: float = 0.0
+    seconds: float = 0.0  # what the fits of its folds took
     error: str | None = None  # why the trial could not run
 
 
@@ -150,30 +156,7 @@ def tune(
         if len(runs) < trials and changed and changed not in [t.overrides for t in runs]:
             runs.append(Trial(changed))
     import_tensorflow_quietly()
-    for number, trial in enumerate(runs, start=1):
-        started = time.perf_counter()
-        try:
-            cfg = resolve_config(config_path, base + trial.overrides, seed)
-            prepare(cfg, part, rows=int(origins[0]) + 1)  # the first fold must train
-            report, _, _ = run_backtest(cfg, part, origins, quiet=True)
-        except ForecastError as exc:
-            trial.error = str(exc)
-        else:
-            mean = report["mean"]
-            trial.mase = mean["model"]["mase"]
-            trial.seasonal_naive = mean["baselines"]["seasonal_naive"]["mase"]
-        trial.seconds = round(time.perf_counter() - started, 3)
-        if not quiet:
-            shown = (
-                f"MASE {trial.mase:.3g}" if trial.mase is not None else f"skipped: {trial.error}"
-            )
-            log.info(
-                "trial %d/%d: %s: %s",
-                number,
-                len(runs),
-                " ".join(trial.overrides) or "the config as given",
-                shown,
-            )
+    _run_trials(runs, config_path, base, seed, part, origins, quiet)
     scored = {i: t.mase for i, t in enumerate(runs) if t.mase is not None and math.isfinite(t.mase)}
     if not scored:
         raise DataError(f"{series.path}: no trial could be backtested: {runs[0].error}")
@@ -288,3 +271,55 @@ def _write(
 
 def _shown(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4g}"
+
+
+def _run_trials(
+    runs: list[Trial],
+    config_path: Path,
+    base: list[str],
+    seed: int | None,
+    part: Series,
+    origins: np.ndarray,
+    quiet: bool,
+) -> None:
+    """Backtest every trial on `origins`: the folds of all trials as one list of fit tasks
+    (forecast.fitting.executor.run_groups); each trial's MASE, or why it could not run, and
+    the seconds its folds took. A trial is said as soon as it and those before it end."""
+    groups: list[list[FitTask]] = []
+    configs: list[Config | None] = []
+    for trial in runs:
+        try:
+            cfg = resolve_config(config_path, base + trial.overrides, seed)
+            prepare(cfg, part, rows=int(origins[0]) + 1)  # the first fold must train
+        except ForecastError as exc:
+            trial.error = str(exc)
+            groups.append([])
+            configs.append(None)
+            continue
+        groups.append(fold_tasks(cfg, part, series_backs(part, origins)))
+        configs.append(cfg)
+
+    def finished(number: int, results: list[Any]) -> None:
+        trial, cfg = runs[number], configs[number]
+        failed = [r for r in results if isinstance(r, ForecastError)]
+        if cfg is not None and failed:
+            trial.error = str(failed[0])
+        elif cfg is not None:
+            folds = [r for r in results if isinstance(r, FitOutcome)]
+            mean = backtest_report(cfg, origins, folds, quiet=True)[0]["mean"]
+            trial.mase = mean["model"]["mase"]
+            trial.seasonal_naive = mean["baselines"]["seasonal_naive"]["mase"]
+            trial.seconds = round(sum(f.seconds for f in folds), 3)
+        if not quiet:
+            shown = (
+                f"MASE {trial.mase:.3g}" if trial.mase is not None else f"skipped: {trial.error}"
+            )
+            log.info(
+                "trial %d/%d: %s: %s",
+                number + 1,
+                len(runs),
+                " ".join(trial.overrides) or "the config as given",
+                shown,
+            )
+
+    run_groups(executor_for(1), groups, finished=finished, errors="keep")
