@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
+from forecast.config.file import json_schema
 from forecast.config.schema import Config
 from forecast.data.reading import some_ids
 from forecast.errors import ConfigError
@@ -178,11 +178,6 @@ def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000) -> No
     from forecast.workflows.serve import serve as run_server  # fastapi: only to serve
 
     run_server(predictor, host, port)
-
-
-def json_schema() -> dict[str, Any]:
-    """The config's JSON Schema, for editors."""
-    return Config.model_json_schema()
 
 
 def short_id_list(ids: list[str]) -> str:

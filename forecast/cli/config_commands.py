@@ -245,6 +245,6 @@ def schema() -> None:
 
     Example: forecast schema > forecast.schema.json
     """
-    from forecast import api
+    from forecast.config.file import json_schema  # the config alone: no pandas, no data
 
-    typer.echo(json.dumps(api.json_schema(), indent=2))
+    typer.echo(json.dumps(json_schema(), indent=2))

@@ -289,3 +289,8 @@ def _layer_to_yaml(spec: Any) -> dict[str, Any]:
     params = spec.model_dump(mode="json")
     kind = params.pop("type")
     return {kind: params}
+
+
+def json_schema() -> dict[str, Any]:
+    """The config file's JSON Schema, for editors (`forecast schema`)."""
+    return Config.model_json_schema()
