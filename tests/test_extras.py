@@ -44,6 +44,17 @@ def test_serve_with_the_extra_goes_on_to_the_run(tmp_path: Path) -> None:
     assert "serve extra" not in done.stderr and len(done.stderr.splitlines()) == 1
 
 
+def test_ray_without_the_ray_extra_is_one_line(tmp_path: Path) -> None:
+    # said up front, before the config's data is read or anything is fitted
+    config = tmp_path / "c.yaml"
+    config.write_text("data: {path: nowhere.csv, features: [a]}\n", encoding="utf-8")
+    done = forecast_without("ray", "backtest", str(config), "--ray", "auto")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        "error: --ray needs the ray extra: pip install 'forecast[ray]' (or leave out --ray)"
+    ]
+
+
 def test_onnx_export_without_the_onnx_extra_is_one_line(monkeypatch) -> None:
     from forecast.errors import ConfigError
     from forecast.workflows.export import _require_onnx
@@ -72,4 +83,5 @@ def test_the_extras_hold_what_their_code_imports() -> None:
     assert "statsforecast" in names(extras["bench"]) and "statsforecast" not in names(extras["dev"])
     assert not [r for rs in extras.values() for r in rs if "==" in r]  # no machine's own pin
     # `make test` installs dev: the tests of serve, export and TensorBoard need those extras
-    assert "forecast[serve,onnx,tensorboard]" in extras["dev"]
+    assert "forecast[serve,onnx,tensorboard,ray]" in extras["dev"]
+    assert names(extras["ray"]) == {"ray"} and "ray" not in names(project["dependencies"])

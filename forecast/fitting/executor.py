@@ -3,6 +3,7 @@
     InProcess()        one after another in this process, reusing compiled models
     ProcessPool(n)     in n fresh worker processes (spawned: no TensorFlow state is forked),
                        the machine's cores shared out between them
+    OnRay(address)     as Ray tasks on a cluster, or on a local Ray (forecast.fitting.onray)
 
 Both call `started(i, task)` before task i begins where they can (in process: always) and
 `done(i, result)` as each ends. A task that fails raises its error from `run`, or with
@@ -21,13 +22,15 @@ import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from itertools import accumulate
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
-from forecast.errors import ForecastError
+from forecast.errors import ConfigError, ForecastError
 from forecast.fitting.fit import SHARED
+from forecast.fitting.onray import OnRay, check_reachable, head_address, import_ray
 from forecast.fitting.task import FitOutcome, FitTask, run_task
-from forecast.model.tf_setup import import_tensorflow_quietly
+from forecast.model.tf_setup import configure_worker
 
 log = logging.getLogger("forecast")
 
@@ -80,6 +83,10 @@ class ProcessPool:
     def __init__(self, workers: int) -> None:
         self.workers = workers
 
+    def describe(self, tasks: int) -> str:
+        processes, threads = self.threads(tasks)
+        return f"in {processes} worker processes, {threads} thread(s) each"
+
     def threads(self, tasks: int) -> tuple[int, int]:
         """(processes, threads each) for `tasks` tasks on this machine."""
         workers = min(self.workers, tasks)
@@ -97,35 +104,66 @@ class ProcessPool:
         with ProcessPoolExecutor(
             workers,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_worker,
+            initializer=configure_worker,
             initargs=(threads,),
         ) as pool:
             running = {pool.submit(run_task, task): i for i, task in enumerate(tasks)}
-            for finished in as_completed(running):
-                i = running[finished]
-                try:
-                    results[i] = finished.result()
-                except ForecastError as exc:
-                    if errors == "raise":
-                        raise
-                    results[i] = exc
-                if done is not None:
-                    done(i, results[i])
+            try:
+                self._collect(running, results, done, errors)
+            except BaseException:  # Ctrl-C, or a failed task: the rest are not wanted
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
         return [results[i] for i in range(len(tasks))]
 
+    @staticmethod
+    def _collect(
+        running: dict[Any, int], results: dict[int, Result], done: Done | None, errors: str
+    ) -> None:
+        for finished in as_completed(running):
+            i = running[finished]
+            try:
+                results[i] = finished.result()
+            except ForecastError as exc:
+                if errors == "raise":
+                    raise
+                results[i] = exc
+            if done is not None:
+                done(i, results[i])
 
-def _start_worker(threads: int) -> None:
-    logging.getLogger("forecast").setLevel(logging.WARNING)
-    import_tensorflow_quietly()
-    import tensorflow as tf  # imported by import_tensorflow_quietly: no cost here
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+@dataclass(frozen=True)
+class Fanout:
+    """Where independent fits run: `workers` local processes, or Ray (`ray`: an address, or
+    `auto` for a local Ray); the default, here in turn."""
+
+    workers: int = 1
+    ray: str | None = None
+
+    def check(self) -> Fanout:
+        """The user errors of --workers and --ray, before anything runs."""
+        if self.workers < 1:
+            raise ConfigError(f"--workers must be >= 1, got {self.workers}")
+        if self.ray is not None:
+            if self.workers > 1:
+                raise ConfigError(
+                    "--workers and --ray: give one (Ray runs one task per CPU of the cluster)"
+                )
+            import_ray()
+            if head_address(self.ray) is not None:
+                check_reachable(self.ray)
+        return self
 
 
-def executor_for(workers: int) -> Executor:
-    """In this process for 1 worker, else a pool of `workers` processes."""
-    return InProcess() if workers <= 1 else ProcessPool(workers)
+IN_TURN = Fanout()  # every fit here, one after another
+
+
+def executor_for(workers: int | Fanout, tasks: int = 2) -> Executor:
+    """On Ray with `ray`, else in this process for 1 worker (or 1 task), else a pool of
+    `workers` processes."""
+    fanout = workers if isinstance(workers, Fanout) else Fanout(workers)
+    if fanout.ray:
+        return OnRay(fanout.ray)
+    return InProcess() if fanout.workers <= 1 or tasks <= 1 else ProcessPool(fanout.workers)
 
 
 def run_groups(

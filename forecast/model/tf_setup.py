@@ -1,4 +1,5 @@
-"""Import TensorFlow once, without its C++ start-up chatter on the terminal.
+"""Import TensorFlow once, without its C++ start-up chatter on the terminal; set up a worker
+process's TensorFlow threads.
 
 TensorFlow's native libraries print CUDA probing lines to file descriptor 2 before its own
 log level applies. The CLI imports it through `import_tensorflow_quietly()`, which parks fd 2
@@ -7,9 +8,12 @@ in a temporary file during the import and device set-up, and replays it if anyth
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
+
+_WORKER_THREADS: list[int] = []  # what configure_worker set in this process
 
 
 def import_tensorflow_quietly() -> None:
@@ -32,3 +36,17 @@ def import_tensorflow_quietly() -> None:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def configure_worker(threads: int) -> None:
+    """In a worker process (a local pool's or Ray's): only warnings from `forecast`, and
+    TensorFlow's thread pools `threads` wide, set once, before TensorFlow runs anything."""
+    if _WORKER_THREADS:
+        return
+    logging.getLogger("forecast").setLevel(logging.WARNING)
+    import_tensorflow_quietly()
+    import tensorflow as tf  # imported by import_tensorflow_quietly: no cost here
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    _WORKER_THREADS.append(threads)
