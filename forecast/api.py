@@ -23,6 +23,7 @@ from forecast.config.file import json_schema
 from forecast.config.schema import Config
 from forecast.data.reading import some_ids
 from forecast.errors import ConfigError
+from forecast.fitting.executor import Fanout
 from forecast.runs import atomic, layout, read
 from forecast.workflows import predictor, trainrun
 from forecast.workflows.backtest import (
@@ -41,6 +42,7 @@ from forecast.workflows.validate import validate
 
 __all__ = [
     "BacktestResult",
+    "Fanout",
     "Predictor",
     "TrainResult",
     "TuneResult",
@@ -119,11 +121,14 @@ def backtest(
     quiet: bool = False,
     step: int | None = None,
     workers: int = 1,
+    ray: str | None = None,
 ) -> BacktestResult:
     """Rolling-origin evaluation: for each of `folds` origins, `step` rows apart (default:
     the horizon), refit the scaler, transforms and model on the rows up to and including
-    the origin and forecast the next horizon."""
-    plan = check_backtest(config, folds, overrides, seed, step, workers)
+    the origin and forecast the next horizon. The folds run in turn here, in `workers`
+    local processes, or as Ray tasks (`ray`: a cluster's address, or "auto" for a local
+    Ray); the results are the same."""
+    plan = check_backtest(config, folds, overrides, seed, step, Fanout(workers, ray))
     return run_backtest_plan(plan, runs_dir, quiet)
 
 

@@ -13,7 +13,15 @@ from typing import Annotated, Any
 import typer
 
 from forecast.cli.errors import NO_RUN_WRITTEN, call_api
-from forecast.cli.options import QuietOpt, RunsDirOpt, SeedOpt, SetOpt, setup_logging
+from forecast.cli.options import (
+    QuietOpt,
+    RayOpt,
+    RunsDirOpt,
+    SeedOpt,
+    SetOpt,
+    WorkersOpt,
+    setup_logging,
+)
 from forecast.cli.tables import format_backtest, format_metrics, format_trials
 from forecast.errors import ForecastError
 
@@ -62,12 +70,8 @@ def backtest(
         int | None,
         typer.Option("--step", help="Rows between fold origins; default: the horizon."),
     ] = None,
-    workers: Annotated[
-        int,
-        typer.Option(
-            "--workers", help="Folds in this many processes at once (the cores shared out)."
-        ),
-    ] = 1,
+    workers: WorkersOpt = 1,
+    ray: RayOpt = None,
     runs_dir: RunsDirOpt = Path("runs"),
     set_: SetOpt = None,
     seed: SeedOpt = None,
@@ -90,7 +94,7 @@ def backtest(
 
     def check(path: Path) -> Any:
         try:
-            return api.check_backtest(path, folds, set_, seed, step, workers)
+            return api.check_backtest(path, folds, set_, seed, step, api.Fanout(workers, ray))
         except ForecastError as exc:  # which of several configs it is, if it does not say
             if len(configs) > 1 and str(path) not in str(exc):
                 raise type(exc)(f"{path}: {exc}") from None
@@ -130,6 +134,8 @@ def tune(
     ] = None,
     set_: SetOpt = None,
     seed: SeedOpt = None,
+    workers: WorkersOpt = 1,
+    ray: RayOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Search the residual base, window, layer width, learning rate, schedule and loss.
@@ -145,7 +151,9 @@ def tune(
     from forecast import api
 
     result = call_api(
-        lambda: api.tune(config, trials, folds, output, overrides=set_, seed=seed, quiet=quiet),
+        lambda: api.tune(
+            config, trials, folds, output, set_, seed, quiet, workers=workers, ray=ray
+        ),
         left="no config was written",
     )
     typer.echo(format_trials(result, folds))

@@ -45,3 +45,22 @@ class _Formatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         prefix = "warning: " if record.levelno >= logging.WARNING else ""
         return prefix + record.getMessage()
+
+
+WorkersOpt = Annotated[
+    int,
+    typer.Option(
+        "--workers", help="Independent fits in this many local processes (the cores shared out)."
+    ),
+]
+RayOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        envvar="RAY_ADDRESS",
+        metavar="ADDRESS",
+        show_envvar=False,
+        help="Run independent fits as Ray tasks: a cluster's HOST:PORT, or auto for a local "
+        "Ray (default: $RAY_ADDRESS).",
+    ),
+]

@@ -23,7 +23,16 @@ from forecast.data.reading import Panel, Series, SeriesId, read_panel, read_seri
 from forecast.data.timesteps import time_labels
 from forecast.errors import ConfigError, DataError
 from forecast.fitting.announce import log_layout
-from forecast.fitting.executor import Executor, ProcessPool, executor_for, run_groups
+from forecast.fitting.executor import (
+    IN_TURN,
+    Executor,
+    Fanout,
+    InProcess,
+    ProcessPool,
+    executor_for,
+    run_groups,
+)
+from forecast.fitting.onray import OnRay
 from forecast.fitting.task import Bounds, FitOutcome, FitTask
 from forecast.forecasting.evaluation import verdict
 from forecast.forecasting.intervals import clip_note
@@ -71,23 +80,25 @@ def fold_tasks(config: Config, data: Series | Panel, backs: Iterable[int]) -> li
 
 
 def run_folds(
-    config: Config, data: Series | Panel, backs: Iterable[int], quiet: bool, workers: int = 1
+    config: Config,
+    data: Series | Panel,
+    backs: Iterable[int],
+    quiet: bool,
+    fanout: Fanout = IN_TURN,
 ) -> list[FitOutcome]:
-    """Every fold as one fit task (forecast.fitting.task), in turn or in `workers`
-    processes: the outcomes in fold order. One series and a long table alike; only what
-    is said on the way differs."""
+    """Every fold as one fit task (forecast.fitting.task), in turn, in worker processes or
+    on Ray: the outcomes in fold order. One series and a long table alike; only what is
+    said on the way differs."""
     tasks = fold_tasks(config, data, backs)
-    executor = _executor(workers, len(tasks), quiet)
+    executor = _executor(fanout, len(tasks), quiet)
     groups = run_groups(executor, [tasks], *_fold_lines([tasks], quiet))
     return [f for f in groups[0] if isinstance(f, FitOutcome)]
 
 
-def _executor(workers: int, tasks: int, quiet: bool) -> Executor:
-    executor = executor_for(workers if tasks > 1 else 1)
-    if not quiet and isinstance(executor, ProcessPool):
-        processes, threads = executor.threads(tasks)
-        log.info("%d folds in %d worker processes, %d thread(s) each", tasks, processes,
-                 threads)  # fmt: skip
+def _executor(fanout: Fanout, tasks: int, quiet: bool) -> Executor:
+    executor = executor_for(fanout, tasks)
+    if not quiet and isinstance(executor, ProcessPool | OnRay):
+        log.info("%d folds %s", tasks, executor.describe(tasks))
     return executor
 
 
@@ -129,11 +140,15 @@ def _fold_score(outcome: FitOutcome) -> str:
 
 
 def run_backtest(
-    config: Config, series: Series, origins: np.ndarray, quiet: bool, workers: int = 1
+    config: Config,
+    series: Series,
+    origins: np.ndarray,
+    quiet: bool,
+    fanout: Fanout = IN_TURN,
 ) -> tuple[dict[str, Any], np.ndarray, Bounds | None]:
     """Every fold of one series: (backtest.json's content, forecasts (folds, H, K),
     interval bounds lo, hi (levels, folds, H, K) or None)."""
-    folds = run_folds(config, series, series_backs(series, origins), quiet, workers)
+    folds = run_folds(config, series, series_backs(series, origins), quiet, fanout)
     return backtest_report(config, origins, folds, quiet)
 
 
@@ -235,7 +250,7 @@ class BacktestPlan:
     config: Config
     data: Series | Panel  # the Series, or a long table's Panel
     origins: np.ndarray | list[int]  # fold origins, or for a long table each fold's rows back
-    workers: int = 1
+    fanout: Fanout = Fanout()
 
 
 def check_backtest(
@@ -244,22 +259,19 @@ def check_backtest(
     overrides: list[str] | None = None,
     seed: int | None = None,
     step: int | None = None,
-    workers: int = 1,
+    fanout: Fanout = IN_TURN,
 ) -> BacktestPlan:
     """The config, its data and folds, with every check `backtest` makes before it fits
-    anything (options, columns, rows for the folds): the user errors it raises up front,
-    without TensorFlow."""
+    anything (options, columns, rows for the folds, --workers and --ray): the user errors
+    it raises up front, without TensorFlow."""
 
-    if workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    fanout.check()
     cfg = resolve_config(config, overrides, seed)
     if cfg.data.id_column is not None:
-        if workers > 1:
-            raise ConfigError("--workers: not yet for long tables (data.id_column); use 1")
         panel = read_panel(cfg.data)
-        return BacktestPlan(cfg, panel, panel_backs(cfg, panel, folds, step))
+        return BacktestPlan(cfg, panel, panel_backs(cfg, panel, folds, step), fanout)
     series = read_series(cfg.data)
-    return BacktestPlan(cfg, series, check_folds(cfg, series, folds, step), workers)
+    return BacktestPlan(cfg, series, check_folds(cfg, series, folds, step), fanout)
 
 
 def run_backtest_plan(
@@ -278,14 +290,14 @@ def run_backtest_plans(
     starting: Callable[[int], None] | None = None,
     each: Callable[[int, BacktestResult], None] | None = None,
 ) -> list[BacktestResult]:
-    """Run checked backtests, the folds of all of them as one list of fit tasks (in the
-    plans' `workers` processes, or here in turn), and save each one's run directory as soon
-    as it and those before it are complete: `each(i, result)` then. `starting(i)` before
-    plan i's first fold, where the folds run here in turn."""
+    """Run checked backtests, the folds of all of them as one list of fit tasks (here in
+    turn, in worker processes or on Ray: the plans' `fanout`), and save each one's run
+    directory as soon as it and those before it are complete: `each(i, result)` then.
+    `starting(i)` before plan i's first fold, where the folds run here in turn."""
     layout.check_runs_dir(Path(runs_dir))  # before the folds, not after them
     groups = [fold_tasks(p.config, p.data, _plan_backs(p)) for p in plans]
-    executor = _executor(max(p.workers for p in plans), sum(map(len, groups)), quiet)
-    inline = not isinstance(executor, ProcessPool)
+    executor = _executor(plans[0].fanout, sum(map(len, groups)), quiet)  # one per command
+    inline = isinstance(executor, InProcess)
     if not inline:  # the folds of every plan start at once
         for plan in plans:
             _announce(plan, quiet)

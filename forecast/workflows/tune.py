@@ -30,7 +30,8 @@ from forecast.data.timesteps import season_length
 from forecast.data.transforms import transform_lag
 from forecast.data.windows import plan_split
 from forecast.errors import ConfigError, DataError, ForecastError
-from forecast.fitting.executor import executor_for, run_groups
+from forecast.fitting.executor import Fanout, ProcessPool, executor_for, run_groups
+from forecast.fitting.onray import OnRay
 from forecast.fitting.task import FitOutcome, FitTask
 from forecast.model.memory import check_training_fits
 from forecast.model.tf_setup import import_tensorflow_quietly
@@ -117,11 +118,15 @@ def tune(
     overrides: list[str] | None = None,
     seed: int | None = None,
     quiet: bool = False,
+    workers: int = 1,
+    ray: str | None = None,
 ) -> TuneResult:
     """Backtest `trials` settings (`folds` folds each) on the training part of the config's
     series and write the best as a complete config to `output` (default: NAME.tuned.yaml
     beside the config; never over an existing file). `overrides` are `--set` items applied
-    to every trial."""
+    to every trial. The folds of every trial run in turn here, in `workers` local processes,
+    or as Ray tasks (`ray`: a cluster's address, or "auto"); the result is the same."""
+    fanout = Fanout(workers, ray).check()
 
     if trials < 1:
         raise ConfigError(f"--trials must be >= 1, got {trials}")
@@ -156,7 +161,7 @@ def tune(
         if len(runs) < trials and changed and changed not in [t.overrides for t in runs]:
             runs.append(Trial(changed))
     import_tensorflow_quietly()
-    _run_trials(runs, config_path, base, seed, part, origins, quiet)
+    _run_trials(runs, config_path, base, seed, part, origins, quiet, fanout)
     scored = {i: t.mase for i, t in enumerate(runs) if t.mase is not None and math.isfinite(t.mase)}
     if not scored:
         raise DataError(f"{series.path}: no trial could be backtested: {runs[0].error}")
@@ -281,6 +286,7 @@ def _run_trials(
     part: Series,
     origins: np.ndarray,
     quiet: bool,
+    fanout: Fanout,
 ) -> None:
     """Backtest every trial on `origins`: the folds of all trials as one list of fit tasks
     (forecast.fitting.executor.run_groups); each trial's MASE, or why it could not run, and
@@ -322,4 +328,7 @@ def _run_trials(
                 shown,
             )
 
-    run_groups(executor_for(1), groups, finished=finished, errors="keep")
+    executor = executor_for(fanout, sum(map(len, groups)))
+    if not quiet and isinstance(executor, ProcessPool | OnRay):
+        log.info("%d trials' folds %s", len(runs), executor.describe(sum(map(len, groups))))
+    run_groups(executor, groups, finished=finished, errors="keep")
