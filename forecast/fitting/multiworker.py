@@ -93,12 +93,10 @@ def connect(cluster: Cluster) -> Any:
     the first that does not within CONNECT_SECONDS."""
     import tensorflow as tf
 
+    rendezvous(cluster)  # TensorFlow's own wait for peers never ends, and holds the GIL
     options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=CONNECT_SECONDS)
     strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
-    deadline = time.monotonic() + CONNECT_SECONDS
-    for i, address in enumerate(cluster.workers):
-        if i != cluster.index:
-            _wait_for(i, address, deadline)
+
     @tf.function
     def count() -> Any:
         return strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
@@ -114,20 +112,63 @@ def connect(cluster: Cluster) -> Any:
     return strategy
 
 
-def _wait_for(index: int, address: str, deadline: float) -> None:
-    host, _, port = address.rpartition(":")
-    while True:
-        try:
-            with socket.create_connection((host, int(port)), timeout=2):
-                return
-        except OSError:
+def rendezvous(cluster: Cluster) -> None:
+    """Return once every worker of `cluster` is up, or raise a RunError naming the first that
+    is not within CONNECT_SECONDS.
+
+    Each worker listens on its own address while it reaches every peer's, and stops
+    listening only once it has reached all of them and all of them have reached it: a peer
+    that reached this worker has thus seen it up, and none waits for a listener already
+    closed. Then TensorFlow binds the same address."""
+    host, _, port = cluster.workers[cluster.index].rpartition(":")
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, int(port)))
+    except OSError as exc:
+        raise RunError(
+            f"TF_CONFIG: worker {cluster.index} cannot listen on {host}:{port} "
+            f"({exc.strerror or exc}); give it a free port of this machine"
+        ) from None
+    listener.listen()
+    listener.settimeout(0.2)
+    peers = {i for i in range(len(cluster.workers)) if i != cluster.index}
+    reached: set[int] = set()
+    heard: set[int] = set()
+    deadline = time.monotonic() + CONNECT_SECONDS
+    try:
+        while reached != peers or heard != peers:
+            for i in peers - reached:
+                if _say_hello(cluster.workers[i], cluster.index):
+                    reached.add(i)
+            try:
+                connection, _ = listener.accept()
+                with connection:
+                    connection.settimeout(2)
+                    hello = connection.recv(16).decode("ascii", "replace").strip()
+                if hello.isdecimal() and int(hello) in peers:
+                    heard.add(int(hello))
+            except OSError:  # no one this time round
+                pass
             if time.monotonic() > deadline:
+                missing = min((peers - reached) | (peers - heard))
                 raise RunError(
-                    f"TF_CONFIG: worker {index} at {address} did not come up within "
-                    f"{CONNECT_SECONDS:g} s; start it with the same TF_CONFIG (its own "
-                    "task.index), or check the address"
-                ) from None
-            time.sleep(0.5)
+                    f"TF_CONFIG: worker {missing} at {cluster.workers[missing]} did not come "
+                    f"up within {CONNECT_SECONDS:g} s; start it with the same cluster (and its "
+                    "own task.index), or check the address"
+                )
+    finally:
+        listener.close()
+
+
+def _say_hello(address: str, index: int) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1) as connection:
+            connection.sendall(f"{index}\n".encode("ascii"))
+        return True
+    except OSError:
+        return False
 
 
 def distributed_epochs(
