@@ -118,13 +118,17 @@ def strategy_scope(distribute: str) -> tuple[Any, dict[str, Any], Any]:
 
     if distribute == "mirrored":
         strategy = tf.distribute.MirroredStrategy()
-        info = {"name": "mirrored", "engine": "keras model.fit under tf.distribute"}
+        info = {"name": "mirrored", "engine": "keras model.fit"}
         return strategy.scope(), {**info, "replicas": strategy.num_replicas_in_sync}, None
     if distribute == "multi_worker":
         strategy = multi_worker_strategy()
         info = {"name": "multi_worker", "engine": ENGINE}
         return strategy.scope(), {**info, "replicas": strategy.num_replicas_in_sync}, strategy
-    return contextlib.nullcontext(), {"name": "default", "replicas": 1}, None
+    return (
+        contextlib.nullcontext(),
+        {"name": "default", "engine": "keras model.fit", "replicas": 1},
+        None,
+    )
 
 
 _STRATEGIES: list[Any] = []  # a process joins its cluster once
