@@ -233,7 +233,14 @@ def distributed_epochs(
         iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
         total = 0.0
         for _ in range(steps):
-            total += float(step(iterator))
+            try:
+                total += float(step(iterator))
+            except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError) as exc:
+                raise RunError(
+                    f"training.distribute: multi_worker: a worker stopped answering "
+                    f"({type(exc).__name__}); start every worker again (with --resume to "
+                    "go on from the last finished epoch)"
+                ) from None
             raise_if_stop_requested()
         logs = {"loss": total / steps}
         callbacks.on_epoch_end(epoch, logs)

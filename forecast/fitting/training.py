@@ -169,7 +169,8 @@ def fit(
     validation windows too, before the first epoch: when no epoch beats them they are
     kept, and `best_epoch` is 0.
     """
-    saved = Checkpoint(checkpoint_dir).load(model) if checkpoint_dir is not None else None
+    with distributed.scope() if distributed is not None else contextlib.nullcontext():
+        saved = Checkpoint(checkpoint_dir).load(model) if checkpoint_dir is not None else None
     result = FitResult(history=list(saved["history"]) if saved else [])
     first_epoch = saved["epoch"] if saved else 0
     clock = time.perf_counter()

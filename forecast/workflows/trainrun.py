@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import shlex
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
@@ -22,8 +23,8 @@ from forecast.fitting.announce import log_layout
 from forecast.fitting.callbacks import Checkpoint
 from forecast.fitting.fit import final_split, fit, fit_final
 from forecast.fitting.multiworker import cluster_from_env
-from forecast.fitting.training import multi_worker_strategy
 from forecast.fitting.residual import choose_residual
+from forecast.fitting.training import multi_worker_strategy
 from forecast.forecasting.scoring import evaluate_on_test
 from forecast.interrupts import raise_if_stop_requested, tensorflow_work
 from forecast.model.tf_setup import import_tensorflow_quietly
@@ -54,6 +55,18 @@ def _resume_point(partial: Path) -> str:
     except (OSError, ValueError, KeyError):  # a damaged snapshot
         return ""
     return f"after epoch {done} of {{epochs}}" if done else "from epoch 1 of {epochs}"
+
+
+def _copy_chief_partial(runs_dir: Path, name: str, scratch: Path) -> None:
+    """A multi-worker run's other worker resumes from the chief's newest interrupted run of
+    `name`, which it must see in the same runs folder (one machine, or a shared folder)."""
+    found = sorted(runs_dir.glob(f".{name}-*.partial"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise RunError(
+            f"{runs_dir}: this worker sees no interrupted run of '{name}' to resume from; give "
+            "every worker the chief's runs folder (a shared folder), or train without --resume"
+        )
+    shutil.copytree(found[-1], scratch / found[-1].name)
 
 
 def _fitted_model(partial: Path, prepared: Prepared, quiet: bool) -> tuple[Any, dict[str, Any]]:
@@ -178,7 +191,14 @@ def train(
         multi_worker_strategy()  # TensorFlow's collectives are set up before it runs anything
         if not worker.chief:  # the chief writes the run; this worker leaves nothing
             with tempfile.TemporaryDirectory(prefix=".forecast-worker-") as scratch:
-                done = train(cfg, scratch, quiet=True, resume=resume, _worker=True)
+                if resume:  # from the chief's snapshot, as the chief resumes
+                    _copy_chief_partial(Path(runs_dir), cfg.name or "run", Path(scratch))
+                said = log.level
+                log.setLevel(logging.ERROR)  # the chief says what is kept, and where
+                try:
+                    done = train(cfg, scratch, quiet=True, resume=resume, _worker=True)
+                finally:
+                    log.setLevel(said)
             return replace(done, run_dir=None, worker=worker.index)
     layout.check_runs_dir(Path(runs_dir))  # before the data is read and prepared
     if cfg.training.tensorboard and importlib.util.find_spec("tensorboard") is None:
