@@ -178,9 +178,9 @@ CASES = [
     ),
     ("config-no-data-path", lambda f: ["train", config(f, data={"path": None})], ["data.path"]),
     (
-        "config-multi-worker",
-        lambda f: ["train", config(f, training={"distribute": "multi_worker"})],
-        ["training.distribute", "must be one of 'none' or 'mirrored'", "multi_worker"],
+        "config-distribute-unknown",
+        lambda f: ["train", config(f, training={"distribute": "parameter_server"})],
+        ["training.distribute", "must be one of 'none', 'mirrored' or 'multi_worker'"],
     ),
     (
         "config-seed-negative",

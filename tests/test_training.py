@@ -333,7 +333,11 @@ def test_mirrored_strategy_fits_under_the_strategy(tmp_path: Path, monkeypatch):
     replicas = max(1, len(tf.config.list_logical_devices("GPU")))
     assert ("train_step", replicas) in steps
     info = json.loads((result.run_dir / "run.json").read_text())
-    assert info["strategy"] == {"name": "mirrored", "replicas": replicas}
+    assert info["strategy"] == {
+        "name": "mirrored",
+        "engine": "keras model.fit",
+        "replicas": replicas,
+    }
     history = pd.read_csv(result.run_dir / "history.csv")
     assert history["epoch"].tolist() == [1, 2]
     assert np.isfinite(history["loss"]).all() and (history["loss"] > 0).all()

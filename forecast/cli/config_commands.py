@@ -52,6 +52,9 @@ def train(
         lambda: api.train(config, runs_dir, overrides=set_, seed=seed, quiet=quiet, resume=resume),
         left=NO_RUN_WRITTEN,
     )
+    if result.run_dir is None:  # a multi-worker run's other worker: the chief prints
+        typer.echo(f"worker {result.worker}: done; worker 0 wrote the run", err=True)
+        return
     typer.echo(format_metrics(result.metrics, result.config.model.describe()))
     typer.echo(result.verdict)
     typer.echo(str(result.run_dir))

@@ -232,8 +232,8 @@ class TrainingConfig(Strict):
     early_stopping: EarlyStoppingConfig | Literal[False] = Field(
         default_factory=EarlyStoppingConfig
     )
-    distribute: Literal["none", "mirrored"] = Field(
-        "none", description="none | mirrored (all local GPUs)"
+    distribute: Literal["none", "mirrored", "multi_worker"] = Field(
+        "none", description="none | mirrored (local GPUs) | multi_worker (TF_CONFIG's workers)"
     )
     jit_compile: Literal["auto"] | bool = Field(
         "auto",

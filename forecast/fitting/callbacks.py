@@ -302,3 +302,4 @@ class FitResult:
     stopped_epoch: int | None = None  # 1-based epoch after which early stopping stopped
     seconds: float = 0.0  # the model.fit call with its callbacks
     dataset_seconds: float = 0.0  # building the tf.data pipelines
+    steps_per_worker: int | None = None  # a multi-worker fit's steps per epoch on each worker

@@ -128,7 +128,7 @@ def fit(
     assert split is not None, "fit needs a split"
     clock = time.perf_counter()
     seed_everything(cfg.seed)
-    scope, strategy = strategy_scope(cfg.training.distribute)
+    scope, strategy, distributed = strategy_scope(cfg.training.distribute)
     batches = max(-(-len(split.train_origins) // cfg.training.batch_size), 1)  # per epoch
     expected = batches * expected_epochs(cfg.training)
     layers = recurrent_layer_count(cfg.model)
@@ -195,7 +195,10 @@ def fit(
         tensorboard_dir=tensorboard_dir,
         # the untrained model forecasts its residual base (the head starts at zero)
         start_is_candidate=cfg.model.residual != "none",
+        distributed=distributed,
     )
+    if fitted.steps_per_worker is not None:
+        strategy = {**strategy, "steps_per_epoch_per_worker": fitted.steps_per_worker}
     if not quiet and fitted.stopped_epoch is not None:
         restored = {
             None: "",

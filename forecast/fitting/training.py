@@ -31,6 +31,7 @@ from forecast.fitting.callbacks import (
     validation_loss_class,
 )
 from forecast.fitting.dataset import EpochOrder, WindowSource, window_dataset
+from forecast.fitting.multiworker import ENGINE, cluster_from_env, connect, distributed_epochs
 from forecast.interrupts import tensorflow_work
 
 VALIDATION_IN_MEMORY = 4096  # validation windows held as one tensor; more go through tf.data
@@ -110,14 +111,38 @@ def compile_model(
         model._jit_compile = True
 
 
-def strategy_scope(distribute: str) -> tuple[Any, dict[str, Any]]:
-    """A context to build and compile the model in, and run.json's `strategy` entry."""
-    if distribute == "mirrored":
-        import tensorflow as tf
+def strategy_scope(distribute: str) -> tuple[Any, dict[str, Any], Any]:
+    """A context to build and compile the model in, run.json's `strategy` entry, and the
+    strategy that runs the training steps itself (multi_worker), else None."""
+    import tensorflow as tf
 
+    if distribute == "mirrored":
         strategy = tf.distribute.MirroredStrategy()
-        return strategy.scope(), {"name": "mirrored", "replicas": strategy.num_replicas_in_sync}
-    return contextlib.nullcontext(), {"name": "default", "replicas": 1}
+        info = {"name": "mirrored", "engine": "keras model.fit"}
+        return strategy.scope(), {**info, "replicas": strategy.num_replicas_in_sync}, None
+    if distribute == "multi_worker":
+        strategy = multi_worker_strategy()
+        info = {"name": "multi_worker", "engine": ENGINE}
+        return strategy.scope(), {**info, "replicas": strategy.num_replicas_in_sync}, strategy
+    return (
+        contextlib.nullcontext(),
+        {"name": "default", "engine": "keras model.fit", "replicas": 1},
+        None,
+    )
+
+
+_STRATEGIES: list[Any] = []  # a process joins its cluster once
+
+
+def multi_worker_strategy() -> Any:
+    """This process's MultiWorkerMirroredStrategy, joined once: before TensorFlow runs any
+    op, as its collectives require."""
+    if not _STRATEGIES:
+        from forecast.model.tf_setup import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
+        _STRATEGIES.append(connect(cluster_from_env()))
+    return _STRATEGIES[0]
 
 
 def fit(
@@ -131,8 +156,10 @@ def fit(
     checkpoint_dir: Path | None = None,
     tensorboard_dir: Path | None = None,
     start_is_candidate: bool = False,
+    distributed: Any = None,
 ) -> FitResult:
-    """Fit a compiled model with early stopping.
+    """Fit a compiled model with early stopping; with `distributed` (a multi-worker strategy,
+    forecast.fitting.multiworker), data-parallel with this process as one of its workers.
 
     History rows: epoch, loss, val_loss, learning_rate, seconds. With `checkpoint_dir`, the
     whole training state is saved there after every epoch, and a later call with the same
@@ -142,21 +169,23 @@ def fit(
     validation windows too, before the first epoch: when no epoch beats them they are
     kept, and `best_epoch` is 0.
     """
-    saved = Checkpoint(checkpoint_dir).load(model) if checkpoint_dir is not None else None
+    with distributed.scope() if distributed is not None else contextlib.nullcontext():
+        saved = Checkpoint(checkpoint_dir).load(model) if checkpoint_dir is not None else None
     result = FitResult(history=list(saved["history"]) if saved else [])
     first_epoch = saved["epoch"] if saved else 0
     clock = time.perf_counter()
     val_ds = val_scorer = None
-    if 0 < len(val_origins) <= VALIDATION_IN_MEMORY:
+    if 0 < len(val_origins) <= VALIDATION_IN_MEMORY or (distributed and len(val_origins)):
         val_scorer = validation_loss_class()(model, source, val_origins)
     elif len(val_origins):
         val_ds = window_dataset(source, val_origins, training.batch_size)
     order = EpochOrder(train_origins, seed, first_epoch)
-    steps = math.ceil(len(train_origins) / training.batch_size)
-    if steps_per_execution(steps) != model.steps_per_execution:  # compiled for other epochs
+    replicas = distributed.num_replicas_in_sync if distributed is not None else 1
+    steps = math.ceil(len(train_origins) / (training.batch_size * replicas))  # per worker
+    if distributed is None and steps_per_execution(steps) != model.steps_per_execution:
         model.steps_per_execution = steps_per_execution(steps)
         model.make_train_function(force=True)
-    whole = model.steps_per_execution == 1  # one batch per call: one pass over every epoch
+    whole = model.steps_per_execution == 1 and distributed is None  # one pass, every epoch
     epochs = range(first_epoch, training.epochs) if whole else None
     # otherwise one pass per epoch, in the order the Recorder sets as the epoch begins
     train_ds = window_dataset(source, train_origins, training.batch_size, order, epochs)
@@ -196,16 +225,35 @@ def fit(
                 )
             )
         with tensorflow_work():  # a stop request waits for the end of a batch
-            model.fit(
-                train_ds,
-                validation_data=val_ds,
-                epochs=training.epochs,
-                initial_epoch=first_epoch,
-                steps_per_epoch=steps if whole else None,
-                shuffle=False,  # the dataset shuffles itself, a function of (seed, epoch)
-                verbose=0,
-                callbacks=callbacks,
-            )
+            if distributed is not None:
+                import keras
+
+                driven = keras.callbacks.CallbackList(callbacks, model=model)
+                model.stop_training = False
+                driven.on_train_begin()
+                result.steps_per_worker = distributed_epochs(
+                    model,
+                    distributed,
+                    source,
+                    order,
+                    train_origins,
+                    training.batch_size,
+                    training.loss,
+                    range(first_epoch, training.epochs),
+                    driven,
+                )
+                driven.on_train_end()
+            else:
+                model.fit(
+                    train_ds,
+                    validation_data=val_ds,
+                    epochs=training.epochs,
+                    initial_epoch=first_epoch,
+                    steps_per_epoch=steps if whole else None,
+                    shuffle=False,  # the dataset shuffles itself, a function of (seed, epoch)
+                    verbose=0,
+                    callbacks=callbacks,
+                )
     elif stopper is not None:
         stopper.set_model(model)
         stopper.on_train_end()  # restores the best weights, as the fit's end would have

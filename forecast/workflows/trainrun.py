@@ -7,8 +7,10 @@ from __future__ import annotations
 import importlib.util
 import logging
 import shlex
+import shutil
+import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,9 @@ from forecast.errors import ConfigError, ForecastError, RunError
 from forecast.fitting.announce import log_layout
 from forecast.fitting.callbacks import Checkpoint
 from forecast.fitting.fit import final_split, fit, fit_final
+from forecast.fitting.multiworker import cluster_from_env
 from forecast.fitting.residual import choose_residual
+from forecast.fitting.training import multi_worker_strategy
 from forecast.forecasting.scoring import evaluate_on_test
 from forecast.interrupts import raise_if_stop_requested, tensorflow_work
 from forecast.model.tf_setup import import_tensorflow_quietly
@@ -32,11 +36,12 @@ log = logging.getLogger("forecast")
 
 @dataclass
 class TrainResult:
-    run_dir: Path
+    run_dir: Path | None  # None: a multi-worker run's worker other than the chief
     config: Config
     metrics: dict[str, Any]
     verdict: str
     history: list[dict[str, float]] = field(default_factory=list)
+    worker: int | None = None  # under multi_worker, this process's index
 
 
 def _resume_point(partial: Path) -> str:
@@ -50,6 +55,18 @@ def _resume_point(partial: Path) -> str:
     except (OSError, ValueError, KeyError):  # a damaged snapshot
         return ""
     return f"after epoch {done} of {{epochs}}" if done else "from epoch 1 of {epochs}"
+
+
+def _copy_chief_partial(runs_dir: Path, name: str, scratch: Path) -> None:
+    """A multi-worker run's other worker resumes from the chief's newest interrupted run of
+    `name`, which it must see in the same runs folder (one machine, or a shared folder)."""
+    found = sorted(runs_dir.glob(f".{name}-*.partial"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise RunError(
+            f"{runs_dir}: this worker sees no interrupted run of '{name}' to resume from; give "
+            "every worker the chief's runs folder (a shared folder), or train without --resume"
+        )
+    shutil.copytree(found[-1], scratch / found[-1].name)
 
 
 def _fitted_model(partial: Path, prepared: Prepared, quiet: bool) -> tuple[Any, dict[str, Any]]:
@@ -159,12 +176,30 @@ def train(
     seed: int | None = None,
     quiet: bool = False,
     resume: bool = False,
+    _worker: bool = False,
 ) -> TrainResult:
     """`api.train`: the partial run folder and its lock, the held-out fit, the test split's
-    scores, the final fit, then the finished run; on a stop, what is kept for --resume."""
+    scores, the final fit, then the finished run; on a stop, what is kept for --resume.
+    Under `training.distribute: multi_worker`, a worker other than the chief trains its
+    part of every step in a scratch folder that it removes: it writes nothing visible, and
+    its result has no run directory."""
     clock = time.perf_counter()
     command = resume_command(config, runs_dir, overrides, seed)  # said if training stops
     cfg = resolve_config(config, overrides, seed)
+    if cfg.training.distribute == "multi_worker" and not _worker:
+        worker = cluster_from_env()  # before the data is read and prepared
+        multi_worker_strategy()  # TensorFlow's collectives are set up before it runs anything
+        if not worker.chief:  # the chief writes the run; this worker leaves nothing
+            with tempfile.TemporaryDirectory(prefix=".forecast-worker-") as scratch:
+                if resume:  # from the chief's snapshot, as the chief resumes
+                    _copy_chief_partial(Path(runs_dir), cfg.name or "run", Path(scratch))
+                said = log.level
+                log.setLevel(logging.ERROR)  # the chief says what is kept, and where
+                try:
+                    done = train(cfg, scratch, quiet=True, resume=resume, _worker=True)
+                finally:
+                    log.setLevel(said)
+            return replace(done, run_dir=None, worker=worker.index)
     layout.check_runs_dir(Path(runs_dir))  # before the data is read and prepared
     if cfg.training.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise ConfigError(
