@@ -718,6 +718,65 @@ def bench_backtest_workers(quick: bool) -> None:
                 )  # fmt: skip
 
 
+def bench_multi_worker(quick: bool) -> None:
+    """`forecast train` of one model with `training.distribute: multi_worker` on two worker
+    processes on 127.0.0.1 against one process: training throughput (windows x epochs per
+    second of `model.fit`/the distributed epochs, run.json's `timings.fit`), MSFT daily
+    closes (data/msft_daily.csv), input_steps 20, LSTM(32), batch 32 per worker, no early
+    stopping, no final fit."""
+    import socket
+
+    forecast = str(Path(sys.executable).parent / "forecast")
+    epochs = 2 if quick else 5
+
+    def free() -> str:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return f"127.0.0.1:{probe.getsockname()[1]}"
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rates = {}
+        for way in ("none", "multi_worker"):
+            config = Path(tmp) / f"{way}.yaml"
+            config.write_text(
+                f"name: {way}\nseed: 1\n"
+                f"data: {{path: {ROOT / 'data' / 'msft_daily.csv'}, time_column: Date, "
+                "features: [Close]}\n"
+                "window: {input_steps: 20, horizon: 1}\n"
+                "model: {architecture: lstm, units: [32]}\n"
+                f"training: {{epochs: {epochs}, batch_size: 32, early_stopping: false, "
+                f"final_fit: false, distribute: {way}}}\n"
+            )
+            runs = Path(tmp) / way
+            command = [forecast, "train", str(config), "--quiet", "--runs-dir", str(runs)]
+            if way == "none":
+                subprocess.run(command, capture_output=True, check=True)
+            else:
+                workers = [free(), free()]
+                procs = [
+                    subprocess.Popen(
+                        command if i == 0 else [*command[:-1], str(Path(tmp) / "other")],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                        env={**os.environ, "TF_CONFIG": json.dumps(
+                            {"cluster": {"worker": workers},
+                             "task": {"type": "worker", "index": i}})},
+                    )
+                    for i in (1, 0)
+                ]  # fmt: skip
+                for proc in procs:
+                    proc.communicate(timeout=900)
+                    assert proc.returncode == 0
+            run = json.loads(next(runs.glob(f"{way}-*/run.json")).read_text())
+            windows = run["rows"]["train_windows"]
+            rates[way] = windows * run["epochs_run"] / run["timings"]["fit"]
+        record(
+            "training windows per second, msft daily (LSTM(32), batch 32 per worker): one "
+            "process vs two multi_worker processes on 127.0.0.1",
+            round(rates["none"], 1), rates["multi_worker"], "windows/s",
+            f"{os.cpu_count()} cores shared by both workers; run.json timings.fit",
+        )  # fmt: skip
+
+
 def bench_ensemble(quick: bool) -> None:
     """`model.ensemble: 5` against one member, on the recommended configs' 3-fold backtests:
     the members trained as one wide model (forecast.model.stacked) and side by side as before,
@@ -780,7 +839,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         help="run one group: cli, windowing, forecasting, training, batch, memory, backtest, "
-        "ensemble, serve, workers, many_series",
+        "ensemble, serve, workers, multi_worker, many_series",
     )
     args = parser.parse_args()
     quick = args.quick
@@ -805,6 +864,7 @@ def main() -> None:
         "ensemble": lambda: bench_ensemble(quick),
         "serve": lambda: bench_serve(100 if quick else 1000),
         "workers": lambda: bench_backtest_workers(quick),
+        "multi_worker": lambda: bench_multi_worker(quick),
         "many_series": lambda: bench_many_series(quick),
     }
     for name, run in groups.items():

@@ -162,7 +162,7 @@ def test_schema_describes_every_section_and_only_what_works():
     assert schema["required"] == ["data"]
     assert schema["additionalProperties"] is False  # unknown keys are errors in editors too
     training = schema["$defs"]["TrainingConfig"]["properties"]
-    assert training["distribute"]["enum"] == ["none", "mirrored"]
+    assert training["distribute"]["enum"] == ["none", "mirrored", "multi_worker"]
     assert training["epochs"]["minimum"] == 1
     data = schema["$defs"]["DataConfig"]["properties"]
     assert data["decimal"]["enum"] == [".", ","]
