@@ -15,7 +15,7 @@ from forecast.data.prepare import prepare
 from forecast.data.reading import read_series
 from forecast.workflows.backtest import backtest_origins
 
-from .conftest import monthly_frame, tiny_config_file, write_csv
+from .conftest import fold_config, monthly_frame, write_csv
 
 
 def test_origins_are_horizon_apart_and_end_at_the_last_row():
@@ -45,20 +45,6 @@ def test_backtest_step_and_the_dates_each_fold_forecasts(tmp_path):
     bad = CliRunner().invoke(app, ["backtest", str(config), "--folds", "3", "--step", "0"])
     assert bad.exit_code == 2
     assert bad.stderr.strip() == "error: --step must be >= 1 (rows between fold origins), got 0"
-
-
-def fold_config(tmp_path: Path) -> Path:
-    return tiny_config_file(
-        tmp_path,
-        "bt.yaml",
-        rows=60,
-        name="bt",
-        seed=3,
-        window={"input_steps": 6, "horizon": 2},
-        model={"architecture": "gru", "units": [4]},
-        training={"epochs": 1},
-        evaluation={"season_length": 12},
-    )
 
 
 def test_several_configs_in_one_backtest_command(tmp_path):

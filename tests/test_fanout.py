@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import tiny_config_file
+from .conftest import fold_config, tiny_config_file
 
 
 def forecast(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -54,17 +54,7 @@ def backtest_json(done: subprocess.CompletedProcess) -> dict[str, Any]:
 
 @pytest.mark.slow  # a local Ray starts, and each of its workers imports TensorFlow
 def test_a_backtest_on_a_local_ray_equals_the_sequential_one(tmp_path: Path) -> None:
-    config = tiny_config_file(
-        tmp_path,
-        "bt.yaml",
-        rows=60,
-        name="bt",
-        seed=3,
-        window={"input_steps": 6, "horizon": 2},
-        model={"architecture": "gru", "units": [4]},
-        training={"epochs": 2},
-        evaluation={"season_length": 12},
-    )
+    config = fold_config(tmp_path, training={"epochs": 2})
     before = ray_processes()
     common = ["backtest", str(config), "--folds", "3"]
     alone = forecast(*common, "--runs-dir", str(tmp_path / "alone"))
@@ -109,17 +99,7 @@ def test_ray_options_a_user_gets_wrong_are_one_line(tmp_path: Path) -> None:
 def test_tune_on_a_local_ray_writes_the_sequential_choice(tmp_path: Path) -> None:
     """Every trial's folds as Ray tasks: the same scores, the same best config, byte for
     byte."""
-    config = tiny_config_file(
-        tmp_path,
-        "t.yaml",
-        rows=80,
-        name="t",
-        seed=4,
-        window={"input_steps": 6, "horizon": 2},
-        model={"architecture": "gru", "units": [4]},
-        training={"epochs": 1},
-        evaluation={"season_length": 12},
-    )
+    config = fold_config(tmp_path, "t.yaml", rows=80, name="t", seed=4)
     common = ["tune", str(config), "--trials", "2", "--folds", "2"]
     alone = forecast(*common, "--output", str(tmp_path / "alone.yaml"))
     on_ray = forecast(*common, "--output", str(tmp_path / "ray.yaml"), "--ray", "auto")
