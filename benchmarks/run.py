@@ -772,7 +772,7 @@ def bench_multi_worker(quick: bool) -> None:
         record(
             "training windows per second, msft daily (LSTM(32), batch 32 per worker): one "
             "process vs two multi_worker processes on 127.0.0.1",
-            round(rates["none"], 1), rates["multi_worker"], "windows/s",
+            round(rates["none"], 1), rates["multi_worker"], "samples/s",
             f"{os.cpu_count()} cores shared by both workers; run.json timings.fit",
         )  # fmt: skip
 
