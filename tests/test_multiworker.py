@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,3 +123,65 @@ def test_a_missing_or_malformed_tf_config_is_one_line(tmp_path: Path, value, sai
     )  # fmt: skip
     assert done.returncode == 2
     assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith(f"error: {said}")
+
+
+def start_logged(
+    config: Path, runs: Path, workers: list[str], index: int, log: Any, *extra: str
+) -> subprocess.Popen:
+    """A worker whose stderr goes to the open file `log` (read while it runs)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "forecast", "train", str(config), "--runs-dir", str(runs), *extra],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_CONFIG": tf_config(workers, index)},
+    )
+
+
+@pytest.mark.slow  # three two-worker trainings, one of them interrupted
+def test_two_workers_interrupted_and_resumed_end_where_they_would_have(tmp_path: Path) -> None:
+    """Ctrl-C to both workers after a few epochs, then --resume on both (the other worker
+    resumes from the chief's snapshot in the shared runs folder): the same model as a run
+    never stopped."""
+    import signal
+
+    config = tiny_config_file(
+        tmp_path,
+        "mw.yaml",
+        rows=120,
+        name="mw",
+        seed=2,
+        window={"input_steps": 6, "horizon": 1},
+        model={"architecture": "lstm", "units": [4]},
+        training={"epochs": 30, "batch_size": 8, "distribute": "multi_worker",
+                  "early_stopping": False, "final_fit": False},
+    )  # fmt: skip
+
+    def run(runs: Path, *extra: str, stop_after: int | None = None) -> tuple[int, str]:
+        workers = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
+        logs = [tmp_path / f"{runs.name}-{i}.log" for i in (0, 1)]
+        with logs[0].open("w") as log0, logs[1].open("w") as log1:
+            other = start_logged(config, runs, workers, 1, log1, *extra)
+            chief = start_logged(config, runs, workers, 0, log0, *extra)
+            if stop_after is not None:
+                deadline = time.monotonic() + 180
+                while f"epoch {stop_after}/30" not in logs[0].read_text():
+                    assert time.monotonic() < deadline and chief.poll() is None
+                    time.sleep(0.1)
+                chief.send_signal(signal.SIGINT)
+                other.send_signal(signal.SIGINT)
+            code, out, _ = finish(chief)
+            finish(other)
+        return code, out
+
+    code, out = run(tmp_path / "whole")
+    assert code == 0
+    whole = json.loads((Path(out.strip().splitlines()[-1]) / "metrics.json").read_text())
+    code, _ = run(tmp_path / "part", stop_after=5)
+    assert code == 130
+    assert "the finished epochs are kept" in (tmp_path / "part-0.log").read_text()
+    code, out = run(tmp_path / "part", "--resume")
+    assert code == 0, (tmp_path / "part-0.log").read_text()
+    assert "resuming" in (tmp_path / "part-0.log").read_text()
+    resumed = json.loads((Path(out.strip().splitlines()[-1]) / "metrics.json").read_text())
+    assert resumed == whole
