@@ -64,18 +64,24 @@ def two_workers(config: Path, tmp_path: Path, tag: str) -> dict:
     }
 
 
-@pytest.mark.slow  # two worker processes that each import TensorFlow and train
-def test_two_workers_train_one_model_and_the_chief_writes_the_run(tmp_path: Path) -> None:
-    config = tiny_config_file(
-        tmp_path,
+def mw_config(folder: Path, model: dict, training: dict) -> Path:
+    """A tiny multi_worker config: LSTM(4), window 6, batch 8 per worker; `model` and
+    `training` settings on top."""
+    return tiny_config_file(
+        folder,
         "mw.yaml",
         rows=120,
         name="mw",
         seed=2,
         window={"input_steps": 6, "horizon": 1},
-        model={"architecture": "lstm", "units": [4], "residual": "auto"},
-        training={"epochs": 2, "batch_size": 8, "distribute": "multi_worker"},
+        model={"architecture": "lstm", "units": [4], **model},
+        training={"batch_size": 8, "distribute": "multi_worker", **training},
     )
+
+
+@pytest.mark.slow  # two worker processes that each import TensorFlow and train
+def test_two_workers_train_one_model_and_the_chief_writes_the_run(tmp_path: Path) -> None:
+    config = mw_config(tmp_path, {"residual": "auto"}, {"epochs": 2})
     first = two_workers(config, tmp_path, "a")
     run = first["run"]
     assert run["strategy"]["name"] == "multi_worker" and run["strategy"]["replicas"] == 2
@@ -145,17 +151,7 @@ def test_two_workers_interrupted_and_resumed_end_where_they_would_have(tmp_path:
     never stopped."""
     import signal
 
-    config = tiny_config_file(
-        tmp_path,
-        "mw.yaml",
-        rows=120,
-        name="mw",
-        seed=2,
-        window={"input_steps": 6, "horizon": 1},
-        model={"architecture": "lstm", "units": [4]},
-        training={"epochs": 30, "batch_size": 8, "distribute": "multi_worker",
-                  "early_stopping": False, "final_fit": False},
-    )  # fmt: skip
+    config = mw_config(tmp_path, {}, {"epochs": 30, "early_stopping": False, "final_fit": False})
 
     def run(runs: Path, *extra: str, stop_after: int | None = None) -> tuple[int, str]:
         workers = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]

@@ -57,26 +57,35 @@ def start_partial(runs_dir: Path, name: str, when: str) -> Path:
     raise RunError(f"{runs_dir}: cannot create a partial run directory for {name}")
 
 
-def resumable_partial(runs_dir: Path, name: str, config_text: str) -> tuple[Path, str]:
-    """The newest interrupted run of `name` (and its stamp), whose config is `config_text`."""
-    pattern = re.compile(rf"^\.{re.escape(name)}-(\d{{8}}-\d{{6}})(?:-\d+)?\.partial$")
+def _partial_pattern(name: str) -> re.Pattern[str]:
+    return re.compile(rf"^\.{re.escape(name)}-(\d{{8}}-\d{{6}})(?:-\d+)?\.partial$")
+
+
+def newest_partial(runs_dir: Path, name: str) -> Path | None:
+    """The newest interrupted run of `name` in `runs_dir`, or None."""
+    pattern = _partial_pattern(name)
     found = sorted(
         (p for p in runs_dir.glob(f".{name}-*.partial") if pattern.match(p.name)),
         key=lambda p: p.stat().st_mtime,
     )
-    if not found:
+    return found[-1] if found else None
+
+
+def resumable_partial(runs_dir: Path, name: str, config_text: str) -> tuple[Path, str]:
+    """The newest interrupted run of `name` (and its stamp), whose config is `config_text`."""
+    partial = newest_partial(runs_dir, name)
+    if partial is None:
         raise RunError(
             f"{runs_dir}: no interrupted run of '{name}' to resume; train without --resume"
         )
-    partial = found[-1]
     saved = partial / "config.yaml"
     if saved.is_file() and saved.read_text(encoding="utf-8") != config_text:
         raise RunError(
             f"{partial}: the interrupted run was started with a different config; "
             "resume with the same config and --set options, or train without --resume"
         )
-    stamp = pattern.match(partial.name)
-    assert stamp is not None  # `found` holds only the names that match
+    stamp = _partial_pattern(name).match(partial.name)
+    assert stamp is not None  # newest_partial finds only the names that match
     return partial, stamp.group(1)
 
 

@@ -60,13 +60,13 @@ def _resume_point(partial: Path) -> str:
 def _copy_chief_partial(runs_dir: Path, name: str, scratch: Path) -> None:
     """A multi-worker run's other worker resumes from the chief's newest interrupted run of
     `name`, which it must see in the same runs folder (one machine, or a shared folder)."""
-    found = sorted(runs_dir.glob(f".{name}-*.partial"), key=lambda p: p.stat().st_mtime)
-    if not found:
+    partial = layout.newest_partial(runs_dir, name)
+    if partial is None:
         raise RunError(
             f"{runs_dir}: this worker sees no interrupted run of '{name}' to resume from; give "
             "every worker the chief's runs folder (a shared folder), or train without --resume"
         )
-    shutil.copytree(found[-1], scratch / found[-1].name)
+    shutil.copytree(partial, scratch / partial.name)
 
 
 def _fitted_model(partial: Path, prepared: Prepared, quiet: bool) -> tuple[Any, dict[str, Any]]:
