@@ -78,6 +78,8 @@ def train(
     seed: int | None = None,
     quiet: bool = False,
     resume: bool = False,
+    workers: int | None = 1,
+    ray: str | None = None,
 ) -> TrainResult:
     """Train, evaluate against baselines on the test split, and save a new run directory.
 
@@ -85,8 +87,14 @@ def train(
     checkpoint after every epoch, and the trained model as soon as fitting ends. If the run
     is interrupted (Ctrl-C, SIGTERM, a kill, an error), that folder stays, and `resume=True`
     continues it: from the last finished epoch, or after training if that had ended.
+
+    An ensemble fitted member by member (`model.ensemble_fit: independent`) fits its
+    members in turn here, in `workers` local processes (None: auto, from the cores and
+    the work), or as Ray tasks (`ray`: a cluster's address, or "auto" for a local Ray); the
+    results are the same.
     """
-    return trainrun.train(config, runs_dir, overrides, seed, quiet, resume)
+    fanout = Fanout(workers, ray)
+    return trainrun.train(config, runs_dir, overrides, seed, quiet, resume, fanout)
 
 
 def predict(
@@ -120,14 +128,14 @@ def backtest(
     seed: int | None = None,
     quiet: bool = False,
     step: int | None = None,
-    workers: int = 1,
+    workers: int | None = 1,
     ray: str | None = None,
 ) -> BacktestResult:
     """Rolling-origin evaluation: for each of `folds` origins, `step` rows apart (default:
     the horizon), refit the scaler, transforms and model on the rows up to and including
     the origin and forecast the next horizon. The folds run in turn here, in `workers`
-    local processes, or as Ray tasks (`ray`: a cluster's address, or "auto" for a local
-    Ray); the results are the same."""
+    local processes (None: auto, from the cores and the work), or as Ray tasks (`ray`: a
+    cluster's address, or "auto" for a local Ray); the results are the same."""
     plan = check_backtest(config, folds, overrides, seed, step, Fanout(workers, ray))
     return run_backtest_plan(plan, runs_dir, quiet)
 

@@ -45,3 +45,16 @@ def tensorflow_work() -> Iterator[None]:
     finally:
         _tensorflow_work[0] -= 1
     raise_if_stop_requested()
+
+
+@contextlib.contextmanager
+def waiting_on_others() -> Iterator[None]:
+    """Inside tensorflow_work, a section that only waits for other processes (fits fanned
+    out to a pool or Ray): a stop request is raised at once, so the waiting executor
+    cancels the fits still queued or running."""
+    raise_if_stop_requested()
+    depth, _tensorflow_work[0] = _tensorflow_work[0], 0
+    try:
+        yield
+    finally:
+        _tensorflow_work[0] = depth

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -240,12 +241,22 @@ def test_folds_in_worker_processes_give_the_sequential_results(tmp_path):
         return [json.loads(Path(p).read_text()) for p in paths]
 
     for first, second in zip(reports(one), reports(two), strict=True):
+        # where they ran, recorded: auto chose this process for these tiny folds
+        assert first["fanout"]["engine"] == "in process"
+        assert first["fanout"]["chosen"].startswith("auto: ")
+        assert second["fanout"] == {
+            "engine": "local processes",
+            "workers": 2,
+            "threads": max(1, (os.cpu_count() or 1) // 2),
+            "chosen": "given: 2 worker(s)",
+        }
         assert [f["origin"] for f in second["folds"]] == [f["origin"] for f in first["folds"]]
         for a, b in zip(first["folds"], second["folds"], strict=True):
             assert b["model"]["mae"] == pytest.approx(a["model"]["mae"], rel=1e-4)
             assert b["baselines"] == a["baselines"]
     bad = CliRunner().invoke(app, ["backtest", str(config), "--workers", "0"])
-    assert bad.exit_code == 2 and bad.stderr.strip() == "error: --workers must be >= 1, got 0"
+    assert bad.exit_code == 2
+    assert bad.stderr.strip() == "error: --workers must be >= 1 or auto, got 0"
 
 
 def test_a_data_error_in_a_later_config_stops_the_backtests_before_any_runs(tmp_path):

@@ -36,12 +36,15 @@ def train(
         bool,
         typer.Option("--resume", help="Continue the newest interrupted run of this config."),
     ] = False,
+    workers: WorkersOpt = None,
+    ray: RayOpt = None,
 ) -> None:
     """Train a model, evaluate it against baselines on the test split, save a run.
 
     Prints a metrics table and, as its last line, the run directory. Ctrl-C or SIGTERM keep
     the finished epochs (or the trained model) in a hidden partial run; --resume continues
-    from there.
+    from there. --workers or --ray fit the members of an independent ensemble
+    (model.ensemble_fit: independent) in parallel, with the same results.
 
     Example: forecast train configs/univariate.yaml --set training.epochs=5
     """
@@ -49,7 +52,9 @@ def train(
     from forecast import api
 
     result = call_api(
-        lambda: api.train(config, runs_dir, overrides=set_, seed=seed, quiet=quiet, resume=resume),
+        lambda: api.train(
+            config, runs_dir, set_, seed, quiet, resume=resume, workers=workers, ray=ray
+        ),
         left=NO_RUN_WRITTEN,
     )
     if result.run_dir is None:  # a multi-worker run's other worker: the chief prints
@@ -73,7 +78,7 @@ def backtest(
         int | None,
         typer.Option("--step", help="Rows between fold origins; default: the horizon."),
     ] = None,
-    workers: WorkersOpt = 1,
+    workers: WorkersOpt = None,
     ray: RayOpt = None,
     runs_dir: RunsDirOpt = Path("runs"),
     set_: SetOpt = None,
@@ -86,8 +91,9 @@ def backtest(
     last row. Prints a table per fold (with the dates it forecasts) and the mean; the last
     line is the path of backtest.json. Several configs (one per series, say) are all
     checked first; then the folds of all of them run as one list, in turn in this process
-    (TensorFlow imported once, models of the same shape reused) or in --workers
-    processes; each gets its own run directory and its own block of output ending in its
+    (TensorFlow imported once, models of the same shape reused), in --workers processes
+    (auto: as many as the cores and the work repay, recorded in backtest.json) or on
+    --ray; each gets its own run directory and its own block of output ending in its
     backtest.json path.
 
     Example: forecast backtest configs/univariate_multi_step.yaml --folds 3 --step 20
@@ -137,7 +143,7 @@ def tune(
     ] = None,
     set_: SetOpt = None,
     seed: SeedOpt = None,
-    workers: WorkersOpt = 1,
+    workers: WorkersOpt = None,
     ray: RayOpt = None,
     quiet: QuietOpt = False,
 ) -> None:

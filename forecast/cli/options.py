@@ -47,10 +47,24 @@ class _Formatter(logging.Formatter):
         return prefix + record.getMessage()
 
 
+def _workers(value: str | int | None) -> int | None:
+    """--workers N or auto (None: chosen from the cores and the work)."""
+    if value is None or value == "auto":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise typer.BadParameter(f"give a number of processes or auto, not {value!r}") from None
+
+
 WorkersOpt = Annotated[
-    int,
+    int | None,
     typer.Option(
-        "--workers", help="Independent fits in this many local processes (the cores shared out)."
+        "--workers",
+        parser=_workers,
+        metavar="N|auto",
+        help="Independent fits in this many local processes (the cores shared out); auto: "
+        "chosen from the cores and the work, and recorded.",
     ),
 ]
 RayOpt = Annotated[

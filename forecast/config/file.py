@@ -279,6 +279,7 @@ def config_to_yaml(config: Config) -> str:
             "window_norm": config.model.window_norm,
             "residual": config.model.residual,
             "ensemble": config.model.ensemble,
+            "ensemble_fit": config.model.ensemble_fit,
         }
     else:
         data["model"] = {k: v for k, v in data["model"].items() if v is not None}

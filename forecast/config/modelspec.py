@@ -143,6 +143,12 @@ class ModelConfig(Strict):
     ensemble: int = Field(
         1, ge=1, le=64, description="members trained side by side; forecasts are their median"
     )
+    ensemble_fit: Literal["joint", "independent"] = Field(
+        "joint",
+        description="joint: the members train together as one model, with one early stop "
+        "(fastest on one machine); independent: each member is its own fit, with its own "
+        "seed and early stop, which `train --workers/--ray` runs in parallel",
+    )
     residual: Literal[
         "none",
         "naive",

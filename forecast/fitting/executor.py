@@ -26,25 +26,38 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any, Literal, Protocol
 
+from forecast.data.reading import Panel
+from forecast.data.windows import row_count
 from forecast.errors import ConfigError, ForecastError
-from forecast.fitting.fit import SHARED
+from forecast.fitting.fit import SHARED, expected_epochs
+from forecast.fitting.members import MemberTask
 from forecast.fitting.onray import OnRay, check_reachable, head_address, import_ray
-from forecast.fitting.task import FitOutcome, FitTask, run_task
+from forecast.fitting.task import Done, Work
 from forecast.model.tf_setup import configure_worker
 
 log = logging.getLogger("forecast")
 
-Result = FitOutcome | ForecastError
-Started = Callable[[int, FitTask], None]
-Done = Callable[[int, Result], None]
+Result = Done | ForecastError
+Started = Callable[[int, Work], None]
+Finished = Callable[[int, Result], None]
+
+
+def run_work(task: Work) -> Done:
+    """In a worker process: the task, reusing the models an earlier task of the same shape
+    built there (fitting.fit.SHARED)."""
+    return task.run(SHARED)
 
 
 class Executor(Protocol):
+    def describe(self, tasks: int) -> str: ...
+
+    def record(self, tasks: int) -> dict[str, Any]: ...
+
     def run(
         self,
-        tasks: Sequence[FitTask],
+        tasks: Sequence[Work],
         started: Started | None = None,
-        done: Done | None = None,
+        done: Finished | None = None,
         errors: Literal["raise", "keep"] = "raise",
     ) -> list[Result]: ...
 
@@ -53,11 +66,21 @@ class InProcess:
     """Every task in turn, here; each reuses the models an earlier task (or an earlier run
     in this process) built for the same shape (fitting.fit.SHARED)."""
 
+    def __init__(self, chosen: str = "given: 1 worker") -> None:
+        self.chosen = chosen  # why in turn here: the option given, or auto's reason
+
+    def describe(self, tasks: int) -> str:
+        return "here, one after another"
+
+    def record(self, tasks: int) -> dict[str, Any]:
+        """Where the fits ran, for backtest.json and run.json."""
+        return {"engine": "in process", "workers": 1, "chosen": self.chosen}
+
     def run(
         self,
-        tasks: Sequence[FitTask],
+        tasks: Sequence[Work],
         started: Started | None = None,
-        done: Done | None = None,
+        done: Finished | None = None,
         errors: Literal["raise", "keep"] = "raise",
     ) -> list[Result]:
         results: list[Result] = []
@@ -66,7 +89,7 @@ class InProcess:
                 started(i, task)
             result: Result
             try:
-                result = run_task(task, SHARED)
+                result = task.run(SHARED)
             except ForecastError as exc:
                 if errors == "raise":
                     raise
@@ -80,12 +103,22 @@ class InProcess:
 class ProcessPool:
     """The tasks in `workers` fresh processes; their outcomes come back in task order."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, chosen: str = "") -> None:
         self.workers = workers
+        self.chosen = chosen or f"given: {workers} workers"
 
     def describe(self, tasks: int) -> str:
         processes, threads = self.threads(tasks)
         return f"in {processes} worker processes, {threads} thread(s) each"
+
+    def record(self, tasks: int) -> dict[str, Any]:
+        processes, threads = self.threads(tasks)
+        return {
+            "engine": "local processes",
+            "workers": processes,
+            "threads": threads,
+            "chosen": self.chosen,
+        }
 
     def threads(self, tasks: int) -> tuple[int, int]:
         """(processes, threads each) for `tasks` tasks on this machine."""
@@ -94,9 +127,9 @@ class ProcessPool:
 
     def run(
         self,
-        tasks: Sequence[FitTask],
+        tasks: Sequence[Work],
         started: Started | None = None,
-        done: Done | None = None,
+        done: Finished | None = None,
         errors: Literal["raise", "keep"] = "raise",
     ) -> list[Result]:
         workers, threads = self.threads(len(tasks))
@@ -107,7 +140,7 @@ class ProcessPool:
             initializer=configure_worker,
             initargs=(threads,),
         ) as pool:
-            running = {pool.submit(run_task, task): i for i, task in enumerate(tasks)}
+            running = {pool.submit(run_work, task): i for i, task in enumerate(tasks)}
             try:
                 self._collect(running, results, done, errors)
             except BaseException:  # Ctrl-C, or a failed task: the rest are not wanted
@@ -117,7 +150,7 @@ class ProcessPool:
 
     @staticmethod
     def _collect(
-        running: dict[Any, int], results: dict[int, Result], done: Done | None, errors: str
+        running: dict[Any, int], results: dict[int, Result], done: Finished | None, errors: str
     ) -> None:
         for finished in as_completed(running):
             i = running[finished]
@@ -131,20 +164,35 @@ class ProcessPool:
                 done(i, results[i])
 
 
+AUTO = None  # --workers auto: chosen from the cores and the work (choose_workers)
+# A pool pays for starting its processes (TensorFlow's import in each, every model shape
+# traced again) only when it saves more than this many expected training batches (the
+# batches of the tasks that run beside others instead of after them). Measured on the
+# reference machine (2 cores, `forecast backtest` with its init config, 3 runs each):
+# nottem, 6 folds of 145 batches in 2 processes (435 saved) took 0.79x the time in turn,
+# ausbeer, 3 folds of 280 batches (280 saved) 0.98x: about 0.023 s a batch against 6 s
+POOL_MIN_SAVED_BATCHES = 300
+# A fit of more windows than this already keeps several cores busy (TensorFlow's own
+# threads, batches of 32 and up); fewer leave most cores idle (one op at a time)
+SMALL_FIT_WINDOWS = 1000
+THREADS_PER_LARGE_FIT = 8  # cores a large fit keeps busy (assumed; measured only up to 2)
+
+
 @dataclass(frozen=True)
 class Fanout:
-    """Where independent fits run: `workers` local processes, or Ray (`ray`: an address, or
-    `auto` for a local Ray); the default, here in turn."""
+    """Where independent fits run: `workers` local processes (None: auto, chosen from the
+    cores and the work), or Ray (`ray`: an address, or `auto` for a local Ray); the
+    default of the Python API, here in turn."""
 
-    workers: int = 1
+    workers: int | None = 1
     ray: str | None = None
 
     def check(self) -> Fanout:
         """The user errors of --workers and --ray, before anything runs."""
-        if self.workers < 1:
-            raise ConfigError(f"--workers must be >= 1, got {self.workers}")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"--workers must be >= 1 or auto, got {self.workers}")
         if self.ray is not None:
-            if self.workers > 1:
+            if self.workers is not None and self.workers > 1:
                 raise ConfigError(
                     "--workers and --ray: give one (Ray runs one task per CPU of the cluster)"
                 )
@@ -157,19 +205,79 @@ class Fanout:
 IN_TURN = Fanout()  # every fit here, one after another
 
 
-def executor_for(workers: int | Fanout, tasks: int = 2) -> Executor:
+def task_work(task: Work) -> tuple[int, int]:
+    """(training windows, expected training batches) of a task, from its data's rows and
+    its config alone (before anything is prepared): an estimate for choose_workers."""
+    cfg = task.config
+    frames = task.data.members.values() if isinstance(task.data, Panel) else [task.data]
+    final = isinstance(task, MemberTask) and task.epochs is not None  # every row trains
+    windows = 0
+    for one in frames:
+        rows = len(one.frame) - (task.back or 0)
+        if task.back is None and not final:  # the run's own split: the test part is out
+            rows -= row_count(cfg.split.test, rows)
+        if not final:
+            rows -= row_count(cfg.split.validation, rows)
+        windows += max(rows - cfg.window.input_steps - cfg.window.output_steps + 1, 0)
+    epochs = expected_epochs(cfg.training)
+    if isinstance(task, MemberTask) and task.epochs is not None:
+        epochs = task.epochs
+    return windows, max(-(-windows // cfg.training.batch_size), 1) * epochs
+
+
+def choose_workers(tasks: Sequence[Work], cores: int | None = None) -> tuple[int, str]:
+    """--workers auto: (local processes, why) for these tasks on `cores` cores.
+
+    Small fits (few windows leave most cores idle: one op at a time) one process per core;
+    large fits one per THREADS_PER_LARGE_FIT cores, as TensorFlow spreads each over several
+    (on 2 cores a 6-fold backtest of a 1,860-row series took 1.09x the time in 2
+    processes). In turn here when a pool cannot pay for itself: one task, one core, or too
+    few batches saved (POOL_MIN_SAVED_BATCHES)."""
+    cores = cores or os.cpu_count() or 1
+    if len(tasks) < 2:
+        return 1, "one fit"
+    if cores < 2:
+        return 1, "one core"
+    work = [task_work(task) for task in tasks]
+    widest, batches = max(w for w, _ in work), sum(b for _, b in work)
+    if widest > SMALL_FIT_WINDOWS:
+        workers = min(len(tasks), cores // THREADS_PER_LARGE_FIT)
+        if workers < 2:
+            return 1, f"fits of up to {widest} windows already use the {cores} cores"
+        why = f"fits of up to {widest} windows: {THREADS_PER_LARGE_FIT} cores each"
+    else:
+        workers = min(len(tasks), cores)
+        why = f"small fits ({widest} windows or fewer): one core each"
+    rounds = -(-len(tasks) // workers)  # tasks one process runs, one after another
+    saved = round(batches * (1 - rounds / len(tasks)))
+    if saved < POOL_MIN_SAVED_BATCHES:
+        return 1, (
+            f"{workers} processes would save {saved} of {batches} expected batches, too few "
+            "to repay starting them"
+        )
+    return workers, why
+
+
+def executor_for(fanout: int | Fanout, tasks: Sequence[Work]) -> Executor:
     """On Ray with `ray`, else in this process for 1 worker (or 1 task), else a pool of
-    `workers` processes."""
-    fanout = workers if isinstance(workers, Fanout) else Fanout(workers)
+    `workers` processes (auto: choose_workers). Its `record()` says where and why."""
+    fanout = fanout if isinstance(fanout, Fanout) else Fanout(fanout)
     if fanout.ray:
         return OnRay(fanout.ray)
-    return InProcess() if fanout.workers <= 1 or tasks <= 1 else ProcessPool(fanout.workers)
+    if fanout.workers is AUTO:
+        workers, why = choose_workers(tasks)
+        chosen = f"auto: {why}"
+    else:
+        workers, chosen = fanout.workers, f"given: {fanout.workers} worker(s)"
+    if workers <= 1 or len(tasks) <= 1:
+        return InProcess(chosen)
+    return ProcessPool(workers, chosen)
 
 
 def run_groups(
     executor: Executor,
-    groups: Sequence[Sequence[FitTask]],
-    started: Callable[[int, int, FitTask], None] | None = None,
+    groups: Sequence[Sequence[Work]],
+    started: Callable[[int, int, Work], None] | None = None,
     finished: Callable[[int, list[Result]], None] | None = None,
     done: Callable[[int, int, Result], None] | None = None,
     errors: Literal["raise", "keep"] = "raise",
@@ -195,7 +303,7 @@ def run_groups(
                 finished(g, [results[i] for i in range(starts[g], starts[g + 1])])
             released += 1
 
-    def on_started(i: int, task: FitTask) -> None:
+    def on_started(i: int, task: Work) -> None:
         if started is not None:
             started(owner[i], i - starts[owner[i]], task)
 

@@ -22,11 +22,12 @@ from typing import Any, Literal
 
 from forecast.errors import ConfigError, ForecastError, RunError
 from forecast.fitting.fit import SHARED
-from forecast.fitting.task import FitOutcome, FitTask, run_task
+from forecast.fitting.task import Done, Work
 from forecast.model.tf_setup import configure_worker
 
 log = logging.getLogger("forecast")
 
+Outcome = Done | ForecastError
 LOCAL = "auto"
 CONNECT_SECONDS = 10  # a cluster's head that does not answer by then is named as unreachable
 _THREADS = 1  # TensorFlow threads per task (each task reserves one CPU)
@@ -53,13 +54,22 @@ class OnRay:
         where = "a local Ray" if self.address == LOCAL else f"the Ray cluster at {self.address}"
         return f"as Ray tasks on {where}, one CPU and one thread each"
 
+    def record(self, tasks: int) -> dict[str, Any]:
+        """Where the fits ran, for backtest.json and run.json."""
+        return {
+            "engine": "ray",
+            "address": self.address,
+            "threads": _THREADS,
+            "chosen": "given: ray",
+        }
+
     def run(
         self,
-        tasks: Sequence[FitTask],
+        tasks: Sequence[Work],
         started: Any = None,
         done: Any = None,
         errors: Literal["raise", "keep"] = "raise",
-    ) -> list[FitOutcome | ForecastError]:
+    ) -> list[Outcome]:
         ray = import_ray()
         started_here = self._connect(ray)
         try:
@@ -91,9 +101,7 @@ class OnRay:
             ) from None
         return True
 
-    def _run(
-        self, ray: Any, tasks: Sequence[FitTask], done: Any, errors: str
-    ) -> list[FitOutcome | ForecastError]:
+    def _run(self, ray: Any, tasks: Sequence[Work], done: Any, errors: str) -> list[Outcome]:
         remote = ray.remote(num_cpus=1, max_retries=0)(_run_remote)
         shared: dict[int, Any] = {}  # id(data) -> its object in Ray's store
         running: dict[Any, int] = {}
@@ -102,7 +110,7 @@ class OnRay:
                 shared[id(task.data)] = ray.put(task.data)
             light = replace(task, data=None)  # type: ignore[arg-type]
             running[remote.remote(light, shared[id(task.data)])] = i
-        results: dict[int, FitOutcome | ForecastError] = {}
+        results: dict[int, Outcome] = {}
         pending = list(running)
         try:
             while pending:
@@ -120,28 +128,28 @@ class OnRay:
         return [results[i] for i in range(len(tasks))]
 
 
-def _result(ray: Any, ref: Any, task: FitTask) -> FitOutcome | ForecastError:
+def _result(ray: Any, ref: Any, task: Work) -> Outcome:
     """A task's outcome, or its user error; a bug in it is raised as the bug it is."""
     try:
-        outcome: FitOutcome = ray.get(ref)
+        outcome: Done = ray.get(ref)
     except ray.exceptions.RayTaskError as exc:
         cause = getattr(exc, "cause", None)
         if isinstance(cause, ForecastError):
             return cause
-        raise RuntimeError(f"fold {task.number} failed on Ray:\n{exc}") from None
+        raise RuntimeError(f"{task.label} failed on Ray:\n{exc}") from None
     except ray.exceptions.RayError as exc:  # a worker or node lost, not the task's doing
         raise RunError(
-            f"fold {task.number}: its Ray worker was lost ({type(exc).__name__}); the "
+            f"{task.label}: its Ray worker was lost ({type(exc).__name__}); the "
             "cluster may be out of memory: run again with fewer workers per node"
         ) from None
     return outcome
 
 
-def _run_remote(task: FitTask, data: Any) -> FitOutcome:
+def _run_remote(task: Work, data: Any) -> Done:
     """In a Ray worker: one thread of TensorFlow, then the task (its models kept for the next
     task of the same shape in this worker)."""
     configure_worker(_THREADS)
-    return run_task(replace(task, data=data), SHARED)
+    return replace(task, data=data).run(SHARED)
 
 
 def head_address(address: str) -> tuple[str, int] | None:

@@ -26,6 +26,7 @@ from forecast.config.schema import Config
 from forecast.data.panel import PreparedPanel, as_panel, prepare_panel
 from forecast.data.reading import Panel, Series, SeriesId
 from forecast.fitting.fit import Compiled, fit
+from forecast.fitting.members import MemberFit, MemberTask, fit_members, independent
 from forecast.fitting.residual import choose_residual
 from forecast.forecasting.calibration import calibrate_members
 from forecast.forecasting.forecaster import Forecaster
@@ -45,6 +46,13 @@ class FitTask:
     back: int  # rows held back at the end of every series: what is forecast and scored
     number: int = 1  # the fold's number in its backtest (its reports say it)
     seed: int | None = None  # None: the config's seed
+
+    @property
+    def label(self) -> str:
+        return f"fold {self.number}"
+
+    def run(self, compiled: Compiled | None = None) -> FitOutcome:
+        return run_task(self, compiled)
 
     @property
     def run_config(self) -> Config:
@@ -78,7 +86,10 @@ def run_task(task: FitTask, compiled: Compiled | None = None) -> FitOutcome:
     chosen = choose_residual(prepared.combined)  # `residual: auto` made concrete
     prepared = prepared.with_config(chosen.config)
     compiled = compiled if compiled is not None else Compiled()
-    model, _, _ = fit(prepared.combined, quiet=True, compiled=compiled)
+    if independent(prepared.config):  # its members one after another
+        model, _, _ = fit_members(prepared.combined, quiet=True, compiled=compiled)
+    else:
+        model, _, _ = fit(prepared.combined, quiet=True, compiled=compiled)
     inputs, targets = (
         prepared.config.data.inputs,
         config.data.targets,
@@ -118,3 +129,8 @@ def _score(
     for report in outcome.reports:
         report["seconds"] = outcome.seconds  # the task's one fit, shared by its series
     return outcome
+
+
+# What an executor runs: a fold (a backtest's, a trial's), or one member of an ensemble
+Work = FitTask | MemberTask
+Done = FitOutcome | MemberFit

@@ -85,6 +85,42 @@ def drop_resume_files(partial: Path) -> None:
     """What only --resume needs; its content is in model.keras, history.csv and run.json."""
     for name in ("held_out.keras", "fit.json", "final.json"):
         (partial / name).unlink(missing_ok=True)
+    shutil.rmtree(partial / MEMBERS, ignore_errors=True)
+
+
+MEMBERS = "members"  # an independent ensemble's finished held-out members, for --resume
+
+
+def save_member(
+    partial: Path, number: int, weights: dict[str, Any], record: dict[str, Any]
+) -> None:
+    """Member `number`'s weights (layer -> arrays, .npz without pickled objects), then its
+    record (.json, which marks it complete), as soon as its fit ends."""
+    folder = partial / MEMBERS
+    folder.mkdir(exist_ok=True)
+    arrays = {f"{layer}/{i}": a for layer, values in weights.items() for i, a in enumerate(values)}
+    write_atomic(folder / f"member_{number}.npz", lambda tmp: np.savez(tmp, **arrays), ".npz")
+    write_json(folder / f"member_{number}.json", record)
+
+
+def members_kept(partial: Path) -> int:
+    """How many finished members `save_member` kept in this partial run."""
+    return len(list((partial / MEMBERS).glob("member_*.json")))
+
+
+def load_members(partial: Path) -> dict[int, tuple[dict[str, list[Any]], dict[str, Any]]]:
+    """The members `save_member` kept: number -> (weights, record)."""
+    kept = {}
+    for path in sorted((partial / MEMBERS).glob("member_*.json")):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        weights: dict[str, list[Any]] = {}
+        with np.load(path.with_suffix(".npz"), allow_pickle=False) as arrays:
+            for key in sorted(
+                arrays.files, key=lambda k: (k.rpartition("/")[0], int(k.rpartition("/")[2]))
+            ):
+                weights.setdefault(key.rpartition("/")[0], []).append(arrays[key])
+        kept[int(record["member"])] = (weights, record)
+    return kept
 
 
 def save_model(path: Path, model: Any) -> None:
@@ -151,6 +187,9 @@ def write_run_info(
         "best_epoch": fitted["best_epoch"],
         "final_fit": {k: v for k, v in final_fit.items() if k != "seconds"} if final_fit else False,
     }
+    if "members" in fitted:  # an independent ensemble: each member's own fit, and where
+        info["members"] = fitted["members"]
+        info["fanout"] = fitted["fanout"]
     write_json(partial / "run.json", info)
 
 

@@ -90,15 +90,15 @@ def run_folds(
     on Ray: the outcomes in fold order. One series and a long table alike; only what is
     said on the way differs."""
     tasks = fold_tasks(config, data, backs)
-    executor = _executor(fanout, len(tasks), quiet)
+    executor = _executor(fanout, tasks, quiet)
     groups = run_groups(executor, [tasks], *_fold_lines([tasks], quiet))
     return [f for f in groups[0] if isinstance(f, FitOutcome)]
 
 
-def _executor(fanout: Fanout, tasks: int, quiet: bool) -> Executor:
+def _executor(fanout: Fanout, tasks: list[FitTask], quiet: bool) -> Executor:
     executor = executor_for(fanout, tasks)
     if not quiet and isinstance(executor, ProcessPool | OnRay):
-        log.info("%d folds %s", tasks, executor.describe(tasks))
+        log.info("%d folds %s", len(tasks), executor.describe(len(tasks)))
     return executor
 
 
@@ -296,7 +296,9 @@ def run_backtest_plans(
     `starting(i)` before plan i's first fold, where the folds run here in turn."""
     layout.check_runs_dir(Path(runs_dir))  # before the folds, not after them
     groups = [fold_tasks(p.config, p.data, _plan_backs(p)) for p in plans]
-    executor = _executor(plans[0].fanout, sum(map(len, groups)), quiet)  # one per command
+    flat = [t for g in groups for t in g]
+    executor = _executor(plans[0].fanout, flat, quiet)  # one for every plan's folds
+    placed = executor.record(len(flat))  # backtest.json's `fanout`
     inline = isinstance(executor, InProcess)
     if not inline:  # the folds of every plan start at once
         for plan in plans:
@@ -304,7 +306,7 @@ def run_backtest_plans(
     started, _, done = _fold_lines(groups, quiet)
     results: list[BacktestResult] = []
 
-    def on_started(g: int, k: int, task: FitTask) -> None:
+    def on_started(g: int, k: int, task: Any) -> None:
         if k == 0:
             if starting is not None:
                 starting(g)
@@ -314,7 +316,7 @@ def run_backtest_plans(
 
     def finished(g: int, outcomes: list[Any]) -> None:
         folds = [f for f in outcomes if isinstance(f, FitOutcome)]
-        results.append(_save_plan(plans[g], folds, Path(runs_dir), quiet))
+        results.append(_save_plan(plans[g], folds, Path(runs_dir), quiet, placed))
         if each is not None:
             each(g, results[-1])
 
@@ -337,9 +339,14 @@ def _announce(plan: BacktestPlan, quiet: bool) -> None:
 
 
 def _save_plan(
-    plan: BacktestPlan, folds: list[FitOutcome], runs_dir: Path, quiet: bool
+    plan: BacktestPlan,
+    folds: list[FitOutcome],
+    runs_dir: Path,
+    quiet: bool,
+    placed: dict[str, Any],
 ) -> BacktestResult:
-    """backtest.json and its figure from a plan's folds, in a new run directory."""
+    """backtest.json (with `fanout`: where the folds ran, and why there) and its figure
+    from a plan's folds, in a new run directory."""
     from forecast.plots.backtest import backtest_figure, panel_backtest_figure  # matplotlib
 
     cfg, data, origins = plan.config, plan.data, plan.origins
@@ -361,5 +368,6 @@ def _save_plan(
                 data.frame, cfg, origins, predicted, path, bounds, write=atomic.write_atomic
             )
 
+    report["fanout"] = placed
     run_dir = write.write_backtest(runs_dir, cfg, report, draw)
     return BacktestResult(run_dir, run_dir / "backtest.json", report)

@@ -10,6 +10,7 @@ import shlex
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,15 +19,24 @@ from forecast.config.file import config_to_yaml
 from forecast.config.schema import Config
 from forecast.data.panel import prepare_panel, read_data
 from forecast.data.prepare import Prepared
+from forecast.data.reading import Panel, Series
 from forecast.errors import ConfigError, ForecastError, RunError
 from forecast.fitting.announce import log_layout
-from forecast.fitting.callbacks import Checkpoint
+from forecast.fitting.callbacks import Checkpoint, FitResult
+from forecast.fitting.executor import IN_TURN, Fanout, InProcess, executor_for
 from forecast.fitting.fit import final_split, fit, fit_final
+from forecast.fitting.members import (
+    MemberFit,
+    MemberTask,
+    fit_members,
+    independent,
+    member_epochs,
+)
 from forecast.fitting.multiworker import cluster_from_env
 from forecast.fitting.residual import choose_residual
 from forecast.fitting.training import multi_worker_strategy
 from forecast.forecasting.scoring import evaluate_on_test
-from forecast.interrupts import raise_if_stop_requested, tensorflow_work
+from forecast.interrupts import raise_if_stop_requested, tensorflow_work, waiting_on_others
 from forecast.model.tf_setup import import_tensorflow_quietly
 from forecast.runs import atomic, layout, write
 from forecast.workflows.loading import resolve_config
@@ -50,6 +60,10 @@ def _resume_point(partial: Path) -> str:
     why itself)."""
     if (partial / "fit.json").is_file():  # read (and checked) once, when the run loads it
         return "after training had ended (finishing the run)"
+    if (partial / write.MEMBERS).is_dir():
+        return (
+            f"with {len(list((partial / write.MEMBERS).glob('*.json')))} ensemble member(s) trained"
+        )
     try:
         done = Checkpoint(partial / "backup").epochs_done()
     except (OSError, ValueError, KeyError):  # a damaged snapshot
@@ -69,7 +83,65 @@ def _copy_chief_partial(runs_dir: Path, name: str, scratch: Path) -> None:
     shutil.copytree(partial, scratch / partial.name)
 
 
-def _fitted_model(partial: Path, prepared: Prepared, quiet: bool) -> tuple[Any, dict[str, Any]]:
+@dataclass
+class _Members:
+    """Where an independent ensemble's members are fitted: here in turn, or (`fanout`) as
+    tasks that each read `data` and prepare it under `config` themselves; `record` says
+    where the last fit's members ran (run.json's `fanout`)."""
+
+    config: Config
+    data: Series | Panel
+    fanout: Fanout
+    record: dict[str, Any] = field(default_factory=dict)
+
+    def fit(
+        self,
+        prepared: Prepared,
+        quiet: bool,
+        epochs: list[int] | None = None,
+        partial: Path | None = None,
+    ) -> tuple[Any, FitResult, dict[str, Any]]:
+        """Every member (the final fit's with `epochs`); with `partial`, each member is kept
+        there as it ends, and those kept by an interrupted run are not fitted again."""
+        kept = {}
+        if partial is not None:
+            kept = {
+                n: MemberFit.from_json(r, w) for n, (w, r) in write.load_members(partial).items()
+            }
+            if kept and not quiet:
+                log.info("ensemble members %s trained before the interruption", sorted(kept))
+
+        def each(fit: MemberFit) -> None:
+            if partial is not None:
+                write.save_member(partial, fit.number, fit.weights, fit.to_json())
+
+        def finished(_: int, fit: Any) -> None:  # an executor's result: a MemberFit
+            each(fit)
+
+        tasks = [
+            MemberTask(self.config, self.data, None, i + 1, None if epochs is None else epochs[i])
+            for i in range(self.config.model.ensemble)
+            if i + 1 not in kept
+        ]
+        executor = executor_for(self.fanout, tasks)
+        self.record = executor.record(len(tasks))
+        if isinstance(executor, InProcess):  # on the data prepared here
+            model, result, info = fit_members(prepared, quiet, epochs=epochs, kept=kept, each=each)
+        else:
+            if not quiet:
+                log.info("%d ensemble members %s", len(tasks), executor.describe(len(tasks)))
+
+            def run(tasks: Sequence[MemberTask]) -> list[Any]:
+                with waiting_on_others():  # Ctrl-C cancels the members still running
+                    return executor.run(tasks, done=finished)
+
+            model, result, info = fit_members(prepared, quiet, run, tasks, kept=kept)
+        return model, result, {**info, "fanout": self.record}
+
+
+def _fitted_model(
+    partial: Path, prepared: Prepared, quiet: bool, members: _Members
+) -> tuple[Any, dict[str, Any]]:
     """The model this partial run already trained, or a newly fitted one (kept at once)."""
     kept = write.load_fitted(partial)
     if kept is not None:
@@ -77,9 +149,12 @@ def _fitted_model(partial: Path, prepared: Prepared, quiet: bool) -> tuple[Any, 
         return kept
     checkpoint = Checkpoint(partial / "backup")
     board = partial / "tensorboard" / "held_out" if prepared.config.training.tensorboard else None
-    model, result, info = fit(
-        prepared, quiet, checkpoint_dir=checkpoint.folder, tensorboard_dir=board
-    )
+    if independent(prepared.config):
+        model, result, info = members.fit(prepared, quiet, partial=partial)
+    else:
+        model, result, info = fit(
+            prepared, quiet, checkpoint_dir=checkpoint.folder, tensorboard_dir=board
+        )
     clock = time.perf_counter()
     fitted = write.fit_record(result, info)
     write.save_fitted(partial, model, fitted)
@@ -89,13 +164,15 @@ def _fitted_model(partial: Path, prepared: Prepared, quiet: bool) -> tuple[Any, 
 
 
 def _final_fit(
-    partial: Path, prepared: Prepared, fitted: dict[str, Any], quiet: bool
+    partial: Path, prepared: Prepared, fitted: dict[str, Any], quiet: bool, members: _Members
 ) -> dict[str, Any]:
     """Refit on every row for the epochs the held-out fit used (its best epoch when early
-    stopping restored one) and make it the run's model.keras, its history
-    final_history.csv; run.json's `final_fit` (and `seconds`)."""
+    stopping restored one; an independent ensemble's members each their own) and make it
+    the run's model.keras, its history final_history.csv; run.json's `final_fit` (and
+    `seconds`)."""
     best = fitted["best_epoch"]  # 0: no epoch beat the residual base, which is kept
-    epochs = len(fitted["history"]) if best is None else best
+    each = member_epochs(fitted) if "members" in fitted else None
+    epochs = max(each) if each else len(fitted["history"]) if best is None else best
     rows = len(prepared.values)
     clock = time.perf_counter()
     model, loss = None, None  # no epochs: the held-out model, the base, is the final one
@@ -103,10 +180,14 @@ def _final_fit(
         log.info("final fit: none, the model is its residual base, which no epoch beat")
     elif epochs:
         if not quiet:
-            log.info("final fit: %d epoch(s) on all %d rows", epochs, rows)
+            said = f"{epochs}" if each is None else f"{'/'.join(map(str, each))} (per member)"
+            log.info("final fit: %s epoch(s) on all %d rows", said, rows)
         board = partial / "tensorboard" / "final" if prepared.config.training.tensorboard else None
         # its epochs on stderr as the first fit's: it takes as long
-        model, result, _ = fit_final(prepared, epochs, quiet=quiet, tensorboard_dir=board)
+        if each is not None:
+            model, result, _ = members.fit(prepared, quiet, epochs=each)
+        else:
+            model, result, _ = fit_final(prepared, epochs, quiet=quiet, tensorboard_dir=board)
         loss = result.history[-1]["loss"]
         write.write_history(partial / "final_history.csv", result.history)  # for loss.png
     info = {
@@ -116,8 +197,35 @@ def _final_fit(
         "loss": loss,
         "seconds": round(time.perf_counter() - clock, 4),
     }
+    if each is not None:
+        info["member_epochs"] = each
+        info["fanout"] = members.record
     write.save_final(partial, model, info)
     return info
+
+
+def _check_fanout(cfg: Config, fanout: Fanout) -> None:
+    """--workers/--ray on `train` fan out an independent ensemble's members, and only that."""
+    if fanout.ray is None and fanout.workers in (None, 1):  # auto: only where it applies
+        return
+    option = "--ray" if fanout.ray else "--workers"
+    if cfg.training.distribute != "none":
+        raise ConfigError(
+            f"{option}: training.distribute is {cfg.training.distribute}, so this fit already "
+            f"spans devices or workers; leave out {option}, or set training.distribute: none"
+        )
+    if not independent(cfg):
+        has = (
+            "one member"
+            if cfg.model.ensemble == 1
+            else f"{cfg.model.ensemble} members trained jointly"
+        )
+        raise ConfigError(
+            f"{option} runs an ensemble's members in parallel, but model.ensemble has {has}; "
+            "set model.ensemble: N and model.ensemble_fit: independent (e.g. --set "
+            "model.ensemble=5 --set model.ensemble_fit=independent), or leave out "
+            f"{option}"
+        )
 
 
 def resume_command(
@@ -142,6 +250,8 @@ def _kept_work(partial: Path, resume: bool) -> str | None:
     finished epochs are"), or None when it holds nothing worth keeping."""
     if (partial / "fit.json").is_file():
         return "the trained model is"
+    if write.members_kept(partial):
+        return "the finished ensemble members are"
     if resume or Checkpoint(partial / "backup").exists():
         return "the finished epochs are"
     return None
@@ -149,7 +259,8 @@ def _kept_work(partial: Path, resume: bool) -> str | None:
 
 def _keep_or_discard(partial: Path, exc: BaseException, resume: bool, command: str) -> None:
     """Keep a partial run that holds finished epochs or a trained model; else remove it."""
-    if isinstance(exc, ForecastError) and not resume and not (partial / "fit.json").is_file():
+    trained = (partial / "fit.json").is_file() or write.members_kept(partial) > 0
+    if isinstance(exc, ForecastError) and not resume and not trained:
         # bad data or a diverged first fit: resuming would only repeat it; a trained
         # held-out model is kept all the same (nothing trained is thrown away)
         layout.discard(partial)
@@ -176,16 +287,19 @@ def train(
     seed: int | None = None,
     quiet: bool = False,
     resume: bool = False,
+    fanout: Fanout = IN_TURN,
     _worker: bool = False,
 ) -> TrainResult:
     """`api.train`: the partial run folder and its lock, the held-out fit, the test split's
     scores, the final fit, then the finished run; on a stop, what is kept for --resume.
     Under `training.distribute: multi_worker`, a worker other than the chief trains its
     part of every step in a scratch folder that it removes: it writes nothing visible, and
-    its result has no run directory."""
+    its result has no run directory. `fanout` (--workers, --ray) fits the members of an
+    independent ensemble (`model.ensemble_fit: independent`) in parallel."""
     clock = time.perf_counter()
     command = resume_command(config, runs_dir, overrides, seed)  # said if training stops
     cfg = resolve_config(config, overrides, seed)
+    _check_fanout(cfg, fanout.check())
     if cfg.training.distribute == "multi_worker" and not _worker:
         worker = cluster_from_env()  # before the data is read and prepared
         multi_worker_strategy()  # TensorFlow's collectives are set up before it runs anything
@@ -233,8 +347,9 @@ def train(
             chosen = choose_residual(prepared.combined)  # `residual: auto` made concrete
             prepared = prepared.with_config(chosen.config)
             fitting = prepared.combined  # every series' rows end to end
+            members = _Members(prepared.config, data, fanout)
             raise_if_stop_requested()
-            model, fitted = _fitted_model(partial, fitting, quiet)
+            model, fitted = _fitted_model(partial, fitting, quiet, members)
             timings |= fitted["timings"]
             raise_if_stop_requested()
             metrics, predictions, calibration = evaluate_on_test(prepared, model, timings)
@@ -245,7 +360,9 @@ def train(
             raise_if_stop_requested()
             final = None
             if cfg.training.final_fit:
-                final = write.load_final(partial) or _final_fit(partial, fitting, fitted, quiet)
+                final = write.load_final(partial) or _final_fit(
+                    partial, fitting, fitted, quiet, members
+                )
                 timings["final_fit"] = final["seconds"]
             else:
                 write.keep_held_out(partial)

@@ -118,14 +118,15 @@ def tune(
     overrides: list[str] | None = None,
     seed: int | None = None,
     quiet: bool = False,
-    workers: int = 1,
+    workers: int | None = 1,
     ray: str | None = None,
 ) -> TuneResult:
     """Backtest `trials` settings (`folds` folds each) on the training part of the config's
     series and write the best as a complete config to `output` (default: NAME.tuned.yaml
     beside the config; never over an existing file). `overrides` are `--set` items applied
-    to every trial. The folds of every trial run in turn here, in `workers` local processes,
-    or as Ray tasks (`ray`: a cluster's address, or "auto"); the result is the same."""
+    to every trial. The folds of every trial run in turn here, in `workers` local processes
+    (None: auto, from the cores and the work), or as Ray tasks (`ray`: a cluster's address,
+    or "auto"); the result is the same."""
     fanout = Fanout(workers, ray).check()
 
     if trials < 1:
@@ -328,7 +329,7 @@ def _run_trials(
                 shown,
             )
 
-    executor = executor_for(fanout, sum(map(len, groups)))
+    executor = executor_for(fanout, [t for g in groups for t in g])
     if not quiet and isinstance(executor, ProcessPool | OnRay):
         log.info("%d trials' folds %s", len(runs), executor.describe(sum(map(len, groups))))
     run_groups(executor, groups, finished=finished, errors="keep")
