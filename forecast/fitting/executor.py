@@ -172,10 +172,21 @@ AUTO = None  # --workers auto: chosen from the cores and the work (choose_worker
 # nottem, 6 folds of 145 batches in 2 processes (435 saved) took 0.79x the time in turn,
 # ausbeer, 3 folds of 280 batches (280 saved) 0.98x: about 0.023 s a batch against 6 s
 POOL_MIN_SAVED_BATCHES = 300
-# A fit of more windows than this already keeps several cores busy (TensorFlow's own
-# threads, batches of 32 and up); fewer leave most cores idle (one op at a time)
-SMALL_FIT_WINDOWS = 1000
-THREADS_PER_LARGE_FIT = 8  # cores a large fit keeps busy (assumed; measured only up to 2)
+# What one worker process holds at its peak: 1.08 GB measured (DAX's folds, 1,860 rows);
+# a pool never has more processes than the available memory holds
+WORKER_BYTES = 1.25 * 2**30
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new processes (Linux's MemAvailable), None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 @dataclass(frozen=True)
@@ -225,29 +236,30 @@ def task_work(task: Work) -> tuple[int, int]:
     return windows, max(-(-windows // cfg.training.batch_size), 1) * epochs
 
 
-def choose_workers(tasks: Sequence[Work], cores: int | None = None) -> tuple[int, str]:
-    """--workers auto: (local processes, why) for these tasks on `cores` cores.
+def choose_workers(
+    tasks: Sequence[Work], cores: int | None = None, memory: int | None = None
+) -> tuple[int, str]:
+    """--workers auto: (local processes, why) for these tasks on `cores` cores with
+    `memory` bytes available (by default this machine's).
 
-    Small fits (few windows leave most cores idle: one op at a time) one process per core;
-    large fits one per THREADS_PER_LARGE_FIT cores, as TensorFlow spreads each over several
-    (on 2 cores a 6-fold backtest of a 1,860-row series took 1.09x the time in 2
-    processes). In turn here when a pool cannot pay for itself: one task, one core, or too
-    few batches saved (POOL_MIN_SAVED_BATCHES)."""
+    One process per core, one TensorFlow thread each (on 2 cores, 6 folds of a 240-row
+    series took 0.79x the time in turn, of a 1,860-row one 0.76x), at most as many as the
+    tasks and as the memory holds (WORKER_BYTES each). In turn here when a pool cannot pay
+    for itself: one task, one core, or too few batches saved (POOL_MIN_SAVED_BATCHES)."""
     cores = cores or os.cpu_count() or 1
+    memory = memory if memory is not None else available_memory()
     if len(tasks) < 2:
         return 1, "one fit"
     if cores < 2:
         return 1, "one core"
-    work = [task_work(task) for task in tasks]
-    widest, batches = max(w for w, _ in work), sum(b for _, b in work)
-    if widest > SMALL_FIT_WINDOWS:
-        workers = min(len(tasks), cores // THREADS_PER_LARGE_FIT)
+    workers = min(len(tasks), cores)
+    why = "one process per core"
+    if memory is not None and memory // WORKER_BYTES < workers:
+        workers = max(int(memory // WORKER_BYTES), 1)
+        why = f"as many processes as {memory / 2**30:.1f} GiB of free memory holds"
         if workers < 2:
-            return 1, f"fits of up to {widest} windows already use the {cores} cores"
-        why = f"fits of up to {widest} windows: {THREADS_PER_LARGE_FIT} cores each"
-    else:
-        workers = min(len(tasks), cores)
-        why = f"small fits ({widest} windows or fewer): one core each"
+            return 1, f"{memory / 2**30:.1f} GiB of free memory holds one process"
+    batches = sum(task_work(task)[1] for task in tasks)
     rounds = -(-len(tasks) // workers)  # tasks one process runs, one after another
     saved = round(batches * (1 - rounds / len(tasks)))
     if saved < POOL_MIN_SAVED_BATCHES:

@@ -39,14 +39,17 @@ def import_tensorflow_quietly() -> None:
 
 
 def configure_worker(threads: int) -> None:
-    """In a worker process (a local pool's or Ray's): only warnings from `forecast`, and
-    TensorFlow's thread pools `threads` wide, set once, before TensorFlow runs anything."""
+    """In a worker process (a local pool's or Ray's): only warnings from `forecast`,
+    TensorFlow's thread pools `threads` wide, and no GPU (each of many processes would
+    claim every GPU's memory; a fanned-out fit is small and runs on its CPU), set once,
+    before TensorFlow runs anything."""
     if _WORKER_THREADS:
         return
     logging.getLogger("forecast").setLevel(logging.WARNING)
     import_tensorflow_quietly()
     import tensorflow as tf  # imported by import_tensorflow_quietly: no cost here
 
+    tf.config.set_visible_devices([], "GPU")
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     _WORKER_THREADS.append(threads)
