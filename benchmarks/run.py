@@ -694,28 +694,73 @@ def bench_backtest_workers(quick: bool) -> None:
     forecast = str(Path(sys.executable).parent / "forecast")
     wanted = ["nottem_monthly"] if quick else ["eustocks_DAX", "nottem_monthly"]
     specs = [s for s in accuracy.series_list(panels=True) if s["name"] in wanted]
-    ways = {"one process": [], "--workers 2": ["--workers", "2"], "--ray auto": ["--ray", "auto"]}
+    ways = {
+        "one process": ["--workers", "1"],
+        "--workers 2": ["--workers", "2"],
+        "--ray auto": ["--ray", "auto"],
+        "the default (--workers auto)": [],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         for spec in specs:
             path = Path(tmp) / f"{spec['name']}.yaml"
             path.write_text(
                 starter_config("univariate", spec["path"], spec["target"], spec["horizon"])
             )
-            seconds = {}
+            seconds, chosen = {}, ""
             for way, options in ways.items():
                 start = time.perf_counter()
-                subprocess.run(
+                done = subprocess.run(
                     [forecast, "backtest", str(path), "--folds", "6", "--seed", "1", "--quiet",
                      "--runs-dir", str(Path(tmp) / "runs"), *options],
-                    capture_output=True, check=True,
+                    capture_output=True, check=True, text=True,
                 )  # fmt: skip
                 seconds[way] = time.perf_counter() - start
-            for way in ("--workers 2", "--ray auto"):
+                report = Path(done.stdout.strip().splitlines()[-1])  # its backtest.json
+                chosen = json.loads(report.read_text())["fanout"]["chosen"]  # the last way's
+            for way in ("--workers 2", "--ray auto", "the default (--workers auto)"):
+                note = f"the whole command, {os.cpu_count()} cores"
+                if way.startswith("the default"):
+                    note += f"; {chosen}"
                 record(
                     f"`forecast backtest --folds 6` of {spec['name']}: one process vs {way}",
-                    round(seconds["one process"], 2), seconds[way], "s",
-                    f"the whole command, {os.cpu_count()} cores",
+                    round(seconds["one process"], 2), seconds[way], "s", note,
                 )  # fmt: skip
+        bench_members(forecast, quick, tmp)
+
+
+def bench_members(forecast: str, quick: bool, tmp: str) -> None:
+    """`forecast train` of a 3-member independent ensemble (nottem, the recommended config,
+    `model.ensemble_fit: independent`) as a command: the members in turn (`--workers 1`)
+    against `--workers 2` and `--ray auto`; the runs agree (tests/test_fanout.py)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import accuracy
+
+    from forecast.workflows.starter import starter_config
+
+    spec = next(s for s in accuracy.series_list() if s["name"] == "nottem_monthly")
+    path = Path(tmp) / "members.yaml"
+    path.write_text(starter_config("univariate", spec["path"], spec["target"], spec["horizon"]))
+    members = ["--set", "model.ensemble=3", "--set", "model.ensemble_fit=independent"]
+    if quick:
+        members += ["--set", "training.epochs=5"]
+    seconds = {}
+    for way, options in {
+        "in turn": ["--workers", "1"], "--workers 2": ["--workers", "2"],
+        "--ray auto": ["--ray", "auto"],
+    }.items():  # fmt: skip
+        start = time.perf_counter()
+        subprocess.run(
+            [forecast, "train", str(path), "--seed", "1", "--quiet", *members,
+             "--runs-dir", str(Path(tmp) / "train"), *options],
+            capture_output=True, check=True,
+        )  # fmt: skip
+        seconds[way] = time.perf_counter() - start
+    for way in ("--workers 2", "--ray auto"):
+        record(
+            f"`forecast train` of nottem_monthly, 3 independent members: in turn vs {way}",
+            round(seconds["in turn"], 2), seconds[way], "s",
+            f"the whole command (held-out and final fits), {os.cpu_count()} cores",
+        )  # fmt: skip
 
 
 def bench_multi_worker(quick: bool) -> None:
