@@ -97,6 +97,13 @@ def test_workers_on_a_joint_ensemble_or_one_model_is_one_line(tmp_path: Path) ->
         "--workers"
     )
     assert not (tmp_path / "runs").exists()  # refused before anything is written
+    # RAY_ADDRESS, as a Ray machine sets it, is used where there are members to fan out and
+    # otherwise left alone: this plain model trains here (nothing answers at that address)
+    plain = runner.invoke(
+        app, ["train", str(joint), "--quiet", "--set", "model.ensemble=1"],
+        env={"RAY_ADDRESS": "127.0.0.1:1"},
+    )  # fmt: skip
+    assert plain.exit_code == 0, plain.output
     bad = runner.invoke(app, ["backtest", str(joint), "--workers", "many"])
     assert bad.exit_code == 2
     assert "give a number of processes or auto, not 'many'" in bad.output

@@ -27,6 +27,7 @@ from forecast.errors import ForecastError
 
 
 def train(
+    ctx: typer.Context,
     config: Annotated[Path, typer.Argument(help="The YAML config file.")],
     runs_dir: RunsDirOpt = Path("runs"),
     set_: SetOpt = None,
@@ -51,12 +52,20 @@ def train(
     setup_logging(quiet)
     from forecast import api
 
-    result = call_api(
-        lambda: api.train(
-            config, runs_dir, set_, seed, quiet, resume=resume, workers=workers, ray=ray
-        ),
-        left=NO_RUN_WRITTEN,
-    )
+    # (Typer bundles its own click: the source is compared by name)
+    from_env = getattr(ctx.get_parameter_source("ray"), "name", "") == "ENVIRONMENT"
+
+    def run() -> Any:
+        given = ray
+        if from_env:  # RAY_ADDRESS of a Ray machine: used where there are members to fan out
+            from forecast.fitting.members import independent
+
+            given = ray if independent(api.load(config, set_, seed)) else None
+        return api.train(
+            config, runs_dir, set_, seed, quiet, resume=resume, workers=workers, ray=given
+        )
+
+    result = call_api(run, left=NO_RUN_WRITTEN)
     if result.run_dir is None:  # a multi-worker run's other worker: the chief prints
         typer.echo(f"worker {result.worker}: done; worker 0 wrote the run", err=True)
         return

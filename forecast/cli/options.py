@@ -63,8 +63,9 @@ WorkersOpt = Annotated[
         "--workers",
         parser=_workers,
         metavar="N|auto",
-        help="Independent fits in this many local processes (the cores shared out); auto: "
-        "chosen from the cores and the work, and recorded.",
+        show_default=False,
+        help="Independent fits in this many local processes (the cores shared out); auto "
+        "(the default): chosen from the cores and the work, and recorded.",
     ),
 ]
 RayOpt = Annotated[
