@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pytest
 
-from forecast.errors import DataError
-from forecast.fitting.executor import Result, run_groups
+from forecast.errors import DataError, RunError
+from forecast.fitting.executor import ProcessPool, Result, run_groups
 from forecast.fitting.task import FitOutcome, FitTask
 
 
@@ -72,3 +75,44 @@ def test_a_failed_task_is_kept_in_its_group_or_stops_the_run():
         # in order, group 0 had ended (and was given back) before task 1 of group 1
         # failed; last first, it had not
         assert finished == before
+
+
+@dataclass(frozen=True)
+class Sleeper:
+    """A unit of work for a real pool: sleeps `seconds`, or with `die` ends its process as
+    the kernel's out-of-memory killer would."""
+
+    seconds: float
+    die: bool = False
+    number: int = 1
+    label: str = "sleeper"
+
+    def run(self, compiled: Any = None) -> float:
+        if self.die:
+            os._exit(137)
+        time.sleep(self.seconds)
+        return self.seconds
+
+
+@pytest.mark.slow  # two spawned workers import TensorFlow
+def test_ctrl_c_ends_the_fits_still_running_in_a_pool_at_once() -> None:
+    """The first fit ends, the caller is interrupted: the other worker's 120 s fit is ended
+    then, not waited for."""
+
+    def interrupt(i: int, result: Any) -> None:
+        raise KeyboardInterrupt
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        ProcessPool(2).run([Sleeper(0.1), Sleeper(120)], done=interrupt)  # type: ignore[list-item]
+    assert time.monotonic() - started < 60
+
+
+@pytest.mark.slow  # a spawned worker imports TensorFlow
+def test_a_worker_killed_by_the_kernel_is_a_one_line_run_error() -> None:
+    with pytest.raises(RunError) as failed:
+        ProcessPool(2).run([Sleeper(0, die=True), Sleeper(0.1)])  # type: ignore[list-item]
+    assert str(failed.value) == (
+        "a worker process died while 2 fitted at once (the machine may be out of memory): "
+        "run again with fewer --workers, or --workers 1"
+    )

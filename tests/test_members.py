@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -132,30 +133,49 @@ def test_workers_auto_is_chosen_from_the_cores_and_the_work(tasks_of) -> None:
     # 400 rows, 40 of them validation: 360 - 10 windows; 11 batches of 32 x 20 epochs
     small = tasks_of(3, 400)
     assert task_work(small[0]) == (350, 220)
-    assert choose_workers(small[:1], cores=8, memory=64 * gib) == (1, "one fit")
-    assert choose_workers(small, cores=1, memory=64 * gib) == (1, "one core")
+    assert choose_workers(small[:1], cores=8, memory=64 * gib, gpu=False) == (1, "one fit")
+    assert choose_workers(small, cores=1, memory=64 * gib, gpu=False) == (1, "one core")
     # 2 processes for 2 or 3 fits save 1 fit's batches (220): less than starting them costs
-    assert choose_workers(small[:2], cores=2, memory=64 * gib) == (
+    assert choose_workers(small[:2], cores=2, memory=64 * gib, gpu=False) == (
         1,
         "2 processes would save 220 of 440 expected batches, too few to repay starting them",
     )
-    assert choose_workers(small, cores=2, memory=64 * gib)[0] == 1
+    assert choose_workers(small, cores=2, memory=64 * gib, gpu=False)[0] == 1
     more = tasks_of(4, 400)  # 2 processes for 4 fits: 2 in turn each, 440 batches saved
-    assert choose_workers(more, cores=2, memory=64 * gib) == (2, "one process per core")
-    assert choose_workers(small, cores=8, memory=64 * gib) == (3, "one process per core")
+    assert choose_workers(more, cores=2, memory=64 * gib, gpu=False) == (2, "one process per core")
+    assert choose_workers(small, cores=8, memory=64 * gib, gpu=False) == (3, "one process per core")
     # each process holds up to 1.25 GiB: 3 GiB free holds 2 of them, 1 GiB none beside this
-    assert choose_workers(more, cores=8, memory=3 * gib) == (
+    assert choose_workers(more, cores=8, memory=3 * gib, gpu=False) == (
         2,
         "as many processes as 3.0 GiB of free memory holds",
     )
-    assert choose_workers(more, cores=8, memory=gib) == (
+    assert choose_workers(more, cores=8, memory=gib, gpu=False) == (
         1,
         "1.0 GiB of free memory holds one process",
     )
+    # fits that use a GPU, or span devices or workers themselves, run one after another
+    assert choose_workers(more, cores=8, memory=64 * gib, gpu=True) == (1, "a GPU")
+    mirrored = [
+        replace(
+            t,
+            config=t.config.model_copy(
+                update={"training": t.config.training.model_copy(update={"distribute": "mirrored"})}
+            ),
+        )
+        for t in more
+    ]
+    assert choose_workers(mirrored, cores=8, memory=64 * gib, gpu=False) == (
+        1,
+        "training.distribute: mirrored",
+    )
+    # a fold of an independent ensemble of 3 is 3 fits
+    model = small[0].config.model.model_copy(update={"ensemble": 3, "ensemble_fit": "independent"})
+    three = replace(small[0], config=small[0].config.model_copy(update={"model": model}))
+    assert task_work(three) == (350, 660)
     # 2,000 rows: 1,790 windows a fit, 56 batches x 20 epochs: worth 2 processes for 2 fits
     large = tasks_of(2, 2000)
     assert task_work(large[0]) == (1790, 1120)
-    assert choose_workers(large, cores=2, memory=64 * gib) == (2, "one process per core")
+    assert choose_workers(large, cores=2, memory=64 * gib, gpu=False) == (2, "one process per core")
 
 
 def test_an_interrupted_ensemble_keeps_its_finished_members_and_resumes(tmp_path: Path) -> None:

@@ -60,7 +60,9 @@ def train(
         if from_env:  # RAY_ADDRESS of a Ray machine: used where there are members to fan out
             from forecast.fitting.members import independent
 
-            given = ray if independent(api.load(config, set_, seed)) else None
+            cfg = api.load(config, set_, seed)
+            fans_out = independent(cfg) and cfg.training.distribute == "none"
+            given = ray if fans_out else None
         return api.train(
             config, runs_dir, set_, seed, quiet, resume=resume, workers=workers, ray=given
         )

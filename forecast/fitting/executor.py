@@ -22,17 +22,18 @@ import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any, Literal, Protocol
 
 from forecast.data.reading import Panel
 from forecast.data.windows import row_count
-from forecast.errors import ConfigError, ForecastError
+from forecast.errors import ConfigError, ForecastError, RunError
 from forecast.fitting.fit import SHARED, expected_epochs
-from forecast.fitting.members import MemberTask
+from forecast.fitting.members import MemberTask, independent
 from forecast.fitting.onray import OnRay, check_reachable, head_address, import_ray
-from forecast.fitting.task import Done, Work
+from forecast.fitting.task import Done, FitTask, Work
 from forecast.model.tf_setup import configure_worker
 
 log = logging.getLogger("forecast")
@@ -123,7 +124,7 @@ class ProcessPool:
     def threads(self, tasks: int) -> tuple[int, int]:
         """(processes, threads each) for `tasks` tasks on this machine."""
         workers = min(self.workers, tasks)
-        return workers, max(1, (os.cpu_count() or 1) // workers)
+        return workers, max(1, usable_cores() // workers)
 
     def run(
         self,
@@ -143,8 +144,14 @@ class ProcessPool:
             running = {pool.submit(run_work, task): i for i, task in enumerate(tasks)}
             try:
                 self._collect(running, results, done, errors)
+            except BrokenProcessPool:  # a worker killed (by the kernel: out of memory)
+                _stop(pool)
+                raise RunError(
+                    f"a worker process died while {workers} fitted at once (the machine may be "
+                    "out of memory): run again with fewer --workers, or --workers 1"
+                ) from None
             except BaseException:  # Ctrl-C, or a failed task: the rest are not wanted
-                pool.shutdown(wait=False, cancel_futures=True)
+                _stop(pool)
                 raise
         return [results[i] for i in range(len(tasks))]
 
@@ -164,6 +171,15 @@ class ProcessPool:
                 done(i, results[i])
 
 
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Cancel the queued tasks and end the running ones now (leaving the pool would wait
+    for them to finish)."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    processes = getattr(pool, "_processes", None) or {}  # pid -> process (CPython's pool)
+    for process in list(processes.values()):
+        process.terminate()
+
+
 AUTO = None  # --workers auto: chosen from the cores and the work (choose_workers)
 # A pool pays for starting its processes (TensorFlow's import in each, every model shape
 # traced again) only when it saves more than this many expected training batches (the
@@ -177,16 +193,55 @@ POOL_MIN_SAVED_BATCHES = 300
 WORKER_BYTES = 1.25 * 2**30
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available to new processes (Linux's MemAvailable), None if unknown."""
+def _read(path: str) -> str | None:
     try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+        with open(path, encoding="ascii") as file:
+            return file.read()
     except OSError:
-        pass
-    return None
+        return None
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new processes: Linux's MemAvailable, or less where a
+    container's limit (cgroup v2 memory.max) leaves less; None if unknown."""
+    found = None
+    for line in (_read("/proc/meminfo") or "").splitlines():
+        if line.startswith("MemAvailable:"):
+            found = int(line.split()[1]) * 1024
+    limit, used = _read("/sys/fs/cgroup/memory.max"), _read("/sys/fs/cgroup/memory.current")
+    if limit and used and limit.strip().isdecimal() and used.strip().isdecimal():
+        left = int(limit) - int(used)
+        found = left if found is None else min(found, left)
+    return found
+
+
+def usable_cores() -> int:
+    """The cores this process may use: its CPU affinity, or less where a container's quota
+    (cgroup v2 cpu.max) allows less."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    quota = (_read("/sys/fs/cgroup/cpu.max") or "max").split()
+    if len(quota) == 2 and quota[0].isdecimal() and quota[1].isdecimal():
+        cores = min(cores, max(int(quota[0]) // int(quota[1]), 1))
+    return cores
+
+
+def gpu_present() -> bool:
+    """This machine has an NVIDIA GPU that TensorFlow would use (its device files), unless
+    CUDA_VISIBLE_DEVICES hides every one; judged without importing TensorFlow."""
+    hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if hidden is not None and hidden.strip() in ("", "-1"):
+        return False
+    return any(name[6:].isdecimal() for name in _listdir("/dev") if name.startswith("nvidia"))
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
 
 
 @dataclass(frozen=True)
@@ -197,6 +252,10 @@ class Fanout:
 
     workers: int | None = 1
     ray: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.workers == "auto":  # as the CLI writes it
+            object.__setattr__(self, "workers", AUTO)
 
     def check(self) -> Fanout:
         """The user errors of --workers and --ray, before anything runs."""
@@ -233,23 +292,33 @@ def task_work(task: Work) -> tuple[int, int]:
     epochs = expected_epochs(cfg.training)
     if isinstance(task, MemberTask) and task.epochs is not None:
         epochs = task.epochs
-    return windows, max(-(-windows // cfg.training.batch_size), 1) * epochs
+    fits = cfg.model.ensemble if isinstance(task, FitTask) and independent(cfg) else 1
+    return windows, max(-(-windows // cfg.training.batch_size), 1) * epochs * fits
 
 
 def choose_workers(
-    tasks: Sequence[Work], cores: int | None = None, memory: int | None = None
+    tasks: Sequence[Work],
+    cores: int | None = None,
+    memory: int | None = None,
+    gpu: bool | None = None,
 ) -> tuple[int, str]:
     """--workers auto: (local processes, why) for these tasks on `cores` cores with
-    `memory` bytes available (by default this machine's).
+    `memory` bytes available and a GPU or not (by default this machine's).
 
     One process per core, one TensorFlow thread each (on 2 cores, 6 folds of a 240-row
     series took 0.79x the time in turn, of a 1,860-row one 0.76x), at most as many as the
     tasks and as the memory holds (WORKER_BYTES each). In turn here when a pool cannot pay
     for itself: one task, one core, or too few batches saved (POOL_MIN_SAVED_BATCHES)."""
-    cores = cores or os.cpu_count() or 1
+    cores = cores or usable_cores()
     memory = memory if memory is not None else available_memory()
+    gpu = gpu_present() if gpu is None else gpu
     if len(tasks) < 2:
         return 1, "one fit"
+    spread = {t.config.training.distribute for t in tasks} - {"none"}
+    if spread:  # each fit spans devices or workers itself
+        return 1, f"training.distribute: {spread.pop()}"
+    if gpu:  # the fits train on it here, one after another (a worker process sees no GPU)
+        return 1, "a GPU"
     if cores < 2:
         return 1, "one core"
     workers = min(len(tasks), cores)
@@ -274,6 +343,8 @@ def executor_for(fanout: int | Fanout, tasks: Sequence[Work]) -> Executor:
     """On Ray with `ray`, else in this process for 1 worker (or 1 task), else a pool of
     `workers` processes (auto: choose_workers). Its `record()` says where and why."""
     fanout = fanout if isinstance(fanout, Fanout) else Fanout(fanout)
+    if not tasks:
+        return InProcess("nothing to fit")
     if fanout.ray:
         return OnRay(fanout.ray)
     if fanout.workers is AUTO:

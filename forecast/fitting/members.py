@@ -70,8 +70,10 @@ class MemberTask:
     def run(self, compiled: Compiled | None = None) -> MemberFit:
         said = log.level
         log.setLevel(logging.ERROR)  # the data's warnings: the command said them once
+        one = self.config.model.model_copy(update={"ensemble": 1})  # what this task trains
         try:
-            panel = prepare_panel(self.config, as_panel(self.data), back=self.back)
+            config = self.config.model_copy(update={"model": one})
+            panel = prepare_panel(config, as_panel(self.data), back=self.back)
         finally:
             log.setLevel(said)
         return fit_member(panel.combined, self.number - 1, self.epochs, compiled=compiled)
@@ -212,7 +214,9 @@ def merged_result(fits: Sequence[MemberFit]) -> FitResult:
     for epoch in range(longest):
         rows = [f.result.history[epoch] for f in fits if epoch < len(f.result.history)]
         keys = [k for k in rows[0] if all(k in r for r in rows)]
-        history.append({k: float(np.mean([r[k] for r in rows])) for k in keys})
+        history.append(
+            {k: rows[0][k] if k == "epoch" else float(np.mean([r[k] for r in rows])) for k in keys}
+        )
     return FitResult(
         history=history,
         seconds=sum(f.result.seconds for f in fits),

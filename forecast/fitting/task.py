@@ -94,7 +94,10 @@ def run_task(task: FitTask, compiled: Compiled | None = None) -> FitOutcome:
         prepared.config.data.inputs,
         config.data.targets,
     )  # calendar: auto made concrete
-    forecaster = compiled.forecaster(model, inputs, targets)
+    if independent(prepared.config):  # a new model each fold: not kept for reuse
+        forecaster = Forecaster(model, inputs, targets)
+    else:
+        forecaster = compiled.forecaster(model, inputs, targets)
     return _score(task, config, panel, prepared, forecaster, started)
 
 

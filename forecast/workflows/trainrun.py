@@ -150,6 +150,11 @@ def _fitted_model(
     checkpoint = Checkpoint(partial / "backup")
     board = partial / "tensorboard" / "held_out" if prepared.config.training.tensorboard else None
     if independent(prepared.config):
+        if board is not None:
+            log.warning(
+                "training.tensorboard: an independent ensemble's members write no TensorBoard "
+                "logs (each is its own fit); its history.csv and loss.png hold their mean"
+            )
         model, result, info = members.fit(prepared, quiet, partial=partial)
     else:
         model, result, info = fit(
