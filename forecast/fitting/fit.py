@@ -152,18 +152,7 @@ def fit(
         trained, model = slot.trained, slot.model
     else:
         with scope:
-            data = cfg.data
-            trained, model = build_models(
-                cfg.model,
-                cfg.window.input_steps,
-                len(data.inputs),
-                cfg.window.output_steps,
-                len(data.targets),
-                unroll=unroll,
-                target_features=data.target_features,
-                season=prepared.season,
-                known_inputs=len(data.inputs) - len(data.features),  # calendar columns
-            )
+            trained, model = models_for(prepared, unroll)
             compile_model(trained, cfg.training, steps_per_epoch=batches, jit=jit)
         if compiled is not None and checkpoint_dir is None and strategy["replicas"] == 1:
             trained.optimizer.build(trained.trainable_variables)
@@ -218,6 +207,23 @@ def fit(
     }
     info = {"timings": timings, "strategy": strategy, "unroll": unroll, "jit_compile": jit}
     return model, fitted, info
+
+
+def models_for(prepared: Prepared, unroll: bool) -> tuple[Any, Any]:
+    """The untrained (model to train, model that forecasts) of `prepared`'s config, data
+    and season (model.build.build_models)."""
+    cfg, data = prepared.config, prepared.config.data
+    return build_models(
+        cfg.model,
+        cfg.window.input_steps,
+        len(data.inputs),
+        cfg.window.output_steps,
+        len(data.targets),
+        unroll=unroll,
+        target_features=data.target_features,
+        season=prepared.season,
+        known_inputs=len(data.inputs) - len(data.features),  # calendar columns
+    )
 
 
 def fit_final(

@@ -29,9 +29,8 @@ from forecast.data.panel import as_panel, prepare_panel
 from forecast.data.prepare import Prepared
 from forecast.data.reading import Panel, Series
 from forecast.fitting.callbacks import FitResult
-from forecast.fitting.fit import Compiled, fit, fit_final
+from forecast.fitting.fit import Compiled, fit, fit_final, models_for
 from forecast.fitting.training import seed_everything
-from forecast.model.build import build_models
 
 log = logging.getLogger("forecast")
 
@@ -233,18 +232,7 @@ def _untrained(prepared: Prepared) -> Any:
 
 def _build(prepared: Prepared) -> Any:
     """`prepared`'s forecasting model with looped layers, untrained."""
-    cfg, data = prepared.config, prepared.config.data
-    return build_models(
-        cfg.model,
-        cfg.window.input_steps,
-        len(data.inputs),
-        cfg.window.output_steps,
-        len(data.targets),
-        unroll=False,
-        target_features=data.target_features,
-        season=prepared.season,
-        known_inputs=len(data.inputs) - len(data.features),
-    )[1]
+    return models_for(prepared, unroll=False)[1]
 
 
 def combine(prepared: Prepared, fits: Sequence[MemberFit]) -> Any:
