@@ -19,8 +19,8 @@ from forecast import api
 from forecast.cli.app import app
 from forecast.config.file import load_config
 from forecast.data.panel import read_data
-from forecast.fitting.placement import choose_workers, task_work
 from forecast.fitting.members import member_seed
+from forecast.fitting.placement import choose_workers, task_work
 from forecast.fitting.task import FitTask
 from forecast.runs.read import load_model
 
