@@ -519,7 +519,7 @@ def bench_cli() -> None:
 def bench_serve(requests: int) -> None:
     """`forecast serve` on the shipped univariate config (trained for 1 epoch): one-origin
     forecasts over real HTTP from another process's threads, requests/s and p50/p99
-    latency, sequential and 8 at a time; against one `forecast predict` command per
+    latency, sequential, 8 and 50 at a time; against one `forecast predict` command per
     forecast, the way without a server."""
     import socket
     import urllib.request
@@ -572,7 +572,7 @@ def bench_serve(requests: int) -> None:
                     time.sleep(0.2)
             for _ in range(20):
                 one()  # warm-up: the forecasting function is traced on the first request
-            for workers in (1, 8):
+            for workers in (1, 8, 50):
                 start = time.perf_counter()
                 with ThreadPoolExecutor(workers) as pool:
                     latencies = sorted(pool.map(lambda _: one(), range(requests)))

@@ -157,6 +157,40 @@ def test_fifty_concurrent_requests(server) -> None:
     np.testing.assert_allclose(only, expected["sales"])
 
 
+def test_concurrent_requests_of_different_histories_each_get_their_own_forecast(
+    server, tmp_path: Path
+) -> None:
+    """24 requests at once, each its own history, half of them past the trained horizon
+    (recursive, compiled with XLA): they share batched model calls, and each gets the
+    numbers a forecast of its history alone gives (to float rounding)."""
+    from forecast.data.reading import read_series
+    from forecast.workflows.predictor import Predictor
+
+    base, run_dir, _, _, _ = server
+    alone = Predictor(run_dir)  # no sharing: one history at a time
+    cases = []
+    for i in range(24):
+        history = write_csv(tmp_path / f"h{i}.csv", monthly_frame(130, seed=10 + i).tail(20 + i))
+        horizon = 3 if i % 2 else 7
+        series = read_series(alone.config.data, path=history)
+        expected, _ = alone.forecast(series, horizon)
+        cases.append((history.read_bytes(), horizon, expected))
+
+    def ask(case: tuple) -> tuple:
+        body, horizon, _ = case
+        return request(f"{base}/forecast?horizon={horizon}", body, "text/csv")
+
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        answers = list(pool.map(ask, cases))
+    for (status, answer), (_, horizon, expected) in zip(answers, cases, strict=True):
+        assert status == 200, answer
+        got = pd.DataFrame(answer["forecast"])
+        assert len(got) == horizon and list(got["date"]) == list(expected["date"])
+        np.testing.assert_allclose(
+            got.drop(columns="date"), expected.drop(columns="date"), rtol=1e-5
+        )
+
+
 def test_bad_requests_get_one_line_and_the_server_keeps_serving(server) -> None:
     base, _, history, _, _ = server
     rows = pd.read_csv(history).to_dict(orient="records")

@@ -123,11 +123,17 @@ class Forecaster:
             return np.empty((0, steps, self.n_targets), dtype=np.float32)
         return np.concatenate(out)[:, :steps, :]  # (B, steps, K)
 
+    def jit_for(self, steps: int, origins: int) -> bool:
+        """Whether a call for `origins` windows and `steps` steps runs its loop with XLA
+        (jit=None's choice): recursive forecasts, or much work."""
+        calls = math.ceil(steps / self.output_steps)
+        return calls > 1 or origins * self.input_steps >= JIT_MIN_WORK
+
     def _loop(self, steps: int, origins: int, jit: bool | None) -> Any:
         check_steps(self.features, self.targets, self.output_steps, steps)
         calls = math.ceil(steps / self.output_steps)
         if jit is None:
-            jit = calls > 1 or origins * self.input_steps >= JIT_MIN_WORK
+            jit = self.jit_for(steps, origins)
         key = (calls, jit)
         if key not in self._compiled:
             self._compiled[key] = _compile_loop(

@@ -21,6 +21,7 @@ from forecast.data.scaling import Scaler
 from forecast.data.timesteps import future_index, time_labels
 from forecast.data.transforms import apply_transform, transform_lag
 from forecast.errors import ConfigError, DataError, RunError
+from forecast.forecasting.batching import SharedCalls
 from forecast.forecasting.forecaster import Forecaster, check_steps
 from forecast.forecasting.intervals import Calibration, label
 from forecast.interrupts import tensorflow_work
@@ -39,6 +40,7 @@ class Predictor:
         data = opened.config.data
         self.run, self.config, self.info = opened.path, opened.config, opened.info
         self.model_path = opened.model_path
+        self.shared: SharedCalls | None = None  # set by share_model_calls()
         # a scaler and intervals per series: a long table's by id, one series' under None
         if data.id_column is not None:
             self.scalers: dict[SeriesId, Scaler] = read.load_panel_scalers(
@@ -54,6 +56,11 @@ class Predictor:
         calibration = read.load_intervals(opened.path)
         self.scalers = {None: scaler}
         self.calibrations = {} if calibration is None else {None: calibration}
+
+    def share_model_calls(self) -> None:
+        """From now on, concurrent forecasts (serve's requests, each in its own thread)
+        share batched model calls (forecasting.batching); the model is loaded now."""
+        self.shared = SharedCalls(self.forecaster)
 
     @property
     def scaler(self) -> Scaler:
@@ -122,7 +129,8 @@ class Predictor:
         # one batched model call for every series: each history is exactly one window
         steps_in = self.config.window.input_steps
         windows = np.stack([h.features[-steps_in:] for h in histories.values()])  # (N, L, F)
-        scaled = self.forecaster(windows, steps)  # (N, steps, K)
+        call = self.shared if self.shared is not None else self.forecaster
+        scaled = call(windows, steps)  # (N, steps, K)
         for n, (sid, history) in enumerate(histories.items()):
             series = panel.members[sid]
             last = np.array([len(history.scaled) - 1])

@@ -16,8 +16,9 @@ query parameter of the same type. The endpoint reads the body itself: FastAPI's 
 reads it whole with no size or time limit, and as JSON only (a CSV body is the history alone).
 A bad request gets a 4xx with {"error": one line naming the field or column}, an
 internal error a 500 with one line (its traceback goes to stderr), and the server keeps
-serving. Forecasts run in a worker thread, one at a time per model (a lock), so the
-event loop keeps answering while one is computed.
+serving. Each forecast runs in a worker thread, so the event loop keeps answering while
+one is computed; requests that arrive together share batched model calls
+(forecast.forecasting.batching), each answered with the numbers it would get alone.
 
 A client that does not send its whole body within BODY_TIMEOUT seconds (the environment
 variable FORECAST_SERVE_BODY_TIMEOUT, if set) gets a 408 and is dropped; one that connects
@@ -39,7 +40,6 @@ import os
 import re
 import socket
 import sys
-import threading
 from typing import TYPE_CHECKING, Annotated, Any
 
 import pandas as pd
@@ -199,7 +199,8 @@ def create_app(
     body must arrive within `body_seconds`."""
     name = predictor.run.name
     info = run_info(predictor)
-    lock = threading.Lock()
+    if predictor.shared is None:
+        predictor.share_model_calls()  # concurrent requests: batched model calls
     # no docs pages, and so no schema either: /info says what to send
     app = FastAPI(title="forecast", version="1", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -269,8 +270,7 @@ def create_app(
                 str(exc),
             )
             raise BadRequest(400, message) from None
-        with lock:
-            frame, warnings = predictor.forecast(series, horizon, asked_as="horizon={}")
+        frame, warnings = predictor.forecast(series, horizon, asked_as="horizon={}")
         return {"run": name, "forecast": records(frame), "warnings": warnings}
 
     @app.post("/forecast")
