@@ -60,10 +60,8 @@ def _resume_point(partial: Path) -> str:
     why itself)."""
     if (partial / "fit.json").is_file():  # read (and checked) once, when the run loads it
         return "after training had ended (finishing the run)"
-    if (partial / write.MEMBERS).is_dir():
-        return (
-            f"with {len(list((partial / write.MEMBERS).glob('*.json')))} ensemble member(s) trained"
-        )
+    if write.members_kept(partial):
+        return f"with {write.members_kept(partial)} ensemble member(s) trained"
     try:
         done = Checkpoint(partial / "backup").epochs_done()
     except (OSError, ValueError, KeyError):  # a damaged snapshot
