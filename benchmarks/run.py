@@ -513,6 +513,65 @@ def bench_cli() -> None:
         )
 
 
+# --------------------------------------------------------------------------- predict
+
+
+def bench_predict() -> None:
+    """`forecast predict` as a script or a scheduled job runs it: a new process per forecast,
+    on the shipped univariate config trained for one epoch (with its final fit), the next 10
+    trading days from the last 200 rows. The reference is TensorFlow's path as it was before
+    model.onnx: the same command with the onnx extra hidden (its modules set to None, which
+    is what `importlib.util.find_spec` reports for a package not installed). Then the first
+    predict of the run (TensorFlow, and model.onnx written), and later ones (onnxruntime)."""
+    import pandas as pd
+
+    from forecast import api
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = api.train(
+            ROOT / "configs" / "univariate.yaml", runs_dir=tmp, overrides=["training.epochs=1"],
+            quiet=True,
+        ).run_dir  # fmt: skip
+        tail = Path(tmp) / "recent.csv"
+        pd.read_csv(ROOT / "data" / "msft_daily.csv").tail(200).to_csv(tail, index=False)
+        argv = ["forecast", "predict", "--run", str(run_dir), "--csv", str(tail), "--horizon",
+                "10", "--output", str(Path(tmp) / "f.csv")]  # fmt: skip
+
+        def command(hide_onnx: bool) -> list[str]:
+            hidden = "sys.modules['onnxruntime'] = sys.modules['tf2onnx'] = None\n"
+            code = (
+                "import sys\n" + (hidden if hide_onnx else "")
+                + f"sys.argv = {argv!r}\nfrom forecast.cli.app import main\nmain()\n"
+            )  # fmt: skip
+            return [sys.executable, "-c", code]
+
+        def run(args: list[str], before=None) -> float:
+            def once() -> None:
+                if before is not None:
+                    before()
+                subprocess.run(args, capture_output=True, check=True)
+
+            return timed(once, repeat=3)
+
+        artifact = run_dir / "model.onnx"
+        keras_path = run(command(hide_onnx=True))
+        assert not artifact.exists()
+        first = run(command(hide_onnx=False), before=lambda: artifact.unlink(missing_ok=True))
+        later = run(command(hide_onnx=False))
+        keras_mb = peak_rss_mb(command(hide_onnx=True), ROOT)
+        later_mb = peak_rss_mb(command(hide_onnx=False), ROOT)
+        case = "`forecast predict --horizon 10`, a new process, univariate LSTM run"
+        record(
+            f"{case}: TensorFlow path vs the first predict (TensorFlow, then model.onnx kept)",
+            keras_path, first, "s", "target: the first within today's 6-9 s",
+        )  # fmt: skip
+        record(
+            f"{case}: TensorFlow path vs later predicts (model.onnx, onnxruntime)",
+            keras_path, later, "s",
+            f"target: at most 2.5 s; peak memory {later_mb:.0f} MB vs {keras_mb:.0f} MB",
+        )  # fmt: skip
+
+
 # --------------------------------------------------------------------------- serving
 
 
@@ -884,7 +943,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         help="run one group: cli, windowing, forecasting, training, batch, memory, backtest, "
-        "ensemble, serve, workers, multi_worker, many_series",
+        "ensemble, predict, serve, workers, multi_worker, many_series",
     )
     args = parser.parse_args()
     quick = args.quick
@@ -907,6 +966,7 @@ def main() -> None:
         "memory": lambda: bench_memory(100_000 if quick else 1_000_000),
         "backtest": lambda: bench_backtest(quick),
         "ensemble": lambda: bench_ensemble(quick),
+        "predict": bench_predict,
         "serve": lambda: bench_serve(100 if quick else 1000),
         "workers": lambda: bench_backtest_workers(quick),
         "multi_worker": lambda: bench_multi_worker(quick),

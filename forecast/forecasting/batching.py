@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from forecast.forecasting.forecaster import Forecaster
+from forecast.forecasting.portable import PortableForecaster
 
 MAX_ROWS = 1024  # windows in one shared call
 
@@ -42,7 +43,7 @@ class _Call:
 class SharedCalls:
     """`forecaster(windows, steps)` for many threads at once, through shared batches."""
 
-    def __init__(self, forecaster: Forecaster) -> None:
+    def __init__(self, forecaster: Forecaster | PortableForecaster) -> None:
         self.forecaster = forecaster
         self.calls = 0  # model calls made (for tests and benchmarks)
         self._waiting: list[_Call] = []

@@ -162,6 +162,7 @@ def discard(partial: Path) -> None:
     shutil.rmtree(partial, ignore_errors=True)
 
 
+PORTABLE_MODEL = "model.onnx"  # model.keras as ONNX, kept by the first predict
 REQUIRED_FILES = ("config.yaml", "model.keras", "scaler.json", "run.json", "metrics.json")
 FIGURES = ("test_forecast.png", "loss.png", "forecast.png", "series_mase.png")
 RUN_FILES = (
@@ -175,6 +176,7 @@ RUN_FILES = (
     "report.html",
     "backtest.json",
     "backtest.png",
+    PORTABLE_MODEL,
     "held_out.keras",
     "fit.json",
     "final.json",

@@ -141,7 +141,7 @@ def export_run(
     _check_output(out, fmt, predictor.run, Path(predictor.config.data.path))
     if fmt == "onnx":
         _require_onnx()
-    model = predictor.forecaster.model
+    model = predictor.keras_model
     if fmt != "saved_model":
         # a looping recurrent layer needs TensorFlow's tensor-list ops, which TFLite has only
         # as Select TF ops (the Flex delegate, not in the pip package's interpreter);

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,9 @@ from forecast.errors import ConfigError, DataError, RunError
 from forecast.forecasting.batching import SharedCalls
 from forecast.forecasting.forecaster import Forecaster, check_steps
 from forecast.forecasting.intervals import Calibration, label
+from forecast.forecasting.portable import PortableForecaster, open_portable
 from forecast.interrupts import tensorflow_work
+from forecast.model import portable
 from forecast.model.tf_setup import import_tensorflow_quietly
 from forecast.runs import atomic, layout, read, write
 
@@ -33,13 +36,21 @@ log = logging.getLogger("forecast")
 
 class Predictor:
     """A finished run loaded once: its config, scaler, model and intervals. `forecast(series,
-    steps)` gives what `predict` writes; `forecast serve` answers every request with one."""
+    steps)` gives what `predict` writes; `forecast serve` answers every request with one.
 
-    def __init__(self, run: str | Path | None, runs_dir: str | Path = "runs") -> None:
+    `runtime="auto"` (predict's) forecasts with the run's model.onnx where it has one that
+    belongs to its model (forecast.forecasting.portable: no TensorFlow imported), else with
+    Keras; `keep_portable()` then writes model.onnx for the next time. `"tensorflow"` always
+    loads the Keras model (export wraps it; serve keeps its batched, compiled calls)."""
+
+    def __init__(
+        self, run: str | Path | None, runs_dir: str | Path = "runs", runtime: str = "tensorflow"
+    ) -> None:
         opened = read.open_run(layout.resolve_run(run, runs_dir))
         data = opened.config.data
         self.run, self.config, self.info = opened.path, opened.config, opened.info
         self.model_path = opened.model_path
+        self.runtime = runtime
         self.shared: SharedCalls | None = None  # set by share_model_calls()
         # a scaler and intervals per series: a long table's by id, one series' under None
         if data.id_column is not None:
@@ -68,14 +79,72 @@ class Predictor:
         return self.scalers[None]
 
     @functools.cached_property
-    def forecaster(self) -> Forecaster:
+    def forecaster(self) -> Forecaster | PortableForecaster:
         """The model, loaded (safe mode) on first use: a bad history CSV is reported before
         TensorFlow is imported; `serve` touches it at start, so it is loaded once."""
-        import_tensorflow_quietly()
-
         data = self.config.data
+        if self.runtime == "auto":
+            session = open_portable(self.portable_path, self.model_sha256, self.network_shape)
+            if session is not None:
+                return PortableForecaster(session, data.inputs, data.targets)
+        import_tensorflow_quietly()
         model = read.load_model(self.model_path, self.config)
         return Forecaster(model, data.inputs, data.targets)
+
+    @property
+    def keras_model(self) -> Any:
+        """The Keras model (what export wraps): a Predictor of runtime "tensorflow" has it."""
+        forecaster = self.forecaster
+        if not isinstance(forecaster, Forecaster):
+            raise RunError(
+                f"{self.run}: this Predictor runs model.onnx; open it with runtime "
+                "'tensorflow' for the Keras model"
+            )
+        return forecaster.model
+
+    @property
+    def portable_path(self) -> Path:
+        return self.run / layout.PORTABLE_MODEL
+
+    @functools.cached_property
+    def model_sha256(self) -> str:
+        return portable.file_sha256(self.model_path)
+
+    @property
+    def network_shape(self) -> tuple[int, int, int, int]:
+        """(L, F, h, K): input steps and columns, steps and targets of one model call."""
+        window, data = self.config.window, self.config.data
+        return window.input_steps, len(data.inputs), window.output_steps, len(data.targets)
+
+    def keep_portable(self) -> None:
+        """After a forecast by Keras: write model.onnx (checked against the Keras model, see
+        forecast.model.portable) so that the next `predict` of this run skips TensorFlow.
+        Never an error: without the onnx extra, or where it cannot be written, it says why
+        and the run stays as it was."""
+        forecaster = self.forecaster
+        if self.runtime != "auto" or not isinstance(forecaster, Forecaster):
+            return
+        if not portable.can_write():
+            log.debug("model.onnx not written: the onnx extra is not installed")
+            return
+        with tensorflow_work():
+            data, why = portable.portable_bytes(forecaster.model, self.model_sha256)
+        if data is None:
+            log.info("%s not written (%s): predict keeps using TensorFlow", self.portable_path, why)
+            return
+        try:
+            atomic.write_atomic(self.portable_path, lambda tmp: tmp.write_bytes(data))
+        except OSError as exc:
+            log.info(
+                "%s not written (%s): predict keeps using TensorFlow",
+                self.portable_path,
+                exc.strerror,
+            )
+            return
+        log.info(
+            "kept %s: later predicts of this run run it with onnxruntime, without TensorFlow",
+            self.portable_path,
+        )
 
     @property
     def needs_targets(self) -> bool:
@@ -242,7 +311,7 @@ def predict(
     """`api.predict`: checks that nothing of the run or its inputs is written over, reads the
     CSV (a long table's series, or only `ids`), forecasts, and writes the CSV atomically."""
     check_text_encoding(encoding, "--encoding")
-    predictor = Predictor(run, runs_dir)
+    predictor = Predictor(run, runs_dir, runtime="auto")
     out_path = Path(output) if output is not None else predictor.run / "forecast.csv"
     own = ("forecast.csv", "forecast_history.csv")  # the history only without --output
     if out_path.is_dir():
@@ -293,4 +362,5 @@ def predict(
     if output is None:
         steps = predictor.config.window.horizon if horizon is None else horizon
         write.write_forecast_history(predictor.run, series, predictor.config, steps)
+    predictor.keep_portable()  # after the forecast is out: a failure here changes nothing
     return result, out_path
