@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -67,20 +68,40 @@ def test_the_final_fit_trains_on_every_row_for_the_epochs_found(held_out_runs, t
     import json
 
     config, held_out = held_out_runs(True)  # the file says final_fit: false
-    final = api.train(
-        config, runs_dir=tmp_path / "runs", quiet=True, overrides=["training.final_fit=true"]
-    )
-    info = json.loads((final.run_dir / "run.json").read_text())
+    finals = {
+        start: api.train(
+            config,
+            runs_dir=tmp_path / start,
+            quiet=True,
+            overrides=["training.final_fit=true", f"training.final_fit_start={start}"],
+        )
+        for start in ("held_out", "scratch")
+    }
     rows = len(pd.read_csv(config.parent / "sales.csv"))
-    # every row: all windows of the 150 rows (input 12, one step), none held out
-    assert info["final_fit"]["rows"] == rows
-    assert info["final_fit"]["windows"] == rows - 12 - 1 + 1
-    assert info["final_fit"]["epochs"] == info["best_epoch"]  # the epochs early stopping found
+    first_loss = {}
+    for start, final in finals.items():
+        info = json.loads((final.run_dir / "run.json").read_text())
+        # every row: all windows of the 150 rows (input 12, one step), none held out
+        assert info["final_fit"]["rows"] == rows
+        assert info["final_fit"]["windows"] == rows - 12 - 1 + 1
+        assert info["final_fit"]["start"] == start
+        best = info["best_epoch"]
+        assert best >= 5  # so that a quarter of it is fewer epochs
+        # from scratch: the epochs early stopping found; from the held-out weights, a quarter
+        expected = best if start == "scratch" else math.ceil(best / 4)
+        assert info["final_fit"]["epochs"] == expected
+        history = pd.read_csv(final.run_dir / "final_history.csv")
+        assert len(history) == expected
+        first_loss[start] = history["loss"].iloc[0]
+        # metrics.json is the held-out evaluation either way; the saved model is the refit
+        assert final.metrics == held_out.metrics
+        kept, refit = model_weights(held_out.run_dir), model_weights(final.run_dir)
+        assert any(not np.array_equal(a, b) for a, b in zip(kept, refit, strict=True))
+    # the held-out start begins where the held-out fit ended, not at a new model's loss
+    held_out_history = pd.read_csv(held_out.run_dir / "history.csv")
+    assert first_loss["held_out"] < first_loss["scratch"]
+    assert first_loss["held_out"] < 2 * held_out_history["loss"].iloc[best - 1]
     assert json.loads((held_out.run_dir / "run.json").read_text())["final_fit"] is False
-    # metrics.json is the held-out evaluation either way; the saved model is the refit
-    assert final.metrics == held_out.metrics
-    kept, refit = model_weights(held_out.run_dir), model_weights(final.run_dir)
-    assert any(not np.array_equal(a, b) for a, b in zip(kept, refit, strict=True))
 
 
 def model_weights(run_dir: Path) -> list:
@@ -342,3 +363,30 @@ def test_mirrored_strategy_fits_under_the_strategy(tmp_path: Path, monkeypatch):
     assert history["epoch"].tolist() == [1, 2]
     assert np.isfinite(history["loss"]).all() and (history["loss"] > 0).all()
     assert np.isfinite(result.metrics["model"]["mae"])
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.2])  # a stacked ensemble, and a plain one
+def test_an_ensembles_final_fit_starts_from_its_held_out_members(tmp_path, dropout):
+    from .conftest import tiny_config_file
+
+    config = tiny_config_file(
+        tmp_path,
+        rows=150,
+        model={"units": [8], "ensemble": 3, "dropout": dropout},
+        training={"epochs": 8, "early_stopping": False, "learning_rate": 0.01},
+    )
+    scratch = api.train(
+        config, runs_dir=tmp_path / "s", quiet=True, overrides=["training.final_fit_start=scratch"]
+    )
+    warm = api.train(config, runs_dir=tmp_path / "w", quiet=True)
+    held_out = pd.read_csv(warm.run_dir / "history.csv")
+    losses = pd.read_csv(scratch.run_dir / "history.csv")["loss"]
+    assert held_out["loss"].equals(losses)  # the same held-out fit
+    first = {
+        name: pd.read_csv(result.run_dir / "final_history.csv")["loss"]
+        for name, result in (("warm", warm), ("scratch", scratch))
+    }
+    assert len(first["warm"]) == 2 and len(first["scratch"]) == 8  # ceil(8 / 4), and 8
+    # every member begins where its held-out fit ended (a new member's loss is far higher)
+    assert first["warm"].iloc[0] < 2 * held_out["loss"].iloc[-1]
+    assert first["warm"].iloc[0] < 0.5 * first["scratch"].iloc[0]

@@ -246,6 +246,12 @@ class TrainingConfig(Strict):
         description="after the held-out evaluation, refit on every row for the epochs early "
         "stopping found; predict uses that model",
     )
+    final_fit_start: Literal["held_out", "scratch"] = Field(
+        "held_out",
+        description="held_out: the final fit continues from the held-out model's weights for a "
+        "quarter of its best epoch count (at least one); scratch: it trains a new model for "
+        "all of them",
+    )
     tensorboard: bool = Field(
         False,
         description="write TensorBoard logs (loss, val_loss, learning rate per epoch) under "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,7 +25,8 @@ from forecast.fitting.training import (
 )
 from forecast.fitting.training import fit as fit_model
 from forecast.forecasting.forecaster import Forecaster
-from forecast.model.build import build_models, forecasting_model
+from forecast.model.build import STACKED, build_models, forecasting_model
+from forecast.model.stacked import copy_into_stacked
 
 log = logging.getLogger("forecast")
 
@@ -116,8 +118,12 @@ def fit(
     checkpoint_dir: Path | None = None,
     compiled: Compiled | None = None,
     tensorboard_dir: Path | None = None,
+    start: Any = None,
 ) -> tuple[Any, FitResult, dict[str, Any]]:
     """Seed, build and fit the model: (model, FitResult, {timings, strategy, unroll}).
+
+    With `start` (a model that forecasts, of this config), the fit begins from its weights
+    instead of a new initialisation (the final fit's `final_fit_start: held_out`).
 
     With `compiled`, a model of the same shape built by an earlier fit is reset to its
     starting state and refitted (see Compiled); the result is the same as a new model's.
@@ -164,6 +170,10 @@ def fit(
                 [v.numpy() for v in trained.optimizer.variables],
             )
             compiled.keep(key, slot)
+    if start is not None:
+        model.set_weights(start.get_weights())  # the same layers, built by the same code
+        if trained in STACKED:  # and into the wide model that trains
+            copy_into_stacked(model, trained, STACKED[trained])
     source = WindowSource(
         prepared.features,
         prepared.targets,
@@ -227,16 +237,30 @@ def models_for(prepared: Prepared, unroll: bool) -> tuple[Any, Any]:
 
 
 def fit_final(
-    prepared: Prepared, epochs: int, quiet: bool, tensorboard_dir: Path | None = None
+    prepared: Prepared,
+    epochs: int,
+    quiet: bool,
+    tensorboard_dir: Path | None = None,
+    start: Any = None,
 ) -> tuple[Any, FitResult, dict[str, Any]]:
     """Refit on every row (the test rows too) for `epochs`, with the held-out run's scaler
-    and settings, without validation or early stopping: the model `predict` uses."""
+    and settings, without validation or early stopping: the model `predict` uses. With
+    `start` (the held-out model), from its weights."""
     cfg = prepared.config
     training = cfg.training.model_copy(update={"epochs": epochs, "early_stopping": False})
     final = replace(
         prepared, config=cfg.model_copy(update={"training": training}), split=final_split(prepared)
     )
-    return fit(final, quiet, tensorboard_dir=tensorboard_dir)
+    return fit(final, quiet, tensorboard_dir=tensorboard_dir, start=start)
+
+
+def final_epochs(best: int, start: str) -> int:
+    """The final fit's epochs after a held-out fit whose best epoch was `best`: all of them
+    from scratch; from the held-out weights, which have learnt what those epochs taught, a
+    quarter of them (at least one) to take in the rows the held-out fit never trained on."""
+    if start == "scratch" or best == 0:
+        return best
+    return max(1, math.ceil(best / 4))
 
 
 def final_split(prepared: Prepared) -> Any:

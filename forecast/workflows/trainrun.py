@@ -24,7 +24,7 @@ from forecast.errors import ConfigError, ForecastError, RunError
 from forecast.fitting.announce import log_layout
 from forecast.fitting.callbacks import Checkpoint, FitResult
 from forecast.fitting.executor import IN_TURN, Fanout, InProcess, executor_for
-from forecast.fitting.fit import final_split, fit, fit_final
+from forecast.fitting.fit import final_epochs, final_split, fit, fit_final
 from forecast.fitting.members import (
     MemberFit,
     MemberTask,
@@ -167,15 +167,27 @@ def _fitted_model(
 
 
 def _final_fit(
-    partial: Path, prepared: Prepared, fitted: dict[str, Any], quiet: bool, members: _Members
+    partial: Path,
+    prepared: Prepared,
+    fitted: dict[str, Any],
+    quiet: bool,
+    members: _Members,
+    held_out: Any,
 ) -> dict[str, Any]:
-    """Refit on every row for the epochs the held-out fit used (its best epoch when early
-    stopping restored one; an independent ensemble's members each their own) and make it
-    the run's model.keras, its history final_history.csv; run.json's `final_fit` (and
-    `seconds`)."""
+    """Refit on every row and make it the run's model.keras, its history
+    final_history.csv; run.json's `final_fit` (and `seconds`). From scratch, for the
+    epochs the held-out fit used (its best epoch when early stopping restored one; an
+    independent ensemble's members each their own); by default (`final_fit_start:
+    held_out`) from the `held_out` model's weights, for a quarter of them
+    (fitting.fit.final_epochs)."""
     best = fitted["best_epoch"]  # 0: no epoch beat the residual base, which is kept
     each = member_epochs(fitted) if "members" in fitted else None
     epochs = max(each) if each else len(fitted["history"]) if best is None else best
+    start = prepared.config.training.final_fit_start
+    if each is None:  # an independent ensemble's members start from scratch, each its own
+        epochs = final_epochs(epochs, start)
+    else:
+        start = "scratch"
     rows = len(prepared.values)
     clock = time.perf_counter()
     model, loss = None, None  # no epochs: the held-out model, the base, is the final one
@@ -184,19 +196,27 @@ def _final_fit(
     elif epochs:
         if not quiet:
             said = f"{epochs}" if each is None else f"{'/'.join(map(str, each))} (per member)"
-            log.info("final fit: %s epoch(s) on all %d rows", said, rows)
+            began = " from the held-out weights" if start == "held_out" else ""
+            log.info("final fit: %s epoch(s) on all %d rows%s", said, rows, began)
         board = partial / "tensorboard" / "final" if prepared.config.training.tensorboard else None
         # its epochs on stderr as the first fit's: it takes as long
         if each is not None:
             model, result, _ = members.fit(prepared, quiet, epochs=each)
         else:
-            model, result, _ = fit_final(prepared, epochs, quiet=quiet, tensorboard_dir=board)
+            model, result, _ = fit_final(
+                prepared,
+                epochs,
+                quiet=quiet,
+                tensorboard_dir=board,
+                start=held_out if start == "held_out" else None,
+            )
         loss = result.history[-1]["loss"]
         write.write_history(partial / "final_history.csv", result.history)  # for loss.png
     info = {
         "rows": rows,
         "windows": len(final_split(prepared).train_origins),
         "epochs": epochs,
+        "start": start,
         "loss": loss,
         "seconds": round(time.perf_counter() - clock, 4),
     }
@@ -364,7 +384,7 @@ def train(
             final = None
             if cfg.training.final_fit:
                 final = write.load_final(partial) or _final_fit(
-                    partial, fitting, fitted, quiet, members
+                    partial, fitting, fitted, quiet, members, model
                 )
                 timings["final_fit"] = final["seconds"]
             else:
