@@ -189,7 +189,6 @@ def test_a_stacked_ensemble_holds_the_plain_members_weights(architecture, units)
     import keras
 
     from forecast.model.build import STACKED, forecasting_model
-    from forecast.model.stacked import member_mask
 
     keras.utils.set_random_seed(3)
     config = validate_config(
@@ -217,9 +216,11 @@ def test_a_stacked_ensemble_holds_the_plain_members_weights(architecture, units)
     np.testing.assert_allclose(
         forecasting_model(wide, plain, copy=False)(x).numpy(), forecasting(x).numpy(), atol=1e-5
     )
-    # the mask: member 1 of 2 (rows 3..5 of 2 x 3 inputs) reaches only its own columns
-    mask = member_mask(members=2, inputs=3, outputs=2, gates=2, shared=False)  # (6, 8)
-    assert mask[3:].tolist() == [[0, 0, 1, 1, 0, 0, 1, 1]] * 3
+    # each member's weights, side by side: member 1's first kernel is plain member 1's
+    gates = {"lstm": 4, "gru": 3, "simple_rnn": 1}[architecture]
+    kernel = next(w for w in wide.trainable_weights if w.shape == (3, 1, gates * units[0]))
+    own = next(layer for layer in plain.layers if layer.name.startswith("m1_") and layer.weights)
+    np.testing.assert_array_equal(kernel.numpy()[1], own.get_weights()[0])
 
 
 def test_dropout_keeps_an_ensemble_plain():

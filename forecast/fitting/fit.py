@@ -122,8 +122,9 @@ def fit(
 ) -> tuple[Any, FitResult, dict[str, Any]]:
     """Seed, build and fit the model: (model, FitResult, {timings, strategy, unroll}).
 
-    With `start` (a model that forecasts, of this config), the fit begins from its weights
-    instead of a new initialisation (the final fit's `final_fit_start: held_out`).
+    With `start` (layer name -> weights, as `layer_weights` gives them of a model of this
+    config), the fit begins from those weights instead of a new initialisation (the final
+    fit's `final_fit_start: held_out`).
 
     With `compiled`, a model of the same shape built by an earlier fit is reset to its
     starting state and refitted (see Compiled); the result is the same as a new model's.
@@ -171,8 +172,10 @@ def fit(
             )
             compiled.keep(key, slot)
     if start is not None:
-        model.set_weights(start.get_weights())  # the same layers, built by the same code
-        if trained in STACKED:  # and into the wide model that trains
+        for layer in model.layers:  # the layers build_models names, as it named them before
+            if layer.weights:
+                layer.set_weights(start[layer.name])
+        if trained in STACKED:  # and into the stacked model that trains
             copy_into_stacked(model, trained, STACKED[trained])
     source = WindowSource(
         prepared.features,
@@ -245,13 +248,23 @@ def fit_final(
 ) -> tuple[Any, FitResult, dict[str, Any]]:
     """Refit on every row (the test rows too) for `epochs`, with the held-out run's scaler
     and settings, without validation or early stopping: the model `predict` uses. With
-    `start` (the held-out model), from its weights."""
+    `start` (`layer_weights` of the held-out model), from its weights."""
     cfg = prepared.config
     training = cfg.training.model_copy(update={"epochs": epochs, "early_stopping": False})
     final = replace(
         prepared, config=cfg.model_copy(update={"training": training}), split=final_split(prepared)
     )
     return fit(final, quiet, tensorboard_dir=tensorboard_dir, start=start)
+
+
+def layer_weights(model: Any, prefix: str = "") -> dict[str, list[Any]]:
+    """Layer name (without `prefix`) -> weights, of `model`'s layers named with `prefix`
+    that have weights: what `fit(start=...)` begins from (an ensemble member's: "m<i>_")."""
+    return {
+        layer.name.removeprefix(prefix): layer.get_weights()
+        for layer in model.layers
+        if layer.weights and layer.name.startswith(prefix)
+    }
 
 
 def final_epochs(best: int, start: str) -> int:

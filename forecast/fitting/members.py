@@ -61,6 +61,7 @@ class MemberTask:
     back: int | None  # None: the run's own split (train, validation, test)
     number: int  # 1-based, as its messages say it
     epochs: int | None = None
+    start: dict[str, list[np.ndarray]] | None = None  # the final fit's first weights
 
     @property
     def label(self) -> str:
@@ -75,7 +76,9 @@ class MemberTask:
             panel = prepare_panel(config, as_panel(self.data), back=self.back)
         finally:
             log.setLevel(said)
-        return fit_member(panel.combined, self.number - 1, self.epochs, compiled=compiled)
+        return fit_member(
+            panel.combined, self.number - 1, self.epochs, compiled=compiled, start=self.start
+        )
 
 
 @dataclass
@@ -126,17 +129,19 @@ def fit_member(
     epochs: int | None = None,
     quiet: bool = True,
     compiled: Compiled | None = None,
+    start: dict[str, list[np.ndarray]] | None = None,
 ) -> MemberFit:
     """Fit member `member` (0-based) of `prepared`'s ensemble: held out (with validation and
-    early stopping), or with `epochs` the final fit on every row. Epochs 0 (no epoch beat
-    the residual base): the member's starting weights, the base, untrained."""
+    early stopping), or with `epochs` the final fit on every row (from `start`'s weights,
+    the held-out member's, when given). Epochs 0 (no epoch beat the residual base): the
+    member's starting weights, the base, untrained."""
     one = replace(prepared, config=member_config(prepared.config, member))
     if epochs is None:
         model, result, info = fit(one, quiet, compiled=compiled)
     elif epochs == 0:
         model, result, info = _untrained(one), FitResult(), {"timings": {}}
     else:
-        model, result, info = fit_final(one, epochs, quiet)
+        model, result, info = fit_final(one, epochs, quiet, start=start)
     weights = {layer.name: layer.get_weights() for layer in model.layers if layer.weights}
     return MemberFit(member + 1, one.config.seed, weights, result, info)
 
@@ -150,13 +155,14 @@ def fit_members(
     compiled: Compiled | None = None,
     kept: dict[int, MemberFit] | None = None,
     each: Callable[[MemberFit], None] | None = None,
+    starts: Sequence[dict[str, list[np.ndarray]] | None] | None = None,
 ) -> tuple[Any, FitResult, dict[str, Any]]:
     """Fit every member and combine them: (model, FitResult, info) as `fit` gives them.
 
     `run` with `tasks` (one per member) fits them elsewhere (an executor, which calls `each`
     itself); otherwise each is fitted here in turn on `prepared` (reusing `compiled`'s
     models), `each(fit)` as it ends. `kept`: members fitted before (number -> fit), not
-    fitted again. `epochs` (one per member): the final fit."""
+    fitted again. `epochs` (one per member): the final fit, from `starts`' weights."""
     clock = time.perf_counter()
     total = prepared.config.model.ensemble
     done = dict(kept or {})
@@ -171,7 +177,8 @@ def fit_members(
                 seed = member_seed(prepared.config.seed, i)
                 log.info("ensemble member %d of %d (seed %d)", i + 1, total, seed)
             count = None if epochs is None else epochs[i]
-            done[i + 1] = fit_member(prepared, i, count, quiet, compiled)
+            start = None if starts is None else starts[i]
+            done[i + 1] = fit_member(prepared, i, count, quiet, compiled, start)
             if each is not None:
                 each(done[i + 1])
     fits = [done[number] for number in range(1, total + 1)]

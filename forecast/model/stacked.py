@@ -1,18 +1,23 @@
-"""An ensemble's members trained as one wide model: N members of `u` units are one layer of
-N x u units whose weights are block-diagonal, member by member.
+"""An ensemble's members trained as one model of member-batched layers: each layer holds
+every member's weights side by side, (N, in, out), and one batched matrix product per step
+runs all N members, each on its own inputs.
 
     plain ensemble:  window -> [LSTM(u) -> head] x N  -> (B, N, H, K)   (N small ops per step)
-    stacked:         window -> LSTM(N*u) -> head(N*H*K) -> (B, N, H, K) (one wide op per step)
+    stacked:         window -> MemberRecurrent(N, u) -> MemberDense(N, H*K) -> (B, N, H, K)
 
-Each wide layer's units are member-major within each gate (Keras' gate order: columns
-[gate 0: member 0 .. member N-1 | gate 1: ...]), and a constraint keeps every weight that
-would connect two members at zero after each update. The first layer sees the shared window,
-so its input kernel needs no mask. The members start from the plain ensemble's weights (so
-the same seed gives the same members), train as the plain ensemble would (Adam is
-elementwise, and the masked entries stay zero), and their weights are copied back into the
-plain ensemble, which is what `train` saves and forecasts with. A backtest's folds, whose
-models are never saved, forecast through the wide model itself, the median of its members
-(models.forecasting_model, copy=False): the same numbers, traced in a third of the time.
+The first layer sees the shared window, so its input projection is one matrix product for
+every member; each later layer takes member m's inputs to member m's units only. The input
+projections of the whole window are computed before the recurrent loop (one product per
+layer, not one per step), and the loop then costs N members' recurrent products as one
+batched product: N times one member's arithmetic (a wide block-diagonal layer of N*u units
+did N*N times, most of it multiplying zeros).
+
+The members start from the plain ensemble's weights (so the same seed gives the same
+members), train as the plain ensemble would (the same functions of the same weights; Adam is
+elementwise), and their weights are copied back into the plain ensemble, which is what
+`train` saves and forecasts with. A backtest's folds, whose models are never saved, forecast
+through the stacked model itself, the median of its members (models.forecasting_model,
+copy=False): the same numbers, traced in a third of the time.
 
 Only stacks of recurrent (lstm, gru, simple_rnn) and dense layers without dropout are
 stacked: dropout draws its random masks differently when members are side by side, so
@@ -53,71 +58,205 @@ def stackable(model: ModelConfig) -> bool:
     return True
 
 
-def member_mask(members: int, inputs: int, outputs: int, gates: int, shared: bool) -> np.ndarray:
-    """(rows, gates * members * outputs) of 0/1: 1 where the row's member (rows are
-    member-major blocks of `inputs`, or all shared) is the column's member."""
-    cols = np.arange(gates * members * outputs)
-    col_member = (cols % (members * outputs)) // outputs  # (C,)
-    if shared:
-        return np.ones((inputs, len(cols)), dtype="float32")
-    row_member = np.arange(members * inputs) // inputs  # (R,)
-    return (row_member[:, None] == col_member[None, :]).astype("float32")
-
-
 @functools.cache
-def _mask_class() -> type:
+def layer_classes() -> dict[str, type]:
+    """Define and register the member-batched layers (Keras is imported on first use)."""
     import keras
+    from keras import ops
 
     @keras.saving.register_keras_serializable(package="forecast")
-    class MemberMask(keras.constraints.Constraint):
-        """Keeps the weights between different members at zero."""
+    class MemberCell(keras.layers.Layer):
+        """One step of N members' recurrent cells, on inputs already projected: (B, N*G*u)
+        -> (B, N*u). Holds the members' weights: kernel (N, in, G*u), recurrent kernel
+        (N, u, G*u), bias (N, G*u), or GRU's (N, 2, G*u): input and recurrent biases, as
+        Keras' GRU (reset_after) keeps them. Keras' gate order and activations."""
 
-        def __init__(self, members: int, inputs: int, outputs: int, gates: int) -> None:
-            self.members, self.inputs, self.outputs, self.gates = members, inputs, outputs, gates
-            self.mask = member_mask(members, inputs, outputs, gates, shared=False)
+        def __init__(
+            self, kind: str, members: int, units: int, inputs: int, activation: str = "tanh",
+            **kwargs: Any,
+        ) -> None:  # fmt: skip
+            super().__init__(**kwargs)
+            self.kind, self.members, self.units, self.inputs = kind, members, units, inputs
+            self.activation_name = activation
+            self.activation = keras.activations.get(activation)
+            self.gates = GATES[kind]
+            width = members * units
+            self.state_size = [width, width] if kind == "lstm" else [width]
+            self.output_size = width
 
-        def __call__(self, weights: Any) -> Any:
-            return weights * keras.ops.convert_to_tensor(self.mask, dtype=weights.dtype)
+        def build(self, input_shape: Any = None) -> None:
+            n, u, g = self.members, self.units, self.gates
+            self.kernel = self.add_weight(
+                shape=(n, self.inputs, g * u), initializer="glorot_uniform", name="kernel"
+            )
+            self.recurrent_kernel = self.add_weight(
+                shape=(n, u, g * u), initializer="orthogonal", name="recurrent_kernel"
+            )
+            bias = (n, 2, g * u) if self.kind == "gru" else (n, g * u)
+            self.bias = self.add_weight(shape=bias, initializer="zeros", name="bias")
+            self.built = True
 
-        def get_config(self) -> dict[str, int]:
+        def input_bias(self) -> Any:
+            return self.bias[:, 0] if self.kind == "gru" else self.bias  # (N, G*u)
+
+        def call(self, inputs: Any, states: Any, training: Any = None) -> Any:
+            n, u, g = self.members, self.units, self.gates
+            h = ops.reshape(states[0], (-1, n, u))  # (B, N, u)
+            x = ops.reshape(inputs, (-1, n, g * u))  # (B, N, G*u): projected, biased
+            r = ops.einsum("bnu,nuo->bno", h, self.recurrent_kernel)  # (B, N, G*u)
+            act = self.activation
+            if self.kind == "lstm":
+                c = ops.reshape(states[1], (-1, n, u))
+                i, f, c_new, o = ops.split(x + r, 4, axis=-1)
+                c = ops.sigmoid(f) * c + ops.sigmoid(i) * act(c_new)
+                h = ops.sigmoid(o) * act(c)
+                flat_h, flat_c = ops.reshape(h, (-1, n * u)), ops.reshape(c, (-1, n * u))
+                return flat_h, [flat_h, flat_c]
+            if self.kind == "gru":
+                r = r + self.bias[:, 1]
+                x_z, x_r, x_h = ops.split(x, 3, axis=-1)
+                r_z, r_r, r_h = ops.split(r, 3, axis=-1)
+                z = ops.sigmoid(x_z + r_z)
+                reset = ops.sigmoid(x_r + r_r)
+                h = z * h + (1 - z) * act(x_h + reset * r_h)
+            else:  # simple_rnn
+                h = act(x + r)
+            flat = ops.reshape(h, (-1, n * u))
+            return flat, [flat]
+
+        def get_config(self) -> dict[str, Any]:
             return {
+                **super().get_config(),
+                "kind": self.kind,
                 "members": self.members,
+                "units": self.units,
                 "inputs": self.inputs,
-                "outputs": self.outputs,
-                "gates": self.gates,
+                "activation": self.activation_name,
             }
 
-    return MemberMask
+    def project(x: Any, kernel: Any, bias: Any, members: int, shared: bool) -> Any:
+        """x (..., in) shared or (..., N*in) member-major -> (..., N*out): each member's
+        inputs times its own kernel, plus its bias."""
+        lead = tuple(x.shape[1:-1])
+        if shared:
+            y = ops.einsum("...i,nio->...no", x, kernel)
+        else:
+            own = ops.reshape(x, (-1, *lead, members, kernel.shape[1]))
+            y = ops.einsum("...ni,nio->...no", own, kernel)
+        return ops.reshape(y + bias, (-1, *lead, members * kernel.shape[2]))
+
+    @keras.saving.register_keras_serializable(package="forecast")
+    class MemberRecurrent(keras.layers.Layer):
+        """N members' recurrent layers: (B, L, F) shared or (B, L, N*in) -> (B, [L,] N*u)."""
+
+        def __init__(
+            self, kind: str, members: int, units: int, inputs: int, shared: bool,
+            activation: str = "tanh", return_sequences: bool = False, unroll: bool = False,
+            **kwargs: Any,
+        ) -> None:  # fmt: skip
+            super().__init__(**kwargs)
+            self.kind, self.members, self.units, self.inputs = kind, members, units, inputs
+            self.shared, self.activation_name = shared, activation
+            self.return_sequences, self.unroll = return_sequences, unroll
+            self.cell = MemberCell(kind, members, units, inputs, activation, name="cell")
+            self.rnn = keras.layers.RNN(
+                self.cell, return_sequences=return_sequences, unroll=unroll, name="loop"
+            )
+
+        def build(self, input_shape: Any) -> None:
+            self.cell.build()
+            self.built = True
+
+        def call(self, x: Any) -> Any:
+            cell = self.cell
+            projected = project(x, cell.kernel, cell.input_bias(), self.members, self.shared)
+            return self.rnn(projected)  # (B, [L,] N*u)
+
+        def compute_output_shape(self, input_shape: Any) -> Any:
+            width = self.members * self.units
+            if self.return_sequences:
+                return (input_shape[0], input_shape[1], width)
+            return (input_shape[0], width)
+
+        def get_config(self) -> dict[str, Any]:
+            return {
+                **super().get_config(),
+                "kind": self.kind,
+                "members": self.members,
+                "units": self.units,
+                "inputs": self.inputs,
+                "shared": self.shared,
+                "activation": self.activation_name,
+                "return_sequences": self.return_sequences,
+                "unroll": self.unroll,
+            }
+
+    @keras.saving.register_keras_serializable(package="forecast")
+    class MemberDense(keras.layers.Layer):
+        """N members' dense layers: (..., F) shared or (..., N*in) -> (..., N*units)."""
+
+        def __init__(
+            self, members: int, units: int, inputs: int, shared: bool, activation: Any = None,
+            kernel_initializer: str = "glorot_uniform", **kwargs: Any,
+        ) -> None:  # fmt: skip
+            super().__init__(**kwargs)
+            self.members, self.units, self.inputs, self.shared = members, units, inputs, shared
+            self.activation_name, self.initializer = activation, kernel_initializer
+            self.activation = keras.activations.get(activation)
+
+        def build(self, input_shape: Any) -> None:
+            n = self.members
+            self.kernel = self.add_weight(
+                shape=(n, self.inputs, self.units), initializer=self.initializer, name="kernel"
+            )
+            self.bias = self.add_weight(shape=(n, self.units), initializer="zeros", name="bias")
+            self.built = True
+
+        def call(self, x: Any) -> Any:
+            return self.activation(project(x, self.kernel, self.bias, self.members, self.shared))
+
+        def compute_output_shape(self, input_shape: Any) -> Any:
+            return (*input_shape[:-1], self.members * self.units)
+
+        def get_config(self) -> dict[str, Any]:
+            return {
+                **super().get_config(),
+                "members": self.members,
+                "units": self.units,
+                "inputs": self.inputs,
+                "shared": self.shared,
+                "activation": self.activation_name,
+                "kernel_initializer": self.initializer,
+            }
+
+    return {"MemberRecurrent": MemberRecurrent, "MemberDense": MemberDense}
 
 
 def build_stacked(
     keras: Any, model: ModelConfig, x: Any, horizon: int, targets: int, unroll: bool
 ) -> tuple[Any, list[tuple[str, int]]]:
-    """The members' stacks and heads as wide layers: x (B, L, F) -> (B, N, H, K), and each
-    wide layer's (kind, units per member) in order, for the weight copies."""
-    members, mask = model.ensemble, _mask_class()
+    """The members' stacks and heads as member-batched layers: x (B, L, F) -> (B, N, H, K),
+    and each stacked layer's (kind, units per member) in order, for the weight copies."""
+    members, classes = model.ensemble, layer_classes()
     layers: list[tuple[str, int]] = []
     width, shared = x.shape[-1], True  # per member; the first layer sees the shared window
-    cls = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "simple_rnn": keras.layers.SimpleRNN}
     for i, spec in enumerate(model.stack):
         if spec.type in GATES:
-            gates = GATES[spec.type]
-            x = cls[spec.type](
-                members * spec.units,
+            x = classes["MemberRecurrent"](
+                spec.type,
+                members,
+                spec.units,
+                width,
+                shared,
                 activation=spec.activation,
                 return_sequences=spec.return_sequences,
                 unroll=unroll,
-                kernel_constraint=None if shared else mask(members, width, spec.units, gates),
-                recurrent_constraint=mask(members, spec.units, spec.units, gates),
                 name=f"stacked_{spec.type}_{i}",
             )(x)  # (B, [L,] N*u)
             layers.append((spec.type, spec.units))
         elif spec.type == "dense":
-            x = keras.layers.Dense(
-                members * spec.units,
-                activation=spec.activation,
-                kernel_constraint=None if shared else mask(members, width, spec.units, 1),
-                name=f"stacked_dense_{i}",
+            x = classes["MemberDense"](
+                members, spec.units, width, shared, spec.activation, name=f"stacked_dense_{i}"
             )(x)  # (B, [L,] N*units)
             layers.append(("dense", spec.units))
         else:
@@ -125,11 +264,8 @@ def build_stacked(
         width, shared = spec.units, False
     start = "zeros" if model.residual != "none" else "glorot_uniform"
     head = horizon * targets
-    x = keras.layers.Dense(
-        members * head,
-        kernel_initializer=start,
-        kernel_constraint=None if shared else mask(members, width, head, 1),
-        name="stacked_head_dense",
+    x = classes["MemberDense"](
+        members, head, width, shared, kernel_initializer=start, name="stacked_head_dense"
     )(x)  # (B, N*H*K), member-major
     layers.append(("dense", head))
     return keras.layers.Reshape((members, horizon, targets), name="stacked_head")(x), layers
@@ -146,60 +282,36 @@ def _plain_layers(plain: Any, members: int) -> list[list[Any]]:
     return found
 
 
-def _member_cells(
-    kind: str, units: int, inputs: int | None, members: int, member: int, shape: tuple, weight: int
-) -> tuple[np.ndarray, ...]:
-    """Index arrays (for np.ix_) of `member`'s cells in a wide layer's `weight`-th weight
-    of `shape`: kernel (in, G*N*u), recurrent kernel (N*u, G*N*u), bias (G*N*u,) or GRU's
-    (2, G*N*u). `inputs` is the per-member input width, None for the shared window."""
-    gates = GATES.get(kind, 1)
-    cols = np.concatenate(
-        [g * members * units + member * units + np.arange(units) for g in range(gates)]
-    )  # gate by gate, as the plain layer orders them
-    if len(shape) == 1:
-        return (cols,)
-    if weight == 0:  # kernel
-        rows = np.arange(shape[0]) if inputs is None else member * inputs + np.arange(inputs)
-    elif kind in GATES and weight == 1:  # recurrent kernel
-        rows = member * units + np.arange(units)
-    else:  # GRU's input and recurrent biases
-        rows = np.arange(shape[0])
-    return rows, cols
-
-
-def _wide_layers(stacked: Any) -> list[Any]:
-    return [
-        layer for layer in stacked.layers if layer.name.startswith("stacked_") and layer.weights
-    ]
+def _stacked_weights(stacked: Any) -> list[list[Any]]:
+    """Each stacked layer's variables, in the plain layers' order: kernel, recurrent kernel,
+    bias for a recurrent layer (GRU: one bias of (N, 2, G*u)); kernel, bias for a dense."""
+    found = []
+    for layer in stacked.layers:
+        if not layer.name.startswith("stacked_") or not layer.weights:
+            continue
+        if hasattr(layer, "cell"):
+            cell = layer.cell
+            found.append([cell.kernel, cell.recurrent_kernel, cell.bias])
+        else:
+            found.append([layer.kernel, layer.bias])
+    return found
 
 
 def copy_into_stacked(plain: Any, stacked: Any, layers: list[tuple[str, int]]) -> None:
-    """The plain ensemble's member weights -> the stacked model (cross-member cells zero)."""
+    """The plain ensemble's member weights -> the stacked model."""
     members = stacked.output_shape[1]
     per_member = _plain_layers(plain, members)
-    inputs = None
-    for index, (layer, (kind, units)) in enumerate(zip(_wide_layers(stacked), layers, strict=True)):
-        wide = [np.zeros(w.shape, dtype=w.dtype) for w in layer.weights]
-        for member in range(members):
-            own = per_member[member][index].get_weights()
-            for w, values in enumerate(wide):
-                cells = _member_cells(kind, units, inputs, members, member, values.shape, w)
-                values[np.ix_(*cells)] = own[w]
-        layer.set_weights(wide)
-        inputs = units
+    for index, variables in enumerate(_stacked_weights(stacked)):
+        own = [per_member[m][index].get_weights() for m in range(members)]  # [m][w]
+        for w, variable in enumerate(variables):
+            variable.assign(np.stack([own[m][w] for m in range(members)]))
 
 
 def copy_into_plain(stacked: Any, plain: Any, layers: list[tuple[str, int]]) -> None:
     """The stacked model's trained weights -> the plain ensemble's members."""
     members = stacked.output_shape[1]
     per_member = _plain_layers(plain, members)
-    inputs = None
-    for index, (layer, (kind, units)) in enumerate(zip(_wide_layers(stacked), layers, strict=True)):
-        wide = layer.get_weights()
-        for member in range(members):
-            own = []
-            for w, values in enumerate(wide):
-                cells = _member_cells(kind, units, inputs, members, member, values.shape, w)
-                own.append(values[np.ix_(*cells)])
-            per_member[member][index].set_weights(own)
-        inputs = units
+    for index, variables in enumerate(_stacked_weights(stacked)):
+        values = [np.asarray(v.numpy()) for v in variables]
+        for m in range(members):
+            per_member[m][index].set_weights([v[m] for v in values])

@@ -24,7 +24,7 @@ from forecast.errors import ConfigError, ForecastError, RunError
 from forecast.fitting.announce import log_layout
 from forecast.fitting.callbacks import Checkpoint, FitResult
 from forecast.fitting.executor import IN_TURN, Fanout, InProcess, executor_for
-from forecast.fitting.fit import final_epochs, final_split, fit, fit_final
+from forecast.fitting.fit import final_epochs, final_split, fit, fit_final, layer_weights
 from forecast.fitting.members import (
     MemberFit,
     MemberTask,
@@ -98,9 +98,11 @@ class _Members:
         quiet: bool,
         epochs: list[int] | None = None,
         partial: Path | None = None,
+        starts: list[dict[str, list[Any]] | None] | None = None,
     ) -> tuple[Any, FitResult, dict[str, Any]]:
-        """Every member (the final fit's with `epochs`); with `partial`, each member is kept
-        there as it ends, and those kept by an interrupted run are not fitted again."""
+        """Every member (the final fit's with `epochs`, from `starts`' weights); with
+        `partial`, each member is kept there as it ends, and those kept by an interrupted
+        run are not fitted again."""
         kept = {}
         if partial is not None:
             kept = {
@@ -117,14 +119,23 @@ class _Members:
             each(fit)
 
         tasks = [
-            MemberTask(self.config, self.data, None, i + 1, None if epochs is None else epochs[i])
+            MemberTask(
+                self.config,
+                self.data,
+                None,
+                i + 1,
+                None if epochs is None else epochs[i],
+                None if starts is None else starts[i],
+            )
             for i in range(self.config.model.ensemble)
             if i + 1 not in kept
         ]
         executor = executor_for(self.fanout, tasks)
         self.record = executor.record(len(tasks))
         if isinstance(executor, InProcess):  # on the data prepared here
-            model, result, info = fit_members(prepared, quiet, epochs=epochs, kept=kept, each=each)
+            model, result, info = fit_members(
+                prepared, quiet, epochs=epochs, kept=kept, each=each, starts=starts
+            )
         else:
             if not quiet:
                 log.info("%d ensemble members %s", len(tasks), executor.describe(len(tasks)))
@@ -184,10 +195,15 @@ def _final_fit(
     each = member_epochs(fitted) if "members" in fitted else None
     epochs = max(each) if each else len(fitted["history"]) if best is None else best
     start = prepared.config.training.final_fit_start
-    if each is None:  # an independent ensemble's members start from scratch, each its own
+    warm = start == "held_out"
+    starts: list[dict[str, list[Any]] | None] = [None]  # the model's, or each member's
+    if each is None:
         epochs = final_epochs(epochs, start)
-    else:
-        start = "scratch"
+        starts = [layer_weights(held_out) if warm else None]
+    else:  # an independent ensemble's members: each from its own held-out weights
+        each = [final_epochs(e, start) for e in each]
+        epochs = max(each)
+        starts = [layer_weights(held_out, f"m{i}_") if warm else None for i in range(len(each))]
     rows = len(prepared.values)
     clock = time.perf_counter()
     model, loss = None, None  # no epochs: the held-out model, the base, is the final one
@@ -201,18 +217,14 @@ def _final_fit(
         board = partial / "tensorboard" / "final" if prepared.config.training.tensorboard else None
         # its epochs on stderr as the first fit's: it takes as long
         if each is not None:
-            model, result, _ = members.fit(prepared, quiet, epochs=each)
+            model, result, _ = members.fit(prepared, quiet, epochs=each, starts=starts)
         else:
             model, result, _ = fit_final(
-                prepared,
-                epochs,
-                quiet=quiet,
-                tensorboard_dir=board,
-                start=held_out if start == "held_out" else None,
+                prepared, epochs, quiet=quiet, tensorboard_dir=board, start=starts[0]
             )
         loss = result.history[-1]["loss"]
         write.write_history(partial / "final_history.csv", result.history)  # for loss.png
-    info = {
+    info: dict[str, Any] = {
         "rows": rows,
         "windows": len(final_split(prepared).train_origins),
         "epochs": epochs,
