@@ -881,6 +881,43 @@ def bench_multi_worker(quick: bool) -> None:
         )  # fmt: skip
 
 
+def bench_ensemble_train(quick: bool) -> None:
+    """`forecast train` as a user runs it (a new process, the whole command): the shipped
+    univariate config on msft_daily.csv (7,923 windows) without its dropout layers (so that
+    the members train stacked), batch 32, 2 epochs, `model.ensemble: 5` against one member.
+    The stages from run.json: the held-out fit, the test forecasts, the final fit."""
+    import yaml
+
+    forecast = str(Path(sys.executable).parent / "forecast")
+    raw = yaml.safe_load((ROOT / "configs" / "univariate.yaml").read_text())
+    raw["data"]["path"] = str(ROOT / "data" / "msft_daily.csv")
+    raw["model"]["layers"] = [layer for layer in raw["model"]["layers"] if "dropout" not in layer]
+    raw["training"].update({"batch_size": 32, "epochs": 1 if quick else 2})
+    seconds, stages = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "ensemble.yaml"
+        config.write_text(yaml.safe_dump(raw))
+        for members in (1, 5):
+            start = time.perf_counter()
+            done = subprocess.run(
+                [forecast, "train", str(config), "--runs-dir", str(Path(tmp) / "runs"),
+                 "--set", f"model.ensemble={members}", "--quiet"],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            seconds[members] = time.perf_counter() - start
+            run_dir = Path(done.stdout.strip().splitlines()[-1])
+            timings = json.loads((run_dir / "run.json").read_text())["timings"]
+            stages[members] = (timings["fit"], timings["forecast"], timings.get("final_fit", 0))
+    record(
+        "`forecast train`, 2 x LSTM(50), window 60, batch 32, 2 epochs, msft_daily: one member "
+        "vs model.ensemble 5 (whole command)",
+        round(seconds[1], 2), seconds[5], "s",
+        "target: at most 1.8x one member; held-out fit, test forecasts, final fit: "
+        + ", ".join(f"{a:.1f}/{b:.1f} s" for a, b in zip(stages[5], stages[1], strict=True))
+        + " (5 members/1)",
+    )  # fmt: skip
+
+
 def bench_ensemble(quick: bool) -> None:
     """`model.ensemble: 5` against one member, on the recommended configs' 3-fold backtests:
     the members trained as one wide model (forecast.model.stacked) and side by side as before,
@@ -926,6 +963,7 @@ def bench_ensemble(quick: bool) -> None:
                 seconds[case] += 0.0 if warm_up else time.perf_counter() - start
             forecast.model.build.stackable = stackable
             assert np.allclose(forecasts["stacked"], forecasts["plain"], rtol=1e-4), spec["name"]
+    bench_ensemble_train(quick)
     n = len(specs)
     record(
         f"backtest --folds 3, {n} series: model.ensemble 5 (one wide model) vs one member",

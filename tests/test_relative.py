@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from forecast.config.file import validate_config
+from forecast.config.file import load_config, validate_config
 from forecast.errors import ConfigError
 from forecast.model.build import build_model, build_models
 from forecast.runs import read
@@ -350,3 +350,28 @@ def test_predict_warns_when_recent_inputs_leave_the_training_range(
         api.predict(result.run_dir, tmp_path / "inside.csv")
     assert not [r for r in caplog.records if "extrapolation" in r.getMessage()]
     assert pd.read_csv(result.run_dir / "forecast.csv").shape == (1, 6)  # date, sales, 4 bounds
+
+
+def test_train_scores_a_stacked_ensemble_through_its_member_batched_twin(tmp_path: Path):
+    """train forecasts the test split of a stacked ensemble through member-batched layers
+    holding the saved (plain) model's weights: the same forecasts, one loop for all members."""
+    from forecast.data.prepare import prepare
+    from forecast.fitting.fit import models_for, scoring_model
+
+    from .conftest import tiny_config_file
+
+    config = tiny_config_file(
+        tmp_path, model={"architecture": "gru", "units": [5, 3], "ensemble": 4}
+    )
+    prepared = prepare(load_config(config))
+    _, plain = models_for(prepared, unroll=False)
+    rng = np.random.default_rng(0)
+    plain.set_weights([rng.normal(size=w.shape).astype("float32") for w in plain.get_weights()])
+    twin = scoring_model(prepared, plain)
+    assert twin is not plain and any(layer.name.startswith("stacked_") for layer in twin.layers)
+    x = rng.random((16, 12, 1)).astype("float32")
+    np.testing.assert_allclose(twin(x).numpy(), plain(x).numpy(), rtol=1e-5, atol=1e-6)
+    one = tiny_config_file(tmp_path, "one.yaml")
+    prepared_one = prepare(load_config(one))
+    _, single = models_for(prepared_one, unroll=False)
+    assert scoring_model(prepared_one, single) is single  # nothing to stack

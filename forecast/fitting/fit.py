@@ -257,6 +257,19 @@ def fit_final(
     return fit(final, quiet, tensorboard_dir=tensorboard_dir, start=start)
 
 
+def scoring_model(prepared: Prepared, model: Any) -> Any:
+    """The model to forecast the test split with: `model` itself, or for an ensemble whose
+    members train stacked, the same members in member-batched layers (forecast.model.stacked)
+    with `model`'s weights, forecasting their median: the same numbers (to float rounding),
+    in one batched loop instead of one loop per member. Made from `model` alone, so a
+    resumed run scores exactly as an uninterrupted one."""
+    trained, _ = models_for(prepared, unroll=False)
+    if trained not in STACKED:
+        return model
+    copy_into_stacked(model, trained, STACKED[trained])
+    return forecasting_model(trained, None, copy=False)
+
+
 def layer_weights(model: Any, prefix: str = "") -> dict[str, list[Any]]:
     """Layer name (without `prefix`) -> weights, of `model`'s layers named with `prefix`
     that have weights: what `fit(start=...)` begins from (an ensemble member's: "m<i>_")."""
