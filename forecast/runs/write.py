@@ -183,6 +183,7 @@ def write_run_info(
     info = run_info(prepared, timings) | {
         "strategy": fitted["strategy"],
         "unroll": fitted["unroll"],
+        "jit_compile": fitted.get("jit_compile"),  # what the held-out fit ran (auto decided)
         "epochs_run": len(fitted["history"]),
         "best_epoch": fitted["best_epoch"],
         "final_fit": {k: v for k, v in final_fit.items() if k != "seconds"} if final_fit else False,
