@@ -70,31 +70,38 @@ def test_configs_that_forfeit_cudnn_are_named():
     assert cudnn_warnings(rnn) == []  # SimpleRNN has no cuDNN kernel to lose
 
 
-def test_auto_unrolls_only_fits_long_enough_to_win_back_the_build():
+def test_auto_picks_the_speedup_whose_whole_fit_is_expected_shortest():
     from forecast.fitting.fit import expected_epochs
-    from forecast.fitting.speedups import recurrent_layer_count, resolve_unroll
+    from forecast.fitting.speedups import choose_speedups, recurrent_layer_count
 
-    # 44 batches per input step and recurrent layer: 96 steps x 1 layer needs 4,224 batches
-    assert not resolve_unroll("auto", 96, expected_batches=4223, recurrent_layers=1)
-    assert resolve_unroll("auto", 96, expected_batches=4224, recurrent_layers=1)
-    assert not resolve_unroll("auto", 24, expected_batches=4223, recurrent_layers=4)
-    assert resolve_unroll("auto", 12, expected_batches=1056, recurrent_layers=2)
-    assert not resolve_unroll("auto", 101, expected_batches=10**9)  # too long to build
-    assert not resolve_unroll("auto", 12, True, expected_batches=10**9)  # not with XLA
-    assert resolve_unroll(True, 200) and not resolve_unroll(False, 12)  # as configured
+    lstm2 = [("lstm", 50)] * 2
+
+    def auto(steps, batch, batches, layers=lstm2, members=1):
+        return choose_speedups("auto", "auto", steps, batch, batches, layers, members)
+
+    # benchmarks/speedups.py's cases: 2 x LSTM(50) over 60 steps at batch 32, 3 epochs of
+    # 174 batches: XLA (its 1.1 s compile is won back after ~300 batches); the same at batch
+    # 256 for 220 batches: looped (XLA's products lose there, unrolling takes 8 s to build);
+    # GRU(16) over 60 steps, 522 batches: XLA; a small series' 120 batches of 16: looped
+    assert auto(60, 32, 522) == (True, False)
+    assert auto(60, 32, 250) == (False, False)  # too short to win back the compilation
+    assert auto(60, 256, 220) == (False, False)
+    assert auto(60, 32, 522, [("gru", 16)]) == (True, False)
+    assert auto(72, 16, 120, [("lstm", 32)]) == (False, False)
+    # long LSTM fits at large batches unroll (its build is won back, XLA would lose)
+    assert auto(60, 256, 5000) == (False, True)
+    assert auto(101, 256, 10**6)[1] is False  # windows over 100 steps: too long to build
+    assert auto(60, 256, 10**6, [("gru", 50)]) == (False, False)  # a GRU gains nothing
+    # five stacked members do five times the arithmetic: XLA's slower products weigh more
+    assert auto(60, 64, 2000, members=5) == (False, True)
+    assert auto(60, 64, 2000, members=1)[0] is True
+    # what is configured is kept, and the other setting never joins it
+    assert choose_speedups(True, "auto", 60, 256, 10**6, lstm2) == (True, False)
+    assert choose_speedups("auto", True, 60, 32, 10**6, lstm2) == (False, True)
+    assert choose_speedups(False, False, 60, 32, 10**6, lstm2) == (False, False)
+    assert auto(60, 32, None) == (True, False)  # a fit of unknown length: XLA, as before
     stacks = {"lstm": 2, "bidirectional": 2, "conv1d_lstm": 1, "explicit": 1, "gru": 1}
     assert {n: recurrent_layer_count(model_config(STACKS[n])) for n in stacks} == stacks
     training = validate_config({"data": {"path": "x.csv", "features": ["a"]}}).training
     assert expected_epochs(training) == 30  # early stopping, patience 10: three patiences
     assert expected_epochs(training.model_copy(update={"early_stopping": False})) == 50  # all
-
-
-def test_auto_jit_compiles_only_fits_long_enough_to_win_back_the_compilation():
-    from forecast.fitting.speedups import resolve_jit
-
-    # 25 batches per input step and recurrent layer: 40 steps x 1 layer -> 1,000 batches
-    assert not resolve_jit("auto", 40, expected_batches=999, recurrent_layers=1)
-    assert resolve_jit("auto", 40, expected_batches=1000, recurrent_layers=1)
-    assert not resolve_jit("auto", 40, expected_batches=1999, recurrent_layers=2)
-    assert resolve_jit("auto", 12, expected_batches=300, recurrent_layers=0)  # Dense: as one
-    assert resolve_jit(True, 96, expected_batches=1) and not resolve_jit(False, 2, 10**9)

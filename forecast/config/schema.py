@@ -238,8 +238,9 @@ class TrainingConfig(Strict):
     jit_compile: Literal["auto"] | bool = Field(
         "auto",
         description="compile training steps with XLA: auto = on CPU-only machines when the "
-        "fit is long enough to win back the compilation (about 25 batches per input step "
-        "and recurrent layer)",
+        "whole fit is expected to be shortest so, compilation included (forecast.fitting."
+        "speedups: about 1.1 s to compile against ~45 us saved per batch, input step and "
+        "recurrent layer, less at large batches)",
     )
     final_fit: bool = Field(
         True,
@@ -260,8 +261,9 @@ class TrainingConfig(Strict):
     unroll: Literal["auto"] | bool = Field(
         "auto",
         description="unroll recurrent layers: auto = on CPU-only machines for input_steps <= 100 "
-        "when the fit is long enough to win back the slower graph build (about 44 batches per "
-        "input step and recurrent layer); never on GPUs, where it would lose cuDNN",
+        "when the whole fit is expected to be shortest so, build included (about 0.07 s per "
+        "input step and layer; only LSTM layers gain); never with XLA, nor on GPUs, where it "
+        "would lose cuDNN",
     )
 
     @field_validator("early_stopping", mode="before")

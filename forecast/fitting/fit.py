@@ -16,7 +16,7 @@ from forecast.data.prepare import Prepared
 from forecast.data.windows import Split
 from forecast.fitting.callbacks import FitResult
 from forecast.fitting.dataset import WindowSource
-from forecast.fitting.speedups import recurrent_layer_count, resolve_jit, resolve_unroll
+from forecast.fitting.speedups import choose_speedups, recurrent_layers
 from forecast.fitting.training import (
     compile_model,
     seed_everything,
@@ -138,14 +138,14 @@ def fit(
     scope, strategy, distributed = strategy_scope(cfg.training.distribute)
     batches = max(-(-len(split.train_origins) // cfg.training.batch_size), 1)  # per epoch
     expected = batches * expected_epochs(cfg.training)
-    layers = recurrent_layer_count(cfg.model)
-    jit = resolve_jit(cfg.training.jit_compile, cfg.window.input_steps, expected, layers)
-    unroll = resolve_unroll(
+    jit, unroll = choose_speedups(
+        cfg.training.jit_compile,
         cfg.training.unroll,
         cfg.window.input_steps,
-        jit,
-        expected_batches=expected,
-        recurrent_layers=layers,
+        cfg.training.batch_size,
+        expected,
+        recurrent_layers(cfg.model),
+        cfg.model.ensemble,
     )
     key = _shape_key(prepared, unroll, batches, jit)
     slot = compiled.take(key) if compiled is not None else None

@@ -8,66 +8,91 @@ from forecast.model.execution import RNN_TYPES
 
 UNROLL_MAX_STEPS = 100  # longer windows make unrolled graphs slow to build
 
+# The cost model, measured with benchmarks/speedups.py (`forecast train`, a new process, final
+# fit off; 2 cores, 2026-12-07), against the looped layers without XLA:
+# - XLA compiles for about 1.1 s more (0.96-1.14 s over the 5 cases, whatever the window),
+#   and saves per batch, per input step and recurrent layer, about 45 us of loop overhead
+#   less 0.3 us per window of the batch at 50 units (its CPU matrix products are slower than
+#   oneDNN's): 2 x LSTM(50) at batch 32 saved 27 us, GRU(16) at 32 saved 40 us, 2 x LSTM(50)
+#   at batch 256 lost 33 us.
+# - Unrolling builds for about 0.07 s per input step and recurrent layer (8.0-8.6 s for 2 x
+#   LSTM(50) over 60 steps) and saves, for LSTM layers, about 28 us + 0.41 us per window of
+#   the batch per step and layer (41 us at batch 32, 134 us at 256); a GRU(16) ran slower
+#   unrolled, so only LSTM layers count as gaining.
+XLA_COMPILE_SECONDS = 1.1
+XLA_SAVING_PER_STEP = 45e-6
+XLA_LOSS_PER_WINDOW = 0.3e-6  # at 50 units; scales with units squared
+UNROLL_BUILD_PER_STEP = 0.07
+UNROLL_SAVING_PER_STEP = 28e-6
+UNROLL_SAVING_PER_WINDOW = 0.41e-6
 
-# Unrolling saves about 1.5 ms per batch on this kind of CPU but costs about 0.033 s of graph
-# building per unrolled step and layer, paid again when a partial last batch retraces:
-# it wins back its build after about 44 batches per step and layer (benchmarks/README.md)
-UNROLL_BATCHES_PER_STEP = 44
 
-
-def resolve_unroll(
-    setting: str | bool,
+def choose_speedups(
+    jit_setting: str | bool,
+    unroll_setting: str | bool,
     input_steps: int,
-    jit_compile: bool = False,
-    expected_batches: float | None = None,
-    recurrent_layers: int = 1,
-) -> bool:
-    """training.unroll: auto unrolls on CPU-only machines when the fit is long enough to win
-    back the graph build: `expected_batches` (batches per epoch x the epochs it is expected
-    to run) at least UNROLL_BATCHES_PER_STEP x input_steps x recurrent layers, for windows up
-    to UNROLL_MAX_STEPS. An unrolled LSTM/GRU cannot use cuDNN, so auto never unrolls where
-    a GPU is visible; nor with XLA, which takes minutes to compile an unrolled training step."""
-    if setting != "auto":
-        return bool(setting)
-    if jit_compile or input_steps > UNROLL_MAX_STEPS or recurrent_layers == 0:
-        return False
-    return _wins_on_cpu(expected_batches, UNROLL_BATCHES_PER_STEP * input_steps * recurrent_layers)
+    batch_size: int,
+    expected_batches: float | None,
+    layers: list[tuple[str, int]],
+    members: int = 1,
+) -> tuple[bool, bool]:
+    """training.jit_compile and training.unroll, `auto` made concrete: (jit, unroll).
+
+    `auto` picks, of the looped layers, XLA and unrolled layers (never both: XLA takes
+    minutes to compile an unrolled step), the one whose whole fit is expected to be
+    shortest, compile or build included (the constants above): `expected_batches` is
+    batches per epoch x the epochs the fit is expected to run, `layers` the recurrent
+    layers' (kind, units per member). A setting given explicitly is kept, and the other
+    `auto` then only chooses among what goes with it. Only on CPU-only machines: where a GPU
+    is visible, recurrent layers use cuDNN, which unrolling loses."""
+    if jit_setting != "auto" and unroll_setting != "auto":
+        return bool(jit_setting), bool(unroll_setting)
+    if jit_setting is True or unroll_setting is True:
+        return jit_setting is True, unroll_setting is True  # the other one: off
+    costs = {(False, False): 0.0}  # seconds more than the looped fit
+    if expected_batches is not None:
+        batches = expected_batches
+        steps = input_steps * max(len(layers), 1)  # a model without recurrence counts once
+        widths = [units for _, units in layers] or [1]
+        if jit_setting == "auto":
+            saving = (
+                sum(
+                    XLA_SAVING_PER_STEP
+                    - XLA_LOSS_PER_WINDOW * batch_size * members * (units / 50) ** 2
+                    for units in widths
+                )
+                * input_steps
+            )  # per batch
+            costs[(True, False)] = XLA_COMPILE_SECONDS - batches * saving
+        if unroll_setting == "auto" and layers and input_steps <= UNROLL_MAX_STEPS:
+            gain = UNROLL_SAVING_PER_STEP + UNROLL_SAVING_PER_WINDOW * batch_size
+            saving = sum(gain for kind, _ in layers if kind == "lstm") * input_steps
+            costs[(False, True)] = UNROLL_BUILD_PER_STEP * steps - batches * saving
+    elif jit_setting == "auto":  # a fit of unknown length: XLA, as before
+        costs[(True, False)] = -1.0
+    best = min(costs, key=lambda choice: costs[choice])
+    if best == (False, False) or not _cpu_only():
+        return jit_setting is True, unroll_setting is True
+    return best
 
 
-def _wins_on_cpu(expected_batches: float | None, needed: float) -> bool:
-    """An `auto` speed-up pays: the fit runs at least `needed` batches (or is of unknown
-    length) on a machine without a GPU."""
-    if expected_batches is not None and expected_batches < needed:
-        return False
+def _cpu_only() -> bool:
     import tensorflow as tf
 
     return not tf.config.get_visible_devices("GPU")  # a fan-out worker hides the GPUs
 
 
-# XLA runs the looped layers' training step in about a quarter of the time here (1.2 against
-# 4.2 ms per batch of 16 at 40 steps, one LSTM(32)) but compiles for 1.5-3 s per batch shape:
-# it wins after about 25 batches per step and layer (benchmarks/README.md)
-JIT_BATCHES_PER_STEP = 25
-
-
-def resolve_jit(
-    setting: str | bool,
-    input_steps: int,
-    expected_batches: float | None = None,
-    recurrent_layers: int = 1,
-) -> bool:
-    """training.jit_compile: auto compiles the training step with XLA on CPU-only machines
-    when the fit is expected to run at least JIT_BATCHES_PER_STEP x input_steps x recurrent
-    layers batches (a model without recurrent layers counts as one); never where a GPU is
-    visible, whose recurrent layers use cuDNN."""
-    if setting != "auto":
-        return bool(setting)
-    return _wins_on_cpu(
-        expected_batches, JIT_BATCHES_PER_STEP * input_steps * max(recurrent_layers, 1)
-    )
+def recurrent_layers(model: ModelConfig) -> list[tuple[str, int]]:
+    """The recurrent layers' (kind, units), a bidirectional layer as two of its kind."""
+    found: list[tuple[str, int]] = []
+    for spec in model.stack:
+        if spec.type == "bidirectional":
+            found += [(spec.layer, spec.units)] * 2
+        elif spec.type in RNN_TYPES:
+            found.append((spec.type, spec.units))
+    return found
 
 
 def recurrent_layer_count(model: ModelConfig) -> int:
     """Recurrent layers an unroll multiplies (a bidirectional layer counts twice)."""
-    specs = model.stack
-    return sum(2 if s.type == "bidirectional" else 1 for s in specs if s.type in RNN_TYPES)
+    return len(recurrent_layers(model))
