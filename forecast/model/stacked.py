@@ -76,8 +76,9 @@ def layer_classes() -> dict[str, type]:
             **kwargs: Any,
         ) -> None:  # fmt: skip
             super().__init__(**kwargs)
+            self.settings: dict[str, Any] = {"kind": kind, "members": members, "units": units}
+            self.settings |= {"inputs": inputs, "activation": activation}
             self.kind, self.members, self.units, self.inputs = kind, members, units, inputs
-            self.activation_name = activation
             self.activation = keras.activations.get(activation)
             self.gates = GATES[kind]
             width = members * units
@@ -125,14 +126,7 @@ def layer_classes() -> dict[str, type]:
             return flat, [flat]
 
         def get_config(self) -> dict[str, Any]:
-            return {
-                **super().get_config(),
-                "kind": self.kind,
-                "members": self.members,
-                "units": self.units,
-                "inputs": self.inputs,
-                "activation": self.activation_name,
-            }
+            return {**super().get_config(), **self.settings}
 
     def project(x: Any, kernel: Any, bias: Any, members: int, shared: bool) -> Any:
         """x (..., in) shared or (..., N*in) member-major -> (..., N*out): each member's
@@ -157,9 +151,11 @@ def layer_classes() -> dict[str, type]:
             **kwargs: Any,
         ) -> None:  # fmt: skip
             super().__init__(**kwargs)
-            self.kind, self.members, self.units, self.inputs = kind, members, units, inputs
-            self.shared, self.activation_name = shared, activation
-            self.return_sequences, self.unroll = return_sequences, unroll
+            self.settings: dict[str, Any] = {"kind": kind, "members": members, "units": units}
+            self.settings |= {"inputs": inputs, "shared": shared, "activation": activation}
+            self.settings |= {"return_sequences": return_sequences, "unroll": unroll}
+            self.members, self.units, self.shared = members, units, shared
+            self.return_sequences = return_sequences
             self.cell = MemberCell(kind, members, units, inputs, activation, name="cell")
             self.rnn = keras.layers.RNN(
                 self.cell, return_sequences=return_sequences, unroll=unroll, name="loop"
@@ -181,17 +177,7 @@ def layer_classes() -> dict[str, type]:
             return (input_shape[0], width)
 
         def get_config(self) -> dict[str, Any]:
-            return {
-                **super().get_config(),
-                "kind": self.kind,
-                "members": self.members,
-                "units": self.units,
-                "inputs": self.inputs,
-                "shared": self.shared,
-                "activation": self.activation_name,
-                "return_sequences": self.return_sequences,
-                "unroll": self.unroll,
-            }
+            return {**super().get_config(), **self.settings}
 
     @keras.saving.register_keras_serializable(package="forecast")
     class MemberDense(keras.layers.Layer):
@@ -202,8 +188,11 @@ def layer_classes() -> dict[str, type]:
             kernel_initializer: str = "glorot_uniform", **kwargs: Any,
         ) -> None:  # fmt: skip
             super().__init__(**kwargs)
+            self.settings: dict[str, Any] = {"members": members, "units": units}
+            self.settings |= {"inputs": inputs, "shared": shared, "activation": activation}
+            self.settings["kernel_initializer"] = kernel_initializer
             self.members, self.units, self.inputs, self.shared = members, units, inputs, shared
-            self.activation_name, self.initializer = activation, kernel_initializer
+            self.initializer = kernel_initializer
             self.activation = keras.activations.get(activation)
 
         def build(self, input_shape: Any) -> None:
@@ -221,15 +210,7 @@ def layer_classes() -> dict[str, type]:
             return (*input_shape[:-1], self.members * self.units)
 
         def get_config(self) -> dict[str, Any]:
-            return {
-                **super().get_config(),
-                "members": self.members,
-                "units": self.units,
-                "inputs": self.inputs,
-                "shared": self.shared,
-                "activation": self.activation_name,
-                "kernel_initializer": self.initializer,
-            }
+            return {**super().get_config(), **self.settings}
 
     return {"MemberRecurrent": MemberRecurrent, "MemberDense": MemberDense}
 
