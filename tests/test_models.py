@@ -72,7 +72,7 @@ def test_configs_that_forfeit_cudnn_are_named():
 
 def test_auto_picks_the_speedup_whose_whole_fit_is_expected_shortest():
     from forecast.fitting.fit import expected_epochs
-    from forecast.fitting.speedups import choose_speedups, recurrent_layer_count
+    from forecast.fitting.speedups import choose_speedups, has_dropout, recurrent_layer_count
 
     lstm2 = [("lstm", 50)] * 2
 
@@ -100,6 +100,16 @@ def test_auto_picks_the_speedup_whose_whole_fit_is_expected_shortest():
     assert choose_speedups("auto", True, 60, 32, 10**6, lstm2) == (False, True)
     assert choose_speedups(False, False, 60, 32, 10**6, lstm2) == (False, False)
     assert auto(60, 32, None) == (True, False)  # a fit of unknown length: XLA, as before
+    # dropout: neither pays (the shipped config: 4.1 s per epoch with XLA, 1.3-1.4 s
+    # unrolled after a longer build, 1.3 s looped), so a model with dropout stays looped
+    assert choose_speedups("auto", "auto", 60, 64, 1300, lstm2, 1, True) == (False, False)
+    assert auto(60, 64, 1300) == (True, False)  # the same without dropout
+    shipped = validate_config(
+        {"data": {"path": "x.csv", "features": ["a"]},
+         "model": {"layers": [{"lstm": {"units": 50}}, {"dropout": 0.2}]}}
+    ).model  # fmt: skip
+    assert has_dropout(shipped) and not has_dropout(model_config(STACKS["gru"]))
+    assert has_dropout(model_config(STACKS["lstm"]))  # architecture shorthand, dropout 0.1
     stacks = {"lstm": 2, "bidirectional": 2, "conv1d_lstm": 1, "explicit": 1, "gru": 1}
     assert {n: recurrent_layer_count(model_config(STACKS[n])) for n in stacks} == stacks
     training = validate_config({"data": {"path": "x.csv", "features": ["a"]}}).training

@@ -16,7 +16,7 @@ from forecast.data.prepare import Prepared
 from forecast.data.windows import Split
 from forecast.fitting.callbacks import FitResult
 from forecast.fitting.dataset import WindowSource
-from forecast.fitting.speedups import choose_speedups, recurrent_layers
+from forecast.fitting.speedups import choose_speedups, has_dropout, recurrent_layers
 from forecast.fitting.training import (
     compile_model,
     seed_everything,
@@ -146,6 +146,7 @@ def fit(
         expected,
         recurrent_layers(cfg.model),
         cfg.model.ensemble,
+        has_dropout(cfg.model),
     )
     key = _shape_key(prepared, unroll, batches, jit)
     slot = compiled.take(key) if compiled is not None else None

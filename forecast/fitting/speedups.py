@@ -19,6 +19,9 @@ UNROLL_MAX_STEPS = 100  # longer windows make unrolled graphs slow to build
 #   LSTM(50) over 60 steps) and saves, for LSTM layers, about 28 us + 0.41 us per window of
 #   the batch per step and layer (41 us at batch 32, 134 us at 256); a GRU(16) ran slower
 #   unrolled, so only LSTM layers count as gaining.
+# - With dropout, neither pays: the shipped univariate config (2 x LSTM(50) with dropout
+#   0.2, batch 64) took 4.1 s per epoch with XLA (its random masks are slow on CPUs) and
+#   1.3-1.4 s unrolled (after a 6.7 s longer build), against 1.3 s looped.
 XLA_COMPILE_SECONDS = 1.1
 XLA_SAVING_PER_STEP = 45e-6
 XLA_LOSS_PER_WINDOW = 0.3e-6  # at 50 units; scales with units squared
@@ -35,6 +38,7 @@ def choose_speedups(
     expected_batches: float | None,
     layers: list[tuple[str, int]],
     members: int = 1,
+    dropout: bool = False,
 ) -> tuple[bool, bool]:
     """training.jit_compile and training.unroll, `auto` made concrete: (jit, unroll).
 
@@ -42,8 +46,9 @@ def choose_speedups(
     minutes to compile an unrolled step), the one whose whole fit is expected to be
     shortest, compile or build included (the constants above): `expected_batches` is
     batches per epoch x the epochs the fit is expected to run, `layers` the recurrent
-    layers' (kind, units per member). A setting given explicitly is kept, and the other
-    `auto` then only chooses among what goes with it. Only on CPU-only machines: where a GPU
+    layers' (kind, units per member); a model with `dropout` stays looped. A
+    setting given explicitly is kept, and the other `auto` then only chooses among what
+    goes with it. Only on CPU-only machines: where a GPU
     is visible, recurrent layers use cuDNN, which unrolling loses."""
     if jit_setting != "auto" and unroll_setting != "auto":
         return bool(jit_setting), bool(unroll_setting)
@@ -54,7 +59,7 @@ def choose_speedups(
         batches = expected_batches
         steps = input_steps * max(len(layers), 1)  # a model without recurrence counts once
         widths = [units for _, units in layers] or [1]
-        if jit_setting == "auto":
+        if jit_setting == "auto" and not dropout:
             saving = (
                 sum(
                     XLA_SAVING_PER_STEP
@@ -64,11 +69,11 @@ def choose_speedups(
                 * input_steps
             )  # per batch
             costs[(True, False)] = XLA_COMPILE_SECONDS - batches * saving
-        if unroll_setting == "auto" and layers and input_steps <= UNROLL_MAX_STEPS:
+        if unroll_setting == "auto" and layers and input_steps <= UNROLL_MAX_STEPS and not dropout:
             gain = UNROLL_SAVING_PER_STEP + UNROLL_SAVING_PER_WINDOW * batch_size
             saving = sum(gain for kind, _ in layers if kind == "lstm") * input_steps
             costs[(False, True)] = UNROLL_BUILD_PER_STEP * steps - batches * saving
-    elif jit_setting == "auto":  # a fit of unknown length: XLA, as before
+    elif jit_setting == "auto" and not dropout:  # a fit of unknown length: XLA, as before
         costs[(True, False)] = -1.0
     best = min(costs, key=lambda choice: costs[choice])
     if best == (False, False) or not _cpu_only():
@@ -91,6 +96,16 @@ def recurrent_layers(model: ModelConfig) -> list[tuple[str, int]]:
         elif spec.type in RNN_TYPES:
             found.append((spec.type, spec.units))
     return found
+
+
+def has_dropout(model: ModelConfig) -> bool:
+    """Any dropout: a dropout layer, or a recurrent layer's (recurrent) dropout, above 0."""
+    for spec in model.stack:
+        if spec.type == "dropout" and spec.rate > 0:
+            return True
+        if getattr(spec, "dropout", 0) > 0 or getattr(spec, "recurrent_dropout", 0) > 0:
+            return True
+    return False
 
 
 def recurrent_layer_count(model: ModelConfig) -> int:
