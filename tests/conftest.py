@@ -142,7 +142,9 @@ LONG_EPOCHS = 40
 
 @pytest.fixture
 def long_config(tmp_path: Path) -> Path:
-    """A GRU whose fits take a few seconds each (epochs of 30 batches, no early stopping)."""
+    """A GRU whose fits take a few seconds each (epochs of 30 batches, no early stopping);
+    its final fit trains from scratch for all its epochs, so that it lasts as long as the
+    held-out fit (the tests stop it in the middle)."""
     return tiny_config_file(
         tmp_path,
         "long.yaml",
@@ -150,7 +152,12 @@ def long_config(tmp_path: Path) -> Path:
         name="long",
         seed=1,
         model={"architecture": "gru", "units": [8]},
-        training={"epochs": LONG_EPOCHS, "batch_size": 8, "early_stopping": False},
+        training={
+            "epochs": LONG_EPOCHS,
+            "batch_size": 8,
+            "early_stopping": False,
+            "final_fit_start": "scratch",
+        },
     )
 
 

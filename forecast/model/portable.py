@@ -10,8 +10,9 @@ that way is tried unrolled.
 
 Every artifact is checked before it is kept: its forecasts of fixed windows must equal the
 Keras model's to CHECK_TOLERANCE, or nothing is written. Its metadata names the model file's
-sha256 and the shapes, so a model.onnx that does not belong to the model beside it is never
-used (`forecast.forecasting.portable.open_portable`).
+sha256, the shapes and forecast's version, so a model.onnx that does not belong to the model
+beside it, or was made by another version, is never used
+(`forecast.forecasting.portable.open_portable`).
 """
 
 from __future__ import annotations
@@ -59,22 +60,22 @@ def portable_bytes(model: Any, source_sha256: str) -> tuple[bytes | None, str]:
     expected = np.asarray(model(windows, training=False))  # (B, h, K)
     why = "no conversion tried"
     for unroll in (False, True):
-        candidate = with_unroll(model, unroll)
+        try:  # tf2onnx and onnxruntime raise many kinds for graphs they cannot take
+            candidate = with_unroll(model, unroll)
 
-        def network(x: Any, candidate: Any = candidate) -> Any:
-            return candidate(x, training=False)
+            def network(x: Any, candidate: Any = candidate) -> Any:
+                return candidate(x, training=False)
 
-        try:
             proto, _ = tf2onnx.convert.from_function(
                 tf.function(network, input_signature=spec), input_signature=spec, opset=OPSET
             )
-        except Exception as exc:  # tf2onnx raises many kinds for ops it cannot map
-            why = f"tf2onnx cannot convert it ({_first_line(exc)})"
+            _add_metadata(proto, source_sha256, model)
+            data = proto.SerializeToString()
+            session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+            got = session.run(None, {session.get_inputs()[0].name: windows})[0]
+        except Exception as exc:
+            why = f"it does not convert ({_first_line(exc)})"
             continue
-        _add_metadata(proto, source_sha256, model)
-        data = proto.SerializeToString()
-        session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-        got = session.run(None, {session.get_inputs()[0].name: windows})[0]
         scale = max(float(np.max(np.abs(expected))), 1e-6)
         gap = float(np.max(np.abs(got - expected))) / scale if got.shape == expected.shape else 1
         if gap <= CHECK_TOLERANCE:
@@ -85,8 +86,11 @@ def portable_bytes(model: Any, source_sha256: str) -> tuple[bytes | None, str]:
 
 def metadata(model_sha256: str, shape: tuple[int, int, int, int]) -> dict[str, str]:
     """What an artifact of the model file with this sha256 and shape (L, F, h, K) carries."""
+    from forecast import __version__
+
     return {
         "forecast.artifact_version": ARTIFACT_VERSION,
+        "forecast.version": __version__,  # a newer forecast may compute the layers otherwise
         "forecast.model_sha256": model_sha256,
         "forecast.shape": ",".join(str(n) for n in shape),
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,9 @@ class Predictor:
             return
         if not portable.can_write():
             log.debug("model.onnx not written: the onnx extra is not installed")
+            return
+        if not os.access(self.run, os.W_OK):  # before the conversion, which would be wasted
+            log.info("%s not written (the run folder is read-only)", self.portable_path)
             return
         with tensorflow_work():
             data, why = portable.portable_bytes(forecaster.model, self.model_sha256)
