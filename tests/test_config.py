@@ -10,7 +10,7 @@ from forecast.config.file import (
     revalidate,
     validate_config,
 )
-from forecast.config.schema import infer_layout
+from forecast.config.layouts import infer_layout
 from forecast.errors import ConfigError
 
 from .conftest import write_config

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from forecast.config.layouts import LAYOUTS, infer_layout
 from forecast.config.modelspec import ModelConfig, Strict
 from forecast.errors import excerpt, shorten
 
@@ -28,15 +29,6 @@ def calendar_columns(names: list[str]) -> list[str]:
     """The model's input columns of these calendar features (a sine and a cosine each)."""
     return [f"{CALENDAR_PREFIX}{name}_{part}" for name in names for part in ("sin", "cos")]
 
-
-LAYOUTS = (
-    "univariate",
-    "multivariate",
-    "multi_output",
-    "univariate_multi_step",
-    "multivariate_multi_step",
-    "multi_output_multi_step",
-)
 
 # --------------------------------------------------------------------------- data
 
@@ -395,13 +387,3 @@ class Config(Strict):
         calendar = self.data.calendar
         known = calendar == "auto" or bool(calendar)  # `auto` may add some once resolved
         return set(self.data.features) <= set(self.data.targets) and not known
-
-
-def infer_layout(features: list[str], targets: list[str], horizon: int) -> str:
-    if len(targets) > 1:
-        base = "multi_output"
-    elif list(features) == list(targets):
-        base = "univariate"
-    else:
-        base = "multivariate"
-    return base if horizon == 1 else f"{base}_multi_step"

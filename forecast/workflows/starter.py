@@ -14,7 +14,8 @@ from pathlib import Path
 import yaml
 
 from forecast.config.file import validate_config
-from forecast.config.schema import LAYOUTS, DataConfig, run_name
+from forecast.config.layouts import LAYOUTS
+from forecast.config.schema import DataConfig, run_name
 from forecast.data.transforms import transform_lag
 from forecast.data.windows import row_count
 from forecast.errors import ConfigError, DataError

@@ -10,7 +10,6 @@ import shlex
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,10 @@ from forecast.config.file import config_to_yaml
 from forecast.config.schema import Config
 from forecast.data.panel import prepare_panel, read_data
 from forecast.data.prepare import Prepared
-from forecast.data.reading import Panel, Series
 from forecast.errors import ConfigError, ForecastError, RunError
 from forecast.fitting.announce import log_layout
-from forecast.fitting.callbacks import Checkpoint, FitResult
-from forecast.fitting.executor import IN_TURN, Fanout, InProcess, executor_for
+from forecast.fitting.callbacks import Checkpoint
+from forecast.fitting.executor import IN_TURN, Fanout
 from forecast.fitting.fit import (
     final_epochs,
     final_split,
@@ -32,21 +30,16 @@ from forecast.fitting.fit import (
     layer_weights,
     scoring_model,
 )
-from forecast.fitting.members import (
-    MemberFit,
-    MemberTask,
-    fit_members,
-    independent,
-    member_epochs,
-)
+from forecast.fitting.members import independent, member_epochs
 from forecast.fitting.multiworker import cluster_from_env
 from forecast.fitting.residual import choose_residual
 from forecast.fitting.training import multi_worker_strategy
 from forecast.forecasting.scoring import evaluate_on_test
-from forecast.interrupts import raise_if_stop_requested, tensorflow_work, waiting_on_others
+from forecast.interrupts import raise_if_stop_requested, tensorflow_work
 from forecast.model.stacked import stackable
 from forecast.model.tf_setup import import_tensorflow_quietly
 from forecast.runs import atomic, layout, write
+from forecast.workflows.ensemble import Members
 from forecast.workflows.loading import resolve_config
 
 log = logging.getLogger("forecast")
@@ -89,75 +82,8 @@ def _copy_chief_partial(runs_dir: Path, name: str, scratch: Path) -> None:
     shutil.copytree(partial, scratch / partial.name)
 
 
-@dataclass
-class _Members:
-    """Where an independent ensemble's members are fitted: here in turn, or (`fanout`) as
-    tasks that each read `data` and prepare it under `config` themselves; `record` says
-    where the last fit's members ran (run.json's `fanout`)."""
-
-    config: Config
-    data: Series | Panel
-    fanout: Fanout
-    record: dict[str, Any] = field(default_factory=dict)
-
-    def fit(
-        self,
-        prepared: Prepared,
-        quiet: bool,
-        epochs: list[int] | None = None,
-        partial: Path | None = None,
-        starts: list[dict[str, list[Any]] | None] | None = None,
-    ) -> tuple[Any, FitResult, dict[str, Any]]:
-        """Every member (the final fit's with `epochs`, from `starts`' weights); with
-        `partial`, each member is kept there as it ends, and those kept by an interrupted
-        run are not fitted again."""
-        kept = {}
-        if partial is not None:
-            kept = {
-                n: MemberFit.from_json(r, w) for n, (w, r) in write.load_members(partial).items()
-            }
-            if kept and not quiet:
-                log.info("ensemble members %s trained before the interruption", sorted(kept))
-
-        def each(fit: MemberFit) -> None:
-            if partial is not None:
-                write.save_member(partial, fit.number, fit.weights, fit.to_json())
-
-        def finished(_: int, fit: Any) -> None:  # an executor's result: a MemberFit
-            each(fit)
-
-        tasks = [
-            MemberTask(
-                self.config,
-                self.data,
-                None,
-                i + 1,
-                None if epochs is None else epochs[i],
-                None if starts is None else starts[i],
-            )
-            for i in range(self.config.model.ensemble)
-            if i + 1 not in kept
-        ]
-        executor = executor_for(self.fanout, tasks)
-        self.record = executor.record(len(tasks))
-        if isinstance(executor, InProcess):  # on the data prepared here
-            model, result, info = fit_members(
-                prepared, quiet, epochs=epochs, kept=kept, each=each, starts=starts
-            )
-        else:
-            if not quiet:
-                log.info("%d ensemble members %s", len(tasks), executor.describe(len(tasks)))
-
-            def run(tasks: Sequence[MemberTask]) -> list[Any]:
-                with waiting_on_others():  # Ctrl-C cancels the members still running
-                    return executor.run(tasks, done=finished)
-
-            model, result, info = fit_members(prepared, quiet, run, tasks, kept=kept)
-        return model, result, {**info, "fanout": self.record}
-
-
 def _fitted_model(
-    partial: Path, prepared: Prepared, quiet: bool, members: _Members
+    partial: Path, prepared: Prepared, quiet: bool, members: Members
 ) -> tuple[Any, dict[str, Any]]:
     """The model this partial run already trained, or a newly fitted one (kept at once)."""
     kept = write.load_fitted(partial)
@@ -190,7 +116,7 @@ def _final_fit(
     prepared: Prepared,
     fitted: dict[str, Any],
     quiet: bool,
-    members: _Members,
+    members: Members,
     held_out: Any,
 ) -> dict[str, Any]:
     """Refit on every row and make it the run's model.keras, its history
@@ -390,7 +316,7 @@ def train(
             chosen = choose_residual(prepared.combined)  # `residual: auto` made concrete
             prepared = prepared.with_config(chosen.config)
             fitting = prepared.combined  # every series' rows end to end
-            members = _Members(prepared.config, data, fanout)
+            members = Members(prepared.config, data, fanout)
             raise_if_stop_requested()
             model, fitted = _fitted_model(partial, fitting, quiet, members)
             timings |= fitted["timings"]
