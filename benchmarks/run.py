@@ -519,6 +519,22 @@ def bench_cli() -> None:
 # --------------------------------------------------------------------------- predict
 
 
+def univariate_run(folder: Path) -> tuple[Path, Path]:
+    """The shipped univariate config trained for one epoch under `folder`, and the last 200
+    rows of its CSV as recent history: (run dir, history CSV)."""
+    import pandas as pd
+
+    from forecast import api
+
+    run_dir = api.train(
+        ROOT / "configs" / "univariate.yaml", runs_dir=folder, overrides=["training.epochs=1"],
+        quiet=True,
+    ).run_dir  # fmt: skip
+    tail = folder / "recent.csv"
+    pd.read_csv(ROOT / "data" / "msft_daily.csv").tail(200).to_csv(tail, index=False)
+    return run_dir, tail
+
+
 def bench_predict() -> None:
     """`forecast predict` as a script or a scheduled job runs it: a new process per forecast,
     on the shipped univariate config trained for one epoch (with its final fit), the next 10
@@ -526,17 +542,8 @@ def bench_predict() -> None:
     model.onnx: the same command with the onnx extra hidden (its modules set to None, which
     is what `importlib.util.find_spec` reports for a package not installed). Then the first
     predict of the run (TensorFlow, and model.onnx written), and later ones (onnxruntime)."""
-    import pandas as pd
-
-    from forecast import api
-
     with tempfile.TemporaryDirectory() as tmp:
-        run_dir = api.train(
-            ROOT / "configs" / "univariate.yaml", runs_dir=tmp, overrides=["training.epochs=1"],
-            quiet=True,
-        ).run_dir  # fmt: skip
-        tail = Path(tmp) / "recent.csv"
-        pd.read_csv(ROOT / "data" / "msft_daily.csv").tail(200).to_csv(tail, index=False)
+        run_dir, tail = univariate_run(Path(tmp))
         argv = ["forecast", "predict", "--run", str(run_dir), "--csv", str(tail), "--horizon",
                 "10", "--output", str(Path(tmp) / "f.csv")]  # fmt: skip
 
@@ -587,19 +594,9 @@ def bench_serve(requests: int) -> None:
     import urllib.request
     from concurrent.futures import ThreadPoolExecutor
 
-    import pandas as pd
-
-    from forecast import api
-
     forecast = str(Path(sys.executable).parent / "forecast")
-    csv = ROOT / "data" / "msft_daily.csv"
     with tempfile.TemporaryDirectory() as tmp:
-        run_dir = api.train(
-            ROOT / "configs" / "univariate.yaml", runs_dir=tmp, overrides=["training.epochs=1"],
-            quiet=True,
-        ).run_dir  # fmt: skip
-        tail = Path(tmp) / "recent.csv"
-        pd.read_csv(csv).tail(200).to_csv(tail, index=False)
+        run_dir, tail = univariate_run(Path(tmp))
         command = timed(
             lambda: subprocess.run(
                 [forecast, "predict", "--run", str(run_dir), "--csv", str(tail), "--output",

@@ -204,7 +204,7 @@ def test_a_stacked_ensemble_holds_the_plain_members_weights(architecture, units)
     plain.set_weights([rng.normal(size=w.shape).astype("float32") for w in plain.get_weights()])
     from forecast.model.stacked import copy_into_stacked
 
-    copy_into_stacked(plain, wide, STACKED[wide])
+    copy_into_stacked(plain, wide)
     np.testing.assert_allclose(np.median(wide(x).numpy(), axis=1), plain(x).numpy(), atol=1e-5)
     # what the wide model learns goes back into the members that forecast and are saved
     wide.set_weights([w * 1.5 for w in wide.get_weights()])

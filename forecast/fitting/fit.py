@@ -177,7 +177,7 @@ def fit(
             if layer.weights:
                 layer.set_weights(start[layer.name])
         if trained in STACKED:  # and into the stacked model that trains
-            copy_into_stacked(model, trained, STACKED[trained])
+            copy_into_stacked(model, trained)
     source = WindowSource(
         prepared.features,
         prepared.targets,
@@ -267,7 +267,7 @@ def scoring_model(prepared: Prepared, model: Any) -> Any:
     trained, _ = models_for(prepared, unroll=False)
     if trained not in STACKED:
         return model
-    copy_into_stacked(model, trained, STACKED[trained])
+    copy_into_stacked(model, trained)
     return forecasting_model(trained, None, copy=False)
 
 

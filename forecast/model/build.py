@@ -222,14 +222,14 @@ def build_models(
     x = wide_inputs
     if relative:
         x, base, scale = normalise(wide_inputs)
-    wide, layout = build_stacked(keras, model, x, horizon, targets, unroll)  # (B, N, H, K)
+    wide = build_stacked(keras, model, x, horizon, targets, unroll)  # (B, N, H, K)
     wide_train = keras.Model(wide_inputs, finish(wide, "forecasts", True), name="stacked_members")
-    copy_into_stacked(train, wide_train, layout)
-    STACKED[wide_train] = layout
+    copy_into_stacked(train, wide_train)
+    STACKED.add(wide_train)
     return wide_train, forecaster
 
 
-STACKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # stacked model -> layout
+STACKED: weakref.WeakSet = weakref.WeakSet()  # the stacked models that train
 
 
 def forecasting_model(trained: Any, model: Any, plain: Any = None, copy: bool = True) -> Any:
@@ -244,7 +244,7 @@ def forecasting_model(trained: Any, model: Any, plain: Any = None, copy: bool = 
     if trained in STACKED:
         if not copy:
             return plain if plain is not None else _stacked_median(trained)
-        copy_into_plain(trained, model, STACKED[trained])
+        copy_into_plain(trained, model)
         return model
     if plain is None:
         return without_unroll(model)

@@ -217,11 +217,9 @@ def layer_classes() -> dict[str, type]:
 
 def build_stacked(
     keras: Any, model: ModelConfig, x: Any, horizon: int, targets: int, unroll: bool
-) -> tuple[Any, list[tuple[str, int]]]:
-    """The members' stacks and heads as member-batched layers: x (B, L, F) -> (B, N, H, K),
-    and each stacked layer's (kind, units per member) in order, for the weight copies."""
+) -> Any:
+    """The members' stacks and heads as member-batched layers: x (B, L, F) -> (B, N, H, K)."""
     members, classes = model.ensemble, layer_classes()
-    layers: list[tuple[str, int]] = []
     width, shared = x.shape[-1], True  # per member; the first layer sees the shared window
     for i, spec in enumerate(model.stack):
         if spec.type in GATES:
@@ -236,12 +234,10 @@ def build_stacked(
                 unroll=unroll,
                 name=f"stacked_{spec.type}_{i}",
             )(x)  # (B, [L,] N*u)
-            layers.append((spec.type, spec.units))
         elif spec.type == "dense":
             x = classes["MemberDense"](
                 members, spec.units, width, shared, spec.activation, name=f"stacked_dense_{i}"
             )(x)  # (B, [L,] N*units)
-            layers.append(("dense", spec.units))
         else:
             continue  # dropout of rate 0
         width, shared = spec.units, False
@@ -250,8 +246,7 @@ def build_stacked(
     x = classes["MemberDense"](
         members, head, width, shared, kernel_initializer=start, name="stacked_head_dense"
     )(x)  # (B, N*H*K), member-major
-    layers.append(("dense", head))
-    return keras.layers.Reshape((members, horizon, targets), name="stacked_head")(x), layers
+    return keras.layers.Reshape((members, horizon, targets), name="stacked_head")(x)
 
 
 def _plain_layers(plain: Any, members: int) -> list[list[Any]]:
@@ -280,7 +275,7 @@ def _stacked_weights(stacked: Any) -> list[list[Any]]:
     return found
 
 
-def copy_into_stacked(plain: Any, stacked: Any, layers: list[tuple[str, int]]) -> None:
+def copy_into_stacked(plain: Any, stacked: Any) -> None:
     """The plain ensemble's member weights -> the stacked model."""
     members = stacked.output_shape[1]
     per_member = _plain_layers(plain, members)
@@ -290,7 +285,7 @@ def copy_into_stacked(plain: Any, stacked: Any, layers: list[tuple[str, int]]) -
             variable.assign(np.stack([own[m][w] for m in range(members)]))
 
 
-def copy_into_plain(stacked: Any, plain: Any, layers: list[tuple[str, int]]) -> None:
+def copy_into_plain(stacked: Any, plain: Any) -> None:
     """The stacked model's trained weights -> the plain ensemble's members."""
     members = stacked.output_shape[1]
     per_member = _plain_layers(plain, members)

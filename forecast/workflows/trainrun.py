@@ -130,14 +130,14 @@ def _final_fit(
     epochs = max(each) if each else len(fitted["history"]) if best is None else best
     start = prepared.config.training.final_fit_start
     warm = start == "held_out"
-    starts: list[dict[str, list[Any]] | None] = [None]  # the model's, or each member's
+    # the held-out weights to start from: the model's, or each independent member's own
+    prefixes = [""] if each is None else [f"m{i}_" for i in range(len(each))]
+    starts = [layer_weights(held_out, p) if warm else None for p in prefixes]
     if each is None:
         epochs = final_epochs(epochs, start)
-        starts = [layer_weights(held_out) if warm else None]
-    else:  # an independent ensemble's members: each from its own held-out weights
+    else:
         each = [final_epochs(e, start) for e in each]
         epochs = max(each)
-        starts = [layer_weights(held_out, f"m{i}_") if warm else None for i in range(len(each))]
     rows = len(prepared.values)
     clock = time.perf_counter()
     model, loss = None, None  # no epochs: the held-out model, the base, is the final one
