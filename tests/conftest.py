@@ -12,6 +12,9 @@ import pytest
 import yaml
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# the CLI's subprocesses run in-process, as a fresh process each; tests/test_warm.py turns
+# the warm server (forecast/cli/warm.py) on for its own commands, and stops it
+os.environ["FORECAST_WARM"] = "0"
 
 ROOT = Path(__file__).resolve().parents[1]
 

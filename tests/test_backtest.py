@@ -248,6 +248,7 @@ def test_folds_in_worker_processes_give_the_sequential_results(tmp_path):
             "engine": "local processes",
             "workers": 2,
             "threads": max(1, (os.cpu_count() or 1) // 2),
+            "start": "spawn",  # a command run in its own process (FORECAST_WARM=0)
             "chosen": "given: 2 worker(s)",
         }
         assert [f["origin"] for f in second["folds"]] == [f["origin"] for f in first["folds"]]

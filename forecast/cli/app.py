@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 
+from forecast.cli import warm
 from forecast.cli.config_commands import backtest, init, schema, train, tune, validate
 from forecast.cli.errors import OneLineErrors, show_tracebacks
 from forecast.cli.helpstyle import HelpCommand
@@ -79,11 +81,21 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def main() -> None:
+    if warm.wanted(sys.argv[1:]):  # train, backtest, tune: forked from a warm TensorFlow
+        code = warm.run_warm(sys.argv[1:])
+        if code is not None:
+            sys.exit(code)
     signal.signal(signal.SIGTERM, _terminate)  # clean up like Ctrl-C, exit 143
     # Ctrl-C (and SIGTERM) raised at once outside TensorFlow work; inside it only noted, and
     # raised after the batch or stage (forecast.interrupts), never within TensorFlow's code
     signal.signal(signal.SIGINT, _interrupt)
-    app(prog_name="forecast")  # also under `python -m forecast`
+    try:
+        app(prog_name="forecast")  # also under `python -m forecast`
+    except SystemExit as exc:
+        if "tensorflow" not in sys.modules or warm.in_child() or sys.getprofile() or sys.gettrace():
+            raise  # (a profiler or debugger writes its report as the interpreter ends)
+        # skip the interpreter's ~1 s tear-down of TensorFlow (atexit's functions still run)
+        warm.leave(exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1))
 
 
 if __name__ == "__main__":  # pragma: no cover

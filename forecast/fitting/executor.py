@@ -1,8 +1,9 @@
 """Runs a list of fit tasks (forecast.fitting.task) and gives their outcomes back in order.
 
     InProcess()        one after another in this process, reusing compiled models
-    ProcessPool(n)     in n fresh worker processes (spawned: no TensorFlow state is forked),
-                       the machine's cores shared out between them
+    ProcessPool(n)     in n fresh worker processes (spawned: no TensorFlow state is forked;
+                       forked from a warm command before TensorFlow has run anything, see
+                       forecast.cli.warm), the machine's cores shared out between them
     OnRay(address)     as Ray tasks on a cluster, or on a local Ray (forecast.fitting.onray)
 
 Both call `started(i, task)` before task i begins where they can (in process: always) and
@@ -31,7 +32,7 @@ from forecast.fitting.fit import SHARED
 from forecast.fitting.onray import OnRay, check_reachable, head_address, import_ray
 from forecast.fitting.placement import choose_workers, usable_cores
 from forecast.fitting.task import Done, Work
-from forecast.model.tf_setup import configure_worker
+from forecast.model.tf_setup import configure_worker, forkable
 
 log = logging.getLogger("forecast")
 
@@ -115,6 +116,7 @@ class ProcessPool:
             "engine": "local processes",
             "workers": processes,
             "threads": threads,
+            "start": "fork" if forkable() else "spawn",  # forked from a warm command
             "chosen": self.chosen,
         }
 
@@ -134,7 +136,9 @@ class ProcessPool:
         results: dict[int, Result] = {}
         with ProcessPoolExecutor(
             workers,
-            mp_context=multiprocessing.get_context("spawn"),
+            # forked from a warm command that has run nothing in TensorFlow yet (the same
+            # state a spawned worker reaches after its imports), else spawned
+            mp_context=multiprocessing.get_context("fork" if forkable() else "spawn"),
             initializer=configure_worker,
             initargs=(threads,),
         ) as pool:

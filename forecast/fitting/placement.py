@@ -14,6 +14,7 @@ from forecast.data.windows import row_count
 from forecast.fitting.fit import expected_epochs
 from forecast.fitting.members import MemberTask, independent
 from forecast.fitting.task import FitTask, Work
+from forecast.model.tf_setup import forkable
 
 # A pool pays for starting its processes (TensorFlow's import in each, every model shape
 # traced again) only when it saves more than this many expected training batches (the
@@ -22,6 +23,9 @@ from forecast.fitting.task import FitTask, Work
 # nottem, 6 folds of 145 batches in 2 processes (435 saved) took 0.79x the time in turn,
 # ausbeer, 3 folds of 280 batches (280 saved) 0.98x: about 0.023 s a batch against 6 s
 POOL_MIN_SAVED_BATCHES = 300
+# ...and a pool forked from a warm command (forecast.cli.warm: everything imported, a worker
+# up in ~0.05 s) only pays for tracing its model shapes again, about a second
+FORKED_POOL_MIN_SAVED_BATCHES = 60
 # What one worker process holds at its peak: 1.08 GB measured (DAX's folds, 1,860 rows);
 # a pool never has more processes than the available memory holds
 WORKER_BYTES = 1.25 * 2**30
@@ -104,6 +108,7 @@ def choose_workers(
     cores: int | None = None,
     memory: int | None = None,
     gpu: bool | None = None,
+    forked: bool | None = None,
 ) -> tuple[int, str]:
     """--workers auto: (local processes, why) for these tasks on `cores` cores with
     `memory` bytes available and a GPU or not (by default this machine's).
@@ -111,7 +116,9 @@ def choose_workers(
     One process per core, one TensorFlow thread each (on 2 cores, 6 folds of a 240-row
     series took 0.79x the time in turn, of a 1,860-row one 0.76x), at most as many as the
     tasks and as the memory holds (WORKER_BYTES each). In turn here when a pool cannot pay
-    for itself: one task, one core, or too few batches saved (POOL_MIN_SAVED_BATCHES)."""
+    for itself: one task, one core, or too few batches saved (POOL_MIN_SAVED_BATCHES, or
+    FORKED_POOL_MIN_SAVED_BATCHES where the workers would be forked: `forked`, by default
+    whether this process can be, tf_setup.forkable)."""
     cores = cores or usable_cores()
     memory = memory if memory is not None else available_memory()
     gpu = gpu_present() if gpu is None else gpu
@@ -134,7 +141,8 @@ def choose_workers(
     batches = sum(task_work(task)[1] for task in tasks)
     rounds = -(-len(tasks) // workers)  # tasks one process runs, one after another
     saved = round(batches * (1 - rounds / len(tasks)))
-    if saved < POOL_MIN_SAVED_BATCHES:
+    forked = forkable() if forked is None else forked
+    if saved < (FORKED_POOL_MIN_SAVED_BATCHES if forked else POOL_MIN_SAVED_BATCHES):
         return 1, (
             f"{workers} processes would save {saved} of {batches} expected batches, too few "
             "to repay starting them"

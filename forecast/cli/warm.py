@@ -1,0 +1,475 @@
+"""A warm start for the commands that train: TensorFlow imported once, each command forked.
+
+Importing TensorFlow takes ~3.6 s of a `forecast backtest` of a small series on a 2-core
+machine, and tearing the interpreter down ~1 s more; the fits themselves ~2-3 s. A script
+that runs one command per series pays that each time. So `train`, `backtest` and `tune`
+(WARM_COMMANDS) run like this on Linux and macOS:
+
+- The command connects to a local server (a Unix socket in a 0700 folder of the user's own,
+  one server per Python, forecast's code and the environment variables read at import).
+  The first command starts it (it imports TensorFlow, Keras, pandas and forecast's modules,
+  then waits) and waits until it listens, so it costs what a command costs today.
+- The server forks a child per command: a copy of itself before anything ran, the same
+  state a fresh process has after its imports. The child takes the command's own stdin,
+  stdout and stderr (passed over the socket), working folder, umask and environment, runs
+  `forecast.cli.app.main` with its arguments, and the command exits with the child's code.
+  Ctrl-C, SIGTERM and SIGHUP of the command are passed on to the child (the same clean-up
+  and exit codes as in-process); if the command itself is killed, the child is sent SIGTERM.
+- The server exits after FORECAST_WARM_IDLE seconds (default 300) with no command running,
+  or on `python -m forecast.cli.warm stop` (every server of the user's). FORECAST_WARM=0
+  turns the whole thing off: every command then runs in its own process, as before.
+  Anything failing before the child starts (no server, a refused socket) runs the command
+  in-process instead.
+
+Numbers are the same as in a fresh process (the child starts from the state of a process
+that has only imported modules; tests compare forecasts both ways). No pickle: the request
+is JSON, the file descriptors go as SCM_RIGHTS.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import hashlib
+import json
+import os
+import select
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+WARM_COMMANDS = frozenset({"train", "backtest", "tune"})
+IDLE_SECONDS = 300.0
+START_SECONDS = 60.0  # how long a command waits for the server it started
+# variables a module reads as it is imported: a server started under other values would
+# not be the fresh process the command expects, so they are part of its key
+IMPORT_TIME_PREFIXES = (
+    "TF_", "XLA_", "CUDA", "KERAS_", "OMP_", "MKL_", "OPENBLAS", "PYTHON", "LD_", "MPL",
+    "HOME", "LANG", "LC_", "FORECAST_", "RAY_", "TMPDIR",
+)  # fmt: skip
+PRELOAD = (
+    "forecast.cli.app",
+    "forecast.api",
+    "forecast.workflows.trainrun",
+    "forecast.workflows.backtest",
+    "forecast.workflows.tune",
+    "forecast.fitting.fit",
+    "forecast.model.build",
+    "forecast.forecasting.forecaster",
+    "forecast.plots.common",
+    "keras",
+    "pandas",
+    "sklearn.preprocessing",
+)
+
+
+def enabled() -> bool:
+    return (
+        os.environ.get("FORECAST_WARM", "1").strip().lower() not in ("0", "off", "false", "no")
+        and hasattr(socket, "send_fds")
+        and hasattr(os, "fork")
+    )
+
+
+def command_of(argv: list[str]) -> str | None:
+    """The command named in `argv` (the first word that is not an option)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def wanted(argv: list[str]) -> bool:
+    if in_child() or any(a in ("--help", "-h", "--version") for a in argv):
+        return False
+    return command_of(argv) in WARM_COMMANDS and enabled()
+
+
+def folder() -> Path:
+    """The user's own 0700 folder for the sockets (FORECAST_WARM_DIR, else the temp dir)."""
+    place = os.environ.get("FORECAST_WARM_DIR") or os.path.join(
+        tempfile.gettempdir(), f"forecast-warm-{os.getuid()}"
+    )
+    path = Path(place)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.stat()
+    if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
+        raise OSError(f"{path} is not a private folder of this user")
+    return path
+
+
+def code_fingerprint() -> str:
+    """forecast's own files (names, sizes, modification times): an edited checkout gets a
+    new server."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        info = path.stat()
+        digest.update(f"{path}:{info.st_size}:{info.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def key() -> str:
+    env = sorted(
+        (k, v)
+        for k, v in os.environ.items()
+        if k.startswith(IMPORT_TIME_PREFIXES) and not k.startswith("FORECAST_WARM")
+    )
+    material = json.dumps([sys.executable, sys.version, code_fingerprint(), env])
+    return hashlib.sha256(material.encode()).hexdigest()[:20]
+
+
+def socket_path() -> Path:
+    return folder() / f"{key()}.sock"
+
+
+# ----------------------------------------------------------------------------- messages
+
+
+def send_message(conn: socket.socket, message: dict[str, Any], fds: tuple[int, ...] = ()) -> None:
+    data = json.dumps(message).encode()
+    header = struct.pack("!I", len(data))
+    if fds:
+        socket.send_fds(conn, [header], list(fds))
+        conn.sendall(data)
+    else:
+        conn.sendall(header + data)
+
+
+def receive_message(conn: socket.socket, with_fds: bool = False) -> tuple[dict, list[int]]:
+    fds: list[int] = []
+    if with_fds:
+        header, fds, _, _ = socket.recv_fds(conn, 4, 8)
+    else:
+        header = conn.recv(4, socket.MSG_WAITALL)
+    while 0 < len(header) < 4:
+        more = conn.recv(4 - len(header))
+        if not more:
+            break
+        header += more
+    if len(header) < 4:
+        for fd in fds:
+            os.close(fd)
+        raise ConnectionError("the other side closed the connection")
+    (size,) = struct.unpack("!I", header)
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("the other side closed the connection")
+        data += chunk
+    return json.loads(data), fds
+
+
+# ----------------------------------------------------------------------------- the client
+
+
+def connect(path: Path) -> socket.socket | None:
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(str(path))
+    except OSError:
+        conn.close()
+        return None
+    return conn
+
+
+def start_server(path: Path) -> socket.socket | None:
+    """Start a server for `path` in its own session, and wait until it listens (None if it
+    ended first: the command then runs in-process, where the same failure shows)."""
+    with open(path.with_suffix(".log"), "ab") as log:  # the server's own output
+        server = subprocess.Popen(
+            [sys.executable, "-m", "forecast.cli.warm", "serve", str(path)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            close_fds=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline and server.poll() is None:
+        conn = connect(path)
+        if conn is not None:
+            return conn
+        time.sleep(0.05)
+    return None
+
+
+def run_warm(argv: list[str]) -> int | None:
+    """Run the command in a forked child of the warm server; its exit code, or None when
+    it did not start there (the caller then runs it in this process)."""
+    try:
+        path = socket_path()
+        conn = connect(path) or start_server(path)
+        if conn is None:
+            return None
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted; no run directory was written\n")
+        return 130
+    except OSError:
+        return None
+    try:
+        request = {
+            "argv": argv,
+            "cwd": os.getcwd(),
+            "env": dict(os.environ),
+            "umask": current_umask(),
+        }
+        send_message(conn, request, (0, 1, 2))
+        started, _ = receive_message(conn)
+    except (OSError, ValueError, ConnectionError):
+        return None
+    except KeyboardInterrupt:  # the child, if forked, sees this end close and stops
+        sys.stderr.write("interrupted; no run directory was written\n")
+        return 130
+    child = int(started["pid"])
+
+    def forward(signum: int, frame: Any) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, forward)
+    while True:
+        try:
+            ended, _ = receive_message(conn)
+            return int(ended["exit"])
+        except InterruptedError:
+            continue
+        except (OSError, ConnectionError):
+            # the server went away under a running child: stop the child, report a failure
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+            sys.stderr.write("error: forecast's warm server stopped during the command\n")
+            return 1
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# ----------------------------------------------------------------------------- the server
+
+
+def serve(path: Path, idle: float) -> None:
+    # `python -m` put the folder it was started in first on sys.path; the `forecast` script
+    # puts its own folder there: so do the commands forked from here
+    if sys.path and sys.path[0] in ("", os.getcwd()):
+        sys.path[0] = str(Path(sys.executable).parent)
+    os.chdir("/")  # not holding the first command's folder (each child goes to its own)
+    before = dict(os.environ)
+    from forecast.model.tf_setup import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    import importlib
+
+    for name in PRELOAD:
+        importlib.import_module(name)
+    # what the imports set (TF_CPP_MIN_LOG_LEVEL, say): a fresh process has it too
+    added = {k: v for k, v in os.environ.items() if before.get(k) != v}
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    listener.bind(str(temporary))
+    listener.listen(16)
+    os.replace(temporary, path)  # ready: a client's connect succeeds from here on
+    mine = os.stat(path).st_ino
+    print(f"forecast warm server {os.getpid()} ready at {path}", flush=True)  # to its log
+    children: dict[int, socket.socket] = {}
+    last = time.monotonic()
+    try:
+        while children or time.monotonic() - last < idle:
+            ready, _, _ = select.select([listener], [], [], 0.2)
+            if ready:
+                conn, _ = listener.accept()
+                if accept(conn, listener, children, added) == "stop":
+                    break
+            reap(children)
+            if children:
+                last = time.monotonic()
+            if not same_file(path, mine):
+                break  # replaced or removed: a newer server owns the name
+    finally:
+        with contextlib.suppress(OSError):
+            if same_file(path, mine):
+                path.unlink()
+        listener.close()
+
+
+def same_file(path: Path, inode: int) -> bool:
+    try:
+        return os.stat(path).st_ino == inode
+    except OSError:
+        return False
+
+
+def accept(
+    conn: socket.socket,
+    listener: socket.socket,
+    children: dict[int, socket.socket],
+    added: dict[str, str],
+) -> str:
+    try:
+        request, fds = receive_message(conn, with_fds=True)
+    except (OSError, ValueError, ConnectionError):
+        conn.close()
+        return "bad"
+    if request.get("stop"):
+        for fd in fds:
+            os.close(fd)
+        conn.close()
+        return "stop"
+    if len(fds) != 3:
+        for fd in fds:
+            os.close(fd)
+        conn.close()
+        return "bad"
+    pid = os.fork()
+    if pid == 0:  # the child: becomes the command
+        listener.close()
+        for other in children.values():
+            other.close()
+        run_child(request, fds, conn, added)  # never returns
+    for fd in fds:
+        os.close(fd)
+    try:
+        send_message(conn, {"pid": pid})
+    except OSError:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    children[pid] = conn
+    return "forked"
+
+
+def reap(children: dict[int, socket.socket]) -> None:
+    for pid in list(children):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if not done:
+            continue
+        code = os.waitstatus_to_exitcode(status)
+        conn = children.pop(pid)
+        with contextlib.suppress(OSError):
+            send_message(conn, {"exit": code if code >= 0 else 128 - code})
+        conn.close()
+
+
+_CHILD: list[bool] = []
+
+
+def in_child() -> bool:
+    """Whether this process is a command forked by the warm server (it ends in run_child)."""
+    return bool(_CHILD)
+
+
+def run_child(request: dict, fds: list[int], conn: socket.socket, added: dict[str, str]) -> None:
+    _CHILD.append(True)
+    from forecast.model.tf_setup import mark_warm
+
+    mark_warm()  # a worker pool of this command may fork it (fitting.executor)
+    code = 1
+    try:
+        os.setpgid(0, 0)  # signals meant for the server's group do not reach the command
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(signum, signal.SIG_DFL)
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        os.chdir(request["cwd"])
+        os.umask(int(request["umask"]))
+        os.environ.clear()
+        os.environ.update(request["env"])
+        for name, value in added.items():
+            os.environ.setdefault(name, value)
+        reopen_standard_streams()
+        watch_client(conn)
+        sys.argv = ["forecast", *request["argv"]]
+        from forecast.cli.app import main
+
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # noqa: BLE001 - a bug here must still end the child
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        leave(code)
+
+
+def reopen_standard_streams() -> None:
+    """sys.stdin/stdout/stderr over the command's own descriptors, buffered as Python does
+    for them (line-buffered on a terminal)."""
+    encoding = os.environ.get("PYTHONIOENCODING", "").split(":")[0] or None
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        tty = os.isatty(fd)
+        stream = open(  # noqa: SIM115 (the process's standard stream)
+            fd, mode, buffering=1 if tty or fd == 2 else -1, encoding=encoding,
+            errors="backslashreplace" if fd == 2 else None, closefd=False,
+        )  # fmt: skip
+        setattr(sys, name, stream)
+        setattr(sys, f"__{name}__", stream)
+
+
+def watch_client(conn: socket.socket) -> None:
+    """If the command that asked for this child is killed (its end of the socket closes
+    before the child ends), stop the child as SIGTERM would."""
+    import threading
+
+    def watch() -> None:
+        try:
+            while conn.recv(64):
+                pass
+        except OSError:
+            pass
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="forecast-warm-client", daemon=True).start()
+
+
+def leave(code: int) -> None:
+    """End this process now: atexit's functions run and the streams are flushed, but not the
+    interpreter's ~1 s tear-down of TensorFlow's modules."""
+    with contextlib.suppress(BaseException):
+        atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BaseException):
+            stream.flush()
+    os._exit(code)
+
+
+def stop() -> int:
+    """Ask every warm server of this user (in this FORECAST_WARM_DIR) to exit; how many
+    were running."""
+    stopped = 0
+    for path in sorted(folder().glob("*.sock")):
+        conn = connect(path)
+        if conn is None:
+            with contextlib.suppress(OSError):
+                path.unlink()  # left by a server that was killed
+            continue
+        with conn:
+            send_message(conn, {"stop": True})
+        stopped += 1
+    return stopped
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["serve"] and len(argv) == 2:
+        idle = float(os.environ.get("FORECAST_WARM_IDLE", IDLE_SECONDS))
+        serve(Path(argv[1]), idle)
+    elif argv == ["stop"]:
+        print(f"stopped {stop()} warm server(s)")
+    else:
+        raise SystemExit("usage: python -m forecast.cli.warm stop")
+
+
+if __name__ == "__main__":
+    # run as forecast.cli.warm, not as __main__: the child's state must be the module the
+    # CLI imports
+    from forecast.cli import warm
+
+    warm.main(sys.argv[1:])

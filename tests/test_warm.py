@@ -1,0 +1,176 @@
+"""The warm start (forecast/cli/warm.py): `train`, `backtest` and `tune` forked from a server
+that has imported TensorFlow, with the command's own streams, folder, exit code and signals;
+the same numbers as a fresh process. Real processes and a real Unix socket; every server a
+test starts is stopped, and its exit checked."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from forecast.cli import warm
+from tests.conftest import fold_config
+
+pytestmark = pytest.mark.skipif(
+    not hasattr(os, "fork") or not hasattr(socket, "send_fds"), reason="fork and Unix sockets"
+)
+
+
+def forecast(args: list[str], cwd: Path, env: dict, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "forecast", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=300, **kwargs,
+    )  # fmt: skip
+
+
+def ready_lines(folder: Path) -> list[str]:
+    return [
+        line
+        for log in folder.glob("*.log")
+        for line in log.read_text().splitlines()
+        if line.startswith("forecast warm server")
+    ]
+
+
+@pytest.fixture
+def warm_env():
+    """FORECAST_WARM on, its sockets in a short private folder of this test's (a Unix
+    socket's path is limited to ~100 bytes); every server stopped at the end."""
+    folder = Path(tempfile.mkdtemp(prefix="fw-"))
+    env = {**os.environ, "FORECAST_WARM": "1", "FORECAST_WARM_DIR": str(folder)}
+    yield env, folder
+    stopped = subprocess.run(
+        [sys.executable, "-m", "forecast.cli.warm", "stop"],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while list(folder.glob("*.sock")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    leftover = list(folder.glob("*.sock"))
+    shutil.rmtree(folder, ignore_errors=True)
+    assert not leftover, stopped.stdout
+
+
+def test_which_commands_go_warm(monkeypatch):
+    monkeypatch.setenv("FORECAST_WARM", "1")
+    assert warm.wanted(["train", "c.yaml"])
+    assert warm.wanted(["--debug", "backtest", "c.yaml", "--folds", "2"])
+    assert warm.wanted(["tune", "c.yaml"])
+    for argv in (["predict"], ["serve", "runs/x"], ["train", "--help"], ["--version"], []):
+        assert not warm.wanted(argv), argv
+    monkeypatch.setenv("FORECAST_WARM", "0")
+    assert not warm.wanted(["train", "c.yaml"])
+
+
+def test_the_key_follows_what_imports_read(monkeypatch):
+    monkeypatch.setenv("TF_NUM_INTEROP_THREADS", "1")
+    first = warm.key()
+    assert warm.key() == first
+    monkeypatch.setenv("FORECAST_WARM_IDLE", "5")  # the server's own settings: same server
+    assert warm.key() == first
+    monkeypatch.setenv("TF_NUM_INTEROP_THREADS", "2")  # read as TensorFlow is imported
+    assert warm.key() != first
+
+
+def test_the_socket_folder_must_be_private(tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    monkeypatch.setenv("FORECAST_WARM_DIR", str(shared))
+    with pytest.raises(OSError, match="not a private folder"):
+        warm.folder()
+
+
+@pytest.mark.slow
+def test_backtests_forked_from_one_server_give_the_fresh_process_numbers(tmp_path, warm_env):
+    env, folder = warm_env
+    config = fold_config(tmp_path)
+    cold = forecast(["backtest", config.name, "--folds", "2", "--runs-dir", "cold"],
+                    tmp_path, {**env, "FORECAST_WARM": "0"})  # fmt: skip
+    assert cold.returncode == 0, cold.stderr
+    assert not ready_lines(folder)  # FORECAST_WARM=0: no server
+    runs = []
+    for attempt in range(2):
+        done = forecast(
+            ["backtest", config.name, "--folds", "2", "--runs-dir", f"warm{attempt}"],
+            tmp_path, env,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        runs.append(tmp_path / done.stdout.strip().splitlines()[-1])
+        assert "fold 2/2" in done.stderr  # the child wrote to this command's own stderr
+    assert len(ready_lines(folder)) == 1  # the second command reused the first's server
+    # folds in 2 processes forked from the warm command (not spawned): the same numbers
+    done = forecast(["backtest", config.name, "--folds", "2", "--workers", "2",
+                     "--runs-dir", "forked"], tmp_path, env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    runs.append(tmp_path / done.stdout.strip().splitlines()[-1])
+    fanout = json.loads(runs[-1].read_text())["fanout"]
+    assert (fanout["engine"], fanout["workers"], fanout["start"]) == ("local processes", 2, "fork")
+    expected = json.loads((tmp_path / cold.stdout.strip().splitlines()[-1]).read_text())
+    for run in runs:
+        got = json.loads(run.read_text())
+        assert [f["model"] for f in got["folds"]] == [f["model"] for f in expected["folds"]]
+        assert got["mean"] == expected["mean"]
+
+
+@pytest.mark.slow
+def test_a_user_error_keeps_its_line_and_exit_code(tmp_path, warm_env):
+    env, folder = warm_env
+    config = fold_config(tmp_path)
+    config.write_text(config.read_text() + "\nbogus_section: 1\n")
+    done = forecast(["backtest", config.name], tmp_path, env)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and "bogus_section" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(ready_lines(folder)) == 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_reaches_the_forked_training_and_the_server_stays(long_config, warm_env):
+    env, folder = warm_env
+    process = subprocess.Popen(
+        [sys.executable, "-m", "forecast", "train", long_config.name],
+        cwd=long_config.parent, env={**env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lines = []
+    for line in process.stderr:
+        lines.append(line)
+        if line.startswith("epoch 2/"):
+            break
+    process.send_signal(signal.SIGINT)
+    _, rest = process.communicate(timeout=120)
+    stderr = "".join(lines) + rest
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "--resume" in stderr
+    assert "Traceback" not in stderr
+    (partial,) = (long_config.parent / "runs").glob(".long-*.partial")
+    assert (partial / "backup").is_dir()
+    (path,) = folder.glob("*.sock")
+    still = warm.connect(path)
+    assert still is not None  # still serving
+    still.close()
+
+
+@pytest.mark.slow
+def test_an_idle_server_exits_by_itself(tmp_path, warm_env):
+    env, folder = warm_env
+    config = fold_config(tmp_path)
+    done = forecast(["backtest", config.name, "--folds", "1"], tmp_path,
+                    {**env, "FORECAST_WARM_IDLE": "1"})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    deadline = time.monotonic() + 30
+    while list(folder.glob("*.sock")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not list(folder.glob("*.sock"))
+    assert len(ready_lines(folder)) == 1
