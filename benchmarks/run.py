@@ -740,6 +740,91 @@ def bench_backtest(quick: bool) -> None:
         )  # fmt: skip
 
 
+def bench_backtest_cli(quick: bool) -> None:
+    """`forecast backtest --folds 3` as a user runs it, one command per series (a new
+    process each, the config `forecast init` prints), on the first 10 series of
+    data/accuracy: with the warm start off (TensorFlow imported by every command), with it
+    on (the first command starts the server, and pays for it), and all 10 as one command;
+    against statsforecast's three models on the same folds, one process per series
+    (benchmarks/statsfold.py) and one for all. The warm numbers are checked against the
+    cold ones."""
+    specs = json.loads((ROOT / "data" / "accuracy" / "spec.json").read_text())["series"]
+    specs = specs[: 3 if quick else 10]
+    forecast = str(Path(sys.executable).parent / "forecast")
+    stats_script = str(ROOT / "benchmarks" / "statsfold.py")
+
+    def run(args: list[str], cwd: str, env: dict) -> tuple[float, str]:
+        start = time.perf_counter()
+        done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+        seconds = time.perf_counter() - start
+        if done.returncode:
+            raise RuntimeError(f"{' '.join(args)}: {done.stderr[-500:]}")
+        return seconds, done.stdout
+
+    with tempfile.TemporaryDirectory(prefix="fb-") as tmp:
+        env = {**os.environ, "FORECAST_WARM_DIR": str(Path(tmp) / "w")}
+        configs, stats_args = [], []
+        for spec in specs:
+            csv = str(ROOT / "data" / "accuracy" / spec["file"])
+            args = [forecast, "init", "--csv", csv, "--target", spec["target"]]
+            _, text = run([*args, "--horizon", str(spec["horizon"])], tmp, env)
+            config = Path(tmp) / f"{Path(spec['file']).stem}.yaml"
+            config.write_text(text)
+            configs.append(config.name)
+            stats_args.append(
+                [csv, spec["target"], str(spec["horizon"]), str(spec["season_length"])]
+            )
+        seconds: dict[str, float] = {}
+        means: dict[str, list] = {"cold": [], "warm": []}
+        for case, warm in (("cold", "0"), ("warm", "1")):
+            total = 0.0
+            for config in configs:
+                took, out = run(
+                    [forecast, "backtest", config, "--folds", "3", "--runs-dir", case],
+                    tmp, {**env, "FORECAST_WARM": warm},
+                )  # fmt: skip
+                total += took
+                result = json.loads((Path(tmp) / out.strip().splitlines()[-1]).read_text())
+                means[case].append(result["mean"]["model"])
+            seconds[case] = total
+        stop = [sys.executable, "-m", "forecast.cli.warm", "stop"]
+        subprocess.run(stop, env=env, check=True, capture_output=True)
+        assert means["warm"] == means["cold"], "the warm start changed a backtest's numbers"
+        for case, warm in (("one_cold", "0"), ("one", "1")):  # "one": a new server, started
+            seconds[case], _ = run(
+                [forecast, "backtest", *configs, "--folds", "3", "--runs-dir", case],
+                tmp, {**env, "FORECAST_WARM": warm},
+            )  # fmt: skip
+        subprocess.run(stop, env=env, check=True, capture_output=True)
+        seconds["stats"] = sum(run([sys.executable, stats_script, *a], tmp, env)[0]
+                               for a in stats_args)  # fmt: skip
+        flat = [part for a in stats_args for part in a]
+        seconds["stats_one"], _ = run([sys.executable, stats_script, *flat], tmp, env)
+    n = len(specs)
+    note = "ratio > 1: ours is faster; statsforecast one process per series"
+    record(
+        f"`forecast backtest --folds 3`, one command per series, {n} series: statsforecast "
+        "AutoETS+AutoTheta+AutoARIMA vs ours, FORECAST_WARM=0",
+        round(seconds["stats"], 2), seconds["cold"], "s", note,
+    )  # fmt: skip
+    record(
+        f"same, {n} series: statsforecast vs ours with the warm start (the default; the "
+        "first command starts the server)",
+        round(seconds["stats"], 2), seconds["warm"], "s", note + "; the same numbers (checked)",
+    )  # fmt: skip
+    record(
+        f"same {n} series as one command: statsforecast in one process vs "
+        f"`forecast backtest` of {n} configs, FORECAST_WARM=0",
+        round(seconds["stats_one"], 2), seconds["one_cold"], "s", "ratio > 1: ours is faster",
+    )  # fmt: skip
+    record(
+        f"same {n} series as one command: statsforecast in one process vs "
+        f"`forecast backtest` of {n} configs, the default (it starts the warm server, whose "
+        "fork makes the folds' pool cheap)",
+        round(seconds["stats_one"], 2), seconds["one"], "s", "ratio > 1: ours is faster",
+    )  # fmt: skip
+
+
 def bench_backtest_workers(quick: bool) -> None:
     """`forecast backtest --folds 6` as a user runs it (the command, TensorFlow's import
     and a local Ray's start included): one process against `--workers 2` and against
@@ -981,7 +1066,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         help="run one group: cli, windowing, forecasting, training, batch, memory, backtest, "
-        "ensemble, predict, serve, workers, multi_worker, many_series",
+        "backtest_cli, ensemble, predict, serve, workers, multi_worker, many_series",
     )
     args = parser.parse_args()
     quick = args.quick
@@ -1003,6 +1088,7 @@ def main() -> None:
         "batch": bench_batch_accuracy,
         "memory": lambda: bench_memory(100_000 if quick else 1_000_000),
         "backtest": lambda: bench_backtest(quick),
+        "backtest_cli": lambda: bench_backtest_cli(quick),
         "ensemble": lambda: bench_ensemble(quick),
         "predict": bench_predict,
         "serve": lambda: bench_serve(100 if quick else 1000),
