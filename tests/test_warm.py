@@ -174,3 +174,51 @@ def test_an_idle_server_exits_by_itself(tmp_path, warm_env):
         time.sleep(0.1)
     assert not list(folder.glob("*.sock"))
     assert len(ready_lines(folder)) == 1
+
+
+@pytest.mark.slow
+def test_two_first_commands_at_once_both_run(tmp_path, warm_env):
+    env, folder = warm_env
+    config = fold_config(tmp_path)
+    both = [
+        subprocess.Popen(
+            [sys.executable, "-m", "forecast", "backtest", config.name, "--runs-dir", f"r{i}"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for i in range(2)
+    ]
+    outputs = [p.communicate(timeout=300) for p in both]
+    assert [p.returncode for p in both] == [0, 0], [err for _, err in outputs]
+    reports = [
+        json.loads((tmp_path / out.strip().splitlines()[-1]).read_text()) for out, _ in outputs
+    ]
+    assert reports[0]["mean"] == reports[1]["mean"]
+    assert len(ready_lines(folder)) == 1  # the second waited for the server the first started
+    assert len(list(folder.glob("*.sock"))) == 1
+
+
+@pytest.mark.slow
+def test_stop_lets_a_running_command_finish(long_config, warm_env):
+    env, folder = warm_env
+    process = subprocess.Popen(
+        [sys.executable, "-m", "forecast", "train", long_config.name,
+         "--set", "training.epochs=6"],
+        cwd=long_config.parent, env={**env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    for line in process.stderr:
+        if line.startswith("epoch 1/"):
+            break
+    stopped = subprocess.run(
+        [sys.executable, "-m", "forecast.cli.warm", "stop"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert stopped.stdout.strip() == "stopped 1 warm server(s)"
+    assert not list(folder.glob("*.sock"))  # no new command is taken
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    assert (long_config.parent / out.strip().splitlines()[-1] / "model.keras").is_file()

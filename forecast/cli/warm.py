@@ -199,9 +199,13 @@ def start_server(path: Path) -> socket.socket | None:
 def run_warm(argv: list[str]) -> int | None:
     """Run the command in a forked child of the warm server; its exit code, or None when
     it did not start there (the caller then runs it in this process)."""
+    import fcntl  # POSIX, like fork: enabled() said both are here
+
     try:
         path = socket_path()
-        conn = connect(path) or start_server(path)
+        with open(path.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # commands started at once start one server
+            conn = connect(path) or start_server(path)
         if conn is None:
             return None
     except KeyboardInterrupt:
@@ -278,24 +282,30 @@ def serve(path: Path, idle: float) -> None:
     mine = os.stat(path).st_ino
     print(f"forecast warm server {os.getpid()} ready at {path}", flush=True)  # to its log
     children: dict[int, socket.socket] = {}
-    last = time.monotonic()
+    last, stopping = time.monotonic(), False
     try:
-        while children or time.monotonic() - last < idle:
-            ready, _, _ = select.select([listener], [], [], 0.2)
+        while True:
+            ready, _, _ = select.select([] if stopping else [listener], [], [], 0.2)
             if ready:
                 conn, _ = listener.accept()
                 if accept(conn, listener, children, added) == "stop":
-                    break
+                    stopping = True  # no new commands; the running ones still end here
+                    release(path, mine)
             reap(children)
             if children:
                 last = time.monotonic()
-            if not same_file(path, mine):
-                break  # replaced or removed: a newer server owns the name
+            elif stopping or time.monotonic() - last >= idle or not same_file(path, mine):
+                break  # (a name replaced or removed: a newer server owns it)
     finally:
-        with contextlib.suppress(OSError):
-            if same_file(path, mine):
-                path.unlink()
+        release(path, mine)
         listener.close()
+
+
+def release(path: Path, inode: int) -> None:
+    """Remove the socket's name if it is still this server's: later commands start anew."""
+    with contextlib.suppress(OSError):
+        if same_file(path, inode):
+            path.unlink()
 
 
 def same_file(path: Path, inode: int) -> bool:
@@ -311,11 +321,13 @@ def accept(
     children: dict[int, socket.socket],
     added: dict[str, str],
 ) -> str:
+    conn.settimeout(5.0)  # a command sends its request at once; nobody stalls the server
     try:
         request, fds = receive_message(conn, with_fds=True)
     except (OSError, ValueError, ConnectionError):
         conn.close()
         return "bad"
+    conn.settimeout(None)
     if request.get("stop"):
         for fd in fds:
             os.close(fd)
@@ -450,6 +462,7 @@ def stop() -> int:
         if conn is None:
             with contextlib.suppress(OSError):
                 path.unlink()  # left by a server that was killed
+                path.with_suffix(".lock").unlink()
             continue
         with conn:
             send_message(conn, {"stop": True})
