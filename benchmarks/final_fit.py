@@ -24,6 +24,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import statistics
 import sys
 import tempfile
@@ -33,6 +34,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+# each command measured here is a process of its own, TensorFlow imported in it (the warm
+# start, forecast/cli/warm.py, is off; benchmarks/run.py's group backtest_cli measures it)
+os.environ["FORECAST_WARM"] = "0"
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -28,6 +29,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
+# each command measured here is a process of its own, TensorFlow imported in it (the warm
+# start, forecast/cli/warm.py, is off; benchmarks/run.py's group backtest_cli measures it)
+os.environ["FORECAST_WARM"] = "0"
 ROOT = Path(__file__).resolve().parents[1]
 FORECAST = str(Path(sys.executable).parent / "forecast")
 RESULTS = ROOT / "benchmarks" / "results" / "growth.json"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,9 @@ from pathlib import Path
 
 import yaml
 
+# each command measured here is a process of its own, TensorFlow imported in it (the warm
+# start, forecast/cli/warm.py, is off; benchmarks/run.py's group backtest_cli measures it)
+os.environ["FORECAST_WARM"] = "0"
 ROOT = Path(__file__).resolve().parents[1]
 FORECAST = str(Path(sys.executable).parent / "forecast")
 SETTINGS = {  # name -> (jit_compile, unroll)
