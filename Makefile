@@ -48,7 +48,10 @@ format: $(STAMP)
 
 # the bench extra: plain PyTorch and Keras on JAX beside ours (benchmarks/peers.py), and
 # statsforecast (benchmarks/accuracy.py, also run by bench's backtest group)
+# (torch pinned first to the CPU build this machine class keeps on disk: the extra's range
+# alone would let pip fetch a CUDA build of several GB)
 $(VENV)/.installed-bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet 'torch==2.13.0'
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 
