@@ -54,11 +54,30 @@ def warm_env():
         env=env, capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     deadline = time.monotonic() + 30
-    while list(folder.glob("*.sock")) and time.monotonic() < deadline:
+    while (list(folder.glob("*.sock")) or servers(folder)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    leftover = list(folder.glob("*.sock"))
+    leftover, running = list(folder.glob("*.sock")), servers(folder)
+    for pid in running:  # none should be: stop them before failing
+        os.kill(pid, signal.SIGKILL)
+    logs = "".join(log.read_text() for log in folder.glob("*.log"))
     shutil.rmtree(folder, ignore_errors=True)
-    assert not leftover, stopped.stdout
+    assert not leftover and not running, (stopped.stdout, logs)
+
+
+def servers(folder: Path) -> list[int]:
+    """Processes whose command line names `folder`: its servers and their children."""
+    found: list[int] = []
+    if not Path("/proc").is_dir():  # not Linux: nothing to look in
+        return found
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                line = (entry / "cmdline").read_bytes().decode("utf-8", "replace")
+            except OSError:
+                continue
+            if str(folder) in line:
+                found.append(int(entry.name))
+    return found
 
 
 def test_which_commands_go_warm(monkeypatch):

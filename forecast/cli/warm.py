@@ -280,7 +280,9 @@ def serve(path: Path, idle: float) -> None:
     listener.listen(16)
     os.replace(temporary, path)  # ready: a client's connect succeeds from here on
     mine = os.stat(path).st_ino
-    print(f"forecast warm server {os.getpid()} ready at {path}", flush=True)  # to its log
+    parent = Path(f"/proc/{os.getppid()}/cmdline")  # to its log: the command that started it
+    by = parent.read_text("utf-8", "replace").replace("\0", " ") if parent.exists() else ""
+    print(f"forecast warm server {os.getpid()} ready at {path}; started by {by}", flush=True)
     children: dict[int, socket.socket] = {}
     last, stopping = time.monotonic(), False
     try:
