@@ -241,3 +241,58 @@ def test_stop_lets_a_running_command_finish(long_config, warm_env):
     out, err = process.communicate(timeout=300)
     assert process.returncode == 0, err
     assert (long_config.parent / out.strip().splitlines()[-1] / "model.keras").is_file()
+
+
+def test_the_folder_must_not_be_a_symlink_and_is_made_absolute(tmp_path, monkeypatch):
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    (tmp_path / "link").symlink_to(private)
+    monkeypatch.setenv("FORECAST_WARM_DIR", str(tmp_path / "link"))
+    with pytest.raises(OSError, match="not a private folder"):
+        warm.folder()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FORECAST_WARM_DIR", "relative")
+    assert warm.folder() == tmp_path / "relative"
+    monkeypatch.setenv("FORECAST_WARM_DIR", str(tmp_path / ("x" * 120)))
+    with pytest.raises(OSError, match="too long for a Unix socket"):
+        warm.socket_path()
+
+
+def train_until(config: Path, env: dict, marker: str, **kwargs) -> subprocess.Popen:
+    """`forecast train CONFIG --set training.epochs=6`, returned once a stderr line starts
+    with `marker` (the rest of stderr is left in the pipe)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "forecast", "train", config.name, "--set", "training.epochs=6"],
+        cwd=config.parent, env={**env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs,
+    )  # fmt: skip
+    for line in process.stderr:
+        if line.startswith(marker):
+            return process
+    process.wait()
+    raise AssertionError(f"no line starting with {marker!r}")
+
+
+@pytest.mark.slow
+def test_nohup_s_ignored_hangup_stays_ignored(long_config, warm_env):
+    env, _ = warm_env
+
+    def ignore_hangup() -> None:  # what nohup does before it runs the command
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    process = train_until(long_config, env, "epoch 1/", preexec_fn=ignore_hangup)
+    process.send_signal(signal.SIGHUP)  # the terminal closed
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    assert (long_config.parent / out.strip().splitlines()[-1] / "model.keras").is_file()
+
+
+@pytest.mark.slow
+def test_a_killed_server_does_not_fail_its_running_command(long_config, warm_env):
+    env, folder = warm_env
+    process = train_until(long_config, env, "epoch 1/")
+    (line,) = ready_lines(folder)
+    os.kill(int(line.split()[3]), signal.SIGKILL)  # "forecast warm server PID ready ..."
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err  # the child told the command its own exit code
+    assert (long_config.parent / out.strip().splitlines()[-1] / "model.keras").is_file()

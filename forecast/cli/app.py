@@ -92,7 +92,7 @@ def main() -> None:
     try:
         app(prog_name="forecast")  # also under `python -m forecast`
     except SystemExit as exc:
-        if "tensorflow" not in sys.modules or warm.in_child() or sys.getprofile() or sys.gettrace():
+        if "tensorflow" not in sys.modules or warm.in_child() or warm.observed():
             raise  # (a profiler or debugger writes its report as the interpreter ends)
         # skip the interpreter's ~1 s tear-down of TensorFlow (atexit's functions still run)
         warm.leave(exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1))

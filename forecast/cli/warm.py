@@ -46,13 +46,14 @@ from pathlib import Path
 from typing import Any
 
 WARM_COMMANDS = frozenset({"train", "backtest", "tune"})
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 IDLE_SECONDS = 300.0
 START_SECONDS = 60.0  # how long a command waits for the server it started
 # variables a module reads as it is imported: a server started under other values would
 # not be the fresh process the command expects, so they are part of its key
 IMPORT_TIME_PREFIXES = (
     "TF_", "XLA_", "CUDA", "KERAS_", "OMP_", "MKL_", "OPENBLAS", "PYTHON", "LD_", "MPL",
-    "HOME", "LANG", "LC_", "FORECAST_", "RAY_", "TMPDIR",
+    "HOME", "LANG", "LC_", "FORECAST_", "RAY_", "TMPDIR", "TMP", "TEMP", "TZ", "KMP_", "GOMP_",
 )  # fmt: skip
 PRELOAD = (
     "forecast.cli.app",
@@ -71,11 +72,15 @@ PRELOAD = (
 
 
 def enabled() -> bool:
-    return (
-        os.environ.get("FORECAST_WARM", "1").strip().lower() not in ("0", "off", "false", "no")
-        and hasattr(socket, "send_fds")
-        and hasattr(os, "fork")
-    )
+    """On unless FORECAST_WARM=0, on a POSIX system (fork, SCM_RIGHTS) without a GPU: CUDA,
+    once the server has probed it, cannot be used in a forked child."""
+    if os.environ.get("FORECAST_WARM", "1").strip().lower() in ("0", "off", "false", "no"):
+        return False
+    if not (hasattr(socket, "send_fds") and hasattr(os, "fork")):
+        return False
+    from forecast.model.tf_setup import gpu_present
+
+    return not gpu_present()
 
 
 def command_of(argv: list[str]) -> str | None:
@@ -94,10 +99,14 @@ def folder() -> Path:
     place = os.environ.get("FORECAST_WARM_DIR") or os.path.join(
         tempfile.gettempdir(), f"forecast-warm-{os.getuid()}"
     )
-    path = Path(place)
+    path = Path(place).absolute()  # the server works from /
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = path.stat()
-    if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
+    info = os.lstat(path)  # a symlink planted by another user is refused, not followed
+    if (
+        not stat.S_ISDIR(info.st_mode)
+        or info.st_uid != os.getuid()
+        or stat.S_IMODE(info.st_mode) & 0o077
+    ):
         raise OSError(f"{path} is not a private folder of this user")
     return path
 
@@ -113,18 +122,48 @@ def code_fingerprint() -> str:
     return digest.hexdigest()
 
 
+def installed() -> list[str]:
+    """The installed packages the server imports, by their top files' size and time: an
+    upgrade (pip install -U tensorflow) gets a new server. Found without importing them."""
+    import importlib.util
+
+    out = []
+    for name in ("tensorflow", "keras", "numpy", "pandas", "sklearn", "matplotlib"):
+        spec = importlib.util.find_spec(name)
+        origin = spec.origin if spec is not None else None
+        if origin and os.path.exists(origin):
+            info = os.stat(origin)
+            out.append(f"{origin}:{info.st_size}:{info.st_mtime_ns}")
+    return out
+
+
 def key() -> str:
     env = sorted(
         (k, v)
         for k, v in os.environ.items()
         if k.startswith(IMPORT_TIME_PREFIXES) and not k.startswith("FORECAST_WARM")
     )
-    material = json.dumps([sys.executable, sys.version, code_fingerprint(), env])
+    material = json.dumps([sys.executable, sys.version, code_fingerprint(), installed(), env])
     return hashlib.sha256(material.encode()).hexdigest()[:20]
 
 
+MAX_SOCKET_PATH = 100  # bytes; a Unix socket's address holds 104-108
+
+
 def socket_path() -> Path:
-    return folder() / f"{key()}.sock"
+    path = folder() / f"{key()}.sock"
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        raise OSError(f"{path}: too long for a Unix socket (set FORECAST_WARM_DIR)")
+    return path
+
+
+def same_user(conn: socket.socket) -> bool:
+    """Whether the other end of `conn` runs as this user (Linux's SO_PEERCRED; elsewhere
+    the private folder is the check)."""
+    if not hasattr(socket, "SO_PEERCRED"):
+        return True
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", creds)[1] == os.getuid()
 
 
 # ----------------------------------------------------------------------------- messages
@@ -172,6 +211,8 @@ def connect(path: Path) -> socket.socket | None:
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         conn.connect(str(path))
+        if not same_user(conn):
+            raise OSError(f"{path}: served by another user")
     except OSError:
         conn.close()
         return None
@@ -181,9 +222,21 @@ def connect(path: Path) -> socket.socket | None:
 def start_server(path: Path) -> socket.socket | None:
     """Start a server for `path` in its own session, and wait until it listens (None if it
     ended first: the command then runs in-process, where the same failure shows)."""
+    # started from / (the first command's folder shadows nothing), importing the forecast
+    # this command runs: the installed one, or this checkout's if that is not it
+    import forecast
+
+    origin = os.path.realpath(forecast.__file__)
+    here = str(Path(origin).parents[1])
+    code = (
+        "import os, sys, importlib.util as u; s = u.find_spec('forecast'); "
+        f"o = s and s.origin and os.path.realpath(s.origin); "
+        f"sys.path.insert(0, {here!r}) if o != {origin!r} else None; "
+        "from forecast.cli import warm; warm.main()"
+    )
     with open(path.with_suffix(".log"), "ab") as log:  # the server's own output
         server = subprocess.Popen(
-            [sys.executable, "-m", "forecast.cli.warm", "serve", str(path)],
+            [sys.executable, "-c", code, "serve", str(path)], cwd="/",
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
             close_fds=True,
         )  # fmt: skip
@@ -214,14 +267,19 @@ def run_warm(argv: list[str]) -> int | None:
     except OSError:
         return None
     try:
+        ignored = [s for s in FORWARDED if signal.getsignal(s) == signal.SIG_IGN]  # nohup
         request = {
             "argv": argv,
             "cwd": os.getcwd(),
             "env": dict(os.environ),
             "umask": current_umask(),
+            "ignored": [int(s) for s in ignored],
+            "cpus": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         }
         send_message(conn, request, (0, 1, 2))
+        conn.settimeout(START_SECONDS)  # a server that takes the request answers at once
         started, _ = receive_message(conn)
+        conn.settimeout(None)
     except (OSError, ValueError, ConnectionError):
         return None
     except KeyboardInterrupt:  # the child, if forked, sees this end close and stops
@@ -233,20 +291,16 @@ def run_warm(argv: list[str]) -> int | None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, signum)
 
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, forward)
-    while True:
-        try:
-            ended, _ = receive_message(conn)
-            return int(ended["exit"])
-        except InterruptedError:
-            continue
-        except (OSError, ConnectionError):
-            # the server went away under a running child: stop the child, report a failure
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signal.SIGTERM)
-            sys.stderr.write("error: forecast's warm server stopped during the command\n")
-            return 1
+    for signum in FORWARDED:
+        if signum not in ignored:  # ignored stays ignored, here and in the child
+            signal.signal(signum, forward)
+    try:
+        ended, _ = receive_message(conn)  # from the child as it ends, or from the server
+        return int(ended["exit"])
+    except (OSError, ValueError, ConnectionError, KeyError):
+        # the child ended without a word and the server is gone (killed by a signal?)
+        sys.stderr.write("error: the command's process ended without an exit code\n")
+        return 1
 
 
 def current_umask() -> int:
@@ -259,11 +313,11 @@ def current_umask() -> int:
 
 
 def serve(path: Path, idle: float) -> None:
-    # `python -m` put the folder it was started in first on sys.path; the `forecast` script
-    # puts its own folder there: so do the commands forked from here
-    if sys.path and sys.path[0] in ("", os.getcwd()):
-        sys.path[0] = str(Path(sys.executable).parent)
-    os.chdir("/")  # not holding the first command's folder (each child goes to its own)
+    # `python -c` put the working folder (/) on sys.path as ""; the `forecast` script puts
+    # its own folder there instead: so do the commands forked from here
+    if "" in sys.path:
+        sys.path[sys.path.index("")] = str(Path(sys.executable).parent)
+    os.chdir("/")  # (started there) each child goes to its command's folder
     before = dict(os.environ)
     from forecast.model.tf_setup import import_tensorflow_quietly
 
@@ -289,10 +343,14 @@ def serve(path: Path, idle: float) -> None:
         while True:
             ready, _, _ = select.select([] if stopping else [listener], [], [], 0.2)
             if ready:
-                conn, _ = listener.accept()
+                try:
+                    conn, _ = listener.accept()
+                except OSError:  # out of descriptors, say: the command runs in-process
+                    continue
                 if accept(conn, listener, children, added) == "stop":
                     stopping = True  # no new commands; the running ones still end here
                     release(path, mine)
+                    listener.close()  # commands queued behind the stop run in-process
             reap(children)
             if children:
                 last = time.monotonic()
@@ -330,6 +388,11 @@ def accept(
         conn.close()
         return "bad"
     conn.settimeout(None)
+    if not isinstance(request, dict) or not same_user(conn):
+        for fd in fds:
+            os.close(fd)
+        conn.close()
+        return "bad"
     if request.get("stop"):
         for fd in fds:
             os.close(fd)
@@ -340,7 +403,13 @@ def accept(
             os.close(fd)
         conn.close()
         return "bad"
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:  # no memory or processes left: the command runs in-process
+        for fd in fds:
+            os.close(fd)
+        conn.close()
+        return "bad"
     if pid == 0:  # the child: becomes the command
         listener.close()
         for other in children.values():
@@ -385,8 +454,13 @@ def run_child(request: dict, fds: list[int], conn: socket.socket, added: dict[st
     code = 1
     try:
         os.setpgid(0, 0)  # signals meant for the server's group do not reach the command
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+        for signum in (*FORWARDED, signal.SIGCHLD):
             signal.signal(signum, signal.SIG_DFL)
+        for signum in request.get("ignored", []):  # as the command had them (nohup)
+            signal.signal(signum, signal.SIG_IGN)
+        if request.get("cpus") and hasattr(os, "sched_setaffinity"):  # taskset
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(0, request["cpus"])
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             os.close(fd)
@@ -411,18 +485,25 @@ def run_child(request: dict, fds: list[int], conn: socket.socket, added: dict[st
 
         traceback.print_exc()
     finally:
+        with contextlib.suppress(BaseException):  # the command hears it even if the server
+            send_message(conn, {"exit": code})  # is gone; the server's own word comes second
         leave(code)
 
 
 def reopen_standard_streams() -> None:
     """sys.stdin/stdout/stderr over the command's own descriptors, buffered as Python does
     for them (line-buffered on a terminal)."""
+    import io
+
     encoding = os.environ.get("PYTHONIOENCODING", "").split(":")[0] or None
-    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
-        tty = os.isatty(fd)
-        stream = open(  # noqa: SIM115 (the process's standard stream)
-            fd, mode, buffering=1 if tty or fd == 2 else -1, encoding=encoding,
-            errors="backslashreplace" if fd == 2 else None, closefd=False,
+    unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))  # python -u
+    for fd, name, mode in ((0, "stdin", "rb"), (1, "stdout", "wb"), (2, "stderr", "wb")):
+        raw = io.FileIO(fd, mode, closefd=False)
+        buffered = io.BufferedReader(raw) if mode == "rb" else io.BufferedWriter(raw)
+        stream = io.TextIOWrapper(
+            buffered, encoding=encoding, errors="backslashreplace" if fd == 2 else None,
+            line_buffering=fd != 0 and (os.isatty(fd) or fd == 2),
+            write_through=fd != 0 and unbuffered,
         )  # fmt: skip
         setattr(sys, name, stream)
         setattr(sys, f"__{name}__", stream)
@@ -442,6 +523,14 @@ def watch_client(conn: socket.socket) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="forecast-warm-client", daemon=True).start()
+
+
+def observed() -> bool:
+    """A profiler, debugger or coverage tool is attached (it reports as Python ends)."""
+    if sys.getprofile() or sys.gettrace():
+        return True
+    monitoring = getattr(sys, "monitoring", None)  # Python 3.12+: cProfile, coverage
+    return monitoring is not None and any(monitoring.get_tool(tool) for tool in range(6))
 
 
 def leave(code: int) -> None:
@@ -472,7 +561,8 @@ def stop() -> int:
     return stopped
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["serve"] and len(argv) == 2:
         idle = float(os.environ.get("FORECAST_WARM_IDLE", IDLE_SECONDS))
         serve(Path(argv[1]), idle)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -39,6 +40,14 @@ log = logging.getLogger("forecast")
 Result = Done | ForecastError
 Started = Callable[[int, Work], None]
 Finished = Callable[[int, Result], None]
+
+
+def pool_worker(threads: int) -> None:
+    """A local pool's worker: Ctrl-C and SIGTERM as in any new process (a forked one would
+    keep the command's handlers, which wait for the end of a batch), then its threads."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    configure_worker(threads)
 
 
 def run_work(task: Work) -> Done:
@@ -139,7 +148,7 @@ class ProcessPool:
             # forked from a warm command that has run nothing in TensorFlow yet (the same
             # state a spawned worker reaches after its imports), else spawned
             mp_context=multiprocessing.get_context("fork" if forkable() else "spawn"),
-            initializer=configure_worker,
+            initializer=pool_worker,
             initargs=(threads,),
         ) as pool:
             running = {pool.submit(run_work, task): i for i, task in enumerate(tasks)}

@@ -14,7 +14,7 @@ from forecast.data.windows import row_count
 from forecast.fitting.fit import expected_epochs
 from forecast.fitting.members import MemberTask, independent
 from forecast.fitting.task import FitTask, Work
-from forecast.model.tf_setup import forkable
+from forecast.model.tf_setup import forkable, gpu_present
 
 # A pool pays for starting its processes (TensorFlow's import in each, every model shape
 # traced again) only when it saves more than this many expected training batches (the
@@ -64,22 +64,6 @@ def usable_cores() -> int:
     if len(quota) == 2 and quota[0].isdecimal() and quota[1].isdecimal():
         cores = min(cores, max(int(quota[0]) // int(quota[1]), 1))
     return cores
-
-
-def gpu_present() -> bool:
-    """This machine has an NVIDIA GPU that TensorFlow would use (its device files), unless
-    CUDA_VISIBLE_DEVICES hides every one; judged without importing TensorFlow."""
-    hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if hidden is not None and hidden.strip() in ("", "-1"):
-        return False
-    return any(name[6:].isdecimal() for name in _listdir("/dev") if name.startswith("nvidia"))
-
-
-def _listdir(path: str) -> list[str]:
-    try:
-        return os.listdir(path)
-    except OSError:
-        return []
 
 
 def task_work(task: Work) -> tuple[int, int]:

@@ -22,6 +22,22 @@ def mark_warm() -> None:
     _WARM.append(True)
 
 
+def gpu_present() -> bool:
+    """This machine has an NVIDIA GPU that TensorFlow would use (its device files), unless
+    CUDA_VISIBLE_DEVICES hides every one; judged without importing TensorFlow."""
+    hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if hidden is not None and hidden.strip() in ("", "-1"):
+        return False
+    return any(name[6:].isdecimal() for name in _listdir("/dev") if name.startswith("nvidia"))
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
 def forkable() -> bool:
     """Whether a worker pool may fork this process instead of spawning fresh ones: only a
     command forked by the warm server, before TensorFlow has run anything here (its runtime
