@@ -439,6 +439,7 @@ def reap(children: dict[int, socket.socket]) -> None:
 
 
 _CHILD: list[bool] = []
+_ENDING: list[bool] = []  # set as the child reports its exit code
 
 
 def in_child() -> bool:
@@ -485,6 +486,7 @@ def run_child(request: dict, fds: list[int], conn: socket.socket, added: dict[st
 
         traceback.print_exc()
     finally:
+        _ENDING.append(True)  # the command closing its end from here on is no stop request
         with contextlib.suppress(BaseException):  # the command hears it even if the server
             send_message(conn, {"exit": code})  # is gone; the server's own word comes second
         leave(code)
@@ -520,7 +522,8 @@ def watch_client(conn: socket.socket) -> None:
                 pass
         except OSError:
             pass
-        os.kill(os.getpid(), signal.SIGTERM)
+        if not _ENDING:  # the command went away first: it was killed
+            os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="forecast-warm-client", daemon=True).start()
 
