@@ -157,19 +157,9 @@ def test_a_user_error_keeps_its_line_and_exit_code(tmp_path, warm_env):
 @pytest.mark.slow
 def test_ctrl_c_reaches_the_forked_training_and_the_server_stays(long_config, warm_env):
     env, folder = warm_env
-    process = subprocess.Popen(
-        [sys.executable, "-m", "forecast", "train", long_config.name],
-        cwd=long_config.parent, env={**env, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    lines = []
-    for line in process.stderr:
-        lines.append(line)
-        if line.startswith("epoch 2/"):
-            break
+    process = train_until(long_config, env, "epoch 2/")
     process.send_signal(signal.SIGINT)
-    _, rest = process.communicate(timeout=120)
-    stderr = "".join(lines) + rest
+    _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr and "--resume" in stderr
     assert "Traceback" not in stderr

@@ -164,29 +164,29 @@ def send_message(conn: socket.socket, message: dict[str, Any], fds: tuple[int, .
         conn.sendall(header + data)
 
 
-def receive_message(conn: socket.socket, with_fds: bool = False) -> tuple[dict, list[int]]:
+def receive_message(conn: socket.socket, with_fds: bool = False) -> tuple[Any, list[int]]:
+    """A message and, `with_fds`, the descriptors that came with its first bytes."""
     fds: list[int] = []
+    header = b""
     if with_fds:
         header, fds, _, _ = socket.recv_fds(conn, 4, 8)
-    else:
-        header = conn.recv(4, socket.MSG_WAITALL)
-    while 0 < len(header) < 4:
-        more = conn.recv(4 - len(header))
-        if not more:
-            break
-        header += more
-    if len(header) < 4:
+    try:
+        header = read_exactly(conn, 4, header)
+        (size,) = struct.unpack("!I", header)
+        return json.loads(read_exactly(conn, size)), fds
+    except BaseException:
         for fd in fds:
             os.close(fd)
-        raise ConnectionError("the other side closed the connection")
-    (size,) = struct.unpack("!I", header)
-    data = b""
+        raise
+
+
+def read_exactly(conn: socket.socket, size: int, data: bytes = b"") -> bytes:
     while len(data) < size:
         chunk = conn.recv(size - len(data))
         if not chunk:
             raise ConnectionError("the other side closed the connection")
         data += chunk
-    return json.loads(data), fds
+    return data
 
 
 # ----------------------------------------------------------------------------- the client
@@ -239,6 +239,8 @@ def run_warm(argv: list[str]) -> int | None:
     it did not start there (the caller then runs it in this process)."""
     import fcntl  # POSIX, like fork: enabled() said both are here
 
+    from forecast.cli.errors import NO_RUN_WRITTEN
+
     try:
         path = socket_path()
         with open(path.with_suffix(".lock"), "a") as lock:
@@ -246,12 +248,6 @@ def run_warm(argv: list[str]) -> int | None:
             conn = connect(path) or start_server(path)
         if conn is None:
             return None
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted; no run directory was written\n")
-        return 130
-    except OSError:
-        return None
-    try:
         ignored = [s for s in FORWARDED if signal.getsignal(s) == signal.SIG_IGN]  # nohup
         request = {
             "argv": argv,
@@ -265,10 +261,10 @@ def run_warm(argv: list[str]) -> int | None:
         conn.settimeout(START_SECONDS)  # a server that takes the request answers at once
         started, _ = receive_message(conn)
         conn.settimeout(None)
-    except (OSError, ValueError, ConnectionError):
+    except (OSError, ValueError):  # (ConnectionError is an OSError)
         return None
-    except KeyboardInterrupt:  # the child, if forked, sees this end close and stops
-        sys.stderr.write("interrupted; no run directory was written\n")
+    except KeyboardInterrupt:  # a child, if forked already, sees this end close and stops
+        sys.stderr.write(f"interrupted; {NO_RUN_WRITTEN}\n")
         return 130
     child = int(started["pid"])
 
@@ -282,7 +278,7 @@ def run_warm(argv: list[str]) -> int | None:
     try:
         ended, _ = receive_message(conn)  # from the child as it ends, or from the server
         return int(ended["exit"])
-    except (OSError, ValueError, ConnectionError, KeyError):
+    except (OSError, ValueError, KeyError):
         # the child ended without a word and the server is gone (killed by a signal?)
         sys.stderr.write("error: the command's process ended without an exit code\n")
         return 1
@@ -352,9 +348,5 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("usage: python -m forecast.cli.warm stop")
 
 
-if __name__ == "__main__":
-    # run as forecast.cli.warm, not as __main__: the child's state must be the module the
-    # CLI imports
-    from forecast.cli import warm
-
-    warm.main(sys.argv[1:])
+if __name__ == "__main__":  # python -m forecast.cli.warm stop
+    main()

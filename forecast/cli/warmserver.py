@@ -38,7 +38,6 @@ def serve(path: Path, idle: float) -> None:
     # its own folder there instead: so do the commands forked from here
     if "" in sys.path:
         sys.path[sys.path.index("")] = str(Path(sys.executable).parent)
-    os.chdir("/")  # (started there) each child goes to its command's folder
     before = dict(os.environ)
     from forecast.model.tf_setup import import_tensorflow_quietly
 
@@ -105,32 +104,20 @@ def accept(
     conn.settimeout(5.0)  # a command sends its request at once; nobody stalls the server
     try:
         request, fds = receive_message(conn, with_fds=True)
-    except (OSError, ValueError, ConnectionError):
+    except (OSError, ValueError):
         conn.close()
         return "bad"
     conn.settimeout(None)
     if not isinstance(request, dict) or not same_user(conn):
-        for fd in fds:
-            os.close(fd)
-        conn.close()
-        return "bad"
+        return refuse(conn, fds, "bad")
     if request.get("stop"):
-        for fd in fds:
-            os.close(fd)
-        conn.close()
-        return "stop"
+        return refuse(conn, fds, "stop")
     if len(fds) != 3:
-        for fd in fds:
-            os.close(fd)
-        conn.close()
-        return "bad"
+        return refuse(conn, fds, "bad")
     try:
         pid = os.fork()
     except OSError:  # no memory or processes left: the command runs in-process
-        for fd in fds:
-            os.close(fd)
-        conn.close()
-        return "bad"
+        return refuse(conn, fds, "bad")
     if pid == 0:  # the child: becomes the command
         listener.close()
         for other in children.values():
@@ -145,6 +132,14 @@ def accept(
             os.kill(pid, signal.SIGTERM)
     children[pid] = conn
     return "forked"
+
+
+def refuse(conn: socket.socket, fds: list[int], answer: str) -> str:
+    """Close a request that starts no child (its command then runs in-process)."""
+    for fd in fds:
+        os.close(fd)
+    conn.close()
+    return answer
 
 
 def reap(children: dict[int, socket.socket]) -> None:
