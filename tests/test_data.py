@@ -214,6 +214,33 @@ def test_decimal_comma_cannot_be_the_delimiter(tmp_path: Path):
         read(path, time_column="date", decimal=",")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "date,sales\n2020-01-01,1\n2020-01-02,2\n",  # the quick path: ',' on every line
+        "date;sales\n2020-01-01;1,5\n2020-01-02;7\n",  # ',' only in some: ';'
+        "date\tsales\n2020-01-01\t1\n2020-01-02\t2\n",
+        "date|a,b\n2020-01-01|1\n2020-01-02|2\n",  # ',' in the header alone: '|'
+        "date;a,b\n2020-01-01;1,5\n2020-01-02;2,5\n",  # ',' and ';' both steady: Sniffer
+        'date,name\n2020-01-01,"a;b"\n2020-01-02,c\n',  # quotes: Sniffer
+        "sales\n1\n2\n",  # one column: Sniffer, which cannot tell (',')
+    ],
+)
+def test_delimiter_as_csv_sniffer_finds_it(text: str):
+    """The quick path for unambiguous files (serve parses one per request) gives what
+    csv.Sniffer gives, and a file cut mid-line is judged on its whole lines."""
+    import csv
+
+    from forecast.data.csvfile import DELIMITERS, delimiter_of
+
+    try:
+        expected = csv.Sniffer().sniff(text, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        expected = ","
+    assert delimiter_of(text, truncated=False) == expected
+    assert delimiter_of(text + text.splitlines()[1][:4], truncated=True) == expected
+
+
 def test_decimal_and_thousands_must_differ():
     from pydantic import ValidationError
 

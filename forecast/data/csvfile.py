@@ -163,12 +163,33 @@ def _decode(raw: bytes, path: Path, encoding: str, option: str = "data.encoding"
     )
 
 
-def _parse_csv(text: str, path: Path, decimal: str, thousands: str) -> pd.DataFrame:
-    sample = text[:20_000]
+SNIFF_CHARS = 20_000  # csv.Sniffer reads this much of the file
+DELIMITERS = ",;\t|"
+
+
+def delimiter_of(sample: str, truncated: bool) -> str:
+    """The delimiter of a CSV whose first SNIFF_CHARS characters are `sample` (`truncated`:
+    the file goes on). Without quotes, when exactly one candidate appears the same number of
+    times on each of the first 20 lines, that one: what csv.Sniffer finds there, in a
+    twentieth of its time (a server's request pays it). Otherwise csv.Sniffer over the whole
+    sample; ',' when it cannot tell."""
+    if '"' not in sample and "'" not in sample:
+        lines = sample.splitlines()
+        lines = [line for line in lines[: len(lines) - truncated] if line.strip()][:20]
+        if len(lines) >= 2:
+            steady = [d for d in DELIMITERS if len({line.count(d) for line in lines}) == 1]
+            steady = [d for d in steady if lines[0].count(d)]
+            if len(steady) == 1:
+                return steady[0]
     try:
-        delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+        return csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
     except csv.Error:
-        delimiter = ","
+        return ","
+
+
+def _parse_csv(text: str, path: Path, decimal: str, thousands: str) -> pd.DataFrame:
+    sample = text[:SNIFF_CHARS]
+    delimiter = delimiter_of(sample, len(text) > SNIFF_CHARS)
     if delimiter == decimal and '"' not in sample:  # quoted cells ("1,5") can hold it
         raise DataError(
             f"{path}: data.decimal {decimal!r} is also this file's delimiter; "
