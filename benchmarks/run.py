@@ -591,11 +591,16 @@ def bench_predict() -> None:
 def bench_serve(requests: int) -> None:
     """`forecast serve` on the shipped univariate config (trained for 1 epoch): one-origin
     forecasts over real HTTP from another process's threads, requests/s and p50/p99
-    latency, sequential, 8 and 50 at a time; against one `forecast predict` command per
-    forecast, the way without a server."""
+    latency. One server process: 1, 8 and 50 clients each sending again as soon as answered
+    (closed loop); `--workers 2`: 50 such clients, and 50 clients pacing their requests to
+    a fixed total rate (PACED, 3x the 56 requests/s the issue measured), latency counted
+    from each request's scheduled time (a late start counts). The reference is one
+    `forecast predict` command per forecast, the way without a server."""
     import socket
     import urllib.request
     from concurrent.futures import ThreadPoolExecutor
+
+    paced = 170.0  # requests/s
 
     forecast = str(Path(sys.executable).parent / "forecast")
     with tempfile.TemporaryDirectory() as tmp:
@@ -606,18 +611,10 @@ def bench_serve(requests: int) -> None:
                  str(Path(tmp) / "f.csv")], capture_output=True, check=True,
             ), repeat=3,
         )  # fmt: skip
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        server = subprocess.Popen(
-            [forecast, "serve", "--run", str(run_dir), "--port", str(port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
         body = tail.read_bytes()
 
-        def one() -> float:
-            start = time.perf_counter()
+        def one(url: str, since: float | None = None) -> float:
+            start = time.perf_counter() if since is None else since
             req = urllib.request.Request(
                 f"{url}/forecast", data=body, headers={"Content-Type": "text/csv"}
             )
@@ -625,33 +622,65 @@ def bench_serve(requests: int) -> None:
                 answer.read()
             return time.perf_counter() - start
 
-        try:
-            for _ in range(600):
-                try:
-                    urllib.request.urlopen(f"{url}/health", timeout=5).read()
-                    break
-                except OSError:
-                    time.sleep(0.2)
-            for _ in range(20):
-                one()  # warm-up: the forecasting function is traced on the first request
-            for workers in (1, 8, 50):
-                start = time.perf_counter()
-                with ThreadPoolExecutor(workers) as pool:
-                    latencies = sorted(pool.map(lambda _: one(), range(requests)))
-                wall = time.perf_counter() - start
-                p50 = latencies[len(latencies) // 2]
-                p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-                record(
-                    f"`forecast serve`, POST /forecast (CSV, 200 rows, 1 origin), {workers} "
-                    f"client thread(s), {requests} requests: one `forecast predict` command "
-                    "vs one request",
-                    round(command, 3), wall / requests, "s",
-                    f"{requests / wall:.0f} requests/s; p50 {1000 * p50:.1f} ms, "
-                    f"p99 {1000 * p99:.1f} ms",
-                )  # fmt: skip
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        def paced_client(url: str, first: float, every: float, count: int) -> list[float]:
+            latencies = []
+            for k in range(count):
+                due = first + k * every
+                time.sleep(max(0.0, due - time.perf_counter()))
+                latencies.append(one(url, since=due))
+            return latencies
+
+        def measure(url: str, label: str, clients: int, rate: float | None) -> None:
+            start = time.perf_counter()
+            if rate is None:
+                with ThreadPoolExecutor(clients) as pool:
+                    latencies = sorted(pool.map(lambda _: one(url), range(requests)))
+            else:
+                each, every = requests // clients, clients / rate
+                with ThreadPoolExecutor(clients) as pool:
+                    jobs = [
+                        pool.submit(paced_client, url, start + 0.1 + i / rate, every, each)
+                        for i in range(clients)
+                    ]
+                    latencies = sorted(x for job in jobs for x in job.result())
+            wall = time.perf_counter() - start
+            p50 = latencies[len(latencies) // 2]
+            p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+            record(
+                f"`forecast serve{label}`, POST /forecast (CSV, 200 rows, 1 origin), {clients} "
+                f"client thread(s){'' if rate is None else f' paced to {rate:.0f} requests/s'}"
+                f", {len(latencies)} requests: one `forecast predict` command vs one request",
+                round(command, 3), wall / len(latencies), "s",
+                f"{len(latencies) / wall:.0f} requests/s; p50 {1000 * p50:.1f} ms, "
+                f"p99 {1000 * p99:.1f} ms",
+            )  # fmt: skip
+
+        for workers, cases in ((1, ((1, None), (8, None), (50, None), (50, paced))),
+                               (2, ((50, None), (50, paced)))):  # fmt: skip
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+            server = subprocess.Popen(
+                [forecast, "serve", "--run", str(run_dir), "--port", str(port), "--workers",
+                 str(workers)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            url = f"http://127.0.0.1:{port}"
+            label = "" if workers == 1 else f" --workers {workers}"
+            try:
+                for _ in range(600):
+                    try:
+                        urllib.request.urlopen(f"{url}/health", timeout=5).read()
+                        break
+                    except OSError:
+                        time.sleep(0.2)
+                time.sleep(20 if workers > 1 else 0)  # every worker's model loaded (~7 s)
+                with ThreadPoolExecutor(8) as pool:  # each process traces its first calls
+                    list(pool.map(one, [url] * (40 * workers)))
+                for clients, rate in cases:
+                    measure(url, label, clients, rate)
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
 
 
 # --------------------------------------------------------------------------- backtests

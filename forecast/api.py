@@ -185,12 +185,15 @@ def check_serve_extra() -> None:
     import forecast.workflows.serve  # noqa: F401  (fastapi: imported only to serve)
 
 
-def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(
+    predictor: Predictor, host: str = "127.0.0.1", port: int = 8000, workers: int | None = 1
+) -> None:
     """Serve the forecasts of `predictor` over HTTP (/health, /info, /forecast) until Ctrl-C
-    or SIGTERM."""
+    or SIGTERM, in `workers` processes (each loads the run's model; None: one per core)."""
+    from forecast.fitting.placement import usable_cores
     from forecast.workflows.serve import serve as run_server  # fastapi: only to serve
 
-    run_server(predictor, host, port)
+    run_server(predictor, host, port, workers or usable_cores())
 
 
 def short_id_list(ids: list[str]) -> str:

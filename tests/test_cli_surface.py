@@ -62,6 +62,7 @@ BUILT_NOT_LISTED = {
     *[(command, "--runs-dir") for command in ("backtest", "predict", "plot", "export", "serve")],
     *[("tune", "--folds"), ("tune", "--set"), ("tune", "--seed"), ("tune", "--quiet")],
     ("validate", "--set"),
+    ("serve", "--workers"),
 }
 
 

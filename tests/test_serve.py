@@ -64,14 +64,17 @@ def served_run(folder: Path, name: str = "served") -> tuple[Path, Path]:
 
 
 def start_server(
-    run_dir: Path, env: dict[str, str] | None = None, code: str | None = None
+    run_dir: Path,
+    env: dict[str, str] | None = None,
+    code: str | None = None,
+    args: tuple[str, ...] = (),
 ) -> tuple[str, subprocess.Popen]:
     """`python -m forecast serve` on a free port, once it answers /health: (base URL, it).
     With `code`, `python -c code serve ...` instead (code that ends by calling main())."""
     port = free_port()
     command = ["-c", code] if code else ["-m", "forecast"]
     process = subprocess.Popen(
-        [sys.executable, *command, "serve", "--run", str(run_dir), "--port", str(port)],
+        [sys.executable, *command, "serve", "--run", str(run_dir), "--port", str(port), *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})},
@@ -233,6 +236,99 @@ def test_stops_on_sigterm(server) -> None:
     assert lines[-2].startswith("serving ")
     with pytest.raises(urllib.error.URLError):
         request(f"{base}/health")
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def gone(pid: int, seconds: float) -> bool:
+    """True once process `pid` no longer exists (or is a zombie), within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state == "Z":
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+
+
+def answered_without(process: subprocess.Popen, base: str, body: bytes) -> list[tuple]:
+    """With the command's own process stopped (SIGSTOP), 8 concurrent forecasts: the workers
+    on the same port answer them (waiting up to 120 s for a worker to load the model)."""
+    process.send_signal(signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if request(f"{base}/health")[0] == 200:
+                    break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            assert time.monotonic() < deadline, "no worker answered within 120 s"
+            time.sleep(0.3)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            return list(pool.map(lambda _: request(f"{base}/forecast", body), range(8)))
+    finally:
+        process.send_signal(signal.SIGCONT)
+
+
+def test_workers_answer_on_the_same_port_and_stop_with_the_server(server) -> None:
+    """`--workers 2`: a second process answers on the port with predict's numbers (while the
+    first is stopped, only it can); SIGTERM stops both, exit 143."""
+    _, run_dir, history, expected, _ = server
+    base, process = start_server(run_dir, args=("--workers", "2"))
+    try:
+        (worker,) = children(process.pid)
+        answers = answered_without(process, base, json_body(history))
+        for status, answer in answers:
+            assert status == 200, answer
+            np.testing.assert_allclose([r["sales"] for r in answer["forecast"]], expected["sales"])
+        assert request(f"{base}/forecast", json_body(history))[0] == 200  # the first again
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 143, err.decode()
+        assert err.decode().splitlines()[-1] == "terminated; the server stopped"
+        assert "Traceback" not in err.decode()
+        assert gone(worker, 0)  # stopped and waited for before the command ended
+    finally:
+        stop(process)
+
+
+def test_a_lost_worker_is_said_and_an_orphaned_one_stops(server) -> None:
+    """A worker killed while serving: one line on stderr, the others go on. The command's
+    process killed (SIGKILL: nothing forwarded): its workers stop by themselves."""
+    _, run_dir, history, _, _ = server
+    base, process = start_server(run_dir, args=("--workers", "3"))
+    workers = sorted(children(process.pid))
+    try:
+        first, second = workers
+        os.kill(first, signal.SIGKILL)
+        assert gone(first, 10)
+        assert request(f"{base}/forecast", json_body(history))[0] == 200
+        time.sleep(1)  # the server's watcher says it
+        process.kill()
+        err = stop(process)
+        assert f"warning: serve: worker process {first} was killed (signal 9)" in err, err
+        assert gone(second, 30), "a worker outlived its server"
+    finally:
+        stop(process)
+        for pid in workers:
+            if not gone(pid, 0):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_a_json_history_is_written_in_the_runs_number_format():

@@ -149,6 +149,19 @@ def _port_number(value: int) -> int:
     return value
 
 
+def _serve_workers(value: str | int | None) -> int | None:
+    """--workers N (1 or more) or auto (None: one per core)."""
+    if value is None or value == "auto":
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        raise typer.BadParameter(f"give a number of processes or auto, not {value!r}") from None
+    if count < 1:
+        raise typer.BadParameter(f"must be 1 or more, got {count}")
+    return count
+
+
 def serve(
     run: RunOpt = None,
     host: Annotated[
@@ -158,6 +171,16 @@ def serve(
         int, typer.Option("--port", help="TCP port, 0 to 65535.", callback=_port_number)
     ] = 8000,
     runs_dir: RunsDirOpt = Path("runs"),
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            parser=_serve_workers,
+            metavar="N|auto",
+            help="Processes answering on the port, each loading the run itself (TensorFlow "
+            "and the model: ~0.9 GB each); auto: one per core.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the run's forecasts over HTTP until Ctrl-C: /health, /info, /forecast.
 
@@ -176,4 +199,4 @@ def serve(
     call_api(api.check_serve_extra)  # without FastAPI and uvicorn: one line, before the run
     predictor = call_api(lambda: api.Predictor(run, runs_dir))
     call_api(lambda: predictor.forecaster)  # the model, loaded once, before the first request
-    call_api(lambda: api.serve(predictor, host, port), left="the server stopped")
+    call_api(lambda: api.serve(predictor, host, port, workers), left="the server stopped")
