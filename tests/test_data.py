@@ -241,6 +241,15 @@ def test_delimiter_as_csv_sniffer_finds_it(text: str):
     assert delimiter_of(text + text.splitlines()[1][:4], truncated=True) == expected
 
 
+def test_a_semicolon_file_with_lone_carriage_returns_is_read(tmp_path: Path):
+    """Old Mac line ends (\\r alone): csv.Sniffer sees one long line and picked ',' (then
+    refused as the decimal mark); the steady ';' on every line is found."""
+    path = tmp_path / "mac.csv"
+    path.write_bytes(b"date;sales\r2020-01-01;1,5\r2020-01-02;2\r2020-01-03;4,25\r")
+    values = read(path, time_column="date", decimal=",").values[:, 0]
+    assert values.tolist() == [1.5, 2.0, 4.25]
+
+
 def test_decimal_and_thousands_must_differ():
     from pydantic import ValidationError
 

@@ -170,8 +170,10 @@ DELIMITERS = ",;\t|"
 def delimiter_of(sample: str, truncated: bool) -> str:
     """The delimiter of a CSV whose first SNIFF_CHARS characters are `sample` (`truncated`:
     the file goes on). Without quotes, when exactly one candidate appears the same number of
-    times on each of the first 20 lines, that one: what csv.Sniffer finds there, in a
-    twentieth of its time (a server's request pays it). Otherwise csv.Sniffer over the whole
+    times on each of the first 20 non-blank lines, that one, in a twentieth of csv.Sniffer's
+    time (a server's request pays it): where the sniffer finds a delimiter, the same one;
+    where it gives up or misreads the lines (blank lines, lines ending in a lone \\r, very
+    long lines), the steady one rather than ','. Otherwise csv.Sniffer over the whole
     sample; ',' when it cannot tell."""
     if '"' not in sample and "'" not in sample:
         lines = sample.splitlines()
