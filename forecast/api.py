@@ -193,7 +193,17 @@ def serve(
     from forecast.fitting.placement import usable_cores
     from forecast.workflows.serve import serve as run_server  # fastapi: only to serve
 
-    run_server(predictor, host, port, workers or usable_cores())
+    cores = usable_cores()
+    if workers is not None and workers < 1:
+        raise ConfigError(f"workers {workers}: must be 1 or more (or None: one per core)")
+    if workers is not None and workers > cores:
+        log.warning(
+            "--workers %d: more processes than the %d core(s) here; they slow each other "
+            "down, and each holds TensorFlow and the model (~0.9 GB)",
+            workers,
+            cores,
+        )
+    run_server(predictor, host, port, workers or cores)
 
 
 def short_id_list(ids: list[str]) -> str:

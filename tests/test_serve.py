@@ -380,3 +380,78 @@ def test_a_json_body_horizon_may_be_a_number_or_its_digits() -> None:
         parsed = parse_body(b'{"history": [{"a": 1}], "horizon": %s}' % horizon.encode())
         assert (parsed.history, parsed.horizon) == ([{"a": 1}], 5)
     assert parse_body(b'{"history": [{"a": 1}], "horizon": null}').horizon is None
+
+
+def start_worker(run_dir: Path, sha256: str) -> tuple[int, socket.socket, subprocess.Popen]:
+    """A worker process alone (as `serve --workers` starts it) on a listening socket of the
+    test's: (port, the socket, the process)."""
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen(16)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "forecast.workflows.serveworkers", str(run_dir),
+         str(listening.fileno()), sha256],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        pass_fds=(listening.fileno(),),
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )  # fmt: skip
+    return listening.getsockname()[1], listening, process
+
+
+def worker_ended(process: subprocess.Popen, seconds: float) -> str:
+    """Its stderr once it ends by itself (its stdin kept open until then: the end of its
+    stdin would stop it, so no communicate())."""
+    err = process.stderr.read().decode()
+    process.wait(timeout=seconds)
+    process.stdin.close()
+    process.stderr.close()
+    return err
+
+
+def test_a_worker_whose_model_changed_says_so_in_one_line(server) -> None:
+    """A worker that finds another model.keras than the server loaded (its SHA-256) serves
+    nothing: one line, exit 2 (the server then adds nothing), and a clean exit."""
+    _, run_dir, _, _, _ = server
+    port, listening, process = start_worker(run_dir, "0" * 64)
+    with listening:
+        err = worker_ended(process, 120)
+    lines = err.strip().splitlines()
+    assert process.returncode == 2, err
+    assert len(lines) == 1 and "model.keras changed since the server started" in lines[0], lines
+
+
+def test_a_stopped_worker_answers_503_to_what_it_holds_and_exits_cleanly(server) -> None:
+    """SIGTERM to a worker holding a request whose body never comes: after the grace
+    period the client gets the 503 the first process gives, and the worker exits without
+    an abort (a thread reading its stdin must not hold the interpreter's exit)."""
+    _, run_dir, _, _, _ = server
+    sha256 = api.Predictor(run_dir).model_sha256
+    port, listening, process = start_worker(run_dir, sha256)
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # the worker answers once its model is loaded
+            try:
+                if request(f"http://127.0.0.1:{port}/health")[0] == 200:
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            assert time.monotonic() < deadline and process.poll() is None, "worker not up"
+            time.sleep(0.3)
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
+            client.sendall(
+                b"POST /forecast HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 100\r\n\r\n{"
+            )
+            time.sleep(0.5)
+            process.send_signal(signal.SIGTERM)
+            answer = client.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 503"), answer
+        err = worker_ended(process, 30)
+        assert "Fatal Python error" not in err and "Traceback" not in err, err
+        assert process.returncode == 0, err
+    finally:
+        listening.close()
+        if process.poll() is None:
+            process.kill()
+            process.communicate()

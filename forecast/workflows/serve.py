@@ -42,6 +42,7 @@ import re
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import pandas as pd
@@ -49,7 +50,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from forecast.data.reading import read_panel, read_series
 from forecast.errors import ConfigError, ForecastError
-from forecast.interrupts import raise_if_stop_requested
+from forecast.interrupts import raise_if_stop_requested, tensorflow_work
 from forecast.workflows.export import input_rows
 
 if TYPE_CHECKING:  # the API hands it one
@@ -75,6 +76,7 @@ DRAIN = 4  # an over-long body is read (and dropped) up to DRAIN x MAX_BODY befo
 # seconds for a whole body to arrive (5 MB at 170 kB/s): a stalled client holds no worker
 BODY_TIMEOUT = 30.0
 KEEP_ALIVE = 5  # seconds an idle connection stays open between requests
+LISTEN_BACKLOG = 2048  # uvicorn's own
 SHUTDOWN_GRACE = 3  # seconds requests get to finish after Ctrl-C or SIGTERM; then cancelled
 log = logging.getLogger("forecast.serve")
 
@@ -350,6 +352,8 @@ def listening_socket(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
+        # connections wait in the queue from now, not refused until uvicorn has started
+        sock.listen(LISTEN_BACKLOG)
     except OSError as exc:
         sock.close()
         why = exc.strerror or str(exc)
@@ -363,8 +367,13 @@ def serve(predictor: Predictor, host: str, port: int, workers: int = 1) -> None:
     from forecast.workflows.serveworkers import Workers
 
     with listening_socket(host, port) as sock:  # closed here too if uvicorn never starts
-        others = Workers(predictor.run, workers - 1, sock) if workers > 1 else None
+        with tensorflow_work():  # a stop request meanwhile is noted, and raised just below
+            sha256 = predictor.model_sha256  # what the workers must load too
+            freeze_loaded()
+        others = None
         try:
+            if workers > 1:
+                others = Workers(predictor.run, workers - 1, sock, sha256)
             processes = f", {workers} processes" if workers > 1 else ""
             logging.getLogger("forecast").info(
                 "serving %s on http://%s:%d%s (Ctrl-C stops)",
@@ -382,9 +391,24 @@ def serve(predictor: Predictor, host: str, port: int, workers: int = 1) -> None:
     raise_if_stop_requested()
 
 
-def answer_on(predictor: Predictor, sock: socket.socket, others: Any = None) -> None:
+def freeze_loaded() -> None:
+    """The loaded model's Python objects out of the garbage collector's reach: its full
+    collections no longer walk TensorFlow's and Keras' heap, which held requests for up to
+    ~0.2 s. (A signal handler that raises during the collection is lost in a collector
+    callback: the callers note stop requests meanwhile.)"""
+    gc.collect()
+    gc.freeze()
+
+
+def answer_on(
+    predictor: Predictor,
+    sock: socket.socket,
+    others: Any = None,
+    stopped: Callable[[], bool] = lambda: False,
+) -> None:
     """Answer requests on the listening `sock` until Ctrl-C or SIGTERM; a stop request is
-    passed on to `others` (a serveworkers.Workers) as it comes."""
+    passed on to `others` (a serveworkers.Workers) as it comes. `stopped()`: a stop request
+    came before the server took the signals over (it then stops at once)."""
     seconds = body_timeout()
     config = uvicorn.Config(
         create_app(predictor, body_seconds=seconds),
@@ -403,12 +427,12 @@ def answer_on(predictor: Predictor, sock: socket.socket, others: Any = None) -> 
     log.handlers[:] = [traces]
     log.propagate = False
 
-    # the loaded model's Python objects out of the collector's reach: its full collections
-    # no longer walk TensorFlow's and Keras' heap, which held requests up to ~0.2 s
-    gc.collect()
-    gc.freeze()
-
     class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            if stopped():
+                self.should_exit = True
+
         def handle_exit(self, sig: int, frame: Any) -> None:
             if others is not None:  # the workers start their grace period with ours
                 others.signal(signal.SIGTERM)
