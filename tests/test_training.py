@@ -392,3 +392,45 @@ def test_an_ensembles_final_fit_starts_from_its_held_out_members(tmp_path, dropo
     # every member begins where its held-out fit ended (a new member's loss is far higher)
     assert first["warm"].iloc[0] < 2 * held_out["loss"].iloc[-1]
     assert first["warm"].iloc[0] < 0.5 * first["scratch"].iloc[0]
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        {"units": [8], "dropout": 0.2},  # dropout: its random generators reset too
+        {"units": [8], "ensemble": 3},  # a stacked ensemble: saved as its plain members
+    ],
+)
+def test_the_final_fit_refits_the_held_out_model_as_a_new_one_would(tmp_path, monkeypatch, model):
+    """The final fit resets and refits the model the held-out fit built and traced, instead
+    of building another: one model built for both fits, and a final model.keras equal, to
+    the bit, to the one a newly built model gives."""
+    import forecast.fitting.fit as fitting
+    import forecast.workflows.trainrun as trainrun
+
+    from .conftest import tiny_config_file
+
+    config = tiny_config_file(
+        tmp_path,
+        rows=150,
+        model=model,
+        training={"epochs": 8, "early_stopping": False, "learning_rate": 0.01},
+    )
+    built = []
+    models_for = fitting.models_for
+    monkeypatch.setattr(
+        fitting, "models_for", lambda *a, **k: built.append(1) or models_for(*a, **k)
+    )
+    reused = api.train(config, runs_dir=tmp_path / "r", quiet=True)
+    builds_reused = len(built)
+    monkeypatch.setattr(trainrun, "Compiled", lambda limit: None)  # every fit builds its own
+    built.clear()
+    fresh = api.train(config, runs_dir=tmp_path / "f", quiet=True)
+    assert builds_reused == len(built) - 1  # the final fit built nothing
+    for name in ("history.csv", "final_history.csv"):  # the same losses, epoch by epoch
+        a, b = (pd.read_csv(r.run_dir / name).drop(columns="seconds") for r in (reused, fresh))
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    weights = [read.load_model(r.run_dir / "model.keras").get_weights() for r in (reused, fresh)]
+    assert len(weights[0]) == len(weights[1]) > 0
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -119,6 +119,7 @@ def fit(
     compiled: Compiled | None = None,
     tensorboard_dir: Path | None = None,
     start: Any = None,
+    saved: bool = False,
 ) -> tuple[Any, FitResult, dict[str, Any]]:
     """Seed, build and fit the model: (model, FitResult, {timings, strategy, unroll}).
 
@@ -128,8 +129,10 @@ def fit(
 
     With `compiled`, a model of the same shape built by an earlier fit is reset to its
     starting state and refitted (see Compiled); the result is the same as a new model's.
-    Those fits are a backtest's, whose models are never saved: a stacked ensemble with
-    looped layers then forecasts through them (models.forecasting_model, copy=False)."""
+    Those fits are a backtest's, whose models are never saved (a stacked ensemble with
+    looped layers then forecasts through them: models.forecasting_model, copy=False), and a
+    train's final fit, in the model of its held-out fit, saved before. `saved`: the model
+    returned is saved, so a stacked ensemble's is its plain members, as without `compiled`."""
 
     cfg, split = prepared.config, prepared.split
     assert split is not None, "fit needs a split"
@@ -162,7 +165,7 @@ def fit(
         with scope:
             trained, model = models_for(prepared, unroll)
             compile_model(trained, cfg.training, steps_per_epoch=batches, jit=jit)
-        if compiled is not None and checkpoint_dir is None and strategy["replicas"] == 1:
+        if compiled is not None and strategy["name"] == "default":  # not under a strategy
             trained.optimizer.build(trained.trainable_variables)
             slot = _Slot(
                 trained,
@@ -210,7 +213,10 @@ def fit(
         log.info("early stopping after epoch %d%s", fitted.stopped_epoch, restored)
     # forecasts and the saved model use the looped layers (and an ensemble's plain members)
     model = forecasting_model(
-        trained, model, slot.plain if slot is not None else None, copy=slot is None or unroll
+        trained,
+        model,
+        slot.plain if slot is not None else None,
+        copy=slot is None or unroll or saved,
     )
     if slot is not None:
         slot.plain = model
@@ -246,16 +252,20 @@ def fit_final(
     quiet: bool,
     tensorboard_dir: Path | None = None,
     start: Any = None,
+    compiled: Compiled | None = None,
 ) -> tuple[Any, FitResult, dict[str, Any]]:
     """Refit on every row (the test rows too) for `epochs`, with the held-out run's scaler
     and settings, without validation or early stopping: the model `predict` uses. With
-    `start` (`layer_weights` of the held-out model), from its weights."""
+    `start` (`layer_weights` of the held-out model), from its weights; with `compiled`,
+    in a model of the same shape an earlier fit built (see fit)."""
     cfg = prepared.config
     training = cfg.training.model_copy(update={"epochs": epochs, "early_stopping": False})
     final = replace(
         prepared, config=cfg.model_copy(update={"training": training}), split=final_split(prepared)
     )
-    return fit(final, quiet, tensorboard_dir=tensorboard_dir, start=start)
+    return fit(
+        final, quiet, tensorboard_dir=tensorboard_dir, start=start, compiled=compiled, saved=True
+    )
 
 
 def scoring_model(prepared: Prepared, model: Any) -> Any:

@@ -23,6 +23,7 @@ from forecast.fitting.announce import log_layout
 from forecast.fitting.callbacks import Checkpoint
 from forecast.fitting.executor import IN_TURN, Fanout
 from forecast.fitting.fit import (
+    Compiled,
     final_epochs,
     final_split,
     fit,
@@ -83,9 +84,10 @@ def _copy_chief_partial(runs_dir: Path, name: str, scratch: Path) -> None:
 
 
 def _fitted_model(
-    partial: Path, prepared: Prepared, quiet: bool, members: Members
+    partial: Path, prepared: Prepared, quiet: bool, members: Members, compiled: Compiled
 ) -> tuple[Any, dict[str, Any]]:
-    """The model this partial run already trained, or a newly fitted one (kept at once)."""
+    """The model this partial run already trained, or a newly fitted one (kept at once).
+    A new fit leaves its model, built and traced, in `compiled` for the final fit."""
     kept = write.load_fitted(partial)
     if kept is not None:
         log.info("the model was trained before the interruption; finishing the run")
@@ -101,7 +103,12 @@ def _fitted_model(
         model, result, info = members.fit(prepared, quiet, partial=partial)
     else:
         model, result, info = fit(
-            prepared, quiet, checkpoint_dir=checkpoint.folder, tensorboard_dir=board
+            prepared,
+            quiet,
+            checkpoint_dir=checkpoint.folder,
+            tensorboard_dir=board,
+            compiled=compiled,
+            saved=True,
         )
     clock = time.perf_counter()
     fitted = write.fit_record(result, info)
@@ -118,13 +125,17 @@ def _final_fit(
     quiet: bool,
     members: Members,
     held_out: Any,
+    compiled: Compiled,
 ) -> dict[str, Any]:
     """Refit on every row and make it the run's model.keras, its history
     final_history.csv; run.json's `final_fit` (and `seconds`). From scratch, for the
     epochs the held-out fit used (its best epoch when early stopping restored one; an
     independent ensemble's members each their own); by default (`final_fit_start:
     held_out`) from the `held_out` model's weights, for a quarter of them
-    (fitting.fit.final_epochs)."""
+    (fitting.fit.final_epochs). Where the held-out fit left its model in `compiled` (the
+    same shape: the same settings, and the same batches per call), the final fit resets and
+    refits that model, which is then no longer the held-out one: the numbers a new model
+    gives, without building and tracing it again."""
     best = fitted["best_epoch"]  # 0: no epoch beat the residual base, which is kept
     each = member_epochs(fitted) if "members" in fitted else None
     epochs = max(each) if each else len(fitted["history"]) if best is None else best
@@ -154,7 +165,12 @@ def _final_fit(
             model, result, _ = members.fit(prepared, quiet, epochs=each, starts=starts)
         else:
             model, result, _ = fit_final(
-                prepared, epochs, quiet=quiet, tensorboard_dir=board, start=starts[0]
+                prepared,
+                epochs,
+                quiet=quiet,
+                tensorboard_dir=board,
+                start=starts[0],
+                compiled=compiled,
             )
         loss = result.history[-1]["loss"]
         write.write_history(partial / "final_history.csv", result.history)  # for loss.png
@@ -318,7 +334,8 @@ def train(
             fitting = prepared.combined  # every series' rows end to end
             members = Members(prepared.config, data, fanout)
             raise_if_stop_requested()
-            model, fitted = _fitted_model(partial, fitting, quiet, members)
+            compiled = Compiled(limit=1)  # the held-out fit's model, for the final fit
+            model, fitted = _fitted_model(partial, fitting, quiet, members, compiled)
             timings |= fitted["timings"]
             raise_if_stop_requested()
             clock = time.perf_counter()  # the stacked twin's build counts as forecasting
@@ -334,7 +351,7 @@ def train(
             final = None
             if cfg.training.final_fit:
                 final = write.load_final(partial) or _final_fit(
-                    partial, fitting, fitted, quiet, members, model
+                    partial, fitting, fitted, quiet, members, model, compiled
                 )
                 timings["final_fit"] = final["seconds"]
             else:
