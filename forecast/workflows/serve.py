@@ -366,6 +366,7 @@ def serve(predictor: Predictor, host: str, port: int, workers: int = 1) -> None:
     workers-1 more, forecast.workflows.serveworkers) on one listening socket."""
     from forecast.workflows.serveworkers import Workers
 
+    body_timeout()  # a bad FORECAST_SERVE_BODY_TIMEOUT: one line before anything starts
     with listening_socket(host, port) as sock:  # closed here too if uvicorn never starts
         with tensorflow_work():  # a stop request meanwhile is noted, and raised just below
             sha256 = predictor.model_sha256  # what the workers must load too
