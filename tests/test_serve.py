@@ -331,6 +331,24 @@ def test_a_lost_worker_is_said_and_an_orphaned_one_stops(server) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
+def test_ctrl_c_twice_stops_it_once_without_a_traceback(server) -> None:
+    """A second (and third) Ctrl-C while the server stops is the same stop: exit 130, one
+    line (uvicorn's forced exit used to leave its lifespan task logging a traceback)."""
+    _, run_dir, history, _, _ = server
+    base, process = start_server(run_dir)
+    try:
+        assert request(f"{base}/forecast", json_body(history))[0] == 200
+        for pause in (0.05, 0.3, 0):
+            process.send_signal(signal.SIGINT)
+            time.sleep(pause)
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 130, err.decode()
+        assert "Traceback" not in err.decode(), err.decode()
+        assert err.decode().splitlines()[-1] == "interrupted; the server stopped"
+    finally:
+        stop(process)
+
+
 def test_a_json_history_is_written_in_the_runs_number_format():
     """With data.decimal ',', the history goes to the reader as `;`-separated decimal commas
     (a comma-separated file would clash with the decimal comma)."""

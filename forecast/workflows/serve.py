@@ -435,6 +435,8 @@ def answer_on(
                 self.should_exit = True
 
         def handle_exit(self, sig: int, frame: Any) -> None:
+            if self.should_exit:  # a second Ctrl-C: already stopping, within SHUTDOWN_GRACE
+                return  # (uvicorn's forced exit left its lifespan task to log a traceback)
             if others is not None:  # the workers start their grace period with ours
                 others.signal(signal.SIGTERM)
             super().handle_exit(sig, frame)
