@@ -191,7 +191,9 @@ def serve(
     """Serve the forecasts of `predictor` over HTTP (/health, /info, /forecast) until Ctrl-C
     or SIGTERM, in `workers` processes (each loads the run's model; None: one per core)."""
     from forecast.fitting.placement import usable_cores
-    from forecast.workflows.serve import serve as run_server  # fastapi: only to serve
+
+    check_serve_extra()  # one line naming the extra when FastAPI or uvicorn is missing
+    from forecast.workflows.server import serve as run_server
 
     cores = usable_cores()
     if workers is not None and workers < 1:

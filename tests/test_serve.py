@@ -407,7 +407,7 @@ def start_worker(run_dir: Path, sha256: str) -> tuple[int, socket.socket, subpro
     listening.bind(("127.0.0.1", 0))
     listening.listen(16)
     process = subprocess.Popen(
-        [sys.executable, "-m", "forecast.workflows.serveworkers", str(run_dir),
+        [sys.executable, "-m", "forecast.workflows.server", str(run_dir),
          str(listening.fileno()), sha256],
         stdin=subprocess.PIPE,
         stderr=subprocess.PIPE,

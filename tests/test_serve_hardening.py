@@ -306,7 +306,7 @@ def test_a_port_in_use_is_one_line_and_exit_2(trained) -> None:
 
 def test_a_host_that_is_no_address_is_one_line() -> None:
     from forecast.errors import ConfigError
-    from forecast.workflows.serve import listening_socket
+    from forecast.workflows.server import listening_socket
 
     with pytest.raises(ConfigError) as caught:
         listening_socket("256.0.0.1", 8000)

@@ -26,23 +26,18 @@ and does not finish its request's headers within that time is dropped without an
 keep-alive connection is closed after KEEP_ALIVE seconds; on Ctrl-C or SIGTERM the server
 takes no new request and gives running ones SHUTDOWN_GRACE seconds (then a 503), whatever its
 clients do. No OpenAPI schema or docs pages are served: /info is the one description of what
-to send.
+to send. Running the app (the socket, uvicorn, stop requests, `--workers`' processes):
+forecast.workflows.server.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import json
 import logging
 import math
 import os
 import re
-import signal
-import socket
-import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import pandas as pd
@@ -50,7 +45,6 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from forecast.data.reading import read_panel, read_series
 from forecast.errors import ConfigError, ForecastError
-from forecast.interrupts import raise_if_stop_requested, tensorflow_work
 from forecast.workflows.export import input_rows
 
 if TYPE_CHECKING:  # the API hands it one
@@ -59,12 +53,11 @@ if TYPE_CHECKING:  # the API hands it one
 # the serve extra. FastAPI resolves the handlers' annotations from this module's globals:
 # Request, Query, Annotated and Horizon must be names here
 try:
-    import uvicorn
+    import uvicorn  # noqa: F401 - forecast.workflows.server runs the app on it
     from fastapi import FastAPI, Query, Request
     from fastapi.concurrency import run_in_threadpool
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
-    from uvicorn.protocols.http.h11_impl import H11Protocol
 except ModuleNotFoundError:  # fastapi, uvicorn or a module of theirs (h11, starlette)
     raise ConfigError(
         "forecast serve needs the serve extra: pip install 'forecast[serve]'"
@@ -76,7 +69,6 @@ DRAIN = 4  # an over-long body is read (and dropped) up to DRAIN x MAX_BODY befo
 # seconds for a whole body to arrive (5 MB at 170 kB/s): a stalled client holds no worker
 BODY_TIMEOUT = 30.0
 KEEP_ALIVE = 5  # seconds an idle connection stays open between requests
-LISTEN_BACKLOG = 2048  # uvicorn's own
 SHUTDOWN_GRACE = 3  # seconds requests get to finish after Ctrl-C or SIGTERM; then cancelled
 log = logging.getLogger("forecast.serve")
 
@@ -312,135 +304,3 @@ def create_app(
             return error(503, "server: stopping; send the request again to its next start")
 
     return app
-
-
-def headers_deadline_protocol(seconds: float) -> type:
-    """uvicorn's h11 protocol, but a connection whose request headers are not all in
-    `seconds` after it opened (or after the previous response) is closed. uvicorn times out
-    only idle keep-alive connections, so a client that connects and sends nothing (or half
-    a header) would hold its socket forever; a stalled body is the app's to answer (408)."""
-
-    class HeadersDeadline(H11Protocol):
-        def connection_made(self, transport: Any) -> None:
-            super().connection_made(transport)
-            self.headers_due = self.loop.call_later(seconds, self.drop_without_headers)
-
-        def drop_without_headers(self) -> None:
-            idle = self.cycle is None or self.cycle.response_complete  # no request under way
-            if idle and not self.transport.is_closing():
-                self.transport.close()
-
-        def on_response_complete(self) -> None:  # the next request's headers: a new deadline
-            super().on_response_complete()
-            self.headers_due.cancel()
-            self.headers_due = self.loop.call_later(seconds, self.drop_without_headers)
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self.headers_due.cancel()
-            super().connection_lost(exc)
-
-    return HeadersDeadline
-
-
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A socket bound to (host, port) as uvicorn's Config.bind_socket binds it, for
-    `Server.run(sockets=...)`: the one bind, so no other process can take the port between
-    a check and the server's start. A bind error is one line (uvicorn would log it and exit
-    1): the port taken, no permission for it, a host that is no address here."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        # connections wait in the queue from now, not refused until uvicorn has started
-        sock.listen(LISTEN_BACKLOG)
-    except OSError as exc:
-        sock.close()
-        why = exc.strerror or str(exc)
-        raise ConfigError(f"--host {host} --port {port}: cannot listen ({why})") from None
-    return sock
-
-
-def serve(predictor: Predictor, host: str, port: int, workers: int = 1) -> None:
-    """Run the server until Ctrl-C or SIGTERM, in `workers` processes (this one and
-    workers-1 more, forecast.workflows.serveworkers) on one listening socket."""
-    from forecast.workflows.serveworkers import Workers
-
-    body_timeout()  # a bad FORECAST_SERVE_BODY_TIMEOUT: one line before anything starts
-    with listening_socket(host, port) as sock:  # closed here too if uvicorn never starts
-        with tensorflow_work():  # a stop request meanwhile is noted, and raised just below
-            sha256 = predictor.model_sha256  # what the workers must load too
-            freeze_loaded()
-        others = None
-        try:
-            if workers > 1:
-                others = Workers(predictor.run, workers - 1, sock, sha256)
-            processes = f", {workers} processes" if workers > 1 else ""
-            logging.getLogger("forecast").info(
-                "serving %s on http://%s:%d%s (Ctrl-C stops)",
-                predictor.run.name,
-                host,
-                sock.getsockname()[1],  # the port given, or the one the system chose for 0
-                processes,
-            )
-            answer_on(predictor, sock, others)
-        finally:
-            if others is not None:
-                others.stop(grace=SHUTDOWN_GRACE + 5)
-    # uvicorn stops on Ctrl-C or SIGTERM and passes the signal on to our handlers, which
-    # note it: exit 130 or 143 as every other command does
-    raise_if_stop_requested()
-
-
-def freeze_loaded() -> None:
-    """The loaded model's Python objects out of the garbage collector's reach: its full
-    collections no longer walk TensorFlow's and Keras' heap, which held requests for up to
-    ~0.2 s. (A signal handler that raises during the collection is lost in a collector
-    callback: the callers note stop requests meanwhile.)"""
-    gc.collect()
-    gc.freeze()
-
-
-def answer_on(
-    predictor: Predictor,
-    sock: socket.socket,
-    others: Any = None,
-    stopped: Callable[[], bool] = lambda: False,
-) -> None:
-    """Answer requests on the listening `sock` until Ctrl-C or SIGTERM; a stop request is
-    passed on to `others` (a serveworkers.Workers) as it comes. `stopped()`: a stop request
-    came before the server took the signals over (it then stops at once)."""
-    seconds = body_timeout()
-    config = uvicorn.Config(
-        create_app(predictor, body_seconds=seconds),
-        log_level="warning",
-        timeout_keep_alive=KEEP_ALIVE,
-        timeout_graceful_shutdown=SHUTDOWN_GRACE,
-        http=headers_deadline_protocol(seconds),
-    )
-    # the cancelled requests got their 503 and one line from us; not uvicorn's ERROR too
-    logging.getLogger("uvicorn.error").addFilter(
-        lambda record: "graceful shutdown exceeded" not in record.getMessage()
-    )
-    # a 500's traceback, whole, on stderr (the CLI's own handler prints messages only)
-    traces = logging.StreamHandler(sys.stderr)
-    traces.setFormatter(logging.Formatter("%(message)s"))
-    log.handlers[:] = [traces]
-    log.propagate = False
-
-    class Server(uvicorn.Server):
-        async def startup(self, sockets: Any = None) -> None:
-            await super().startup(sockets=sockets)
-            if stopped():
-                self.should_exit = True
-
-        def handle_exit(self, sig: int, frame: Any) -> None:
-            if self.should_exit:  # a second Ctrl-C: already stopping, within SHUTDOWN_GRACE
-                return  # (uvicorn's forced exit left its lifespan task to log a traceback)
-            if others is not None:  # the workers start their grace period with ours
-                others.signal(signal.SIGTERM)
-            super().handle_exit(sig, frame)
-
-    # as uvicorn.run: the stop request that ended it is noted, and raised by serve()
-    with contextlib.suppress(KeyboardInterrupt):
-        Server(config).run(sockets=[sock])
