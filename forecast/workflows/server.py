@@ -103,15 +103,14 @@ def listening_socket(host: str, port: int) -> socket.socket:
 def serve(predictor: Predictor, host: str, port: int, workers: int = 1) -> None:
     """Run the server until Ctrl-C or SIGTERM, in `workers` processes (this one and
     workers-1 more) on one listening socket."""
-    body_timeout()  # a bad FORECAST_SERVE_BODY_TIMEOUT: one line before anything starts
+    seconds = body_timeout()  # a bad FORECAST_SERVE_BODY_TIMEOUT: one line, before it starts
     with listening_socket(host, port) as sock:  # closed here too if uvicorn never starts
         with tensorflow_work():  # a stop request meanwhile is noted, and raised just below
-            sha256 = predictor.model_sha256  # what the workers must load too
             freeze_loaded()
         others = None
         try:
-            if workers > 1:
-                others = Workers(predictor.run, workers - 1, sock, sha256)
+            if workers > 1:  # model.keras's SHA-256: what the workers must load too
+                others = Workers(predictor.run, workers - 1, sock, predictor.model_sha256)
             processes = f", {workers} processes" if workers > 1 else ""
             logging.getLogger("forecast").info(
                 "serving %s on http://%s:%d%s (Ctrl-C stops)",
@@ -120,7 +119,7 @@ def serve(predictor: Predictor, host: str, port: int, workers: int = 1) -> None:
                 sock.getsockname()[1],  # the port given, or the one the system chose for 0
                 processes,
             )
-            answer_on(predictor, sock, others)
+            answer_on(predictor, sock, seconds, others)
         finally:
             if others is not None:
                 others.stop(grace=SHUTDOWN_GRACE + 5)
@@ -141,13 +140,13 @@ def freeze_loaded() -> None:
 def answer_on(
     predictor: Predictor,
     sock: socket.socket,
-    others: Any = None,
+    seconds: float,
+    others: Workers | None = None,
     stopped: Callable[[], bool] = lambda: False,
 ) -> None:
-    """Answer requests on the listening `sock` until Ctrl-C or SIGTERM; a stop request is
-    passed on to `others` (Workers) as it comes. `stopped()`: a stop request
-    came before the server took the signals over (it then stops at once)."""
-    seconds = body_timeout()
+    """Answer requests on the listening `sock` until Ctrl-C or SIGTERM, a body due within
+    `seconds`; a stop request is passed on to `others` as it comes. `stopped()`: a stop
+    request came before the server took the signals over (it then stops at once)."""
     config = uvicorn.Config(
         create_app(predictor, body_seconds=seconds),
         log_level="warning",
@@ -301,7 +300,7 @@ def main(argv: list[str]) -> int:
         freeze_loaded()
         if stops.noted:  # a stop request while it settled
             return 128 + stops.noted[0]
-        answer_on(predictor, sock, stopped=lambda: bool(stops.noted))
+        answer_on(predictor, sock, body_timeout(), stopped=lambda: bool(stops.noted))
     except ForecastError as exc:  # the run changed or broke under the server since it started
         log.warning(
             "serve: worker process %d: %s; it stops, the others go on serving", os.getpid(), exc
