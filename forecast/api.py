@@ -189,10 +189,13 @@ def serve(
     predictor: Predictor, host: str = "127.0.0.1", port: int = 8000, workers: int | None = 1
 ) -> None:
     """Serve the forecasts of `predictor` over HTTP (/health, /info, /forecast) until Ctrl-C
-    or SIGTERM, in `workers` processes (each loads the run's model; None: one per core)."""
+    or SIGTERM, in `workers` processes (each loads the run's model; None: one per core).
+    A Predictor of runtime "auto" serves from the run's model.onnx (written first where the
+    run has none), as `forecast serve` does; "tensorflow" from Keras."""
     from forecast.fitting.placement import usable_cores
 
     check_serve_extra()  # one line naming the extra when FastAPI or uvicorn is missing
+    predictor.load_for_serving()
     from forecast.workflows.server import serve as run_server
 
     cores = usable_cores()
@@ -201,7 +204,8 @@ def serve(
     if workers is not None and workers > cores:
         log.warning(
             "--workers %d: more processes than the %d core(s) here; they slow each other "
-            "down, and each holds TensorFlow and the model (~0.9 GB)",
+            "down, and each holds the model (~0.15 GB from model.onnx, ~0.9 GB with "
+            "TensorFlow)",
             workers,
             cores,
         )

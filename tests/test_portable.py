@@ -150,3 +150,29 @@ def test_predict_from_model_onnx_imports_no_tensorflow(tmp_path):
     assert "imported: []" in done.stdout
     first = pd.read_csv(tmp_path / "first.csv")
     assert relative_gap(first, pd.read_csv(tmp_path / "second.csv")) < 1e-5
+
+
+def test_serving_writes_model_onnx_once_and_runs_it_on_one_thread(tmp_path):
+    """load_for_serving (what `serve` calls at start) on a run without model.onnx: writes it,
+    then forecasts from it on one onnxruntime thread (predict's session keeps onnxruntime's
+    default, 0: one per core), within 1e-5 of Keras; runtime "tensorflow" stays Keras and
+    writes nothing; a worker's load (write=False) never writes."""
+    run_dir, history = train(tmp_path, "simple_rnn")
+    keras = Predictor(run_dir)
+    keras.load_for_serving()
+    assert not keras.portable and not (run_dir / "model.onnx").exists()
+    worker = Predictor(run_dir, runtime="auto")
+    worker.load_for_serving(write=False)
+    assert not worker.portable and not (run_dir / "model.onnx").exists()
+
+    serving = Predictor(run_dir, runtime="auto")
+    serving.load_for_serving()
+    assert serving.portable and (run_dir / "model.onnx").is_file()
+    assert serving.forecaster.session.get_session_options().intra_op_num_threads == 1
+    series = read_series(serving.config.data, path=history)
+    by_keras, _ = keras.forecast(series)
+    served, _ = serving.forecast(series)
+    assert 0.0 <= relative_gap(by_keras, served) < 1e-5
+
+    predicting = Predictor(run_dir, runtime="auto")
+    assert predicting.forecaster.session.get_session_options().intra_op_num_threads == 0

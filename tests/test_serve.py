@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +26,7 @@ import pandas as pd
 import pytest
 
 from forecast import api
+from forecast.data.reading import read_series
 from tests.conftest import monthly_frame, write_config, write_csv
 
 pytestmark = pytest.mark.slow
@@ -106,8 +108,9 @@ def server(tmp_path_factory):
     """(base URL, run dir, history CSV path, predict's forecast of it, the process)."""
     folder = tmp_path_factory.mktemp("serve")
     run_dir, history = served_run(folder)
-    expected, _ = api.predict(run_dir, history, output=folder / "predicted.csv")
-    base, process = start_server(run_dir)
+    base, process = start_server(run_dir)  # it writes model.onnx and serves from it
+    assert (run_dir / "model.onnx").is_file()
+    expected, _ = api.predict(run_dir, history, output=folder / "predicted.csv")  # from it too
     yield base, run_dir, history, expected, process
     stop(process)
 
@@ -308,6 +311,56 @@ def test_workers_answer_on_the_same_port_and_stop_with_the_server(server) -> Non
         stop(process)
 
 
+def loaded_libraries(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_served_from_model_onnx_equal_to_keras_within_1e5_and_workers_load_no_tensorflow(
+    server,
+) -> None:
+    """The server writes model.onnx at start (checked against Keras) and answers from it: the
+    same numbers as a Keras predict to 1e-5 relative, and bit for bit as the next predict;
+    once it is there, the server's processes open it without loading TensorFlow at all."""
+    _, run_dir, history, expected, _ = server
+    keras = api.Predictor(run_dir, runtime="tensorflow")
+    by_keras, _ = keras.forecast(read_series(keras.config.data, path=history))
+    np.testing.assert_allclose(
+        by_keras.drop(columns="date"), expected.drop(columns="date"), rtol=1e-5
+    )
+    base, process = start_server(run_dir, args=("--workers", "2"))
+    try:
+        (worker,) = children(process.pid)
+        answers = answered_without(process, base, json_body(history))  # the worker's
+        for pid in (process.pid, worker):  # model.onnx is there: neither loads TensorFlow
+            assert "onnxruntime" in loaded_libraries(pid)
+            assert "tensorflow" not in loaded_libraries(pid)
+        for status, answer in answers:  # 8 at once: batched calls, to float rounding
+            assert status == 200, answer
+            np.testing.assert_allclose([r["sales"] for r in answer["forecast"]], expected["sales"])
+        status, answer = request(f"{base}/forecast", json_body(history))  # alone: bit for bit
+        assert status == 200 and [r["sales"] for r in answer["forecast"]] == list(expected["sales"])
+    finally:
+        stop(process)
+
+
+def test_a_worker_without_the_model_onnx_the_server_runs_stops_in_one_line(
+    server, tmp_path
+) -> None:
+    """A worker told to run model.onnx that finds none (removed since the server started)
+    serves nothing: one line, exit 2."""
+    _, run_dir, _, _, _ = server
+    copy = tmp_path / run_dir.name
+    shutil.copytree(run_dir, copy)
+    (copy / "model.onnx").unlink()
+    sha256 = api.Predictor(copy).model_sha256
+    port, listening, process = start_worker(copy, sha256, runtime="onnx")
+    with listening:
+        err = worker_ended(process, 120)
+    lines = err.strip().splitlines()
+    assert process.returncode == 2, err
+    assert len(lines) == 1 and "model.onnx changed since the server started" in lines[0], lines
+
+
 def test_a_lost_worker_is_said_and_an_orphaned_one_stops(server) -> None:
     """A worker killed while serving: one line on stderr, the others go on. The command's
     process killed (SIGKILL: nothing forwarded): its workers stop by themselves."""
@@ -400,7 +453,9 @@ def test_a_json_body_horizon_may_be_a_number_or_its_digits() -> None:
     assert parse_body(b'{"history": [{"a": 1}], "horizon": null}').horizon is None
 
 
-def start_worker(run_dir: Path, sha256: str) -> tuple[int, socket.socket, subprocess.Popen]:
+def start_worker(
+    run_dir: Path, sha256: str, runtime: str = "tensorflow"
+) -> tuple[int, socket.socket, subprocess.Popen]:
     """A worker process alone (as `serve --workers` starts it) on a listening socket of the
     test's: (port, the socket, the process)."""
     listening = socket.socket()
@@ -408,7 +463,7 @@ def start_worker(run_dir: Path, sha256: str) -> tuple[int, socket.socket, subpro
     listening.listen(16)
     process = subprocess.Popen(
         [sys.executable, "-m", "forecast.workflows.server", str(run_dir),
-         str(listening.fileno()), sha256],
+         str(listening.fileno()), sha256, runtime],
         stdin=subprocess.PIPE,
         stderr=subprocess.PIPE,
         pass_fds=(listening.fileno(),),

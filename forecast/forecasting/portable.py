@@ -74,16 +74,22 @@ class PortableForecaster:
         return False
 
 
-def open_portable(path: Path, model_sha256: str, shape: tuple[int, int, int, int]) -> Any | None:
+def open_portable(
+    path: Path, model_sha256: str, shape: tuple[int, int, int, int], threads: int | None = None
+) -> Any | None:
     """An onnxruntime session of `path` if it is this model's artifact (the model file's
     sha256, the config's shapes, this version's format); None otherwise, or when it cannot
-    be opened: the caller then uses TensorFlow."""
+    be opened: the caller then uses TensorFlow. `threads`: onnxruntime's threads per call
+    (None: its default, one per core, which wait for work spinning; serve runs one, see
+    Predictor.load_for_serving)."""
     if not path.is_file() or not can_run():
         return None
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only
+    if threads is not None:
+        options.intra_op_num_threads = threads
     try:
         session = ort.InferenceSession(
             str(path), sess_options=options, providers=["CPUExecutionProvider"]

@@ -53,6 +53,8 @@ class Predictor:
         self.model_path = opened.model_path
         self.runtime = runtime
         self.shared: SharedCalls | None = None  # set by share_model_calls()
+        self._kept = False  # load_for_serving has tried to write model.onnx
+        self._serving = False  # load_for_serving: model.onnx on one thread
         # a scaler and intervals per series: a long table's by id, one series' under None
         if data.id_column is not None:
             self.scalers: dict[SeriesId, Scaler] = read.load_panel_scalers(
@@ -85,7 +87,7 @@ class Predictor:
         TensorFlow is imported; `serve` touches it at start, so it is loaded once."""
         data = self.config.data
         if self.runtime == "auto":
-            session = open_portable(self.portable_path, self.model_sha256, self.network_shape)
+            session = self._open_portable()
             if session is not None:
                 return PortableForecaster(session, data.inputs, data.targets)
         import_tensorflow_quietly()
@@ -149,6 +151,38 @@ class Predictor:
             "kept %s: later predicts of this run run it with onnxruntime, without TensorFlow",
             self.portable_path,
         )
+
+    def load_for_serving(self, write: bool = True) -> None:
+        """The model, loaded before the first request. With runtime "auto", from model.onnx,
+        on one onnxruntime thread (a server's processes are its parallelism: a pool of one
+        per core, spinning while it waits, took the cores from the other processes and
+        roughly halved their requests/s). A run without model.onnx gets one now if `write`
+        (as predict's first run writes it, checked against the Keras model): a request's
+        model call then costs ~0.1 ms instead of TensorFlow's ~2 ms, and `serve --workers`'
+        other processes load no TensorFlow. Where it cannot be written, Keras serves."""
+        if "forecaster" not in self.__dict__:
+            self._serving = True  # the session, when it is opened, has one thread
+        forecaster = self.forecaster
+        if self.runtime != "auto" or not isinstance(forecaster, Forecaster) or self._kept:
+            return
+        self._kept = True  # tried once: a second call says nothing again
+        if not write:
+            return
+        self._serving = True
+        self.keep_portable()
+        session = self._open_portable()
+        if session is not None:
+            data = self.config.data
+            self.__dict__["forecaster"] = PortableForecaster(session, data.inputs, data.targets)
+
+    def _open_portable(self) -> Any:
+        threads = 1 if self._serving else None
+        return open_portable(self.portable_path, self.model_sha256, self.network_shape, threads)
+
+    @property
+    def portable(self) -> bool:
+        """It forecasts with model.onnx (onnxruntime), not with Keras."""
+        return isinstance(self.forecaster, PortableForecaster)
 
     @property
     def needs_targets(self) -> bool:
@@ -238,6 +272,8 @@ class Predictor:
                 "their own history, "
                 "scaled on it, without intervals (the model has no series id feature)"
             )
+        if len(frames) == 1:
+            return frames[0], warnings
         return pd.concat(frames, ignore_index=True), warnings
 
     def _frame(
@@ -249,7 +285,7 @@ class Predictor:
         steps, last = len(future), np.array([len(history.scaled) - 1])
         warnings = outside_training_range(history)
         time_name = data.time_column or "step"
-        result = pd.DataFrame({time_name: time_labels(future_index(series.index, steps))})
+        columns: dict[str, Any] = {time_name: time_labels(future_index(series.index, steps))}
         bounds = None
         levels = cfg.intervals if self.calibration_known else []
         if calibration is not None:
@@ -270,13 +306,14 @@ class Predictor:
                     f"intervals are calibrated for steps 1-{calibration.steps} only; later "
                     "steps have empty bounds"
                 )
+        empty = np.full(steps, np.nan)
         for k, target in enumerate(data.targets):
-            result[target] = future[:, k]
+            columns[target] = future[:, k]
             for i, level in enumerate(levels):
-                lo, hi = (np.nan, np.nan) if bounds is None else (b[i, 0, :, k] for b in bounds)
-                result[f"{target}_lo_{label(level)}"] = lo
-                result[f"{target}_hi_{label(level)}"] = hi
-        return result, warnings
+                lo, hi = (empty, empty) if bounds is None else (b[i, 0, :, k] for b in bounds)
+                columns[f"{target}_lo_{label(level)}"] = lo
+                columns[f"{target}_hi_{label(level)}"] = hi
+        return pd.DataFrame(columns), warnings  # one frame built at once: serve's hot path
 
     @property
     def calibration_known(self) -> bool:

@@ -6,13 +6,15 @@ With `--workers N`, N processes answer on one listening socket. The command's ow
 is the first: it loaded the run (so a bad run is one line, once) and bound the port. It
 starts N-1 more with
 
-    python -m forecast.workflows.server RUN_DIR FD SHA256
+    python -m forecast.workflows.server RUN_DIR FD SHA256 RUNTIME
 
 each in its own session (Ctrl-C in the terminal reaches the first process alone). A
 worker loads the run itself (TensorFlow cannot be shared across a fork), checks that its
-model.keras is the one the first process loaded (SHA256), then accepts on the inherited
-socket FD: the kernel hands each new connection to one of the processes waiting on it.
-Every process forecasts with the same files, loaded the same way: the same numbers.
+model.keras is the one the first process loaded (SHA256) and that it runs the same model
+file (RUNTIME: `onnx`, the run's model.onnx on onnxruntime, ~0.15 GB and no TensorFlow; or
+`tensorflow`, model.keras, ~0.9 GB), then accepts on the inherited socket FD: the kernel
+hands each new connection to one of the processes waiting on it. Every process forecasts
+with the same files, loaded the same way: the same numbers.
 
 Stopping: the first process forwards Ctrl-C or SIGTERM to the workers as it gets it (each
 then gives its running requests SHUTDOWN_GRACE seconds and answers the rest 503, as the
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("forecast")
 LISTEN_BACKLOG = 2048  # uvicorn's own
 CANNOT_SERVE = 2  # a worker's exit code after it said why (a changed or broken run)
+ONNX = "onnx"  # a worker's runtime when the first process serves from model.onnx
 
 
 def headers_deadline_protocol(seconds: float) -> type:
@@ -110,7 +113,7 @@ def serve(predictor: Predictor, host: str, port: int, workers: int = 1) -> None:
         others = None
         try:
             if workers > 1:  # model.keras's SHA-256: what the workers must load too
-                others = Workers(predictor.run, workers - 1, sock, predictor.model_sha256)
+                others = Workers(predictor, workers - 1, sock)
             processes = f", {workers} processes" if workers > 1 else ""
             logging.getLogger("forecast").info(
                 "serving %s on http://%s:%d%s (Ctrl-C stops)",
@@ -186,11 +189,13 @@ def answer_on(
 class Workers:
     """The extra worker processes of one server."""
 
-    def __init__(self, run_dir: Path, count: int, sock: socket.socket, sha256: str) -> None:
+    def __init__(self, predictor: Predictor, count: int, sock: socket.socket) -> None:
         self.stopping = False
         self.processes: list[subprocess.Popen] = []
         fd = sock.fileno()
-        argv = [sys.executable, "-m", __name__, str(run_dir.resolve()), str(fd), sha256]
+        run_dir, sha256 = predictor.run.resolve(), predictor.model_sha256
+        runtime = ONNX if predictor.portable else "tensorflow"
+        argv = [sys.executable, "-m", __name__, str(run_dir), str(fd), sha256, runtime]
         try:
             for _ in range(count):
                 process = subprocess.Popen(
@@ -270,8 +275,9 @@ def _stop_when_orphaned() -> None:
 
 
 def main(argv: list[str]) -> int:
-    """A worker: load the run at argv[0], check its model's SHA256 against argv[2], answer
-    on the listening socket fd argv[1] until a stop request; the exit code."""
+    """A worker: load the run at argv[0] with the runtime argv[3] (ONNX: its model.onnx,
+    else Keras), check its model's SHA256 against argv[2], answer on the listening socket fd
+    argv[1] until a stop request; the exit code."""
     stops = _Stops()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("warning: %(message)s"))
@@ -281,12 +287,12 @@ def main(argv: list[str]) -> int:
     _stop_when_orphaned()
     from forecast.errors import ForecastError
 
-    run_dir, fd, sha256 = Path(argv[0]), int(argv[1]), argv[2]
+    run_dir, fd, sha256, runtime = Path(argv[0]), int(argv[1]), argv[2], argv[3]
     sock = socket.socket(fileno=fd)
     try:
         from forecast.workflows.predictor import Predictor
 
-        predictor = Predictor(run_dir)
+        predictor = Predictor(run_dir, runtime="auto" if runtime == ONNX else "tensorflow")
         if predictor.model_sha256 != sha256:
             log.warning(
                 "serve: worker process %d: %s changed since the server started; it stops, "
@@ -295,7 +301,15 @@ def main(argv: list[str]) -> int:
                 predictor.model_path,
             )
             return CANNOT_SERVE
-        predictor.forecaster  # noqa: B018 - the model, loaded before the first request
+        predictor.load_for_serving(write=False)  # the model, before the first request
+        if predictor.portable != (runtime == ONNX):  # model.onnx gone or changed meanwhile
+            log.warning(
+                "serve: worker process %d: %s changed since the server started; it stops, "
+                "the others go on serving",
+                os.getpid(),
+                predictor.portable_path,
+            )
+            return CANNOT_SERVE
         stops.loading = False
         freeze_loaded()
         if stops.noted:  # a stop request while it settled
