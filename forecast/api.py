@@ -190,8 +190,8 @@ def serve(
 ) -> None:
     """Serve the forecasts of `predictor` over HTTP (/health, /info, /forecast) until Ctrl-C
     or SIGTERM, in `workers` processes (each loads the run's model; None: one per core).
-    A Predictor of runtime "auto" serves from the run's model.onnx (written first where the
-    run has none), as `forecast serve` does; "tensorflow" from Keras."""
+    A Predictor of runtime "auto" serves ONNX on onnxruntime (the run's model.onnx, or the
+    network converted in memory), as `forecast serve` does; "tensorflow" Keras."""
     from forecast.fitting.placement import usable_cores
 
     check_serve_extra()  # one line naming the extra when FastAPI or uvicorn is missing
@@ -204,8 +204,7 @@ def serve(
     if workers is not None and workers > cores:
         log.warning(
             "--workers %d: more processes than the %d core(s) here; they slow each other "
-            "down, and each holds the model (~0.15 GB from model.onnx, ~0.9 GB with "
-            "TensorFlow)",
+            "down, and each holds the model (~0.16 GB as ONNX, ~0.9 GB with TensorFlow)",
             workers,
             cores,
         )

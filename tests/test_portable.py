@@ -152,27 +152,35 @@ def test_predict_from_model_onnx_imports_no_tensorflow(tmp_path):
     assert relative_gap(first, pd.read_csv(tmp_path / "second.csv")) < 1e-5
 
 
-def test_serving_writes_model_onnx_once_and_runs_it_on_one_thread(tmp_path):
-    """load_for_serving (what `serve` calls at start) on a run without model.onnx: writes it,
-    then forecasts from it on one onnxruntime thread (predict's session keeps onnxruntime's
-    default, 0: one per core), within 1e-5 of Keras; runtime "tensorflow" stays Keras and
-    writes nothing; a worker's load (write=False) never writes."""
+def test_serving_converts_in_memory_and_runs_onnx_on_one_thread(tmp_path):
+    """load_for_serving (what `serve` calls at start) on a run without model.onnx: the
+    network converted in memory (nothing written), forecast on one onnxruntime thread
+    (predict's session keeps onnxruntime's default, 0: one per core), within 1e-5 of Keras;
+    a worker given those bytes forecasts the same; runtime "tensorflow" stays Keras."""
     run_dir, history = train(tmp_path, "simple_rnn")
     keras = Predictor(run_dir)
     keras.load_for_serving()
-    assert not keras.portable and not (run_dir / "model.onnx").exists()
-    worker = Predictor(run_dir, runtime="auto")
-    worker.load_for_serving(write=False)
-    assert not worker.portable and not (run_dir / "model.onnx").exists()
+    assert not keras.portable and keras.serve_bytes is None
 
     serving = Predictor(run_dir, runtime="auto")
     serving.load_for_serving()
-    assert serving.portable and (run_dir / "model.onnx").is_file()
+    serving.load_for_serving()  # again (the CLI, then api.serve): the same
+    assert serving.portable and serving.serve_bytes and not (run_dir / "model.onnx").exists()
     assert serving.forecaster.session.get_session_options().intra_op_num_threads == 1
     series = read_series(serving.config.data, path=history)
     by_keras, _ = keras.forecast(series)
     served, _ = serving.forecast(series)
     assert 0.0 <= relative_gap(by_keras, served) < 1e-5
 
+    worker = Predictor(run_dir, runtime="auto")
+    worker.load_for_serving(serving.serve_bytes)
+    assert worker.portable and relative_gap(served, worker.forecast(series)[0]) == 0.0
+
+    api.predict(run_dir, history, output=tmp_path / "first.csv")  # keeps model.onnx
     predicting = Predictor(run_dir, runtime="auto")
     assert predicting.forecaster.session.get_session_options().intra_op_num_threads == 0
+    from_file = Predictor(run_dir, runtime="auto")
+    from_file.load_for_serving()
+    assert from_file.serve_bytes == (run_dir / "model.onnx").read_bytes()
+    from_file.load_for_serving()  # again (the CLI, then api.serve): the same, nothing read
+    assert from_file.serve_bytes == (run_dir / "model.onnx").read_bytes()

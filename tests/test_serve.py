@@ -108,9 +108,11 @@ def server(tmp_path_factory):
     """(base URL, run dir, history CSV path, predict's forecast of it, the process)."""
     folder = tmp_path_factory.mktemp("serve")
     run_dir, history = served_run(folder)
-    base, process = start_server(run_dir)  # it writes model.onnx and serves from it
-    assert (run_dir / "model.onnx").is_file()
-    expected, _ = api.predict(run_dir, history, output=folder / "predicted.csv")  # from it too
+    before = sorted(p.name for p in run_dir.iterdir())
+    base, process = start_server(run_dir)  # it converts the network to ONNX, in memory
+    assert sorted(p.name for p in run_dir.iterdir()) == before  # serve writes nothing
+    api.predict(run_dir, history, output=folder / "first.csv")  # Keras; keeps model.onnx
+    expected, _ = api.predict(run_dir, history, output=folder / "predicted.csv")  # from it
     yield base, run_dir, history, expected, process
     stop(process)
 
@@ -315,50 +317,60 @@ def loaded_libraries(pid: int) -> str:
     return Path(f"/proc/{pid}/maps").read_text()
 
 
-def test_served_from_model_onnx_equal_to_keras_within_1e5_and_workers_load_no_tensorflow(
-    server,
+def test_served_as_onnx_equal_to_keras_within_1e5_and_workers_load_no_tensorflow(
+    server, tmp_path
 ) -> None:
-    """The server writes model.onnx at start (checked against Keras) and answers from it: the
-    same numbers as a Keras predict to 1e-5 relative, and bit for bit as the next predict;
-    once it is there, the server's processes open it without loading TensorFlow at all."""
+    """The server answers from ONNX: within 1e-5 of a Keras forecast, bit for bit as a
+    predict from model.onnx. A run without model.onnx: the first process converts the
+    network in memory (TensorFlow loaded there), writes nothing, and its `--workers`
+    process gets the ONNX bytes on its stdin and loads no TensorFlow. With model.onnx
+    there, the first process loads none either."""
     _, run_dir, history, expected, _ = server
     keras = api.Predictor(run_dir, runtime="tensorflow")
     by_keras, _ = keras.forecast(read_series(keras.config.data, path=history))
     np.testing.assert_allclose(
         by_keras.drop(columns="date"), expected.drop(columns="date"), rtol=1e-5
     )
-    base, process = start_server(run_dir, args=("--workers", "2"))
+    bare = tmp_path / run_dir.name
+    shutil.copytree(run_dir, bare, ignore=shutil.ignore_patterns("model.onnx"))
+    base, process = start_server(bare, args=("--workers", "2"))
     try:
         (worker,) = children(process.pid)
         answers = answered_without(process, base, json_body(history))  # the worker's
-        for pid in (process.pid, worker):  # model.onnx is there: neither loads TensorFlow
-            assert "onnxruntime" in loaded_libraries(pid)
-            assert "tensorflow" not in loaded_libraries(pid)
+        assert "tensorflow" in loaded_libraries(process.pid)  # it converted model.keras
+        assert "onnxruntime" in loaded_libraries(worker)
+        assert "tensorflow" not in loaded_libraries(worker)
         for status, answer in answers:  # 8 at once: batched calls, to float rounding
             assert status == 200, answer
             np.testing.assert_allclose([r["sales"] for r in answer["forecast"]], expected["sales"])
+    finally:
+        stop(process)
+    assert not (bare / "model.onnx").exists()
+
+    base, process = start_server(run_dir)
+    try:
+        assert "tensorflow" not in loaded_libraries(process.pid)
         status, answer = request(f"{base}/forecast", json_body(history))  # alone: bit for bit
         assert status == 200 and [r["sales"] for r in answer["forecast"]] == list(expected["sales"])
     finally:
         stop(process)
 
 
-def test_a_worker_without_the_model_onnx_the_server_runs_stops_in_one_line(
-    server, tmp_path
-) -> None:
-    """A worker told to run model.onnx that finds none (removed since the server started)
-    serves nothing: one line, exit 2."""
+def test_a_worker_sent_another_models_onnx_stops_in_one_line(server, tmp_path) -> None:
+    """A worker whose model.keras is not the model the ONNX bytes it was sent were made
+    from (another run's) serves nothing: one line, exit 2."""
     _, run_dir, _, _, _ = server
-    copy = tmp_path / run_dir.name
-    shutil.copytree(run_dir, copy)
-    (copy / "model.onnx").unlink()
-    sha256 = api.Predictor(copy).model_sha256
-    port, listening, process = start_worker(copy, sha256, runtime="onnx")
+    other, _ = served_run(tmp_path, name="other")
+    onnx = (run_dir / "model.onnx").read_bytes()
+    sha256 = api.Predictor(other).model_sha256
+    port, listening, process = start_worker(other, sha256, runtime="onnx")
+    process.stdin.write(len(onnx).to_bytes(8, "big") + onnx)
+    process.stdin.flush()
     with listening:
         err = worker_ended(process, 120)
     lines = err.strip().splitlines()
     assert process.returncode == 2, err
-    assert len(lines) == 1 and "model.onnx changed since the server started" in lines[0], lines
+    assert len(lines) == 1 and "not the model the ONNX bytes were made from" in lines[0], lines
 
 
 def test_a_lost_worker_is_said_and_an_orphaned_one_stops(server) -> None:

@@ -177,8 +177,8 @@ def serve(
             "--workers",
             parser=_serve_workers,
             metavar="N|auto",
-            help="Processes answering on the port, each loading the run itself (~0.15 GB "
-            "each from model.onnx, ~0.9 GB with TensorFlow); auto: one per core.",
+            help="Processes answering on the port, each loading the run itself (~0.16 GB "
+            "each as ONNX, ~0.9 GB with TensorFlow); auto: one per core.",
         ),
     ] = 1,
 ) -> None:
@@ -197,7 +197,7 @@ def serve(
     from forecast import api
 
     call_api(api.check_serve_extra)  # without FastAPI and uvicorn: one line, before the run
-    # model.onnx where the onnx extra can write and run it: requests skip TensorFlow
+    # ONNX where the onnx extra can convert and run it: requests skip TensorFlow
     predictor = call_api(lambda: api.Predictor(run, runs_dir, runtime="auto"))
     call_api(predictor.load_for_serving)  # the model, loaded once, before the first request
     call_api(lambda: api.serve(predictor, host, port, workers), left="the server stopped")

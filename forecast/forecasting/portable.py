@@ -75,14 +75,17 @@ class PortableForecaster:
 
 
 def open_portable(
-    path: Path, model_sha256: str, shape: tuple[int, int, int, int], threads: int | None = None
+    source: Path | bytes,
+    model_sha256: str,
+    shape: tuple[int, int, int, int],
+    threads: int | None = None,
 ) -> Any | None:
-    """An onnxruntime session of `path` if it is this model's artifact (the model file's
-    sha256, the config's shapes, this version's format); None otherwise, or when it cannot
-    be opened: the caller then uses TensorFlow. `threads`: onnxruntime's threads per call
-    (None: its default, one per core, which wait for work spinning; serve runs one, see
-    Predictor.load_for_serving)."""
-    if not path.is_file() or not can_run():
+    """An onnxruntime session of `source` (a model.onnx file, or its bytes) if it is this
+    model's artifact (the model file's sha256, the config's shapes, this version's format);
+    None otherwise, or when it cannot be opened: the caller then uses TensorFlow. `threads`:
+    onnxruntime's threads per call (None: its default, one per core, which wait for work
+    spinning; serve runs one, see Predictor.load_for_serving)."""
+    if (isinstance(source, Path) and not source.is_file()) or not can_run():
         return None
     import onnxruntime as ort
 
@@ -92,7 +95,9 @@ def open_portable(
         options.intra_op_num_threads = threads
     try:
         session = ort.InferenceSession(
-            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            source if isinstance(source, bytes) else str(source),
+            sess_options=options,
+            providers=["CPUExecutionProvider"],
         )
     except Exception:  # onnxruntime raises its own kinds for a corrupt or foreign file
         return None

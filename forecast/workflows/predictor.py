@@ -53,8 +53,9 @@ class Predictor:
         self.model_path = opened.model_path
         self.runtime = runtime
         self.shared: SharedCalls | None = None  # set by share_model_calls()
-        self._kept = False  # load_for_serving has tried to write model.onnx
-        self._serving = False  # load_for_serving: model.onnx on one thread
+        self._kept = False  # load_for_serving has tried to convert the network
+        self._serving = False  # load_for_serving: ONNX on one onnxruntime thread
+        self.serve_bytes: bytes | None = None  # the ONNX model served (load_for_serving)
         # a scaler and intervals per series: a long table's by id, one series' under None
         if data.id_column is not None:
             self.scalers: dict[SeriesId, Scaler] = read.load_panel_scalers(
@@ -152,28 +153,43 @@ class Predictor:
             self.portable_path,
         )
 
-    def load_for_serving(self, write: bool = True) -> None:
-        """The model, loaded before the first request. With runtime "auto", from model.onnx,
-        on one onnxruntime thread (a server's processes are its parallelism: a pool of one
-        per core, spinning while it waits, took the cores from the other processes and
-        roughly halved their requests/s). A run without model.onnx gets one now if `write`
-        (as predict's first run writes it, checked against the Keras model): a request's
-        model call then costs ~0.1 ms instead of TensorFlow's ~2 ms, and `serve --workers`'
-        other processes load no TensorFlow. Where it cannot be written, Keras serves."""
+    def load_for_serving(self, onnx: bytes | None = None) -> None:
+        """The model, loaded before the first request. With runtime "auto", as ONNX on
+        onnxruntime: the run's model.onnx, else the network converted now, in memory (and
+        checked against Keras, as predict checks the model.onnx it writes; serve writes
+        nothing); a request's model call then costs ~0.1 ms instead of TensorFlow's ~2 ms.
+        `onnx`: the bytes the first process serves (`serve_bytes`), for its `--workers`
+        processes, which then load no TensorFlow. One onnxruntime thread: a server's
+        processes are its parallelism (a pool of one thread per core, spinning while it
+        waits, took the cores from the other processes and roughly halved their
+        requests/s). Where nothing converts, Keras serves."""
+        data = self.config.data
         if "forecaster" not in self.__dict__:
             self._serving = True  # the session, when it is opened, has one thread
+        if onnx is not None:
+            session = open_portable(onnx, self.model_sha256, self.network_shape, threads=1)
+            if session is None:
+                raise RunError(f"{self.model_path}: not the model the ONNX bytes were made from")
+            self.__dict__["forecaster"] = PortableForecaster(session, data.inputs, data.targets)
+            self.serve_bytes = onnx
+            return
         forecaster = self.forecaster
-        if self.runtime != "auto" or not isinstance(forecaster, Forecaster) or self._kept:
+        if isinstance(forecaster, PortableForecaster):
+            if self.serve_bytes is None:  # opened from model.onnx (not converted here)
+                self.serve_bytes = self.portable_path.read_bytes()
+            return
+        if self.runtime != "auto" or self._kept or not portable.can_write():
             return
         self._kept = True  # tried once: a second call says nothing again
-        if not write:
+        with tensorflow_work():
+            converted, why = portable.portable_bytes(forecaster.model, self.model_sha256)
+        if converted is None:
+            log.info("serving with Keras: the network %s", why)
             return
-        self._serving = True
-        self.keep_portable()
-        session = self._open_portable()
+        session = open_portable(converted, self.model_sha256, self.network_shape, threads=1)
         if session is not None:
-            data = self.config.data
             self.__dict__["forecaster"] = PortableForecaster(session, data.inputs, data.targets)
+            self.serve_bytes = converted
 
     def _open_portable(self) -> Any:
         threads = 1 if self._serving else None

@@ -16,7 +16,7 @@ query parameter of the same type. The endpoint reads the body itself: FastAPI's 
 reads it whole with no size or time limit, and as JSON only (a CSV body is the history alone).
 A bad request gets a 4xx with {"error": one line naming the field or column}, an
 internal error a 500 with one line (its traceback goes to stderr), and the server keeps
-serving. A small request served from model.onnx (a body up to INLINE_BODY bytes, at most
+serving. A small request served as ONNX (a body up to INLINE_BODY bytes, at most
 INLINE_CALLS model calls: ~2 ms of work) is answered on the event loop itself: handed to a
 worker thread, it cost more than that (every socket call of the loop then waited for the
 GIL: on 2 cores, 50 clients' p99 was 151-187 ms against 132-138 ms). Any other forecast
@@ -75,7 +75,7 @@ BODY_TIMEOUT = 30.0
 KEEP_ALIVE = 5  # seconds an idle connection stays open between requests
 SHUTDOWN_GRACE = 3  # seconds requests get to finish after Ctrl-C or SIGTERM; then cancelled
 INLINE_BODY = 65_536  # bytes (~3,000 CSV rows): a request up to this size, and
-INLINE_CALLS = 8  # up to this many model calls, from model.onnx, is answered on the loop
+INLINE_CALLS = 8  # up to this many model calls, served as ONNX, is answered on the loop
 log = logging.getLogger("forecast.serve")
 
 

@@ -10,11 +10,11 @@ starts N-1 more with
 
 each in its own session (Ctrl-C in the terminal reaches the first process alone). A
 worker loads the run itself (TensorFlow cannot be shared across a fork), checks that its
-model.keras is the one the first process loaded (SHA256) and that it runs the same model
-file (RUNTIME: `onnx`, the run's model.onnx on onnxruntime, ~0.15 GB and no TensorFlow; or
-`tensorflow`, model.keras, ~0.9 GB), then accepts on the inherited socket FD: the kernel
-hands each new connection to one of the processes waiting on it. Every process forecasts
-with the same files, loaded the same way: the same numbers.
+model.keras is the one the first process loaded (SHA256), loads the network the first
+process serves (RUNTIME `onnx`: the ONNX bytes it sends on the worker's stdin, run by
+onnxruntime, ~0.16 GB and no TensorFlow; `tensorflow`: model.keras, ~0.9 GB), then accepts
+on the inherited socket FD: the kernel hands each new connection to one of the processes
+waiting on it. Every process forecasts with the same network: the same numbers.
 
 Stopping: the first process forwards Ctrl-C or SIGTERM to the workers as it gets it (each
 then gives its running requests SHUTDOWN_GRACE seconds and answers the rest 503, as the
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("forecast")
 LISTEN_BACKLOG = 2048  # uvicorn's own
 CANNOT_SERVE = 2  # a worker's exit code after it said why (a changed or broken run)
-ONNX = "onnx"  # a worker's runtime when the first process serves from model.onnx
+ONNX = "onnx"  # a worker's runtime when the first process serves ONNX (it sends the bytes)
 
 
 def headers_deadline_protocol(seconds: float) -> type:
@@ -194,7 +194,8 @@ class Workers:
         self.processes: list[subprocess.Popen] = []
         fd = sock.fileno()
         run_dir, sha256 = predictor.run.resolve(), predictor.model_sha256
-        runtime = ONNX if predictor.portable else "tensorflow"
+        onnx = predictor.serve_bytes  # the ONNX model this process serves, or None: Keras
+        runtime = "tensorflow" if onnx is None else ONNX
         argv = [sys.executable, "-m", __name__, str(run_dir), str(fd), sha256, runtime]
         try:
             for _ in range(count):
@@ -206,6 +207,8 @@ class Workers:
                 )
                 self.processes.append(process)
                 threading.Thread(target=self._watch, args=(process,), daemon=True).start()
+                if onnx is not None:  # on its stdin: the worker reads it as it starts
+                    threading.Thread(target=_send, args=(process, onnx), daemon=True).start()
         except BaseException:
             self.stop(grace=0)
             raise
@@ -243,6 +246,33 @@ class Workers:
                     process.stdin.close()
 
 
+def _send(process: subprocess.Popen, data: bytes) -> None:
+    """`data` to a worker's stdin, its length first (8 bytes, big-endian); nothing if the
+    worker is gone or stopping meanwhile."""
+    assert process.stdin is not None
+    with contextlib.suppress(OSError, ValueError):  # a closed pipe, or closed here by stop()
+        process.stdin.write(len(data).to_bytes(8, "big") + data)
+        process.stdin.flush()
+
+
+def _received() -> bytes | None:
+    """What `_send` wrote to this worker's stdin, or None if the pipe closed before all of
+    it came (the first process is gone)."""
+
+    def read(n: int) -> bytes | None:
+        chunks = []
+        while n:
+            chunk = os.read(0, min(n, 1 << 20))
+            if not chunk:
+                return None
+            chunks.append(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
+
+    size = read(8)
+    return None if size is None else read(int.from_bytes(size, "big"))
+
+
 class _Stops:
     """A worker's SIGTERM and SIGINT: while it loads, they end it at once (as by default);
     from the moment it settles, they are only noted (uvicorn takes them over while it
@@ -275,19 +305,23 @@ def _stop_when_orphaned() -> None:
 
 
 def main(argv: list[str]) -> int:
-    """A worker: load the run at argv[0] with the runtime argv[3] (ONNX: its model.onnx,
-    else Keras), check its model's SHA256 against argv[2], answer on the listening socket fd
-    argv[1] until a stop request; the exit code."""
+    """A worker: load the run at argv[0], check its model's SHA256 against argv[2], load
+    the model as argv[3] says (`onnx`: the ONNX bytes the first process sends on stdin;
+    else Keras), answer on the listening socket fd argv[1] until a stop request; the exit
+    code."""
     stops = _Stops()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("warning: %(message)s"))
     log.handlers[:] = [handler]
     log.setLevel(logging.WARNING)
     log.propagate = False
+    run_dir, fd, sha256, runtime = Path(argv[0]), int(argv[1]), argv[2], argv[3]
+    onnx = _received() if runtime == ONNX else None  # before stdin only watches for its end
+    if runtime == ONNX and onnx is None:  # the first process ended before it was sent
+        return CANNOT_SERVE
     _stop_when_orphaned()
     from forecast.errors import ForecastError
 
-    run_dir, fd, sha256, runtime = Path(argv[0]), int(argv[1]), argv[2], argv[3]
     sock = socket.socket(fileno=fd)
     try:
         from forecast.workflows.predictor import Predictor
@@ -301,15 +335,7 @@ def main(argv: list[str]) -> int:
                 predictor.model_path,
             )
             return CANNOT_SERVE
-        predictor.load_for_serving(write=False)  # the model, before the first request
-        if predictor.portable != (runtime == ONNX):  # model.onnx gone or changed meanwhile
-            log.warning(
-                "serve: worker process %d: %s changed since the server started; it stops, "
-                "the others go on serving",
-                os.getpid(),
-                predictor.portable_path,
-            )
-            return CANNOT_SERVE
+        predictor.load_for_serving(onnx)  # the model, before the first request
         stops.loading = False
         freeze_loaded()
         if stops.noted:  # a stop request while it settled
