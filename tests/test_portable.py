@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -182,5 +183,47 @@ def test_serving_converts_in_memory_and_runs_onnx_on_one_thread(tmp_path):
     from_file = Predictor(run_dir, runtime="auto")
     from_file.load_for_serving()
     assert from_file.serve_bytes == (run_dir / "model.onnx").read_bytes()
-    from_file.load_for_serving()  # again (the CLI, then api.serve): the same, nothing read
-    assert from_file.serve_bytes == (run_dir / "model.onnx").read_bytes()
+    assert from_file.forecaster.session.get_session_options().intra_op_num_threads == 1
+    session = from_file.forecaster.session
+    from_file.load_for_serving()  # again (the CLI, then api.serve): the same session
+    assert from_file.forecaster.session is session
+
+
+def test_a_small_request_is_answered_on_the_loop_and_never_waits_for_a_batch(tmp_path):
+    """serve's rule for answering on the event loop: one series, served as ONNX, a body
+    up to 64 KB and at most 8 model calls. Such a forecast (shared=False) runs its own
+    model call even while another caller holds the shared batch, which would make it wait."""
+    from forecast.workflows.serve import INLINE_BODY, answered_on_loop
+
+    run_dir, history = train(tmp_path, "simple_rnn")  # horizon 1: a call per step
+    keras = Predictor(run_dir)
+    keras.load_for_serving()
+    served = Predictor(run_dir, runtime="auto")
+    served.load_for_serving()
+    assert answered_on_loop(served, INLINE_BODY, 8)
+    assert not answered_on_loop(served, INLINE_BODY + 1, 8)
+    assert not answered_on_loop(served, 100, 9)
+    assert not answered_on_loop(keras, 100, 1)  # Keras: worker threads, batched calls
+    stores, _ = train(tmp_path / "stores", "long_table")
+    panel = Predictor(stores, runtime="auto")
+    panel.load_for_serving()
+    assert panel.portable and not answered_on_loop(panel, 100, 1)  # many series: threads
+
+    served.share_model_calls()
+    series = read_series(served.config.data, path=history)
+    alone, _ = served.forecast(series, shared=False)
+    served.shared._busy = True  # another request's batch, running
+    done: list = []
+    thread = threading.Thread(target=lambda: done.append(served.forecast(series, shared=False)))
+    thread.start()
+    thread.join(30)
+    assert done and relative_gap(done[0][0], alone) == 0.0
+    waiting = threading.Thread(target=lambda: done.append(served.forecast(series)), daemon=True)
+    waiting.start()
+    waiting.join(0.5)
+    assert waiting.is_alive()  # the shared path waits for the batch, as it should
+    with served.shared._changed:
+        served.shared._busy = False
+        served.shared._changed.notify_all()
+    waiting.join(30)
+    assert not waiting.is_alive() and relative_gap(done[1][0], alone) == 0.0

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -103,14 +104,23 @@ def stop(process: subprocess.Popen) -> str:
     return process.communicate(timeout=30)[1].decode()  # waits; a second call answers again
 
 
+def files_of(folder: Path) -> dict[str, tuple[int, int]]:
+    """name -> (size, mtime in ns) of every file under `folder`."""
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """(base URL, run dir, history CSV path, predict's forecast of it, the process)."""
     folder = tmp_path_factory.mktemp("serve")
     run_dir, history = served_run(folder)
-    before = sorted(p.name for p in run_dir.iterdir())
+    before = files_of(run_dir)
     base, process = start_server(run_dir)  # it converts the network to ONNX, in memory
-    assert sorted(p.name for p in run_dir.iterdir()) == before  # serve writes nothing
+    assert files_of(run_dir) == before  # serve writes nothing
     api.predict(run_dir, history, output=folder / "first.csv")  # Keras; keeps model.onnx
     expected, _ = api.predict(run_dir, history, output=folder / "predicted.csv")  # from it
     yield base, run_dir, history, expected, process
@@ -168,9 +178,10 @@ def test_fifty_concurrent_requests(server) -> None:
 def test_concurrent_requests_of_different_histories_each_get_their_own_forecast(
     server, tmp_path: Path
 ) -> None:
-    """24 requests at once, each its own history, half of them past the trained horizon
-    (recursive, compiled with XLA): they share batched model calls, and each gets the
-    numbers a forecast of its history alone gives (to float rounding)."""
+    """24 requests at once, each its own history: half 27 steps ahead (9 recursive model
+    calls: worker threads sharing batched calls), half 3 (answered on the event loop, each
+    its own call); each gets the numbers a forecast of its history alone gives (to float
+    rounding)."""
     from forecast.data.reading import read_series
     from forecast.workflows.predictor import Predictor
 
@@ -179,7 +190,7 @@ def test_concurrent_requests_of_different_histories_each_get_their_own_forecast(
     cases = []
     for i in range(24):
         history = write_csv(tmp_path / f"h{i}.csv", monthly_frame(130, seed=10 + i).tail(20 + i))
-        horizon = 3 if i % 2 else 7
+        horizon = 3 if i % 2 else 27
         series = read_series(alone.config.data, path=history)
         expected, _ = alone.forecast(series, horizon)
         cases.append((history.read_bytes(), horizon, expected))
@@ -540,3 +551,30 @@ def test_a_stopped_worker_answers_503_to_what_it_holds_and_exits_cleanly(server)
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+def test_the_onnx_bytes_reach_a_worker_whole_or_not_at_all() -> None:
+    """`send` and `received` over a real pipe: 3 MB (far past the pipe's buffer) arrive
+    byte for byte; a pipe closed mid-way (the first process gone) gives None; a pipe
+    closed by the reader's side makes `send` give up without raising."""
+    from forecast.workflows.server import received, send
+
+    payload = np.random.default_rng(0).bytes(3_000_000)
+    read_end, write_end = os.pipe()
+    with os.fdopen(write_end, "wb", buffering=0) as stream:
+        sender = threading.Thread(target=send, args=(stream, payload))
+        sender.start()
+        assert received(read_end) == payload
+        sender.join(10)
+    os.close(read_end)
+
+    read_end, write_end = os.pipe()
+    os.write(write_end, (1000).to_bytes(8, "big") + b"x" * 10)  # 10 of the 1,000 bytes
+    os.close(write_end)
+    assert received(read_end) is None
+    os.close(read_end)
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the worker is gone
+    with os.fdopen(write_end, "wb", buffering=0) as stream:
+        send(stream, payload)  # EPIPE: nothing raised

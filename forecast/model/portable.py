@@ -67,7 +67,10 @@ def portable_bytes(model: Any, source_sha256: str) -> tuple[bytes | None, str]:
                 return candidate(x, training=False)
 
             proto, _ = tf2onnx.convert.from_function(
-                tf.function(network, input_signature=spec), input_signature=spec, opset=OPSET
+                # no autograph: it would write its generated code to a temporary file
+                tf.function(network, input_signature=spec, autograph=False),
+                input_signature=spec,
+                opset=OPSET,
             )
             _add_metadata(proto, source_sha256, model)
             data = proto.SerializeToString()

@@ -3,6 +3,7 @@ after a history: what `predict` writes, `serve` answers and `export` wraps."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -42,7 +43,7 @@ class Predictor:
     `runtime="auto"` (predict's) forecasts with the run's model.onnx where it has one that
     belongs to its model (forecast.forecasting.portable: no TensorFlow imported), else with
     Keras; `keep_portable()` then writes model.onnx for the next time. `"tensorflow"` always
-    loads the Keras model (export wraps it; serve keeps its batched, compiled calls)."""
+    loads the Keras model (what export wraps). `load_for_serving()`: what serve runs."""
 
     def __init__(
         self, run: str | Path | None, runs_dir: str | Path = "runs", runtime: str = "tensorflow"
@@ -54,7 +55,6 @@ class Predictor:
         self.runtime = runtime
         self.shared: SharedCalls | None = None  # set by share_model_calls()
         self._kept = False  # load_for_serving has tried to convert the network
-        self._serving = False  # load_for_serving: ONNX on one onnxruntime thread
         self.serve_bytes: bytes | None = None  # the ONNX model served (load_for_serving)
         # a scaler and intervals per series: a long table's by id, one series' under None
         if data.id_column is not None:
@@ -88,7 +88,7 @@ class Predictor:
         TensorFlow is imported; `serve` touches it at start, so it is loaded once."""
         data = self.config.data
         if self.runtime == "auto":
-            session = self._open_portable()
+            session = open_portable(self.portable_path, self.model_sha256, self.network_shape)
             if session is not None:
                 return PortableForecaster(session, data.inputs, data.targets)
         import_tensorflow_quietly()
@@ -163,37 +163,43 @@ class Predictor:
         processes are its parallelism (a pool of one thread per core, spinning while it
         waits, took the cores from the other processes and roughly halved their
         requests/s). Where nothing converts, Keras serves."""
-        data = self.config.data
-        if "forecaster" not in self.__dict__:
-            self._serving = True  # the session, when it is opened, has one thread
-        if onnx is not None:
-            session = open_portable(onnx, self.model_sha256, self.network_shape, threads=1)
-            if session is None:
-                raise RunError(f"{self.model_path}: not the model the ONNX bytes were made from")
-            self.__dict__["forecaster"] = PortableForecaster(session, data.inputs, data.targets)
-            self.serve_bytes = onnx
-            return
-        forecaster = self.forecaster
-        if isinstance(forecaster, PortableForecaster):
-            if self.serve_bytes is None:  # opened from model.onnx (not converted here)
-                self.serve_bytes = self.portable_path.read_bytes()
-            return
-        if self.runtime != "auto" or self._kept or not portable.can_write():
-            return
-        self._kept = True  # tried once: a second call says nothing again
-        with tensorflow_work():
-            converted, why = portable.portable_bytes(forecaster.model, self.model_sha256)
-        if converted is None:
-            log.info("serving with Keras: the network %s", why)
-            return
-        session = open_portable(converted, self.model_sha256, self.network_shape, threads=1)
-        if session is not None:
-            self.__dict__["forecaster"] = PortableForecaster(session, data.inputs, data.targets)
-            self.serve_bytes = converted
+        loaded = self.__dict__.get("forecaster")  # loaded before: as Keras, or from model.onnx
+        if onnx is None and self.runtime == "auto" and not isinstance(loaded, Forecaster):
+            if self.serve_bytes is None:
+                with contextlib.suppress(OSError):  # none, or unreadable: as if there were none
+                    onnx = self.portable_path.read_bytes()  # read once: opened from these bytes
+                if onnx is not None:
+                    self._serve_onnx(onnx)  # not this model's: converted below, as predict does
+        elif onnx is not None and not self._serve_onnx(onnx):
+            raise RunError(f"{self.model_path}: not the model the ONNX bytes were made from")
+        if self.serve_bytes is None and self.runtime == "auto" and not self._kept:
+            self._kept = True  # tried once: a second call says nothing again
+            self._convert_for_serving()
+        forecaster = self.forecaster  # loaded now (Keras where nothing above served ONNX)
+        if self.shared is not None and self.shared.forecaster is not forecaster:
+            self.share_model_calls()  # shared before: the batches go to the model now served
 
-    def _open_portable(self) -> Any:
-        threads = 1 if self._serving else None
-        return open_portable(self.portable_path, self.model_sha256, self.network_shape, threads)
+    def _serve_onnx(self, data: bytes) -> bool:
+        """Serve `data` (ONNX) if it is this model's: True; False otherwise."""
+        session = open_portable(data, self.model_sha256, self.network_shape, threads=1)
+        if session is None:
+            return False
+        config = self.config.data
+        self.__dict__["forecaster"] = PortableForecaster(session, config.inputs, config.targets)
+        self.serve_bytes = data
+        return True
+
+    def _convert_for_serving(self) -> None:
+        forecaster = self.forecaster
+        if not isinstance(forecaster, Forecaster) or not portable.can_write():
+            return
+        try:  # an onnx extra that is installed but broken serves with Keras, as before
+            with tensorflow_work():
+                converted, why = portable.portable_bytes(forecaster.model, self.model_sha256)
+        except Exception as exc:
+            converted, why = None, f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+        if converted is None or not self._serve_onnx(converted):
+            log.info("serving with Keras (the network as ONNX: %s)", why or "not opened")
 
     @property
     def portable(self) -> bool:
@@ -206,7 +212,11 @@ class Predictor:
         return transform_lag(self.config.data.transform) > 0
 
     def forecast(
-        self, series: Series | Panel, steps: int | None = None, asked_as: str = "--horizon {}"
+        self,
+        series: Series | Panel,
+        steps: int | None = None,
+        asked_as: str = "--horizon {}",
+        shared: bool = True,
     ) -> tuple[pd.DataFrame, list[str]]:
         """The next `steps` (default: the config's horizon) after the last row of `series`:
         (time column, then per target its column and `<target>_lo_L`, `<target>_hi_L` per
@@ -215,11 +225,13 @@ class Predictor:
 
         For a long table (a `Panel`), every series in it is forecast: the id column comes
         first. A series the model never saw is scaled on its own history and has no
-        intervals (a warning says so)."""
+        intervals (a warning says so). After `share_model_calls()`, the model call joins
+        the batches of concurrent forecasts, unless `shared` is False (it then runs at once,
+        never waiting for another caller's batch)."""
         steps = self.config.window.horizon if steps is None else steps
         data = self.config.data  # checked before any work, in the words of the request
         check_steps(data.inputs, data.targets, self.config.window.output_steps, steps, asked_as)
-        frame, warnings = self._forecast_series(as_panel(series), steps)
+        frame, warnings = self._forecast_series(as_panel(series), steps, shared)
         trained = self.config.window.horizon
         if steps > trained:  # said once, for every series
             warnings.insert(
@@ -230,7 +242,9 @@ class Predictor:
             )
         return frame, warnings
 
-    def _forecast_series(self, panel: Panel, steps: int) -> tuple[pd.DataFrame, list[str]]:
+    def _forecast_series(
+        self, panel: Panel, steps: int, shared: bool = True
+    ) -> tuple[pd.DataFrame, list[str]]:
         """Every series of `panel` (one series: a table of one) from one batched model call."""
         data = self.config.data
         frames, warnings, unseen, outside = [], [], [], []
@@ -252,7 +266,7 @@ class Predictor:
         # one batched model call for every series: each history is exactly one window
         steps_in = self.config.window.input_steps
         windows = np.stack([h.features[-steps_in:] for h in histories.values()])  # (N, L, F)
-        call = self.shared if self.shared is not None else self.forecaster
+        call = self.shared if shared and self.shared is not None else self.forecaster
         scaled = call(windows, steps)  # (N, steps, K)
         for n, (sid, history) in enumerate(histories.items()):
             series = panel.members[sid]

@@ -16,8 +16,9 @@ query parameter of the same type. The endpoint reads the body itself: FastAPI's 
 reads it whole with no size or time limit, and as JSON only (a CSV body is the history alone).
 A bad request gets a 4xx with {"error": one line naming the field or column}, an
 internal error a 500 with one line (its traceback goes to stderr), and the server keeps
-serving. A small request served as ONNX (a body up to INLINE_BODY bytes, at most
-INLINE_CALLS model calls: ~2 ms of work) is answered on the event loop itself: handed to a
+serving. A small request served as ONNX (one series, a body up to INLINE_BODY bytes, at
+most INLINE_CALLS model calls: ~2 ms of work) is answered on the event loop itself, with
+its own model call (it never waits for another request's batch): handed to a
 worker thread, it cost more than that (every socket call of the loop then waited for the
 GIL: on 2 cores, 50 clients' p99 was 151-187 ms against 132-138 ms). Any other forecast
 runs in a worker thread, so the event loop keeps answering while it is computed; requests
@@ -37,6 +38,7 @@ forecast.workflows.server.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
@@ -176,6 +178,16 @@ def records(frame: Any) -> list[dict[str, Any]]:
     ]
 
 
+def answered_on_loop(predictor: Predictor, size: int, horizon: int | None) -> bool:
+    """A request answered on the event loop (see INLINE_BODY): one series (a long table's
+    body may hold hundreds), served as ONNX, a body of at most INLINE_BODY bytes and at most
+    INLINE_CALLS model calls; a few milliseconds of work."""
+    if predictor.config.data.id_column is not None or not predictor.portable:
+        return False
+    steps = horizon or predictor.config.window.horizon
+    return size <= INLINE_BODY and math.ceil(steps / predictor.network_shape[2]) <= INLINE_CALLS
+
+
 def run_info(predictor: Predictor) -> dict[str, Any]:
     cfg = predictor.config
     data = cfg.data
@@ -209,13 +221,7 @@ def create_app(
     info = run_info(predictor)
     if predictor.shared is None:
         predictor.share_model_calls()  # concurrent requests: batched model calls
-    portable, default_steps = predictor.portable, predictor.config.window.horizon
-    output_steps = predictor.network_shape[2]
-
-    def small(size: int, horizon: int | None) -> bool:
-        """Answered on the event loop: a few milliseconds of work (see INLINE_BODY)."""
-        calls = math.ceil((horizon or default_steps) / output_steps)
-        return portable and size <= INLINE_BODY and calls <= INLINE_CALLS
+    small = functools.partial(answered_on_loop, predictor)
 
     # no docs pages, and so no schema either: /info says what to send
     app = FastAPI(title="forecast", version="1", docs_url=None, redoc_url=None, openapi_url=None)
@@ -267,7 +273,9 @@ def create_app(
             raise BadRequest(413, f"body: over the limit of {max_body:,} bytes; send fewer rows")
         return b"".join(chunks)
 
-    def answer(raw: bytes, horizon: int | None, from_json: bool) -> dict[str, Any]:
+    def answer(
+        raw: bytes, horizon: int | None, from_json: bool, shared: bool = True
+    ) -> dict[str, Any]:
         try:
             read = read_panel if predictor.config.data.id_column else read_series
             series = read(
@@ -286,7 +294,7 @@ def create_app(
                 str(exc),
             )
             raise BadRequest(400, message) from None
-        frame, warnings = predictor.forecast(series, horizon, asked_as="horizon={}")
+        frame, warnings = predictor.forecast(series, horizon, "horizon={}", shared=shared)
         return {"run": name, "forecast": records(frame), "warnings": warnings}
 
     @app.post("/forecast")
@@ -311,8 +319,8 @@ def create_app(
                 horizon = horizon if parsed.horizon is None else parsed.horizon
             else:
                 raise BadRequest(415, f"Content-Type {kind}: send application/json or text/csv")
-            if small(len(raw), horizon):
-                return answer(raw, horizon, from_json)
+            if small(len(raw), horizon):  # its own model call: never waits for a batch
+                return answer(raw, horizon, from_json, shared=False)
             return await run_in_threadpool(answer, raw, horizon, from_json)
         except BadRequest as exc:
             return error(exc.status, str(exc))

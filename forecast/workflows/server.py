@@ -202,13 +202,14 @@ class Workers:
                 process = subprocess.Popen(
                     argv,
                     stdin=subprocess.PIPE,  # closed when this process ends, however it ends
+                    bufsize=0,  # the ONNX bytes go straight to the pipe (send)
                     pass_fds=(fd,),
                     start_new_session=True,
                 )
                 self.processes.append(process)
                 threading.Thread(target=self._watch, args=(process,), daemon=True).start()
                 if onnx is not None:  # on its stdin: the worker reads it as it starts
-                    threading.Thread(target=_send, args=(process, onnx), daemon=True).start()
+                    threading.Thread(target=send, args=(process.stdin, onnx), daemon=True).start()
         except BaseException:
             self.stop(grace=0)
             raise
@@ -242,27 +243,29 @@ class Workers:
                 if process.poll() is None:
                     process.kill()
                     process.wait()
-                if process.stdin is not None:
-                    process.stdin.close()
+                if process.stdin is not None:  # what a dead worker left unread: dropped
+                    with contextlib.suppress(OSError):
+                        process.stdin.close()
 
 
-def _send(process: subprocess.Popen, data: bytes) -> None:
-    """`data` to a worker's stdin, its length first (8 bytes, big-endian); nothing if the
-    worker is gone or stopping meanwhile."""
-    assert process.stdin is not None
+def send(stream: Any, data: bytes) -> None:
+    """`data` to a worker's stdin `stream` (unbuffered: nothing is left to flush when the
+    worker is gone), its length first (8 bytes, big-endian); nothing if the worker is gone
+    or stopping meanwhile."""
+    view = memoryview(len(data).to_bytes(8, "big") + data)
     with contextlib.suppress(OSError, ValueError):  # a closed pipe, or closed here by stop()
-        process.stdin.write(len(data).to_bytes(8, "big") + data)
-        process.stdin.flush()
+        while view:
+            view = view[stream.write(view) :]
 
 
-def _received() -> bytes | None:
-    """What `_send` wrote to this worker's stdin, or None if the pipe closed before all of
-    it came (the first process is gone)."""
+def received(fd: int = 0) -> bytes | None:
+    """What `send` wrote to `fd` (a worker's stdin), or None if it closed before all of it
+    came (the first process is gone)."""
 
     def read(n: int) -> bytes | None:
         chunks = []
         while n:
-            chunk = os.read(0, min(n, 1 << 20))
+            chunk = os.read(fd, min(n, 1 << 20))
             if not chunk:
                 return None
             chunks.append(chunk)
@@ -316,7 +319,7 @@ def main(argv: list[str]) -> int:
     log.setLevel(logging.WARNING)
     log.propagate = False
     run_dir, fd, sha256, runtime = Path(argv[0]), int(argv[1]), argv[2], argv[3]
-    onnx = _received() if runtime == ONNX else None  # before stdin only watches for its end
+    onnx = received() if runtime == ONNX else None  # before stdin only watches for its end
     if runtime == ONNX and onnx is None:  # the first process ended before it was sent
         return CANNOT_SERVE
     _stop_when_orphaned()
