@@ -189,18 +189,20 @@ def serve(
     predictor: Predictor, host: str = "127.0.0.1", port: int = 8000, workers: int | None = 1
 ) -> None:
     """Serve the forecasts of `predictor` over HTTP (/health, /info, /forecast) until Ctrl-C
-    or SIGTERM, in `workers` processes (each loads the run's model; None: one per core).
-    A Predictor of runtime "auto" serves ONNX on onnxruntime (the run's model.onnx, or the
-    network converted in memory), as `forecast serve` does; "tensorflow" Keras."""
+    or SIGTERM, in `workers` processes (each loads the run's model; None: auto, see
+    serve_workers). A Predictor of runtime "auto" serves ONNX on onnxruntime (the run's
+    model.onnx, or the network converted in memory), as `forecast serve` does;
+    "tensorflow" Keras."""
     from forecast.fitting.placement import usable_cores
 
     check_serve_extra()  # one line naming the extra when FastAPI or uvicorn is missing
     predictor.load_for_serving()
     from forecast.workflows.server import serve as run_server
+    from forecast.workflows.server import serve_workers
 
     cores = usable_cores()
     if workers is not None and workers < 1:
-        raise ConfigError(f"workers {workers}: must be 1 or more (or None: one per core)")
+        raise ConfigError(f"workers {workers}: must be 1 or more (or None: auto)")
     if workers is not None and workers > cores:
         log.warning(
             "--workers %d: more processes than the %d core(s) here; they slow each other "
@@ -208,7 +210,7 @@ def serve(
             workers,
             cores,
         )
-    run_server(predictor, host, port, workers or cores)
+    run_server(predictor, host, port, workers or serve_workers(predictor.portable, cores))
 
 
 def short_id_list(ids: list[str]) -> str:

@@ -150,7 +150,7 @@ def _port_number(value: int) -> int:
 
 
 def _serve_workers(value: str | int | None) -> int | None:
-    """--workers N (1 or more) or auto (None: one per core)."""
+    """--workers N (1 or more) or auto (None: api.serve_workers)."""
     if value is None or value == "auto":
         return None
     try:
@@ -177,10 +177,12 @@ def serve(
             "--workers",
             parser=_serve_workers,
             metavar="N|auto",
-            help="Processes answering on the port, each loading the run itself (~0.16 GB "
-            "each as ONNX, ~0.9 GB with TensorFlow); auto: one per core.",
+            show_default=False,
+            help="Processes answering on the port, each loading the run itself. auto (the "
+            "default): one per core, at most 4, when the model is served as ONNX (~0.16 GB "
+            "each); one with TensorFlow (~0.9 GB each).",
         ),
-    ] = 1,
+    ] = None,
 ) -> None:
     """Serve the run's forecasts over HTTP until Ctrl-C: /health, /info, /forecast.
 
