@@ -236,6 +236,9 @@ def distributed_epochs(
             try:
                 total += float(step(iterator))
             except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError) as exc:
+                # stopped here too (Ctrl-C to every worker): the others went first, and this
+                # one's collective failed before its own stop was raised; the stop it is
+                raise_if_stop_requested()
                 raise RunError(
                     f"training.distribute: multi_worker: a worker stopped answering "
                     f"({type(exc).__name__}); start every worker again (with --resume to "
