@@ -25,7 +25,8 @@ from forecast.data.reading import some_ids
 from forecast.errors import ConfigError
 from forecast.fitting.executor import Fanout
 from forecast.runs import atomic, layout, read
-from forecast.workflows import predictor, trainrun
+from forecast.workflows import predict as predicting
+from forecast.workflows import trainrun
 from forecast.workflows.backtest import (
     BacktestResult,
     check_backtest,
@@ -117,7 +118,7 @@ def predict(
     With `data.id_column` (a long table), every series in the CSV is forecast, or only
     those in `ids`; the id column comes first.
     """
-    return predictor.predict(run, csv_path, horizon, output, runs_dir, encoding, ids)
+    return predicting.predict(run, csv_path, horizon, output, runs_dir, encoding, ids)
 
 
 def backtest(
