@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
 from collections.abc import Sequence
@@ -106,6 +107,10 @@ def test_ctrl_c_ends_the_fits_still_running_in_a_pool_at_once() -> None:
     with pytest.raises(KeyboardInterrupt):
         ProcessPool(2).run([Sleeper(0.1), Sleeper(120)], done=interrupt)  # type: ignore[list-item]
     assert time.monotonic() - started < 60
+    deadline = time.monotonic() + 30  # and its workers are gone (they outlived it before)
+    while multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not multiprocessing.active_children()
 
 
 @pytest.mark.slow  # a spawned worker imports TensorFlow

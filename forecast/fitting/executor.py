@@ -184,9 +184,11 @@ class ProcessPool:
 def _stop(pool: ProcessPoolExecutor) -> None:
     """Cancel the queued tasks and end the running ones now (leaving the pool would wait
     for them to finish)."""
+    # pid -> process (CPython's pool), taken first: shutdown() sets it to None, so the
+    # workers were never terminated and a running fit outlived the command
+    processes = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
-    processes = getattr(pool, "_processes", None) or {}  # pid -> process (CPython's pool)
-    for process in list(processes.values()):
+    for process in processes:
         process.terminate()
 
 
