@@ -227,3 +227,22 @@ def test_a_small_request_is_answered_on_the_loop_and_never_waits_for_a_batch(tmp
         served.shared._changed.notify_all()
     waiting.join(30)
     assert not waiting.is_alive() and relative_gap(done[1][0], alone) == 0.0
+
+
+def test_a_broken_onnx_extra_leaves_predict_and_serve_on_keras(tmp_path, monkeypatch):
+    """The conversion failing outright (an onnx extra installed but broken: tf2onnx that
+    fails to import) is never an error: predict writes its forecast and no model.onnx,
+    serve's loading serves Keras."""
+    from forecast.model import portable
+
+    run_dir, history = train(tmp_path, "simple_rnn")
+
+    def broken(*args, **kwargs):
+        raise ImportError("tf2onnx: initialization failed")
+
+    monkeypatch.setattr(portable, "portable_bytes", broken)
+    forecast, path = api.predict(run_dir, history, output=tmp_path / "f.csv")
+    assert path.is_file() and len(forecast) == 1 and not (run_dir / "model.onnx").exists()
+    serving = Predictor(run_dir, runtime="auto")
+    serving.load_for_serving()
+    assert not serving.portable and serving.serve_bytes is None

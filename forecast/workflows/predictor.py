@@ -133,8 +133,7 @@ class Predictor:
         if not os.access(self.run, os.W_OK):  # before the conversion, which would be wasted
             log.info("%s not written (the run folder is read-only)", self.portable_path)
             return
-        with tensorflow_work():
-            data, why = portable.portable_bytes(forecaster.model, self.model_sha256)
+        data, why = self._converted(forecaster)
         if data is None:
             log.info("%s not written (%s): predict keeps using TensorFlow", self.portable_path, why)
             return
@@ -192,13 +191,19 @@ class Predictor:
         forecaster = self.forecaster
         if not isinstance(forecaster, Forecaster) or not portable.can_write():
             return
-        try:  # an onnx extra that is installed but broken serves with Keras, as before
-            with tensorflow_work():
-                converted, why = portable.portable_bytes(forecaster.model, self.model_sha256)
-        except Exception as exc:
-            converted, why = None, f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+        converted, why = self._converted(forecaster)
         if converted is None or not self._serve_onnx(converted):
             log.info("serving with Keras (the network as ONNX: %s)", why or "not opened")
+
+    def _converted(self, forecaster: Forecaster) -> tuple[bytes | None, str]:
+        """The Keras network as checked ONNX bytes, or (None, why not). Never an error: an
+        onnx extra that is installed but broken (tf2onnx failing to import, say) leaves
+        predict and serve on Keras, as they were."""
+        try:
+            with tensorflow_work():
+                return portable.portable_bytes(forecaster.model, self.model_sha256)
+        except Exception as exc:
+            return None, f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
 
     @property
     def portable(self) -> bool:
