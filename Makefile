@@ -9,10 +9,12 @@ DEMO_RUNS ?= runs
 
 install: $(STAMP)
 
+# --no-cache-dir: no second copy of the wheels (TensorFlow alone ~0.6 GB) in ~/.cache/pip; the
+# last CI run stopped at "No space left on device" during this install
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-cache-dir --upgrade pip
+	$(BIN)/python -m pip install --quiet --no-cache-dir -e '.[dev]'
 	touch $(STAMP)
 
 # DEMO_SET: extra train options, e.g. DEMO_SET="--set training.epochs=1", and DEMO_RUNS the
@@ -52,7 +54,7 @@ format: $(STAMP)
 # alone would let pip fetch a CUDA build of several GB)
 $(VENV)/.installed-bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet 'torch==2.13.0'
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet --no-cache-dir -e '.[dev,bench]'
 	touch $@
 
 bench: $(VENV)/.installed-bench
