@@ -301,8 +301,8 @@ def test_make_install_prints_no_setuptools_banner(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", venv], check=True, capture_output=True)
     upgrade, install = _makefile_install_lines()
-    assert upgrade.endswith("pip install --quiet --upgrade pip"), upgrade
-    assert install.endswith("pip install --quiet -e '.[dev]'"), install
+    assert upgrade.endswith("pip install --quiet --no-cache-dir --upgrade pip"), upgrade
+    assert install.endswith("pip install --quiet --no-cache-dir -e '.[dev]'"), install
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
 
     def run(line: str) -> subprocess.CompletedProcess:
