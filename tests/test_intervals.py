@@ -12,6 +12,9 @@ import pytest
 import yaml
 
 from forecast import api
+from forecast.config.file import load_config
+from forecast.data.panel import prepare_panel, read_data
+from forecast.fitting.task import FitTask, inner_forecasts, inner_origins, run_task
 from forecast.forecasting.interval_scores import interval_scores, seasonal_naive_bounds
 from forecast.forecasting.intervals import (
     calibrate,
@@ -176,19 +179,75 @@ def test_a_run_writes_interval_columns_and_scores_that_recompute(tmp_path):
     assert "forecast.png" in written
 
 
-def test_intervals_off_and_without_validation(tmp_path):
+def test_intervals_off(tmp_path):
     off = api.train(interval_config(tmp_path, intervals=[]), runs_dir=tmp_path / "runs", quiet=True)
     assert "lo_80" not in pd.read_csv(off.run_dir / "test_predictions.csv").columns
     assert not (off.run_dir / "intervals.json").exists() and "intervals" not in off.metrics
     future, _ = api.predict(off.run_dir, tmp_path / "sales.csv")
     assert list(future.columns) == ["date", "sales"]
 
-    raw = yaml.safe_load((tmp_path / "iv.yaml").read_text())
+
+def test_inner_fold_origins_keep_the_most_rows():
+    # training rows 0..23: the first origin whose 6 steps all land before row 24 is 17;
+    # then forward by ceil(6 / 3) = 2 rows while a step still lands before row 24
+    assert inner_origins(24, 6) == [17, 19, 21]
+    assert inner_origins(24, 1) == [22, 21, 20]  # one step: forward ends at once, then back
+    assert inner_origins(24, 2) == [21, 22, 20]
+    assert inner_origins(30, 12) == [17, 21, 25]
+    assert inner_origins(10, 12) == [1, 5]  # no row before -3: fewer folds (and they may fail)
+
+
+def test_a_series_without_validation_rows_is_calibrated_on_inner_folds(tmp_path):
+    """split.validation 0: the out-of-sample errors that widen the intervals come from models
+    fitted inside the 96 training rows (origins 92, 93, 94: 3, 2 and 1 steps land before row
+    96), and metrics.json says what the intervals rest on."""
+    raw = yaml.safe_load(interval_config(tmp_path).read_text())
     raw["split"]["validation"] = 0
-    del raw["intervals"]  # the default levels
+    raw.pop("intervals", None)  # the default levels
     (tmp_path / "noval.yaml").write_text(yaml.safe_dump(raw))
     noval = api.train(tmp_path / "noval.yaml", runs_dir=tmp_path / "runs", quiet=True)
-    assert "set split.validation > 0" in noval.metrics["intervals"]["unavailable"]
+    calibration = json.loads((noval.run_dir / "intervals.json").read_text())
+    assert calibration["out_of_sample"] == "inner folds"
+    assert calibration["errors_per_step"]["inner_folds"] == [3, 2, 1]
+    # training origins 11..94: step h lands before row 96 from origins up to 95 - h
+    assert calibration["errors_per_step"]["training"] == [84, 83, 82]
+    assert noval.metrics["intervals_calibration"] == {
+        "out_of_sample": "inner folds", "training_errors": 249, "out_of_sample_errors": 6
+    }  # fmt: skip
+    assert calibration["ratio"][0] >= 1.0
+    table = pd.read_csv(noval.run_dir / "test_predictions.csv")
+    sales = pd.read_csv(tmp_path / "sales.csv")["sales"].to_numpy()
+    rows = table[table["step"] == 1]
+    origins = np.arange(95, 95 + len(rows))
+    scale = np.array([np.abs(np.diff(sales[o - 11 : o + 1])).mean() for o in origins])
+    half = calibration["quantile"]["80"][0][0] * calibration["ratio"][0] * scale
+    assert (rows["hi_80"] - rows["predicted"]).to_numpy() == pytest.approx(half)
+    future, _ = api.predict(noval.run_dir, tmp_path / "sales.csv", horizon=3)
+    assert "sales_lo_95" in future.columns and future["sales_lo_95"].notna().all()
+    # the inner folds are plain backtest folds inside the training rows: fitted by hand on
+    # rows 0..92, 0..93, 0..94, they forecast what inner_forecasts handed the calibration
+    config = load_config(tmp_path / "noval.yaml")
+    panel = read_data(config.data)
+    inner = inner_forecasts(config, panel, prepare_panel(config, panel))
+    origins, forecasts = inner[None]
+    assert origins.tolist() == [92, 93, 94] and forecasts.shape == (3, 3, 1)
+    plain = config.model_copy(update={"intervals": []})
+    for k, origin in enumerate([92, 93, 94]):
+        by_hand = run_task(FitTask(plain, panel, 120 - 1 - origin, k + 1)).forecasts[None]
+        assert np.array_equal(by_hand, forecasts[k])
+
+
+def test_too_few_rows_for_an_inner_fold_is_said(tmp_path):
+    """18 rows, window 12, horizon 3, test 3: the 15 training rows hold one window; the
+    inner folds would fit on 12, 13 and 14 rows, fewer than one window and its horizon (15)."""
+    config = tiny_config_file(
+        tmp_path, "short.yaml", rows=18, data_seed=5, name="short", seed=2,
+        window={"input_steps": 12, "horizon": 3}, split={"test": 3, "validation": 0},
+        model={"architecture": "gru", "units": [4]}, training={"final_fit": False},
+    )  # fmt: skip
+    result = api.train(config, runs_dir=tmp_path / "runs", quiet=True)
+    assert "too few training rows" in result.metrics["intervals"]["unavailable"]
+    assert "intervals_calibration" not in result.metrics
 
 
 def test_backtest_folds_report_intervals(tmp_path):

@@ -25,10 +25,16 @@ import numpy as np
 from forecast.config.schema import Config
 from forecast.data.panel import PreparedPanel, as_panel, prepare_panel
 from forecast.data.reading import Panel, Series, SeriesId
+from forecast.errors import ForecastError
 from forecast.fitting.fit import Compiled, fit
 from forecast.fitting.members import MemberFit, MemberTask, fit_members, independent
 from forecast.fitting.residual import choose_residual
-from forecast.forecasting.calibration import calibrate_members
+from forecast.forecasting.calibration import (
+    CalibrationPlan,
+    Inner,
+    calibrate_members,
+    calibration_plan,
+)
 from forecast.forecasting.forecaster import Forecaster
 from forecast.forecasting.original import forecast_members
 from forecast.forecasting.scoring import score_fold
@@ -98,7 +104,58 @@ def run_task(task: FitTask, compiled: Compiled | None = None) -> FitOutcome:
         forecaster = Forecaster(model, inputs, targets)
     else:
         forecaster = compiled.forecaster(model, inputs, targets)
-    return _score(task, config, panel, prepared, forecaster, started)
+    inner = inner_forecasts(config, panel, prepared)
+    return _score(task, config, panel, prepared, forecaster, started, inner)
+
+
+INNER_FOLDS = 3  # models fitted inside the training rows of a series without validation rows
+# their models, kept apart from the outer fits' (which forecast after them, and whose
+# weights a reused slot would reset); the inner folds of one fit share one shape
+INNER = Compiled(limit=2)
+
+
+def inner_forecasts(config: Config, panel: Panel, prepared: PreparedPanel) -> dict[SeriesId, Inner]:
+    """Where a series has no validation rows to calibrate its intervals on: the forecasts of
+    up to INNER_FOLDS models fitted inside its training rows, each from its own last row (out
+    of sample for it): id -> (origins (n,) original rows, forecasts (n, H, K) original
+    units). None for a long table's series (one model of every series) or without intervals.
+
+    The origins (inner_origins) keep as many rows as they can: the training rows less one
+    horizon, then a third of a horizon more at a time (steps that would land on the test rows
+    are not used). `config` is the fit's own (before `residual: auto` was chosen): each
+    inner fold prepares and chooses on its rows as a backtest fold does, without intervals."""
+    if prepared.one is None or not config.intervals:
+        return {}
+    plan = calibration_plan(prepared.members[None])
+    if not (isinstance(plan, CalibrationPlan) and plan.inner):
+        return {}
+    member, rows = prepared.members[None], len(panel.members[None].frame)
+    seen = member.fit_split.test_start + member.lag  # the rows the fit learnt from
+    plain = config.model_copy(update={"intervals": []})
+    origins, forecasts = [], []
+    for k, origin in enumerate(inner_origins(seen, config.window.horizon), start=1):
+        try:
+            outcome = run_task(FitTask(plain, panel, rows - 1 - origin, k), INNER)
+        except ForecastError:  # too few rows before this origin to fit on
+            continue
+        origins.append(origin)
+        forecasts.append(outcome.forecasts[None])
+    if not origins:
+        return {}
+    return {None: (np.array(origins), np.stack(forecasts))}
+
+
+def inner_origins(seen: int, horizon: int) -> list[int]:
+    """The inner folds' origins (original rows) for a fit on the first `seen` rows: from the
+    last whose every step lands before row `seen` (seen - 1 - horizon), forward by a third of
+    a horizon while a step still lands there, then back (a short horizon): INNER_FOLDS at most.
+
+        seen 24, horizon 6:  17, 19, 21   (6, 4 and 2 steps before row 24)
+        seen 24, horizon 1:  22, 21, 20"""
+    first, stride = seen - 1 - horizon, max(1, -(-horizon // INNER_FOLDS))
+    forward = list(range(first, seen - 1, stride))
+    back = [first - stride * k for k in range(1, INNER_FOLDS)]
+    return [o for o in forward + back if o >= 0][:INNER_FOLDS]
 
 
 def _score(
@@ -108,11 +165,12 @@ def _score(
     prepared: PreparedPanel,
     forecaster: Forecaster,
     started: float,
+    inner: dict[SeriesId, Inner],
 ) -> FitOutcome:
     horizon = config.window.horizon
     last = {i: np.array([len(m.scaled) - 1]) for i, m in prepared.members.items()}
     predicted = forecast_members(prepared, forecaster, last, horizon)  # id -> (1, H, K)
-    calibrations, missing = calibrate_members(prepared, forecaster)
+    calibrations, missing = calibrate_members(prepared, forecaster, inner)
     id_column = config.data.id_column
     outcome = FitOutcome(task.number, [], {}, {}, {}, prepared.combined.season, 0.0)
     for sid, member in prepared.members.items():

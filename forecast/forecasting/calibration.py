@@ -1,5 +1,10 @@
 """Prediction intervals: which origins and steps they are calibrated on, the calibration
-from the held-out model's errors there, and their scores on the test rows."""
+from the held-out model's errors there, and their scores on the test rows.
+
+A series with no validation part (too short to spare one) is calibrated on the errors of
+models fitted inside its training rows instead (cross-conformal): the fitting layer fits
+them (forecast.fitting.task.inner_forecasts) and hands their out-of-sample forecasts in as
+`inner`; they widen the intervals as validation errors would."""
 
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ class CalibrationPlan:
     train_origins: np.ndarray  # work rows
     val_origins: np.ndarray
     steps: int
+    inner: bool = False  # no validation rows: out-of-sample errors from inner folds
 
     @property
     def origins(self) -> np.ndarray:
@@ -45,35 +51,46 @@ def calibration_plan(prepared: Prepared) -> CalibrationPlan | str | None:
     first = max(split.val_start - 1, window.input_steps - 1)
     val_origins = np.arange(first, split.test_start - 1)  # work rows
     train_origins = np.arange(window.input_steps - 1, split.val_start - 1)[-TRAINING_ORIGINS:]
-    if split.test_start == split.val_start or len(val_origins) == 0:
-        return (
-            "no validation rows to calibrate them on; set split.validation > 0, "
-            "or intervals: [] to turn them off"
-        )
     if len(train_origins) == 0:
         return "no training origin before the validation rows to calibrate them on"
+    if split.test_start == split.val_start or len(val_origins) == 0:
+        # the out-of-sample errors come from models fitted inside the training rows
+        return CalibrationPlan(train_origins, val_origins[:0], window.horizon, inner=True)
     steps = window.horizon
     if cfg.recursive_ok:  # `predict --horizon` may go further by recursion: calibrate that too
         steps = max(steps, min(CALIBRATED_STEPS, split.test_start - split.val_start))
     return CalibrationPlan(train_origins, val_origins, steps)
 
 
-def calibrate_from(prepared: Prepared, plan: CalibrationPlan, predicted: np.ndarray) -> Calibration:
-    """The Calibration from the forecasts (N, S, K) at `plan.origins`, original units."""
+NO_INNER = (
+    "no validation rows, and too few training rows for a model fitted inside them to "
+    "calibrate them on; set split.validation > 0, or intervals: [] to turn them off"
+)
+
+Inner = tuple[np.ndarray, np.ndarray]  # inner folds' origins (n,) original rows, (n, H, K)
+
+
+def calibrate_from(
+    prepared: Prepared, plan: CalibrationPlan, predicted: np.ndarray, inner: Inner | None = None
+) -> Calibration:
+    """The Calibration from the forecasts (N, S, K) at `plan.origins`, original units, and
+    for a plan without validation rows the inner folds' forecasts."""
 
     cfg, split, lag = prepared.config, prepared.fit_split, prepared.lag
     data, window = cfg.data, cfg.window
     n = len(plan.train_origins)
+    outside = inner if plan.inner and inner is not None else (plan.val_origins + lag, predicted[n:])
     return calibrate(
         prepared.target_values,
         (plan.train_origins + lag, predicted[:n]),
-        (plan.val_origins + lag, predicted[n:]),
+        outside,
         val_start=split.val_start + lag,
         test_start=split.test_start + lag,
         levels=cfg.intervals,
         kind=error_kind(data.transform),
         input_steps=window.input_steps,
         normalised=[t in data.features for t in data.targets],
+        source="inner folds" if plan.inner else "validation",
     )
 
 
@@ -88,8 +105,8 @@ def score_intervals(
     test_start: int,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Add `intervals` (overall and per target) to a metrics report, or why there are none,
-    and `clip_at_zero`: the targets whose bounds were clipped at 0; returns the bounds lo, hi
-    (levels, N, H, K), or None."""
+    `intervals_calibration` (the errors they rest on), and `clip_at_zero`: the targets whose
+    bounds were clipped at 0; returns the bounds lo, hi (levels, N, H, K), or None."""
 
     if calibration is None:
         if missing:
@@ -102,6 +119,7 @@ def score_intervals(
         targets, season, test_start, calibration.clip_at_zero,
     )  # fmt: skip
     report["intervals"] = overall
+    report["intervals_calibration"] = calibration.summary()
     clipped = [t for t, c in zip(targets, calibration.clip_at_zero, strict=False) if c]
     if clipped:
         report["clip_at_zero"] = clipped
@@ -111,15 +129,21 @@ def score_intervals(
 
 
 def calibrate_members(
-    prepared: PreparedPanel, forecaster: Forecaster
+    prepared: PreparedPanel,
+    forecaster: Forecaster,
+    inner: dict[SeriesId, Inner] | None = None,
 ) -> tuple[dict[SeriesId, Calibration], dict[SeriesId, str]]:
     """Each member's intervals, calibrated on its own training and validation origins (one
-    batched forecast for all): (id -> Calibration, id -> why it has none)."""
+    batched forecast for all), or where it has no validation rows on its `inner` folds'
+    forecasts: (id -> Calibration, id -> why it has none)."""
     plans: dict[SeriesId, CalibrationPlan] = {}
     missing: dict[SeriesId, str] = {}
+    inner = inner or {}
     for sid, member in prepared.members.items():
         plan = calibration_plan(member)
-        if isinstance(plan, CalibrationPlan):
+        if isinstance(plan, CalibrationPlan) and plan.inner and sid not in inner:
+            missing[sid] = NO_INNER
+        elif isinstance(plan, CalibrationPlan):
             plans[sid] = plan
         elif plan is not None:
             missing[sid] = plan
@@ -132,7 +156,7 @@ def calibrate_members(
             predicted = forecast_members(prepared, forecaster, origins, steps)
             for sid in chunk:
                 calibrations[sid] = calibrate_from(
-                    prepared.members[sid], plans[sid], predicted[sid]
+                    prepared.members[sid], plans[sid], predicted[sid], inner.get(sid)
                 )
     return calibrations, missing
 

@@ -13,6 +13,12 @@ not divided). Then, per horizon step h:
    measures how much worse the model does on rows it was not fitted to;
 3. at a forecast origin it is multiplied by that origin's window scale.
 
+A series too short to spare a validation part takes its out-of-sample errors from inner
+folds instead: models fitted on its training rows without their last 1, 2, 3 horizons, each
+forecasting the horizon after its own last row (cross-conformal; `source` "inner folds").
+Those forecasts are out of sample for the models that made them, as validation forecasts
+are for the held-out model, and they widen the intervals in the same way (step 2).
+
 Measured on the development set's backtests (benchmarks/README.md), this covered 81% of
 actuals with the 80% interval and 95% with the 95% one, where conformal quantiles of the
 validation errors alone covered 70% and 79%: the validation part is short (often one
@@ -213,6 +219,7 @@ class Calibration:
     counts: dict[str, list[int]] = field(default_factory=dict)  # errors per step
     notes: list[str] = field(default_factory=list)
     clip_at_zero: list[bool] = field(default_factory=list)  # (K,) bounds raised to >= 0; [] none
+    source: str = "validation"  # of the out-of-sample errors: "validation" or "inner folds"
 
     @property
     def steps(self) -> int:
@@ -240,7 +247,8 @@ class Calibration:
             "levels": self.levels,
             "errors": self.kind,
             "method": "per-step quantiles of the training errors in window-scale units, "
-            "widened by the validation/training error ratio",
+            f"widened by the out-of-sample/training error ratio ({self.source})",
+            "out_of_sample": self.source,
             "input_steps": self.input_steps,
             "quantile": {label(lv): self.quantile[i].tolist() for i, lv in enumerate(self.levels)},
             "ratio": self.ratio.tolist(),
@@ -265,7 +273,17 @@ class Calibration:
             counts=data["errors_per_step"],
             notes=list(data["notes"]),
             clip_at_zero=[bool(b) for b in data.get("clip_at_zero", [])],  # older runs: none
+            source=data.get("out_of_sample", "validation"),  # older runs: validation
         )
+
+    def summary(self) -> dict[str, Any]:
+        """metrics.json's `intervals_calibration`: what the intervals rest on."""
+        outside = "validation" if self.source == "validation" else "inner_folds"
+        return {
+            "out_of_sample": self.source,
+            "training_errors": int(sum(self.counts.get("training", []))),
+            "out_of_sample_errors": int(sum(self.counts.get(outside, []))),
+        }
 
 
 def calibrate(
@@ -278,9 +296,11 @@ def calibrate(
     kind: str,
     input_steps: int,
     normalised: list[bool],
+    source: str = "validation",
 ) -> Calibration:
     """Training errors (steps landing before `val_start`) shape the intervals; validation
-    errors (steps landing before `test_start`) widen them. Targets never below 0 before
+    errors (steps landing before `test_start`) widen them: with `source` "inner folds",
+    `validation` holds the inner folds' origins and forecasts instead. Targets never below 0 before
     `test_start` get their bounds clipped at 0 (log errors keep every bound above 0
     already, so nothing is flagged there, and nothing is said)."""
     (t_origins, t_pred), (v_origins, v_pred) = train, validation
@@ -307,9 +327,13 @@ def calibrate(
         normalised=list(normalised),
         floor=floor,
         input_steps=input_steps,
-        counts={"training": [len(r) for r in t_steps], "validation": [len(r) for r in v_steps]},
+        counts={
+            "training": [len(r) for r in t_steps],
+            "validation" if source == "validation" else "inner_folds": [len(r) for r in v_steps],
+        },
         notes=notes,
         clip_at_zero=never_negative(values[:test_start])
         if kind != "log"
         else [False] * values.shape[1],
+        source=source,
     )

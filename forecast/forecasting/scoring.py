@@ -15,7 +15,7 @@ from forecast.data.panel import PreparedPanel
 from forecast.data.prepare import Prepared
 from forecast.data.reading import Series
 from forecast.data.timesteps import time_labels
-from forecast.forecasting.calibration import calibrate_members, score_intervals
+from forecast.forecasting.calibration import Inner, calibrate_members, score_intervals
 from forecast.forecasting.evaluation import BASELINES, METRICS, evaluate, verdict
 from forecast.forecasting.forecaster import Forecaster
 from forecast.forecasting.intervals import Calibration, clip_note, label
@@ -47,11 +47,15 @@ def mean_reports(reports: list[Any]) -> Any:
 
 
 def evaluate_on_test(
-    prepared: PreparedPanel, model: Any, timings: dict[str, Any]
+    prepared: PreparedPanel,
+    model: Any,
+    timings: dict[str, Any],
+    inner: dict[Any, Inner] | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame, Any]:
     """Forecast every test origin of every series, score model and baselines on each
     series' own test rows (MASE on its own scale), and calibrate each series' intervals on
-    its validation origins: (metrics, predictions, calibration).
+    its validation origins (or, without them, its `inner` folds' forecasts:
+    forecast.fitting.task.inner_forecasts): (metrics, predictions, calibration).
 
     One series (a table of one): its metrics, its test_predictions table and its Calibration
     (or None). A long table: the mean over series of each series' metrics with the series
@@ -62,7 +66,7 @@ def evaluate_on_test(
     forecaster = Forecaster(model, data.inputs, data.targets)
     origins = {i: m.fit_split.test_origins for i, m in prepared.members.items()}
     predicted = forecast_members(prepared, forecaster, origins, horizon)
-    calibrations, missing = calibrate_members(prepared, forecaster)
+    calibrations, missing = calibrate_members(prepared, forecaster, inner)
     timings["forecast"] = round(time.perf_counter() - clock, 4)
     clock = time.perf_counter()
     scored = {

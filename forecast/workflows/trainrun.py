@@ -34,6 +34,7 @@ from forecast.fitting.fit import (
 from forecast.fitting.members import independent, member_epochs
 from forecast.fitting.multiworker import cluster_from_env
 from forecast.fitting.residual import choose_residual
+from forecast.fitting.task import inner_forecasts
 from forecast.fitting.training import multi_worker_strategy
 from forecast.forecasting.scoring import evaluate_on_test
 from forecast.interrupts import raise_if_stop_requested, tensorflow_work
@@ -338,10 +339,15 @@ def train(
             model, fitted = _fitted_model(partial, fitting, quiet, members, compiled)
             timings |= fitted["timings"]
             raise_if_stop_requested()
+            clock = time.perf_counter()  # the inner folds of a series without validation rows
+            inner = inner_forecasts(cfg, data, prepared)
+            if inner:
+                timings["inner_folds"] = round(time.perf_counter() - clock, 4)
+            raise_if_stop_requested()
             clock = time.perf_counter()  # the stacked twin's build counts as forecasting
             scorer = scoring_model(fitting, model) if stackable(cfg.model) else model
             built = time.perf_counter() - clock
-            metrics, predictions, calibration = evaluate_on_test(prepared, scorer, timings)
+            metrics, predictions, calibration = evaluate_on_test(prepared, scorer, timings, inner)
             timings["forecast"] = round(timings["forecast"] + built, 4)
             raise_if_stop_requested()
             clock = time.perf_counter()

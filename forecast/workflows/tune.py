@@ -303,7 +303,10 @@ def _run_trials(
             groups.append([])
             configs.append(None)
             continue
-        groups.append(fold_tasks(cfg, part, series_backs(part, origins)))
+        # a trial is scored by its MASE alone: its folds calibrate no intervals (nor fit
+        # the inner folds a series without validation rows would calibrate them on)
+        scored = cfg.model_copy(update={"intervals": []})
+        groups.append(fold_tasks(scored, part, series_backs(part, origins)))
         configs.append(cfg)
 
     def finished(number: int, results: list[Any]) -> None:
