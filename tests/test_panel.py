@@ -387,6 +387,25 @@ def test_calibrating_a_few_series_at_a_time_gives_the_same_intervals(tmp_path, m
         np.testing.assert_allclose(apart[sid].ratio, together[sid].ratio, rtol=1e-6)
 
 
+def test_a_long_tables_series_without_validation_rows_say_why_they_have_no_intervals(tmp_path):
+    """A one-series CSV without validation rows is calibrated on inner folds; a long table's
+    series are one model of every series, so they say they need validation rows."""
+    from forecast.fitting.fit import fit
+    from forecast.fitting.task import inner_forecasts
+    from forecast.forecasting.calibration import NO_VALIDATION, calibrate_members
+    from forecast.forecasting.forecaster import Forecaster
+
+    frame = long_frame({"A": 40, "B": 44})
+    config = load_config(panel_config(tmp_path, frame, split={"test": 6, "validation": 0}))
+    panel = read_panel(config.data)
+    prepared = prepare_panel(config, panel)
+    assert inner_forecasts(config, panel, prepared) == {}
+    model, _, _ = fit(prepared.combined, quiet=True)
+    forecaster = Forecaster(model, config.data.features, config.data.targets)
+    calibrations, missing = calibrate_members(prepared, forecaster)
+    assert calibrations == {} and missing == {"A": NO_VALIDATION, "B": NO_VALIDATION}
+
+
 def test_calendar_features_per_series_of_a_long_table(tmp_path):
     from forecast.data.calendar import encode
 

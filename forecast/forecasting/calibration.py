@@ -66,6 +66,10 @@ NO_INNER = (
     "no validation rows, and too few training rows for a model fitted inside them to "
     "calibrate them on; set split.validation > 0, or intervals: [] to turn them off"
 )
+NO_VALIDATION = (  # a long table's series: one model of every series, no inner folds
+    "no validation rows to calibrate them on (a long table's series need them); set "
+    "split.validation > 0, or intervals: [] to turn them off"
+)
 
 Inner = tuple[np.ndarray, np.ndarray]  # inner folds' origins (n,) original rows, (n, H, K)
 
@@ -142,7 +146,7 @@ def calibrate_members(
     for sid, member in prepared.members.items():
         plan = calibration_plan(member)
         if isinstance(plan, CalibrationPlan) and plan.inner and sid not in inner:
-            missing[sid] = NO_INNER
+            missing[sid] = NO_INNER if prepared.one is not None else NO_VALIDATION
         elif isinstance(plan, CalibrationPlan):
             plans[sid] = plan
         elif plan is not None:
