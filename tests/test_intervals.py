@@ -246,7 +246,12 @@ def test_too_few_rows_for_an_inner_fold_is_said(tmp_path):
         model={"architecture": "gru", "units": [4]}, training={"final_fit": False},
     )  # fmt: skip
     result = api.train(config, runs_dir=tmp_path / "runs", quiet=True)
-    assert "too few training rows" in result.metrics["intervals"]["unavailable"]
+    line = result.metrics["intervals"]["unavailable"]
+    assert line.startswith("no validation rows, and no model could be fitted inside the "
+                           "training rows to calibrate them on ("), line  # fmt: skip
+    # the first inner fold's own error: it would fit on rows 0..11
+    assert "sales.csv: 12 rows before this origin are too few to train on" in line, line
+    assert line.endswith("); set split.validation > 0, or intervals: [] to turn them off")
     assert "intervals_calibration" not in result.metrics
 
 

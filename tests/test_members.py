@@ -135,6 +135,13 @@ def test_workers_auto_is_chosen_from_the_cores_and_the_work(tasks_of) -> None:
     # 400 rows, 40 of them validation: 360 - 10 windows; 11 batches of 32 x 20 epochs
     small = tasks_of(3, 400)
     assert task_work(small[0]) == (350, 220)
+    # without validation rows a fold also fits up to 3 inner folds for its intervals: 4 fits
+    # of 390 windows' 13 batches, 20 epochs; with intervals off, the one fit
+    config = small[0].config
+    noval = config.model_copy(update={"split": config.split.model_copy(update={"validation": 0})})
+    assert task_work(replace(small[0], config=noval)) == (390, 4 * 13 * 20)
+    quiet = noval.model_copy(update={"intervals": []})
+    assert task_work(replace(small[0], config=quiet)) == (390, 13 * 20)
     assert choose_workers(small[:1], cores=8, memory=64 * gib, gpu=False) == (1, "one fit")
     assert choose_workers(small, cores=1, memory=64 * gib, gpu=False) == (1, "one core")
     # 2 processes for 2 or 3 fits save 1 fit's batches (220): less than starting them costs

@@ -479,5 +479,13 @@ def test_other_layouts_train_per_series_of_a_long_table(tmp_path, features, targ
     assert set(table["target"]) == set(targets)
     assert set(table["store"]) == {"A", "B"}
     assert set(result.metrics["per_series"]) == {"A", "B"}
+    # the errors every series' intervals rest on: summed over the series, each its own
+    per = [result.metrics["per_series"][sid]["intervals_calibration"] for sid in ("A", "B")]
+    assert result.metrics["intervals_calibration"] == {
+        "out_of_sample": "validation",
+        "training_errors": per[0]["training_errors"] + per[1]["training_errors"],
+        "out_of_sample_errors": per[0]["out_of_sample_errors"] + per[1]["out_of_sample_errors"],
+    }
+    assert all(p["out_of_sample_errors"] > 0 for p in per)
     scalers = json.loads((result.run_dir / "scaler.json").read_text())["series"]
     assert list(scalers["A"]["columns"]) == ["sales", "price"]

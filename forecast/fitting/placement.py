@@ -13,7 +13,7 @@ from forecast.data.reading import Panel
 from forecast.data.windows import row_count
 from forecast.fitting.fit import expected_epochs
 from forecast.fitting.members import MemberTask, independent
-from forecast.fitting.task import FitTask, Work
+from forecast.fitting.task import INNER_FOLDS, FitTask, Work
 from forecast.model.tf_setup import forkable, gpu_present
 
 # A pool pays for starting its processes (TensorFlow's import in each, every model shape
@@ -84,6 +84,11 @@ def task_work(task: Work) -> tuple[int, int]:
     if isinstance(task, MemberTask) and task.epochs is not None:
         epochs = task.epochs
     fits = cfg.model.ensemble if isinstance(task, FitTask) and independent(cfg) else 1
+    if isinstance(task, FitTask) and cfg.intervals and cfg.data.id_column is None:
+        # one series (a table of one) without validation rows: its intervals are calibrated
+        # on inner folds
+        rows = len(next(iter(frames)).frame)
+        fits *= 1 + INNER_FOLDS if row_count(cfg.split.validation, rows) == 0 else 1
     return windows, max(-(-windows // cfg.training.batch_size), 1) * epochs * fits
 
 

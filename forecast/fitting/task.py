@@ -114,11 +114,14 @@ INNER_FOLDS = 3  # models fitted inside the training rows of a series without va
 INNER = Compiled(limit=2)
 
 
-def inner_forecasts(config: Config, panel: Panel, prepared: PreparedPanel) -> dict[SeriesId, Inner]:
+def inner_forecasts(
+    config: Config, panel: Panel, prepared: PreparedPanel
+) -> dict[SeriesId, Inner | str]:
     """Where a series has no validation rows to calibrate its intervals on: the forecasts of
     up to INNER_FOLDS models fitted inside its training rows, each from its own last row (out
     of sample for it): id -> (origins (n,) original rows, forecasts (n, H, K) original
-    units). None for a long table's series (one model of every series) or without intervals.
+    units), or where no inner fold could be fitted, why (the first one's error). Nothing for
+    a long table's series (one model of every series) or without intervals.
 
     The origins (inner_origins) keep as many rows as they can: the training rows less one
     horizon, then a third of a horizon more at a time (steps that would land on the test rows
@@ -132,16 +135,17 @@ def inner_forecasts(config: Config, panel: Panel, prepared: PreparedPanel) -> di
     member, rows = prepared.members[None], len(panel.members[None].frame)
     seen = member.fit_split.test_start + member.lag  # the rows the fit learnt from
     plain = config.model_copy(update={"intervals": []})
-    origins, forecasts = [], []
+    origins, forecasts, failed = [], [], []
     for k, origin in enumerate(inner_origins(seen, config.window.horizon), start=1):
         try:
             outcome = run_task(FitTask(plain, panel, rows - 1 - origin, k), INNER)
-        except ForecastError:  # too few rows before this origin to fit on
+        except ForecastError as exc:  # too few rows before this origin, a diverging fit...
+            failed.append(str(exc))
             continue
         origins.append(origin)
         forecasts.append(outcome.forecasts[None])
-    if not origins:
-        return {}
+    if not origins:  # why, for intervals.unavailable: the first inner fold's error
+        return {None: failed[0] if failed else "no row to fit an inner fold on"}
     return {None: (np.array(origins), np.stack(forecasts))}
 
 
@@ -165,7 +169,7 @@ def _score(
     prepared: PreparedPanel,
     forecaster: Forecaster,
     started: float,
-    inner: dict[SeriesId, Inner],
+    inner: dict[SeriesId, Inner | str],
 ) -> FitOutcome:
     horizon = config.window.horizon
     last = {i: np.array([len(m.scaled) - 1]) for i, m in prepared.members.items()}

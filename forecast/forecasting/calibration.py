@@ -63,8 +63,8 @@ def calibration_plan(prepared: Prepared) -> CalibrationPlan | str | None:
 
 
 NO_INNER = (
-    "no validation rows, and too few training rows for a model fitted inside them to "
-    "calibrate them on; set split.validation > 0, or intervals: [] to turn them off"
+    "no validation rows, and no model could be fitted inside the training rows to calibrate "
+    "them on ({why}); set split.validation > 0, or intervals: [] to turn them off"
 )
 NO_VALIDATION = (  # a long table's series: one model of every series, no inner folds
     "no validation rows to calibrate them on (a long table's series need them); set "
@@ -135,7 +135,7 @@ def score_intervals(
 def calibrate_members(
     prepared: PreparedPanel,
     forecaster: Forecaster,
-    inner: dict[SeriesId, Inner] | None = None,
+    inner: dict[SeriesId, Inner | str] | None = None,
 ) -> tuple[dict[SeriesId, Calibration], dict[SeriesId, str]]:
     """Each member's intervals, calibrated on its own training and validation origins (one
     batched forecast for all), or where it has no validation rows on its `inner` folds'
@@ -146,7 +146,11 @@ def calibrate_members(
     for sid, member in prepared.members.items():
         plan = calibration_plan(member)
         if isinstance(plan, CalibrationPlan) and plan.inner and sid not in inner:
-            missing[sid] = NO_INNER if prepared.one is not None else NO_VALIDATION
+            missing[sid] = NO_VALIDATION  # a long table's series: no inner folds
+        elif isinstance(plan, CalibrationPlan) and plan.inner and isinstance(inner[sid], str):
+            # the inner fold's error without its own advice (fewer folds...), which is a
+            # backtest's: this line ends with what to do here
+            missing[sid] = NO_INNER.format(why=str(inner[sid]).split("; ")[0].rstrip("."))
         elif isinstance(plan, CalibrationPlan):
             plans[sid] = plan
         elif plan is not None:
@@ -159,8 +163,12 @@ def calibrate_members(
             origins = {i: plans[i].origins for i in chunk}
             predicted = forecast_members(prepared, forecaster, origins, steps)
             for sid in chunk:
+                found = inner.get(sid)
                 calibrations[sid] = calibrate_from(
-                    prepared.members[sid], plans[sid], predicted[sid], inner.get(sid)
+                    prepared.members[sid],
+                    plans[sid],
+                    predicted[sid],
+                    found if isinstance(found, tuple) else None,
                 )
     return calibrations, missing
 

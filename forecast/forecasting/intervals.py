@@ -14,8 +14,9 @@ not divided). Then, per horizon step h:
 3. at a forecast origin it is multiplied by that origin's window scale.
 
 A series too short to spare a validation part takes its out-of-sample errors from inner
-folds instead: models fitted on its training rows without their last 1, 2, 3 horizons, each
-forecasting the horizon after its own last row (cross-conformal; `source` "inner folds").
+folds instead: up to 3 models fitted on its training rows without their last rows (one
+horizon, then ceil(H/3) rows fewer at a time; forecast.fitting.task.inner_origins), each
+forecasting from its own last row (cross-conformal; `source` "inner folds").
 Those forecasts are out of sample for the models that made them, as validation forecasts
 are for the held-out model, and they widen the intervals in the same way (step 2).
 

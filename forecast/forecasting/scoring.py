@@ -50,7 +50,7 @@ def evaluate_on_test(
     prepared: PreparedPanel,
     model: Any,
     timings: dict[str, Any],
-    inner: dict[Any, Inner] | None = None,
+    inner: dict[Any, Inner | str] | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame, Any]:
     """Forecast every test origin of every series, score model and baselines on each
     series' own test rows (MASE on its own scale), and calibrate each series' intervals on
@@ -116,14 +116,42 @@ def _many_series(
         **{
             k: v
             for k, v in overall.items()
-            if k not in ("layout", "horizon", "test_rows", "test_origins", "clip_at_zero")
-        },
+            if k
+            not in (
+                "layout",
+                "horizon",
+                "test_rows",
+                "test_origins",
+                "clip_at_zero",
+                "intervals_calibration",
+            )
+        },  # fmt: skip
         "per_series": {
-            sid: {k: r[k] for k in ("model", "baselines", "intervals", "clip_at_zero") if k in r}
+            sid: {
+                k: r[k]
+                for k in (
+                    "model",
+                    "baselines",
+                    "intervals",
+                    "intervals_calibration",
+                    "clip_at_zero",
+                )
+                if k in r
+            }
             for sid, r in reports.items()
         },
         "skipped_series": prepared.skipped,
     }
+    summaries = [
+        r["intervals_calibration"] for r in reports.values() if "intervals_calibration" in r
+    ]
+    if summaries:  # the errors every series' intervals rest on, in all
+        metrics["intervals_calibration"] = {
+            "out_of_sample": summaries[0]["out_of_sample"],
+            **{
+                k: sum(c[k] for c in summaries) for k in ("training_errors", "out_of_sample_errors")
+            },
+        }
     metrics["mase_scale"] = {sid: r["mase_scale"] for sid, r in reports.items()}
     where = f"on the test split, mean over {len(reports)} series"
     metrics["verdict"] = verdict(metrics, cfg.model.label(), where=where)

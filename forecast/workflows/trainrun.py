@@ -343,6 +343,13 @@ def train(
             inner = inner_forecasts(cfg, data, prepared)
             if inner:
                 timings["inner_folds"] = round(time.perf_counter() - clock, 4)
+                found = inner[None]
+                if not quiet and not isinstance(found, str):
+                    log.info(
+                        "intervals: no validation rows; calibrated on %d inner folds (%.1f s)",
+                        len(found[0]),
+                        timings["inner_folds"],
+                    )
             raise_if_stop_requested()
             clock = time.perf_counter()  # the stacked twin's build counts as forecasting
             scorer = scoring_model(fitting, model) if stackable(cfg.model) else model
