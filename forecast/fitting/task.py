@@ -85,10 +85,20 @@ def run_task(task: FitTask, compiled: Compiled | None = None) -> FitOutcome:
     """Prepare, fit, forecast, calibrate and score one task; with `compiled`, reusing the
     models an earlier task of the same shape built (fitting.fit.Compiled: the same result
     as a new model)."""
-    import_tensorflow_quietly()
     started = time.perf_counter()
     config, panel = task.run_config, as_panel(task.data)
-    prepared = prepare_panel(config, panel, back=task.back)
+    prepared, forecaster = _fitted(config, panel, task.back, compiled)
+    inner = inner_forecasts(config, panel, prepared)
+    return _score(task, config, panel, prepared, forecaster, started, inner)
+
+
+def _fitted(
+    config: Config, panel: Panel, back: int, compiled: Compiled | None
+) -> tuple[PreparedPanel, Forecaster]:
+    """`panel` without its last `back` rows prepared (`residual: auto` chosen on them) and
+    fitted: the prepared data and the forecaster of the fitted model."""
+    import_tensorflow_quietly()
+    prepared = prepare_panel(config, panel, back=back)
     chosen = choose_residual(prepared.combined)  # `residual: auto` made concrete
     prepared = prepared.with_config(chosen.config)
     compiled = compiled if compiled is not None else Compiled()
@@ -101,11 +111,16 @@ def run_task(task: FitTask, compiled: Compiled | None = None) -> FitOutcome:
         config.data.targets,
     )  # calendar: auto made concrete
     if independent(prepared.config):  # a new model each fold: not kept for reuse
-        forecaster = Forecaster(model, inputs, targets)
-    else:
-        forecaster = compiled.forecaster(model, inputs, targets)
-    inner = inner_forecasts(config, panel, prepared)
-    return _score(task, config, panel, prepared, forecaster, started, inner)
+        return prepared, Forecaster(model, inputs, targets)
+    return prepared, compiled.forecaster(model, inputs, targets)
+
+
+def _from_last_row(
+    prepared: PreparedPanel, forecaster: Forecaster, horizon: int
+) -> dict[SeriesId, np.ndarray]:
+    """Every series' forecast from its last prepared row: id -> (1, H, K) original units."""
+    last = {i: np.array([len(m.scaled) - 1]) for i, m in prepared.members.items()}
+    return forecast_members(prepared, forecaster, last, horizon)
 
 
 INNER_FOLDS = 3  # models fitted inside the training rows of a series without validation rows
@@ -126,7 +141,8 @@ def inner_forecasts(
     The origins (inner_origins) keep as many rows as they can: the training rows less one
     horizon, then a third of a horizon more at a time (steps that would land on the test rows
     are not used). `config` is the fit's own (before `residual: auto` was chosen): each
-    inner fold prepares and chooses on its rows as a backtest fold does, without intervals."""
+    inner fold prepares, chooses and fits on its rows as a backtest fold does, and forecasts
+    from its last row; it calibrates and scores nothing."""
     if prepared.one is None or not config.intervals:
         return {}
     plan = calibration_plan(prepared.members[None])
@@ -135,15 +151,16 @@ def inner_forecasts(
     member, rows = prepared.members[None], len(panel.members[None].frame)
     seen = member.fit_split.test_start + member.lag  # the rows the fit learnt from
     plain = config.model_copy(update={"intervals": []})
+    horizon = config.window.horizon
     origins, forecasts, failed = [], [], []
-    for k, origin in enumerate(inner_origins(seen, config.window.horizon), start=1):
-        try:
-            outcome = run_task(FitTask(plain, panel, rows - 1 - origin, k), INNER)
+    for origin in inner_origins(seen, horizon):
+        try:  # fitted and forecast only: nothing after the origin is read or scored
+            fold, forecaster = _fitted(plain, panel, rows - 1 - origin, INNER)
+            forecasts.append(_from_last_row(fold, forecaster, horizon)[None][0])
         except ForecastError as exc:  # too few rows before this origin, a diverging fit...
             failed.append(str(exc))
             continue
         origins.append(origin)
-        forecasts.append(outcome.forecasts[None])
     if not origins:  # why, for intervals.unavailable: the first inner fold's error
         return {None: failed[0] if failed else "no row to fit an inner fold on"}
     return {None: (np.array(origins), np.stack(forecasts))}
@@ -172,8 +189,7 @@ def _score(
     inner: dict[SeriesId, Inner | str],
 ) -> FitOutcome:
     horizon = config.window.horizon
-    last = {i: np.array([len(m.scaled) - 1]) for i, m in prepared.members.items()}
-    predicted = forecast_members(prepared, forecaster, last, horizon)  # id -> (1, H, K)
+    predicted = _from_last_row(prepared, forecaster, horizon)  # id -> (1, H, K)
     calibrations, missing = calibrate_members(prepared, forecaster, inner)
     id_column = config.data.id_column
     outcome = FitOutcome(task.number, [], {}, {}, {}, prepared.combined.season, 0.0)

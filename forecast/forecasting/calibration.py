@@ -83,7 +83,8 @@ def calibrate_from(
     cfg, split, lag = prepared.config, prepared.fit_split, prepared.lag
     data, window = cfg.data, cfg.window
     n = len(plan.train_origins)
-    outside = inner if plan.inner and inner is not None else (plan.val_origins + lag, predicted[n:])
+    assert (inner is not None) == plan.inner, "inner folds' forecasts are for a plan that asks"
+    outside = inner if inner is not None else (plan.val_origins + lag, predicted[n:])
     return calibrate(
         prepared.target_values,
         (plan.train_origins + lag, predicted[:n]),
@@ -141,20 +142,24 @@ def calibrate_members(
     batched forecast for all), or where it has no validation rows on its `inner` folds'
     forecasts: (id -> Calibration, id -> why it has none)."""
     plans: dict[SeriesId, CalibrationPlan] = {}
+    outside: dict[SeriesId, Inner] = {}  # the inner folds' forecasts of the plans that need them
     missing: dict[SeriesId, str] = {}
-    inner = inner or {}
     for sid, member in prepared.members.items():
         plan = calibration_plan(member)
-        if isinstance(plan, CalibrationPlan) and plan.inner and sid not in inner:
+        found = (inner or {}).get(sid)
+        if not isinstance(plan, CalibrationPlan):
+            if plan is not None:
+                missing[sid] = plan
+        elif plan.inner and found is None:
             missing[sid] = NO_VALIDATION  # a long table's series: no inner folds
-        elif isinstance(plan, CalibrationPlan) and plan.inner and isinstance(inner[sid], str):
+        elif plan.inner and isinstance(found, str):
             # the inner fold's error without its own advice (fewer folds...), which is a
             # backtest's: this line ends with what to do here
-            missing[sid] = NO_INNER.format(why=str(inner[sid]).split("; ")[0].rstrip("."))
-        elif isinstance(plan, CalibrationPlan):
+            missing[sid] = NO_INNER.format(why=found.split("; ")[0].rstrip("."))
+        else:
             plans[sid] = plan
-        elif plan is not None:
-            missing[sid] = plan
+            if plan.inner and isinstance(found, tuple):
+                outside[sid] = found
     calibrations: dict[SeriesId, Calibration] = {}
     for steps in sorted({p.steps for p in plans.values()}):
         same = [i for i, p in plans.items() if p.steps == steps]
@@ -163,12 +168,8 @@ def calibrate_members(
             origins = {i: plans[i].origins for i in chunk}
             predicted = forecast_members(prepared, forecaster, origins, steps)
             for sid in chunk:
-                found = inner.get(sid)
                 calibrations[sid] = calibrate_from(
-                    prepared.members[sid],
-                    plans[sid],
-                    predicted[sid],
-                    found if isinstance(found, tuple) else None,
+                    prepared.members[sid], plans[sid], predicted[sid], outside.get(sid)
                 )
     return calibrations, missing
 
