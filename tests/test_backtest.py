@@ -181,7 +181,10 @@ def test_a_backtest_of_another_series_reuses_the_models_and_forecasts_as_new_one
     from forecast.fitting.fit import SHARED
     from forecast.workflows.backtest import run_backtest
 
-    config = load_config(fold_config(tmp_path), ["training.epochs=3"])
+    # every fold a new model (fold_start: scratch), each as it would be fitted alone
+    config = load_config(
+        fold_config(tmp_path), ["training.epochs=3", "training.fold_start=scratch"]
+    )
     run_backtest(config, read_series(config.data), np.array([50, 52]), quiet=True)
     slots = len(SHARED.slots)
     # the same config on another series of the same shape (rows in any number)
@@ -299,3 +302,54 @@ def test_a_fit_task_holds_back_rows_seeds_and_gives_residuals(tmp_path):
     reseeded = run_task(FitTask(config.model_copy(update={"seed": 11}), series, back=2))
     np.testing.assert_array_equal(seeded.forecasts[None], reseeded.forecasts[None])
     assert not np.array_equal(seeded.forecasts[None], forecast)
+
+
+def test_later_folds_continue_from_the_model_of_the_fold_before(tmp_path):
+    """`training.fold_start: previous` (the default): fold 1 trains a new model as before;
+    folds 2 and 3 each begin from the weights of the fold before and train a quarter of
+    its epochs (8 without early stopping: 2) on their own rows, which a fold given those
+    weights by hand repeats exactly; `scratch` trains a new model every fold."""
+    from dataclasses import replace
+
+    from forecast.fitting.task import FitTask, Handoff, run_task
+    from forecast.workflows.backtest import fold_tasks, run_backtest, series_backs
+
+    config = load_config(
+        fold_config(tmp_path), ["training.epochs=8", "training.early_stopping=false"]
+    )
+    series = read_series(config.data)
+    origins = backtest_origins(len(series.frame), 3, config.window.horizon)
+    report, chained, _ = run_backtest(config, series, origins, quiet=True)
+    scratch = config.model_copy(
+        update={"training": config.training.model_copy(update={"fold_start": "scratch"})}
+    )
+    apart, new, _ = run_backtest(scratch, series, origins, quiet=True)
+    assert [f["start"] for f in report["folds"]] == ["new model", "previous fold", "previous fold"]
+    assert {f["start"] for f in apart["folds"]} == {"new model"}
+    np.testing.assert_array_equal(chained[0], new[0])  # the first fold: the same fit
+    assert not np.array_equal(chained[1], new[1])
+    for k, origin in enumerate(origins):  # scratch: each fold is the fold fitted alone
+        alone = run_fold(scratch, series, int(origin), k + 1)
+        np.testing.assert_array_equal(new[k], alone.forecasts[None])
+    # fold 2 by hand: fold 1's model handed off, 2 epochs on fold 2's rows
+    first, second, _ = fold_tasks(config, series, series_backs(series, origins))
+    assert (first.hands_off, first.chained, second.hands_off, second.chained) == (
+        True, False, True, True,
+    )  # fmt: skip
+    handed = run_task(first).handoff
+    assert handed is not None and handed.epochs == 2
+    again = run_task(FitTask(config, series, second.back, 2, start=handed))
+    np.testing.assert_array_equal(again.forecasts[None], chained[1])
+    # weights that belong to another model (residual: auto chose another base, say): anew
+    other = Handoff(handed.weights, 2, "another model", handed.residual)
+    fresh = run_task(FitTask(config, series, second.back, 2, start=other))
+    np.testing.assert_array_equal(fresh.forecasts[None], new[1])
+    assert fresh.reports[0]["start"] == "new model"
+    # none of its epochs beat the residual base: the next fold keeps those weights as they are
+    kept = replace(handed, epochs=0)
+    same = run_task(FitTask(config, series, second.back, 2, hands_off=True, start=kept))
+    assert same.reports[0]["start"] == "previous fold" and same.handoff is not None
+    assert same.handoff.epochs == 0
+    for name, weights in handed.weights.items():
+        for before, after in zip(weights, same.handoff.weights[name], strict=True):
+            np.testing.assert_array_equal(before, after)

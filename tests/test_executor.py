@@ -78,6 +78,49 @@ def test_a_failed_task_is_kept_in_its_group_or_stops_the_run():
         assert finished == before
 
 
+def test_chained_folds_go_to_a_pool_as_one_chain_and_come_back_per_fold():
+    """Folds that continue from the fold before them run as one FoldChain where the executor
+    is not this process (so that one worker runs them in order); `done`, `finished` and the
+    results are per fold, as for folds apart."""
+    from forecast.fitting.executor import in_chains
+    from forecast.fitting.task import FoldChain
+
+    def fold(number: int, chained: bool) -> FitTask:
+        return FitTask(None, None, number, number, chained=chained)  # type: ignore[arg-type]
+
+    groups = [[fold(1, False), fold(2, True), fold(3, True)], [fold(1, False)]]
+    seen: list[Any] = []
+
+    class Chains:
+        def run(self, tasks: Sequence[Any], started: Any, done: Any, errors: str) -> list[Any]:
+            seen.extend(tasks)
+            results: list[Any] = []
+            for i, task in enumerate(tasks):
+                folds = task.tasks if isinstance(task, FoldChain) else [task]
+                made = [FitOutcome(f.number, [], {}, {}, {}, 1, 0.0) for f in folds]
+                results.append(made if isinstance(task, FoldChain) else made[0])
+                done(i, results[-1])
+            return results
+
+    done: list[tuple[int, int, int]] = []
+    finished: list[tuple[int, list[int]]] = []
+    out = run_groups(
+        Chains(),
+        groups,
+        finished=lambda g, results: finished.append((g, [r.number for r in results])),
+        done=lambda g, k, result: done.append((g, k, result.number)),
+    )
+    assert [type(t).__name__ for t in seen] == ["FoldChain", "FitTask"]
+    assert [t.number for t in seen[0].tasks] == [1, 2, 3]
+    assert [[r.number for r in results] for results in out] == [[1, 2, 3], [1]]
+    assert done == [(0, 0, 1), (0, 1, 2), (0, 2, 3), (1, 0, 1)]
+    assert finished == [(0, [1, 2, 3]), (1, [1])]
+    # a chained fold after a fold apart joins it; folds apart stay apart
+    assert [type(t).__name__ for t in in_chains([fold(1, False), fold(1, False)])] == [
+        "FitTask", "FitTask",
+    ]  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Sleeper:
     """A unit of work for a real pool: sleeps `seconds`, or with `die` ends its process as

@@ -245,6 +245,13 @@ class TrainingConfig(Strict):
         "quarter of its best epoch count (at least one); scratch: it trains a new model for "
         "all of them",
     )
+    fold_start: Literal["previous", "scratch"] = Field(
+        "previous",
+        description="a backtest's (and a tune trial's) later folds: previous = each continues "
+        "from the fold before it, training on its own rows for a quarter of that fold's best "
+        "epoch count (as final_fit_start: held_out); scratch: each trains a new model with "
+        "early stopping",
+    )
     tensorboard: bool = Field(
         False,
         description="write TensorBoard logs (loss, val_loss, learning rate per epoch) under "

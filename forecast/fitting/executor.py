@@ -14,6 +14,11 @@ Both call `started(i, task)` before task i begins where they can (in process: al
 `run_groups` hands the tasks of many groups (the folds of several configs, the trials of a
 search) to an executor as one list, so that a pool runs tasks of different groups at once,
 and gives each group's results back, in group order, as soon as the group is complete.
+
+A chained fold (FitTask.chained: it continues from the model of the fold before it) runs
+after that fold: here in turn, given its handoff (task.continued); in a pool or on Ray,
+the chained folds of a backtest go as one FoldChain, so that they run in one worker, in
+order, reusing the model the first one built there. Their results come back per fold.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from forecast.errors import ConfigError, ForecastError, RunError
 from forecast.fitting.fit import SHARED
 from forecast.fitting.onray import OnRay, check_reachable, head_address, import_ray
 from forecast.fitting.placement import choose_workers, usable_cores
-from forecast.fitting.task import Done, Work
+from forecast.fitting.task import Done, FitOutcome, FitTask, FoldChain, Work, continued
 from forecast.model.tf_setup import configure_worker, forkable
 
 log = logging.getLogger("forecast")
@@ -93,6 +98,7 @@ class InProcess:
     ) -> list[Result]:
         results: list[Result] = []
         for i, task in enumerate(tasks):
+            task = continued(task, results[-1] if results else None)  # a chained fold
             if started is not None:
                 started(i, task)
             result: Result
@@ -230,6 +236,7 @@ def executor_for(fanout: int | Fanout, tasks: Sequence[Work]) -> Executor:
     """On Ray with `ray`, else in this process for 1 worker (or 1 task), else a pool of
     `workers` processes (auto: choose_workers). Its `record()` says where and why."""
     fanout = fanout if isinstance(fanout, Fanout) else Fanout(fanout)
+    tasks = in_chains(tasks)  # what a pool would run
     if not tasks:
         return InProcess("nothing to fit")
     if fanout.ray:
@@ -242,6 +249,25 @@ def executor_for(fanout: int | Fanout, tasks: Sequence[Work]) -> Executor:
     if workers <= 1 or len(tasks) <= 1:
         return InProcess(chosen)
     return ProcessPool(workers, chosen)
+
+
+def in_chains(tasks: Sequence[Work]) -> list[Work]:
+    """The tasks as a pool or Ray runs them: a fold and the chained folds after it as one
+    FoldChain."""
+    out: list[Work] = []
+    for task in tasks:
+        last = out[-1] if out else None
+        if isinstance(task, FitTask) and task.chained and isinstance(last, FitTask | FoldChain):
+            before = last.tasks if isinstance(last, FoldChain) else (last,)
+            out[-1] = FoldChain((*before, task))
+        else:
+            out.append(task)
+    return out
+
+
+def _per_fold(results: Sequence[Result]) -> list[Result]:
+    """A group's results with each FoldChain's outcomes in place of its list."""
+    return [o for r in results for o in (r if isinstance(r, list) else [r])]
 
 
 def run_groups(
@@ -258,7 +284,13 @@ def run_groups(
     `done(g, k, result)` as it ends; `finished(g, results)` once group g and every group
     before it are complete, in group order (a group without tasks is complete at once).
     With errors="raise", the first failure stops the run: the groups finished before it
-    have had their `finished` call."""
+    have had their `finished` call. Chained folds run in turn here, and elsewhere as one
+    FoldChain per backtest; `done` and the results are per fold either way (a FoldChain
+    that failed: its error, once)."""
+    chained = any(isinstance(t, FitTask) and t.chained for tasks in groups for t in tasks)
+    if chained and not isinstance(executor, InProcess):
+        units = [in_chains(tasks) for tasks in groups]
+        return _run_chains(executor, units, started, finished, done, errors)
     starts = [0, *accumulate(len(tasks) for tasks in groups)]
     owner = [g for g, tasks in enumerate(groups) for _ in tasks]
     results: dict[int, Result] = {}
@@ -290,3 +322,27 @@ def run_groups(
     out = executor.run(flat, on_started, on_done, errors)
     release()  # groups without tasks after the last
     return [out[starts[g] : starts[g + 1]] for g in range(len(groups))]
+
+
+def _run_chains(
+    executor: Executor,
+    units: Sequence[Sequence[Work]],
+    started: Callable[[int, int, Work], None] | None,
+    finished: Callable[[int, list[Result]], None] | None,
+    done: Callable[[int, int, Result], None] | None,
+    errors: Literal["raise", "keep"],
+) -> list[list[Result]]:
+    """run_groups of groups holding FoldChains: `done` and the results per fold."""
+
+    def each(g: int, k: int, result: Result) -> None:
+        if done is not None:
+            for outcome in result if isinstance(result, list) else [result]:
+                fold = outcome.number - 1 if isinstance(outcome, FitOutcome) else k
+                done(g, fold, outcome)
+
+    def whole(g: int, results: list[Result]) -> None:
+        if finished is not None:
+            finished(g, _per_fold(results))
+
+    out = run_groups(executor, units, started, whole, each, errors)
+    return [_per_fold(results) for results in out]

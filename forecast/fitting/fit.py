@@ -120,12 +120,16 @@ def fit(
     tensorboard_dir: Path | None = None,
     start: Any = None,
     saved: bool = False,
+    epochs: int | None = None,
 ) -> tuple[Any, FitResult, dict[str, Any]]:
     """Seed, build and fit the model: (model, FitResult, {timings, strategy, unroll}).
 
     With `start` (layer name -> weights, as `layer_weights` gives them of a model of this
     config), the fit begins from those weights instead of a new initialisation (the final
-    fit's `final_fit_start: held_out`).
+    fit's `final_fit_start: held_out`, a backtest fold's `fold_start: previous`). With
+    `epochs`, it trains for that many on the training rows, without early stopping and
+    without scoring the validation rows (which stay unseen: a fold continued from the one
+    before it calibrates its intervals on them).
 
     With `compiled`, a model of the same shape built by an earlier fit is reset to its
     starting state and refitted (see Compiled); the result is the same as a new model's.
@@ -136,6 +140,11 @@ def fit(
 
     cfg, split = prepared.config, prepared.split
     assert split is not None, "fit needs a split"
+    val_origins = split.val_origins
+    if epochs is not None:
+        training = cfg.training.model_copy(update={"epochs": epochs, "early_stopping": False})
+        cfg = cfg.model_copy(update={"training": training})
+        prepared, val_origins = replace(prepared, config=cfg), val_origins[:0]
     clock = time.perf_counter()
     seed_everything(cfg.seed)
     scope, strategy, distributed = strategy_scope(cfg.training.distribute)
@@ -189,19 +198,23 @@ def fit(
         members=cfg.model.ensemble,
     )
     build_seconds = time.perf_counter() - clock
-    fitted = fit_model(
-        trained,
-        cfg.training,
-        source,
-        split.train_origins,
-        split.val_origins,
-        seed=cfg.seed,
-        quiet=quiet,
-        checkpoint_dir=checkpoint_dir,
-        tensorboard_dir=tensorboard_dir,
-        # the untrained model forecasts its residual base (the head starts at zero)
-        start_is_candidate=cfg.model.residual != "none",
-        distributed=distributed,
+    fitted = (
+        FitResult()
+        if epochs == 0
+        else fit_model(
+            trained,
+            cfg.training,
+            source,
+            split.train_origins,
+            val_origins,
+            seed=cfg.seed,
+            quiet=quiet,
+            checkpoint_dir=checkpoint_dir,
+            tensorboard_dir=tensorboard_dir,
+            # the untrained model forecasts its residual base (the head starts at zero)
+            start_is_candidate=cfg.model.residual != "none",
+            distributed=distributed,
+        )
     )
     if fitted.steps_per_worker is not None:
         strategy = {**strategy, "steps_per_epoch_per_worker": fitted.steps_per_worker}

@@ -17,12 +17,11 @@ import logging
 import os
 import socket
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any, Literal
 
 from forecast.errors import ConfigError, ForecastError, RunError
 from forecast.fitting.fit import SHARED
-from forecast.fitting.task import Done, Work
+from forecast.fitting.task import Done, Work, with_data
 from forecast.model.tf_setup import configure_worker
 
 log = logging.getLogger("forecast")
@@ -108,7 +107,7 @@ class OnRay:
         for i, task in enumerate(tasks):
             if id(task.data) not in shared:
                 shared[id(task.data)] = ray.put(task.data)
-            light = replace(task, data=None)  # type: ignore[arg-type]
+            light = with_data(task, None)
             running[remote.remote(light, shared[id(task.data)])] = i
         results: dict[int, Outcome] = {}
         pending = list(running)
@@ -149,7 +148,7 @@ def _run_remote(task: Work, data: Any) -> Done:
     """In a Ray worker: one thread of TensorFlow, then the task (its models kept for the next
     task of the same shape in this worker)."""
     configure_worker(_THREADS)
-    return replace(task, data=data).run(SHARED)
+    return with_data(task, data).run(SHARED)
 
 
 def head_address(address: str) -> tuple[str, int] | None:

@@ -13,7 +13,7 @@ from forecast.data.reading import Panel
 from forecast.data.windows import row_count
 from forecast.fitting.fit import expected_epochs
 from forecast.fitting.members import MemberTask, independent
-from forecast.fitting.task import INNER_FOLDS, FitTask, Work
+from forecast.fitting.task import INNER_FOLDS, FitTask, FoldChain, Work
 from forecast.model.tf_setup import forkable, gpu_present
 
 # A pool pays for starting its processes (TensorFlow's import in each, every model shape
@@ -68,7 +68,11 @@ def usable_cores() -> int:
 
 def task_work(task: Work) -> tuple[int, int]:
     """(training windows, expected training batches) of a task, from its data's rows and
-    its config alone (before anything is prepared): an estimate for choose_workers."""
+    its config alone (before anything is prepared): an estimate for choose_workers. A
+    FoldChain's later folds train a quarter of the epochs (fit.final_epochs)."""
+    if isinstance(task, FoldChain):
+        works = [task_work(t) for t in task.tasks]
+        return works[0][0], works[0][1] + sum(-(-batches // 4) for _, batches in works[1:])
     cfg = task.config
     frames = task.data.members.values() if isinstance(task.data, Panel) else [task.data]
     final = isinstance(task, MemberTask) and task.epochs is not None  # every row trains

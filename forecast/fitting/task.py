@@ -12,12 +12,23 @@ One series is a long table of one: the same code prepares, fits, forecasts and s
 and only its reports carry no id.
 
     series A rows 0..39, back 4:  fit on rows 0..35, forecast rows 36..39, score them
+
+A backtest's later folds may continue from the model of the fold before them
+(`training.fold_start: previous`, the default) instead of training a new one: a task that
+`hands_off` gives its model's weights back (Handoff), and the `chained` task after it,
+given them as `start`, keeps that model's residual base and trains on its own training
+rows for a quarter of the epochs that model's fit found best (as a final fit continues
+from the held-out weights; none where no epoch beat the base), without early stopping;
+its validation rows stay unseen, so its intervals are calibrated on them as before.
+`continued` hands them on; a FoldChain runs such folds in order in one place (one worker
+process), so that the later ones reuse the model the first one built.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -26,7 +37,7 @@ from forecast.config.schema import Config
 from forecast.data.panel import PreparedPanel, as_panel, prepare_panel
 from forecast.data.reading import Panel, Series, SeriesId
 from forecast.errors import ForecastError
-from forecast.fitting.fit import Compiled, fit
+from forecast.fitting.fit import Compiled, final_epochs, fit, layer_weights
 from forecast.fitting.members import MemberFit, MemberTask, fit_members, independent
 from forecast.fitting.residual import choose_residual
 from forecast.forecasting.calibration import (
@@ -44,6 +55,20 @@ Bounds = tuple[np.ndarray, np.ndarray]  # lo, hi: (levels, 1, H, K) original uni
 
 
 @dataclass(frozen=True)
+class Handoff:
+    """A fold's fitted model, for the next fold to continue from: its layer weights
+    (fit.layer_weights), the epochs the next fold trains (a quarter of this fit's best
+    epoch count, as fit.final_epochs gives a final fit: none where no epoch beat the
+    residual base, which the next fold then keeps too; a continued fold hands on its own)
+    and which model they are (model_key)."""
+
+    weights: dict[str, list[np.ndarray]]
+    epochs: int
+    model: str
+    residual: str  # the base `residual: auto` chose for it, which the next fold keeps
+
+
+@dataclass(frozen=True)
 class FitTask:
     """Fit `config` on `data` without its last `back` rows (every series'), forecast them."""
 
@@ -52,6 +77,9 @@ class FitTask:
     back: int  # rows held back at the end of every series: what is forecast and scored
     number: int = 1  # the fold's number in its backtest (its reports say it)
     seed: int | None = None  # None: the config's seed
+    hands_off: bool = False  # give the fitted model back for the next fold (Handoff)
+    chained: bool = False  # continue from the model of the task before it, where it gave one
+    start: Handoff | None = None  # that model (continued() sets it)
 
     @property
     def label(self) -> str:
@@ -79,6 +107,7 @@ class FitOutcome:
     bounds: dict[SeriesId, Bounds]  # where the series has intervals
     season: int  # the season the model was built with
     seconds: float
+    handoff: Handoff | None = None  # the fitted model, where the task hands it off
 
 
 def run_task(task: FitTask, compiled: Compiled | None = None) -> FitOutcome:
@@ -87,32 +116,95 @@ def run_task(task: FitTask, compiled: Compiled | None = None) -> FitOutcome:
     as a new model)."""
     started = time.perf_counter()
     config, panel = task.run_config, as_panel(task.data)
-    prepared, forecaster = _fitted(config, panel, task.back, compiled)
+    fitted = _fitted(config, panel, task.back, compiled, task.start, task.hands_off)
+    prepared, forecaster = fitted.prepared, fitted.forecaster
     inner = inner_forecasts(config, panel, prepared)
-    return _score(task, config, panel, prepared, forecaster, started, inner)
+    outcome = _score(task, config, panel, prepared, forecaster, started, inner)
+    outcome.handoff = fitted.handoff
+    for report in outcome.reports:  # where this fold's model began
+        report["start"] = "previous fold" if fitted.continued else "new model"
+    return outcome
+
+
+def continued(task: Work, before: object) -> Work:
+    """`task` as it runs after `before` (the result of the task before it in its list): a
+    chained task given the model `before` handed off, else as it is (the first fold)."""
+    if isinstance(task, FitTask) and task.chained and isinstance(before, FitOutcome):
+        return task if before.handoff is None else replace(task, start=before.handoff)
+    return task
+
+
+@dataclass
+class _Fitted:
+    prepared: PreparedPanel
+    forecaster: Forecaster
+    handoff: Handoff | None = None
+    continued: bool = False  # from `start`'s weights
+
+
+def model_key(prepared: PreparedPanel) -> str:
+    """What a fold's weights fit: the chosen model, window and inputs."""
+    cfg = prepared.config
+    return json.dumps(
+        [cfg.model.model_dump(mode="json"), cfg.window.model_dump(mode="json"), cfg.data.inputs],
+        sort_keys=True,
+    )
+
+
+def _keeping(prepared: PreparedPanel, start: Handoff) -> PreparedPanel | None:
+    """`prepared` with the residual base of the model `start` holds, if its weights fit it
+    (the same model_key), else None: that fold starts anew."""
+    made = prepared.config  # calendar: auto made concrete
+    if made.model.residual == "auto":
+        model = made.model.model_copy(update={"residual": start.residual})
+        prepared = prepared.with_config(made.model_copy(update={"model": model}))
+    return prepared if model_key(prepared) == start.model else None
 
 
 def _fitted(
-    config: Config, panel: Panel, back: int, compiled: Compiled | None
-) -> tuple[PreparedPanel, Forecaster]:
+    config: Config,
+    panel: Panel,
+    back: int,
+    compiled: Compiled | None,
+    start: Handoff | None = None,
+    hands_off: bool = False,
+) -> _Fitted:
     """`panel` without its last `back` rows prepared (`residual: auto` chosen on them) and
-    fitted: the prepared data and the forecaster of the fitted model."""
+    fitted, from `start` where it is the same model: the prepared data, the forecaster of
+    the fitted model and, with `hands_off`, the model for the next fold (see Handoff)."""
     import_tensorflow_quietly()
     prepared = prepare_panel(config, panel, back=back)
-    chosen = choose_residual(prepared.combined)  # `residual: auto` made concrete
-    prepared = prepared.with_config(chosen.config)
-    compiled = compiled if compiled is not None else Compiled()
-    if independent(prepared.config):  # its members one after another
-        model, _, _ = fit_members(prepared.combined, quiet=True, compiled=compiled)
+    kept = _keeping(prepared, start) if start is not None else None
+    if kept is not None:  # the model it continues from, its residual base included
+        prepared = kept
     else:
-        model, _, _ = fit(prepared.combined, quiet=True, compiled=compiled)
+        chosen = choose_residual(prepared.combined)  # `residual: auto` made concrete
+        prepared = prepared.with_config(chosen.config)
+    compiled = compiled if compiled is not None else Compiled()
     inputs, targets = (
         prepared.config.data.inputs,
         config.data.targets,
     )  # calendar: auto made concrete
-    if independent(prepared.config):  # a new model each fold: not kept for reuse
-        return prepared, Forecaster(model, inputs, targets)
-    return prepared, compiled.forecaster(model, inputs, targets)
+    if independent(prepared.config):  # its members one after another, a new model each fold
+        model, _, _ = fit_members(prepared.combined, quiet=True, compiled=compiled)
+        return _Fitted(prepared, Forecaster(model, inputs, targets))
+    key = model_key(prepared)
+    going_on = kept is not None
+    if start is not None and going_on:
+        model, result, _ = fit(
+            prepared.combined, quiet=True, compiled=compiled, start=start.weights,
+            epochs=start.epochs,
+        )  # fmt: skip
+        epochs = start.epochs
+    else:
+        model, result, _ = fit(prepared.combined, quiet=True, compiled=compiled)
+        best = result.best_epoch  # None: no early stopping, every epoch ran
+        epochs = final_epochs(len(result.history) if best is None else best, "held_out")
+    handoff = None
+    if hands_off:  # copies of the weights: the slot is reused
+        handoff = Handoff(layer_weights(model), epochs, key, prepared.config.model.residual)
+    forecaster = compiled.forecaster(model, inputs, targets)
+    return _Fitted(prepared, forecaster, handoff, going_on)
 
 
 def _from_last_row(
@@ -155,8 +247,8 @@ def inner_forecasts(
     origins, forecasts, failed = [], [], []
     for origin in inner_origins(seen, horizon):
         try:  # fitted and forecast only: nothing after the origin is read or scored
-            fold, forecaster = _fitted(plain, panel, rows - 1 - origin, INNER)
-            forecasts.append(_from_last_row(fold, forecaster, horizon)[None][0])
+            fold = _fitted(plain, panel, rows - 1 - origin, INNER)
+            forecasts.append(_from_last_row(fold.prepared, fold.forecaster, horizon)[None][0])
         except ForecastError as exc:  # too few rows before this origin, a diverging fit...
             failed.append(str(exc))
             continue
@@ -212,6 +304,43 @@ def _score(
     return outcome
 
 
-# What an executor runs: a fold (a backtest's, a trial's), or one member of an ensemble
-Work = FitTask | MemberTask
-Done = FitOutcome | MemberFit
+@dataclass(frozen=True)
+class FoldChain:
+    """A backtest's folds, run in order in one place (a worker process, a Ray task), each
+    chained one from the model of the one before it (`continued`): the outcomes in order."""
+
+    tasks: tuple[FitTask, ...]
+
+    @property
+    def config(self) -> Config:
+        return self.tasks[0].config
+
+    @property
+    def data(self) -> Series | Panel:
+        return self.tasks[0].data
+
+    @property
+    def label(self) -> str:
+        return f"folds {self.tasks[0].number}-{self.tasks[-1].number}"
+
+    def run(self, compiled: Compiled | None = None) -> list[FitOutcome]:
+        compiled = compiled if compiled is not None else Compiled()
+        outcomes: list[FitOutcome] = []
+        for task in self.tasks:
+            ready = continued(task, outcomes[-1] if outcomes else None)
+            assert isinstance(ready, FitTask)
+            outcomes.append(ready.run(compiled))
+        return outcomes
+
+
+# What an executor runs: a fold (a backtest's, a trial's), the chained folds of one
+# backtest, or one member of an ensemble
+Work = FitTask | FoldChain | MemberTask
+Done = FitOutcome | list[FitOutcome] | MemberFit
+
+
+def with_data(task: Work, data: Any) -> Work:
+    """`task` on `data` (a FoldChain's every fold): Ray ships the data apart, once."""
+    if isinstance(task, FoldChain):
+        return FoldChain(tuple(replace(t, data=data) for t in task.tasks))
+    return replace(task, data=data)

@@ -32,6 +32,7 @@ from forecast.fitting.executor import (
     executor_for,
     run_groups,
 )
+from forecast.fitting.members import independent
 from forecast.fitting.onray import OnRay
 from forecast.fitting.task import Bounds, FitOutcome, FitTask
 from forecast.forecasting.evaluation import verdict
@@ -75,8 +76,16 @@ def check_folds(config: Config, series: Series, folds: int, step: int | None = N
 
 
 def fold_tasks(config: Config, data: Series | Panel, backs: Iterable[int]) -> list[FitTask]:
-    """One fit task per fold: `backs` rows left out at the end of every series."""
-    return [FitTask(config, data, int(back), n) for n, back in enumerate(backs, start=1)]
+    """One fit task per fold: `backs` rows left out at the end of every series. With
+    `training.fold_start: previous`, each fold after the first continues from the model of
+    the one before it (forecast.fitting.task: Handoff); an ensemble fitted member by member
+    trains new members every fold."""
+    backs = [int(back) for back in backs]
+    chain = config.training.fold_start == "previous" and not independent(config)
+    return [
+        FitTask(config, data, back, n, hands_off=chain and n < len(backs), chained=chain and n > 1)
+        for n, back in enumerate(backs, start=1)
+    ]
 
 
 def run_folds(
@@ -134,9 +143,12 @@ def _fold_score(outcome: FitOutcome) -> str:
     reports = outcome.reports
     mase = mean_reports([r["model"]["mase"] for r in reports])
     shown = "n/a" if mase is None else f"{mase:.3g}"
+    began = (
+        f", from fold {outcome.number - 1}'s model" if reports[0]["start"] != "new model" else ""
+    )
     if None in outcome.forecasts:  # one series
-        return f"model MASE {shown}"
-    return f"model MASE {shown} (mean over {len(reports)} series)"
+        return f"model MASE {shown}{began}"
+    return f"model MASE {shown} (mean over {len(reports)} series){began}"
 
 
 def run_backtest(
