@@ -353,3 +353,17 @@ def test_later_folds_continue_from_the_model_of_the_fold_before(tmp_path):
     for name, weights in handed.weights.items():
         for before, after in zip(weights, same.handoff.weights[name], strict=True):
             np.testing.assert_array_equal(before, after)
+
+
+def test_an_ensembles_folds_each_train_new_members(tmp_path):
+    """An ensemble (its members trained as one wide model here) does not continue from the
+    fold before: every fold trains new members, as with `fold_start: scratch`."""
+    from forecast.workflows.backtest import fold_tasks, run_backtest, series_backs
+
+    config = load_config(fold_config(tmp_path), ["model.ensemble=2", "training.epochs=2"])
+    series = read_series(config.data)
+    origins = backtest_origins(len(series.frame), 2, config.window.horizon)
+    tasks = fold_tasks(config, series, series_backs(series, origins))
+    assert not any(t.chained or t.hands_off for t in tasks)
+    report, _, _ = run_backtest(config, series, origins, quiet=True)
+    assert [f["start"] for f in report["folds"]] == ["new model", "new model"]

@@ -246,6 +246,8 @@ def executor_for(fanout: int | Fanout, tasks: Sequence[Work]) -> Executor:
         chosen = f"auto: {why}"
     else:
         workers, chosen = fanout.workers, f"given: {fanout.workers} worker(s)"
+    if workers > 1 and len(tasks) == 1 and isinstance(tasks[0], FoldChain):
+        chosen += "; the folds continue one from another (training.fold_start), so in turn"
     if workers <= 1 or len(tasks) <= 1:
         return InProcess(chosen)
     return ProcessPool(workers, chosen)

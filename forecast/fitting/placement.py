@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 
 from forecast.data.reading import Panel
 from forecast.data.windows import row_count
@@ -70,9 +71,14 @@ def task_work(task: Work) -> tuple[int, int]:
     """(training windows, expected training batches) of a task, from its data's rows and
     its config alone (before anything is prepared): an estimate for choose_workers. A
     FoldChain's later folds train a quarter of the epochs (fit.final_epochs)."""
-    if isinstance(task, FoldChain):
-        works = [task_work(t) for t in task.tasks]
-        return works[0][0], works[0][1] + sum(-(-batches // 4) for _, batches in works[1:])
+    if isinstance(task, FoldChain):  # its inner folds, if any, are new models all the same
+        first, later = task_work(task.tasks[0]), task.tasks[1:]
+        batches = first[1]
+        for fold in later:
+            every = task_work(fold)[1]
+            own = task_work(replace(fold, config=fold.config.model_copy(update={"intervals": []})))
+            batches += -(-own[1] // 4) + every - own[1]
+        return first[0], batches
     cfg = task.config
     frames = task.data.members.values() if isinstance(task.data, Panel) else [task.data]
     final = isinstance(task, MemberTask) and task.epochs is not None  # every row trains

@@ -128,9 +128,11 @@ def run_task(task: FitTask, compiled: Compiled | None = None) -> FitOutcome:
 
 def continued(task: Work, before: object) -> Work:
     """`task` as it runs after `before` (the result of the task before it in its list): a
-    chained task given the model `before` handed off, else as it is (the first fold)."""
+    chained task given the model `before` handed off (which `before` then lets go of),
+    else as it is (the first fold)."""
     if isinstance(task, FitTask) and task.chained and isinstance(before, FitOutcome):
-        return task if before.handoff is None else replace(task, start=before.handoff)
+        start, before.handoff = before.handoff, None  # handed on: not kept with the results
+        return task if start is None else replace(task, start=start)
     return task
 
 
@@ -143,10 +145,15 @@ class _Fitted:
 
 
 def model_key(prepared: PreparedPanel) -> str:
-    """What a fold's weights fit: the chosen model, window and inputs."""
+    """What a fold's weights fit: the chosen model, window, inputs and season."""
     cfg = prepared.config
     return json.dumps(
-        [cfg.model.model_dump(mode="json"), cfg.window.model_dump(mode="json"), cfg.data.inputs],
+        [
+            cfg.model.model_dump(mode="json"),
+            cfg.window.model_dump(mode="json"),
+            cfg.data.inputs,
+            prepared.combined.season,
+        ],
         sort_keys=True,
     )
 

@@ -30,9 +30,9 @@ from forecast.fitting.executor import (
     InProcess,
     ProcessPool,
     executor_for,
+    in_chains,
     run_groups,
 )
-from forecast.fitting.members import independent
 from forecast.fitting.onray import OnRay
 from forecast.fitting.task import Bounds, FitOutcome, FitTask
 from forecast.forecasting.evaluation import verdict
@@ -78,10 +78,10 @@ def check_folds(config: Config, series: Series, folds: int, step: int | None = N
 def fold_tasks(config: Config, data: Series | Panel, backs: Iterable[int]) -> list[FitTask]:
     """One fit task per fold: `backs` rows left out at the end of every series. With
     `training.fold_start: previous`, each fold after the first continues from the model of
-    the one before it (forecast.fitting.task: Handoff); an ensemble fitted member by member
-    trains new members every fold."""
+    the one before it (forecast.fitting.task: Handoff); an ensemble trains new members
+    every fold."""
     backs = [int(back) for back in backs]
-    chain = config.training.fold_start == "previous" and not independent(config)
+    chain = config.training.fold_start == "previous" and config.model.ensemble == 1
     return [
         FitTask(config, data, back, n, hands_off=chain and n < len(backs), chained=chain and n > 1)
         for n, back in enumerate(backs, start=1)
@@ -107,7 +107,7 @@ def run_folds(
 def _executor(fanout: Fanout, tasks: list[FitTask], quiet: bool) -> Executor:
     executor = executor_for(fanout, tasks)
     if not quiet and isinstance(executor, ProcessPool | OnRay):
-        log.info("%d folds %s", len(tasks), executor.describe(len(tasks)))
+        log.info("%d folds %s", len(tasks), executor.describe(len(in_chains(tasks))))
     return executor
 
 
@@ -310,7 +310,7 @@ def run_backtest_plans(
     groups = [fold_tasks(p.config, p.data, _plan_backs(p)) for p in plans]
     flat = [t for g in groups for t in g]
     executor = _executor(plans[0].fanout, flat, quiet)  # one for every plan's folds
-    placed = executor.record(len(flat))  # backtest.json's `fanout`
+    placed = executor.record(len(in_chains(flat)))  # backtest.json's `fanout`
     inline = isinstance(executor, InProcess)
     if not inline:  # the folds of every plan start at once
         for plan in plans:

@@ -30,7 +30,7 @@ from forecast.data.timesteps import season_length
 from forecast.data.transforms import transform_lag
 from forecast.data.windows import plan_split
 from forecast.errors import ConfigError, DataError, ForecastError
-from forecast.fitting.executor import Fanout, ProcessPool, executor_for, run_groups
+from forecast.fitting.executor import Fanout, ProcessPool, executor_for, in_chains, run_groups
 from forecast.fitting.onray import OnRay
 from forecast.fitting.task import FitOutcome, FitTask
 from forecast.model.memory import check_training_fits
@@ -332,7 +332,8 @@ def _run_trials(
                 shown,
             )
 
-    executor = executor_for(fanout, [t for g in groups for t in g])
+    flat = [t for g in groups for t in g]
+    executor = executor_for(fanout, flat)
     if not quiet and isinstance(executor, ProcessPool | OnRay):
-        log.info("%d trials' folds %s", len(runs), executor.describe(sum(map(len, groups))))
+        log.info("%d trials' folds %s", len(runs), executor.describe(len(in_chains(flat))))
     run_groups(executor, groups, finished=finished, errors="keep")
