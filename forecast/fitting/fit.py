@@ -11,13 +11,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from forecast.config.schema import TrainingConfig
 from forecast.data.prepare import Prepared
 from forecast.data.windows import Split
-from forecast.fitting.callbacks import FitResult
-from forecast.fitting.dataset import WindowSource
+from forecast.fitting.callbacks import FitResult, validation_loss_class
+from forecast.fitting.dataset import WindowSource, window_dataset
 from forecast.fitting.speedups import choose_speedups, has_dropout, recurrent_layers
 from forecast.fitting.training import (
+    VALIDATION_IN_MEMORY,
     compile_model,
     seed_everything,
     steps_per_execution,
@@ -216,6 +219,8 @@ def fit(
             distributed=distributed,
         )
     )
+    if start is not None and epochs and cfg.model.residual != "none" and len(split.val_origins):
+        fitted.best_epoch = base_or_trained(trained, source, split.val_origins, epochs, cfg)
     if fitted.steps_per_worker is not None:
         strategy = {**strategy, "steps_per_epoch_per_worker": fitted.steps_per_worker}
     if not quiet and fitted.stopped_epoch is not None:
@@ -240,6 +245,37 @@ def fit(
     }
     info = {"timings": timings, "strategy": strategy, "unroll": unroll, "jit_compile": jit}
     return model, fitted, info
+
+
+def base_or_trained(
+    trained: Any, source: WindowSource, val_origins: np.ndarray, epochs: int, cfg: Any
+) -> int:
+    """A fit continued from given weights for `epochs` without early stopping (a backtest
+    fold from the fold before it) keeps what it learnt only where that misses its
+    validation rows less than the residual base alone (its output head zeroed, as a new
+    model starts): the epoch whose weights it holds, `epochs`, or 0 for the base. A new
+    fit makes the same choice through early stopping (`start_is_candidate`)."""
+    if len(val_origins) <= VALIDATION_IN_MEMORY:
+        scorer = validation_loss_class()(trained, source, val_origins)
+
+        def loss() -> float:
+            return float(scorer.score(scorer.x, scorer.y))
+    else:
+        batches = window_dataset(source, val_origins, cfg.training.batch_size)
+
+        def loss() -> float:
+            return float(trained.evaluate(batches, verbose=0))
+
+    learnt = loss()
+    heads = [layer for layer in trained.layers if layer.name.endswith("head_dense")]
+    kept = [layer.get_weights() for layer in heads]
+    for layer, weights in zip(heads, kept, strict=True):
+        layer.set_weights([np.zeros_like(w) for w in weights])
+    if loss() <= learnt:
+        return 0
+    for layer, weights in zip(heads, kept, strict=True):
+        layer.set_weights(weights)
+    return epochs
 
 
 def models_for(prepared: Prepared, unroll: bool) -> tuple[Any, Any]:

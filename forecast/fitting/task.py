@@ -208,7 +208,8 @@ def _fitted(
         best = result.best_epoch  # None: no early stopping, every epoch ran
         epochs = final_epochs(len(result.history) if best is None else best, "held_out")
     handoff = None
-    if hands_off:  # copies of the weights: the slot is reused
+    if hands_off and epochs > 0:  # 0: no epoch beat the base: the next fold starts anew
+        # copies of the weights: the slot is reused
         handoff = Handoff(layer_weights(model), epochs, key, prepared.config.model.residual)
     forecaster = compiled.forecaster(model, inputs, targets)
     return _Fitted(prepared, forecaster, handoff, going_on)
