@@ -113,7 +113,9 @@ def test_the_socket_folder_must_be_private(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_backtests_forked_from_one_server_give_the_fresh_process_numbers(tmp_path, warm_env):
     env, folder = warm_env
-    config = fold_config(tmp_path)
+    # every fold a task of its own (fold_start: scratch), so that one config's 2 folds can go
+    # to a pool of 2 (by default they continue one from another, in turn)
+    config = fold_config(tmp_path, training={"epochs": 1, "fold_start": "scratch"})
     cold = forecast(["backtest", config.name, "--folds", "2", "--runs-dir", "cold"],
                     tmp_path, {**env, "FORECAST_WARM": "0"})  # fmt: skip
     assert cold.returncode == 0, cold.stderr
