@@ -18,8 +18,9 @@ A backtest's later folds may continue from the model of the fold before them
 `hands_off` gives its model's weights back (Handoff), and the `chained` task after it,
 given them as `start`, keeps that model's residual base and trains on its own training
 rows for a quarter of the epochs that model's fit found best (as a final fit continues
-from the held-out weights; none where no epoch beat the base), without early stopping;
-its validation rows stay unseen, so its intervals are calibrated on them as before.
+from the held-out weights), without early stopping; its validation rows stay unseen, so
+they still choose between what it learnt and the base alone (fit.base_or_trained) and
+calibrate its intervals. A fold after one whose fit kept its base trains a new model.
 `continued` hands them on; a FoldChain runs such folds in order in one place (one worker
 process), so that the later ones reuse the model the first one built.
 """
@@ -58,9 +59,9 @@ Bounds = tuple[np.ndarray, np.ndarray]  # lo, hi: (levels, 1, H, K) original uni
 class Handoff:
     """A fold's fitted model, for the next fold to continue from: its layer weights
     (fit.layer_weights), the epochs the next fold trains (a quarter of this fit's best
-    epoch count, as fit.final_epochs gives a final fit: none where no epoch beat the
-    residual base, which the next fold then keeps too; a continued fold hands on its own)
-    and which model they are (model_key)."""
+    epoch count, as fit.final_epochs gives a final fit; a continued fold hands on its own,
+    also where it kept the base: its head zeroed) and which model they are (model_key).
+    A new fit whose best epoch was 0 (its residual base) hands nothing off."""
 
     weights: dict[str, list[np.ndarray]]
     epochs: int
@@ -196,8 +197,7 @@ def _fitted(
         model, _, _ = fit_members(prepared.combined, quiet=True, compiled=compiled)
         return _Fitted(prepared, Forecaster(model, inputs, targets))
     key = model_key(prepared)
-    going_on = kept is not None
-    if start is not None and going_on:
+    if start is not None and kept is not None:
         model, result, _ = fit(
             prepared.combined, quiet=True, compiled=compiled, start=start.weights,
             epochs=start.epochs,
@@ -212,7 +212,7 @@ def _fitted(
         # copies of the weights: the slot is reused
         handoff = Handoff(layer_weights(model), epochs, key, prepared.config.model.residual)
     forecaster = compiled.forecaster(model, inputs, targets)
-    return _Fitted(prepared, forecaster, handoff, going_on)
+    return _Fitted(prepared, forecaster, handoff, kept is not None)
 
 
 def _from_last_row(
