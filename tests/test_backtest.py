@@ -373,3 +373,20 @@ def test_an_ensembles_folds_each_train_new_members(tmp_path):
     assert not any(t.chained or t.hands_off for t in tasks)
     report, _, _ = run_backtest(config, series, origins, quiet=True)
     assert [f["start"] for f in report["folds"]] == ["new model", "new model"]
+
+
+def test_workers_auto_counts_a_chains_later_folds_at_a_quarter_of_their_epochs(tmp_path):
+    """--workers auto's estimate: a FoldChain's first fold in full, each later one a quarter
+    of its batches (it continues for a quarter of the epochs); its inner folds in full."""
+    from forecast.fitting.executor import in_chains
+    from forecast.fitting.placement import task_work
+    from forecast.workflows.backtest import fold_tasks, series_backs
+
+    config = load_config(fold_config(tmp_path), ["training.epochs=8"])
+    series = read_series(config.data)
+    origins = backtest_origins(len(series.frame), 3, config.window.horizon)
+    tasks = fold_tasks(config, series, series_backs(series, origins))
+    (chain,) = in_chains(tasks)
+    alone = [task_work(t)[1] for t in tasks]
+    assert task_work(chain)[1] == alone[0] + sum(-(-b // 4) for b in alone[1:])
+    assert task_work(chain)[1] < sum(alone)

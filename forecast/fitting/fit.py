@@ -201,23 +201,19 @@ def fit(
         members=cfg.model.ensemble,
     )
     build_seconds = time.perf_counter() - clock
-    fitted = (
-        FitResult()
-        if epochs == 0
-        else fit_model(
-            trained,
-            cfg.training,
-            source,
-            split.train_origins,
-            val_origins,
-            seed=cfg.seed,
-            quiet=quiet,
-            checkpoint_dir=checkpoint_dir,
-            tensorboard_dir=tensorboard_dir,
-            # the untrained model forecasts its residual base (the head starts at zero)
-            start_is_candidate=cfg.model.residual != "none",
-            distributed=distributed,
-        )
+    fitted = fit_model(
+        trained,
+        cfg.training,
+        source,
+        split.train_origins,
+        val_origins,
+        seed=cfg.seed,
+        quiet=quiet,
+        checkpoint_dir=checkpoint_dir,
+        tensorboard_dir=tensorboard_dir,
+        # the untrained model forecasts its residual base (the head starts at zero)
+        start_is_candidate=cfg.model.residual != "none",
+        distributed=distributed,
     )
     if start is not None and epochs and cfg.model.residual != "none" and len(split.val_origins):
         fitted.best_epoch = base_or_trained(trained, source, split.val_origins, epochs, cfg)

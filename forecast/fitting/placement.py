@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import replace
 
 from forecast.data.reading import Panel
 from forecast.data.windows import row_count
@@ -70,15 +69,22 @@ def usable_cores() -> int:
 def task_work(task: Work) -> tuple[int, int]:
     """(training windows, expected training batches) of a task, from its data's rows and
     its config alone (before anything is prepared): an estimate for choose_workers. A
-    FoldChain's later folds train a quarter of the epochs (fit.final_epochs)."""
-    if isinstance(task, FoldChain):  # its inner folds, if any, are new models all the same
-        first, later = task_work(task.tasks[0]), task.tasks[1:]
-        batches = first[1]
-        for fold in later:
-            every = task_work(fold)[1]
-            own = task_work(replace(fold, config=fold.config.model_copy(update={"intervals": []})))
-            batches += -(-own[1] // 4) + every - own[1]
-        return first[0], batches
+    FoldChain's later folds train a quarter of the epochs (fit.final_epochs); their inner
+    folds, if any, are new fits all the same."""
+    if isinstance(task, FoldChain):
+        windows, batches, fits = _fits(task.tasks[0])
+        total = batches * fits
+        for fold in task.tasks[1:]:
+            _, batches, fits = _fits(fold)
+            total += -(-batches // 4) + batches * (fits - 1)
+        return windows, total
+    windows, batches, fits = _fits(task)
+    return windows, batches * fits
+
+
+def _fits(task: FitTask | MemberTask) -> tuple[int, int, int]:
+    """(training windows, expected batches of one fit, fits: an independent ensemble's
+    members, a series' inner folds) of a task."""
     cfg = task.config
     frames = task.data.members.values() if isinstance(task.data, Panel) else [task.data]
     final = isinstance(task, MemberTask) and task.epochs is not None  # every row trains
@@ -99,7 +105,7 @@ def task_work(task: Work) -> tuple[int, int]:
         # on inner folds
         rows = len(next(iter(frames)).frame)
         fits *= 1 + INNER_FOLDS if row_count(cfg.split.validation, rows) == 0 else 1
-    return windows, max(-(-windows // cfg.training.batch_size), 1) * epochs * fits
+    return windows, max(-(-windows // cfg.training.batch_size), 1) * epochs, fits
 
 
 def choose_workers(
